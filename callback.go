@@ -1,0 +1,280 @@
+package stepup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Callback serves the URL in Config.CallbackURL, where the challenge page
+// sends the browser back with ?park=<id>&token=<jwt>. It checks that the
+// park belongs to this session and user, validates the token with the
+// provider for that user and action, checks that the token was issued for
+// that very park, spends token and park atomically in the Store, and then
+// resumes the request:
+//
+//   - a parked POST, PUT, PATCH or DELETE is replayed through root, the
+//     application's whole handler chain, with the parked method, path,
+//     query, body and allow-listed headers, and the live request's cookies,
+//     remote address and TLS state. Its response is what the browser sees,
+//     and it is kept so that a refresh shows it again without a second run;
+//   - a parked GET or HEAD ends with a 303 to its own path, carrying a
+//     single-use pass that expires within PassTTL.
+//
+// Every answer carries Cache-Control: no-store and Referrer-Policy:
+// no-referrer, since the URL holds a token. Refusals say what happened in
+// plain words and never why a token failed.
+func (g *Guard) Callback(root http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		if err := g.serveCallback(w, r, root); err != nil {
+			g.writeError(w, r, err)
+		}
+	})
+}
+
+func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.Handler) error {
+	ctx := r.Context()
+	ev := Event{Method: r.Method, Path: r.URL.Path, Route: "callback"}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return refuse(http.StatusMethodNotAllowed, "method_not_allowed", "This address only answers GET.", ErrBadRequest)
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	parkID, token := q.Get("park"), q.Get("token")
+	if err != nil || !validID(parkID) {
+		return g.refuse(ctx, ev, refuse(http.StatusBadRequest, "bad_request",
+			"This verification link is incomplete. Nothing was done.", ErrBadRequest))
+	}
+	user, err := g.cfg.UserID(r)
+	if err != nil {
+		return g.refuse(ctx, ev, internalError(fmt.Errorf("UserID: %w", err)))
+	}
+	if user == "" {
+		return g.refuse(ctx, ev, errNotLoggedIn())
+	}
+	ev.UserID = user
+	st := g.loadSession(r, user)
+	ref := st.park(parkID)
+	if ref == nil {
+		// A park of another session or user, one evicted, expired, or a
+		// callback without a session: all look the same from outside.
+		_ = g.saveSession(w, r, st)
+		return g.refuse(ctx, ev, errStepUpFailed(errors.New("park not in this session")))
+	}
+	rec, err := g.cfg.Store.Get(ctx, parkID)
+	if errors.Is(err, ErrNotFound) {
+		return g.refuse(ctx, ev, refuse(http.StatusGone, "expired",
+			"This verification took too long and has expired. Nothing was done; please start again.", ErrStepUpFailed))
+	} else if err != nil {
+		return g.refuse(ctx, ev, internalError(err))
+	}
+	ev.Action = rec.Action
+	if rec.Kind != KindPark || rec.UserID != user {
+		return g.refuse(ctx, ev, errStepUpFailed(errors.New("park bound to another user")))
+	}
+	if rec.Consumed {
+		return g.serveOutcome(w, r, rec, ev)
+	}
+	if token == "" {
+		return g.refuse(ctx, ev, errStepUpFailed(errors.New("no token")))
+	}
+	bound, verr := g.validate(r, user, rec.Action, token)
+	if verr != nil {
+		if errors.Is(verr, ErrStepUpFailed) {
+			// A definite "no" (failed, cancelled, foreign token) ends this
+			// park; a provider failure leaves it pending for another try.
+			g.dropPark(w, r, st, parkID)
+		}
+		return g.refuse(ctx, ev, verr)
+	}
+	if bound.ID != rec.ID {
+		g.dropPark(w, r, st, parkID)
+		return g.refuse(ctx, ev, errStepUpFailed(errors.New("token issued for another park")))
+	}
+	if e := g.spend(ctx, rec, token); e != nil {
+		return g.refuse(ctx, ev, e)
+	}
+	ref.Done = true
+	st.dirty = true
+	if rec.Remember > 0 {
+		g.grant(ctx, st, rec)
+	}
+	if rec.Method == http.MethodGet || rec.Method == http.MethodHead {
+		return g.resumeGet(w, r, st, rec, ev)
+	}
+	if err := g.saveSession(w, r, st); err != nil {
+		return g.refuse(ctx, ev, internalError(err))
+	}
+	g.emit(ctx, ev, EventReplay, "callback")
+	cw := &captureWriter{ResponseWriter: w, limit: int(g.cfg.MaxBodyBytes)}
+	root.ServeHTTP(cw, g.replayRequest(r, rec))
+	g.keepOutcome(ctx, rec, cw)
+	return nil
+}
+
+// resumeGet gives the browser a single-use pass for the parked GET and
+// sends it there.
+func (g *Guard) resumeGet(w http.ResponseWriter, r *http.Request, st *sessionState, rec *Record, ev Event) error {
+	ctx := r.Context()
+	now := g.now()
+	pass := &Record{ID: newID(), Kind: KindPass, UserID: rec.UserID, Action: rec.Action, Method: http.MethodGet,
+		Path: rec.Path, Query: rec.Query, Created: now, Expires: now.Add(g.cfg.PassTTL)}
+	if err := g.cfg.Store.Put(ctx, pass); err != nil {
+		return g.refuse(ctx, ev, internalError(err))
+	}
+	st.addPass(pass.ID, rec.Action, pass.Expires)
+	if err := g.saveSession(w, r, st); err != nil {
+		return g.refuse(ctx, ev, internalError(err))
+	}
+	loc := location(rec)
+	_ = g.cfg.Store.Put(ctx, &Record{ID: outcomeID(rec.ID), Kind: KindOutcome, Status: http.StatusSeeOther,
+		Header: http.Header{"Location": {loc}}, Created: now, Expires: rec.Expires})
+	g.emit(ctx, ev, EventReplay, "pass")
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}
+
+// location is the same-origin path of a record, checked again before use.
+func location(rec *Record) string {
+	if !safePath(rec.Path) || !safeQuery(rec.Query) {
+		return "/"
+	}
+	if rec.Query == "" {
+		return rec.Path
+	}
+	return rec.Path + "?" + rec.Query
+}
+
+func (g *Guard) dropPark(w http.ResponseWriter, r *http.Request, st *sessionState, parkID string) {
+	keep := st.data.Parks[:0]
+	for _, p := range st.data.Parks {
+		if p.ID != parkID {
+			keep = append(keep, p)
+		}
+	}
+	st.data.Parks = keep
+	st.dirty = true
+	st.stale = append(st.stale, parkID)
+	_ = g.saveSession(w, r, st)
+}
+
+// replayRequest rebuilds the parked request on top of the live one.
+func (g *Guard) replayRequest(live *http.Request, rec *Record) *http.Request {
+	u := &url.URL{RawQuery: rec.Query}
+	if p, err := url.PathUnescape(rec.Path); err == nil {
+		u.Path = p
+		if u.EscapedPath() != rec.Path {
+			u.RawPath = rec.Path
+		}
+	} else {
+		u.Path = rec.Path
+	}
+	m := &replayMark{rec: rec}
+	ctx := context.WithValue(live.Context(), replayKey{}, m)
+	req, _ := http.NewRequestWithContext(ctx, rec.Method, "/", bytes.NewReader(rec.Body))
+	req.URL = u
+	req.RequestURI = u.RequestURI()
+	req.Host = live.Host
+	req.RemoteAddr = live.RemoteAddr
+	req.TLS = live.TLS
+	req.Proto, req.ProtoMajor, req.ProtoMinor = live.Proto, live.ProtoMajor, live.ProtoMinor
+	req.Header = g.keepHeaders(rec.Header)
+	for _, c := range live.Header.Values("Cookie") {
+		req.Header.Add("Cookie", c)
+	}
+	req.ContentLength = int64(len(rec.Body))
+	if len(rec.Body) == 0 {
+		req.Body = http.NoBody
+	}
+	return req
+}
+
+// captureWriter passes a replay's response through and keeps a copy of
+// it, up to limit bytes of body, for a refresh of the callback.
+type captureWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+	limit  int
+	over   bool
+}
+
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	if !c.over {
+		if c.body.Len()+len(b) > c.limit {
+			c.over = true
+			c.body.Reset()
+		} else {
+			c.body.Write(b)
+		}
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+func outcomeID(parkID string) string { return "o." + parkID }
+
+func (g *Guard) keepOutcome(ctx context.Context, rec *Record, cw *captureWriter) {
+	status := cw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h := http.Header{}
+	for _, k := range []string{"Content-Type", "Location"} {
+		if v := cw.Header().Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	out := &Record{ID: outcomeID(rec.ID), Kind: KindOutcome, Status: status, Header: h,
+		Created: g.now(), Expires: rec.Expires}
+	if !cw.over {
+		out.Body = cw.body.Bytes()
+	}
+	_ = g.cfg.Store.Put(ctx, out)
+}
+
+// serveOutcome answers a refresh of a callback that already ran: the kept
+// response when there is one, never a second execution.
+func (g *Guard) serveOutcome(w http.ResponseWriter, r *http.Request, rec *Record, ev Event) error {
+	out, err := g.cfg.Store.Get(r.Context(), outcomeID(rec.ID))
+	if err != nil || out.Kind != KindOutcome || out.Status == 0 || (out.Body == nil && out.Header.Get("Location") == "") {
+		return g.refuse(r.Context(), ev, refuse(http.StatusConflict, "already_used",
+			"This request was already carried out after your verification. It was not run again.", ErrAlreadyUsed))
+	}
+	g.emit(r.Context(), ev, EventRefuse, "refresh: kept outcome shown")
+	if loc := out.Header.Get("Location"); loc != "" && isLocalLocation(loc) {
+		w.Header().Set("Location", loc)
+	}
+	if ct := out.Header.Get("Content-Type"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+	}
+	w.WriteHeader(out.Status)
+	_, _ = w.Write(out.Body)
+	return nil
+}
+
+// isLocalLocation accepts a kept Location that stays on this origin.
+func isLocalLocation(loc string) bool {
+	path, query, _ := strings.Cut(loc, "?")
+	return safePath(path) && safeQuery(query)
+}

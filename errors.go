@@ -1,0 +1,96 @@
+package stepup
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Sentinel errors. Every refusal the guard makes wraps one of them in an
+// *Error, so errors.Is works the same in net/http and in the adapters.
+var (
+	// ErrNotLoggedIn: the UserID function returned "" for a protected route.
+	ErrNotLoggedIn = errors.New("stepup: not logged in")
+	// ErrBlocked: Authsignal answered BLOCK.
+	ErrBlocked = errors.New("stepup: action blocked")
+	// ErrReview: Authsignal answered REVIEW_REQUIRED.
+	ErrReview = errors.New("stepup: action held for review")
+	// ErrProvider: Authsignal could not be reached in time or answered
+	// something the guard cannot trust. The guard fails closed.
+	ErrProvider = errors.New("stepup: step-up provider unavailable")
+	// ErrBodyTooLarge: the request body of a protected route is over
+	// Config.MaxBodyBytes.
+	ErrBodyTooLarge = errors.New("stepup: request body too large")
+	// ErrUnsupportedBody: multipart or content-encoded bodies cannot be
+	// parked.
+	ErrUnsupportedBody = errors.New("stepup: request body cannot be parked")
+	// ErrBodyConsumed: a middleware in front of the guard read the body
+	// before the guard could keep it; see PreserveBody.
+	ErrBodyConsumed = errors.New("stepup: request body was consumed before the guard")
+	// ErrBadRequest: a request the guard refuses to park, such as a path
+	// that could not be redirected to safely.
+	ErrBadRequest = errors.New("stepup: request cannot be protected")
+	// ErrStepUpFailed: a callback or a token retry that did not prove the
+	// step-up for this user, action and parked request. Deliberately vague.
+	ErrStepUpFailed = errors.New("stepup: step-up verification failed")
+	// ErrAlreadyUsed: the token or the parked request was used before.
+	ErrAlreadyUsed = errors.New("stepup: step-up already used")
+	// ErrInternal: the guard could not do its work (session or store
+	// failure, misconfiguration). It fails closed.
+	ErrInternal = errors.New("stepup: internal error")
+
+	// ErrNotFound is what a Store returns for a missing or expired record.
+	ErrNotFound = errors.New("stepup: record not found")
+	// ErrExists is what Store.Put returns when the id is taken.
+	ErrExists = errors.New("stepup: record already exists")
+	// ErrConsumed is what Store.Consume returns for a record consumed before.
+	ErrConsumed = errors.New("stepup: record already consumed")
+	// ErrStoreFull is what a bounded Store returns when it cannot take more.
+	ErrStoreFull = errors.New("stepup: store is full")
+)
+
+// Error is a refusal: the HTTP status the guard answers with, a short
+// machine-readable code, a message safe to show to the user, and the cause.
+// The cause may hold detail for logs; it is never written to the response.
+type Error struct {
+	Status  int    // HTTP status, e.g. 403
+	Code    string // machine-readable, e.g. "blocked"
+	Message string // plain words for the user
+	Err     error  // one of the sentinels above, possibly wrapping a cause
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("stepup: %d %s: %v", e.Status, e.Code, e.Err)
+	}
+	return fmt.Sprintf("stepup: %d %s", e.Status, e.Code)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+func refuse(status int, code, msg string, err error) *Error {
+	return &Error{Status: status, Code: code, Message: msg, Err: err}
+}
+
+var (
+	errNotLoggedIn = func() *Error {
+		return refuse(http.StatusUnauthorized, "login_required", "Please sign in to continue.", ErrNotLoggedIn)
+	}
+	errStepUpFailed = func(cause error) *Error {
+		return refuse(http.StatusForbidden, "step_up_failed",
+			"We could not confirm this verification, so nothing was done. Please start again.",
+			fmt.Errorf("%w: %w", ErrStepUpFailed, cause))
+	}
+)
+
+func providerError(cause error) *Error {
+	return refuse(http.StatusServiceUnavailable, "provider_unavailable",
+		"Verification is unavailable right now. Nothing was done; please try again in a moment.",
+		fmt.Errorf("%w: %w", ErrProvider, cause))
+}
+
+func internalError(cause error) *Error {
+	return refuse(http.StatusInternalServerError, "internal_error",
+		"Something went wrong on our side. Nothing was done.", fmt.Errorf("%w: %w", ErrInternal, cause))
+}

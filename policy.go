@@ -1,0 +1,409 @@
+package stepup
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/stepupkit/stepup/authsignal"
+)
+
+// Policy maps one route of the application to an Authsignal action.
+type Policy struct {
+	// Method is the HTTP method as the router dispatches it, or "*" for
+	// every method. A policy for GET also covers HEAD.
+	Method string
+	// Route is the pattern as registered with the router: "/admin/users/:id"
+	// in echo, "/admin/users/{id}" in a ServeMux (without the method).
+	Route string
+	// Action is the Authsignal action code tracked for this route.
+	Action string
+	// Remember, when positive, lets a user who completed a challenge for
+	// this action skip further challenges for it during this long. The
+	// expiry is fixed at the challenge; activity does not extend it.
+	Remember time.Duration
+	// Attributes are sent to Authsignal as custom data for its rules.
+	Attributes []Attribute
+	// Custom is a Go hook for attributes a policy file cannot describe. Its
+	// values are merged over Attributes. body is the buffered request body
+	// (nil for requests without one). An error refuses the request.
+	Custom func(r *http.Request, body []byte) (map[string]any, error)
+	// FailOpen lets the request through when Authsignal cannot be reached
+	// or answers garbage. The default, false, fails closed with a 503.
+	FailOpen bool
+}
+
+// Source says where an Attribute's value is read from.
+type Source string
+
+// The sources an Attribute can read from.
+const (
+	FromForm   Source = "form"   // an application/x-www-form-urlencoded body field
+	FromJSON   Source = "json"   // a JSON body field; Key is a dotted path such as "payee.iban"
+	FromPath   Source = "path"   // a path parameter of the route
+	FromQuery  Source = "query"  // a query parameter
+	FromHeader Source = "header" // a request header
+)
+
+// Attribute is one custom attribute sent to Authsignal with the track call.
+type Attribute struct {
+	Name string // the name Authsignal's rules see, as custom.<Name>
+	From Source
+	Key  string // field, parameter or header name; a dotted path for JSON
+	// Type converts the value: "string" (default), "number" or "bool". A
+	// value that does not convert is left out; rules then see no attribute.
+	Type string
+}
+
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+	http.MethodConnect: true, http.MethodTrace: true,
+}
+
+func validMethod(m string) bool { return knownMethods[m] }
+
+type routeKey struct{ method, route string }
+
+// rule is a compiled Policy.
+type rule struct {
+	Policy
+}
+
+func (p Policy) compile() (*rule, error) {
+	if p.Method != "*" && !validMethod(p.Method) {
+		return nil, fmt.Errorf("unknown method %q (use an upper-case HTTP method or \"*\")", p.Method)
+	}
+	if err := checkRoute(p.Route); err != nil {
+		return nil, err
+	}
+	if !authsignal.ValidActionCode(p.Action) {
+		return nil, fmt.Errorf("action code %q does not match ^[a-zA-Z0-9_-]{1,64}$", p.Action)
+	}
+	if p.Remember < 0 {
+		return nil, fmt.Errorf("negative remember %v", p.Remember)
+	}
+	names := map[string]bool{}
+	for i, a := range p.Attributes {
+		if err := a.check(); err != nil {
+			return nil, fmt.Errorf("attribute %d: %w", i, err)
+		}
+		if names[a.Name] {
+			return nil, fmt.Errorf("attribute %q listed twice", a.Name)
+		}
+		names[a.Name] = true
+	}
+	p.Attributes = append([]Attribute(nil), p.Attributes...)
+	return &rule{Policy: p}, nil
+}
+
+func (a Attribute) check() error {
+	if !authsignal.ValidActionCode(a.Name) { // same alphabet suits attribute names
+		return fmt.Errorf("attribute name %q must match ^[a-zA-Z0-9_-]{1,64}$", a.Name)
+	}
+	switch a.From {
+	case FromForm, FromJSON, FromPath, FromQuery, FromHeader:
+	default:
+		return fmt.Errorf("attribute %q: unknown source %q (form, json, path, query or header)", a.Name, a.From)
+	}
+	if a.Key == "" {
+		return fmt.Errorf("attribute %q: empty key", a.Name)
+	}
+	switch a.Type {
+	case "", "string", "number", "bool":
+	default:
+		return fmt.Errorf("attribute %q: unknown type %q (string, number or bool)", a.Name, a.Type)
+	}
+	return nil
+}
+
+// checkRoute accepts a router pattern path: one leading "/", no empty,
+// "." or ".." segments, no query, fragment, whitespace or control
+// characters. Wildcards (":id", "{id}", "{path...}", "*") are kept as text:
+// matching is on the router's own pattern, never on a parse of ours.
+func checkRoute(route string) error {
+	if route == "" || route[0] != '/' {
+		return fmt.Errorf("route %q must start with /", route)
+	}
+	for _, c := range route {
+		if c <= ' ' || c == 0x7f || c == '?' || c == '#' || c == '\\' {
+			return fmt.Errorf("route %q has a forbidden character %q", route, c)
+		}
+	}
+	segs := strings.Split(route[1:], "/")
+	for i, s := range segs {
+		if s == "" && i != len(segs)-1 {
+			return fmt.Errorf("route %q has an empty segment", route)
+		}
+		if s == "." || s == ".." {
+			return fmt.Errorf("route %q has a dot segment", route)
+		}
+	}
+	return nil
+}
+
+// table is the compiled policy table: one map lookup per request,
+// whatever the number of policies.
+type table map[routeKey]*rule
+
+func compileTable(ps []Policy) (table, error) {
+	t := make(table, len(ps))
+	for i, p := range ps {
+		r, err := p.compile()
+		if err != nil {
+			return nil, fmt.Errorf("stepup: policy %d (%s %s): %w", i, p.Method, p.Route, err)
+		}
+		k := routeKey{p.Method, p.Route}
+		if _, dup := t[k]; dup {
+			return nil, fmt.Errorf("stepup: policy %d (%s %s): duplicate of an earlier policy", i, p.Method, p.Route)
+		}
+		t[k] = r
+	}
+	// A "*" policy and a per-method policy on one route would disagree on
+	// which action applies; refuse the ambiguity.
+	for k := range t {
+		if k.method != "*" {
+			if _, both := t[routeKey{"*", k.route}]; both {
+				return nil, fmt.Errorf("stepup: policies for %s %s and * %s overlap", k.method, k.route, k.route)
+			}
+		}
+	}
+	return t, nil
+}
+
+// lookup finds the rule for the method the router dispatched and the
+// pattern it matched. HEAD is covered by GET policies.
+func (t table) lookup(method, route string) *rule {
+	if len(t) == 0 {
+		return nil
+	}
+	if r := t[routeKey{method, route}]; r != nil {
+		return r
+	}
+	if method == http.MethodHead {
+		if r := t[routeKey{http.MethodGet, route}]; r != nil {
+			return r
+		}
+	}
+	return t[routeKey{"*", route}]
+}
+
+// attributes collects the custom attributes for a track call.
+func (r *rule) attributes(req *http.Request, body []byte) (map[string]any, error) {
+	if len(r.Attributes) == 0 && r.Custom == nil {
+		return nil, nil
+	}
+	out := make(map[string]any, len(r.Attributes))
+	var form url.Values
+	var doc any
+	var docErr error
+	docParsed := false
+	for _, a := range r.Attributes {
+		var raw any
+		var ok bool
+		switch a.From {
+		case FromForm:
+			if form == nil {
+				form = parseForm(req, body)
+			}
+			if vs, has := form[a.Key]; has && len(vs) > 0 {
+				raw, ok = vs[0], true
+			}
+		case FromJSON:
+			if !docParsed {
+				docParsed = true
+				dec := json.NewDecoder(bytes.NewReader(body))
+				dec.UseNumber()
+				docErr = dec.Decode(&doc)
+			}
+			if docErr == nil {
+				raw, ok = jsonPath(doc, a.Key)
+			}
+		case FromPath:
+			raw = req.PathValue(a.Key)
+			ok = raw != ""
+		case FromQuery:
+			if vs, has := req.URL.Query()[a.Key]; has && len(vs) > 0 {
+				raw, ok = vs[0], true
+			}
+		case FromHeader:
+			if v := req.Header.Get(a.Key); v != "" {
+				raw, ok = v, true
+			}
+		}
+		if !ok {
+			continue
+		}
+		if v, ok := convert(raw, a.Type); ok {
+			out[a.Name] = v
+		}
+	}
+	if r.Custom != nil {
+		extra, err := r.Custom(req, body)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range extra {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func parseForm(req *http.Request, body []byte) url.Values {
+	ct := req.Header.Get("Content-Type")
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	if !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
+		return url.Values{}
+	}
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return url.Values{}
+	}
+	return v
+}
+
+func jsonPath(doc any, path string) (any, bool) {
+	cur := doc
+	for _, part := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	switch cur.(type) {
+	case map[string]any, []any, nil:
+		return nil, false
+	}
+	return cur, true
+}
+
+func convert(raw any, typ string) (any, bool) {
+	switch typ {
+	case "number":
+		var s string
+		switch v := raw.(type) {
+		case json.Number:
+			s = v.String()
+		case string:
+			s = strings.TrimSpace(v)
+		default:
+			return nil, false
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f != f || f > 1e308 || f < -1e308 {
+			return nil, false
+		}
+		return f, true
+	case "bool":
+		switch v := raw.(type) {
+		case bool:
+			return v, true
+		case string:
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			return b, err == nil
+		}
+		return nil, false
+	default:
+		switch v := raw.(type) {
+		case string:
+			return v, true
+		case json.Number:
+			return v.String(), true
+		case bool:
+			return strconv.FormatBool(v), true
+		}
+		return nil, false
+	}
+}
+
+// PolicyFile is the document LoadPolicies and ParsePolicies read:
+//
+//	policies:
+//	  - method: POST
+//	    route: /transfer
+//	    action: transfer
+//	    attributes:
+//	      - {name: amount, from: form, key: amount, type: number}
+//	  - method: "*"
+//	    route: /admin/*
+//	    action: adminAccess
+//	    remember: 5m
+//	    failOpen: false
+//
+// JSON with the same field names is accepted too. Unknown fields are errors.
+type PolicyFile struct {
+	Policies []PolicyEntry `json:"policies" yaml:"policies"`
+}
+
+// PolicyEntry is one policy as written in a file.
+type PolicyEntry struct {
+	Method     string          `json:"method" yaml:"method"`
+	Route      string          `json:"route" yaml:"route"`
+	Action     string          `json:"action" yaml:"action"`
+	Remember   string          `json:"remember,omitempty" yaml:"remember,omitempty"` // a Go duration: "5m"
+	FailOpen   bool            `json:"failOpen,omitempty" yaml:"failOpen,omitempty"`
+	Attributes []AttributeFile `json:"attributes,omitempty" yaml:"attributes,omitempty"`
+}
+
+// AttributeFile is one attribute as written in a file.
+type AttributeFile struct {
+	Name string `json:"name" yaml:"name"`
+	From string `json:"from" yaml:"from"`
+	Key  string `json:"key" yaml:"key"`
+	Type string `json:"type,omitempty" yaml:"type,omitempty"`
+}
+
+// ParsePolicies reads a policy table from YAML or JSON and checks every
+// entry as New would. Errors name the offending entry.
+func ParsePolicies(data []byte) ([]Policy, error) {
+	var f PolicyFile
+	if err := yaml.UnmarshalWithOptions(data, &f, yaml.DisallowUnknownField()); err != nil {
+		return nil, fmt.Errorf("stepup: policy file: %w", err)
+	}
+	if len(f.Policies) == 0 {
+		return nil, errors.New("stepup: policy file: no policies")
+	}
+	ps := make([]Policy, 0, len(f.Policies))
+	for i, e := range f.Policies {
+		p := Policy{Method: e.Method, Route: e.Route, Action: e.Action, FailOpen: e.FailOpen}
+		if e.Remember != "" {
+			d, err := time.ParseDuration(e.Remember)
+			if err != nil {
+				return nil, fmt.Errorf("stepup: policy %d (%s %s): remember: %w", i, e.Method, e.Route, err)
+			}
+			p.Remember = d
+		}
+		for _, a := range e.Attributes {
+			p.Attributes = append(p.Attributes, Attribute{Name: a.Name, From: Source(a.From), Key: a.Key, Type: a.Type})
+		}
+		ps = append(ps, p)
+	}
+	if _, err := compileTable(ps); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+// LoadPolicies reads a policy file; see ParsePolicies.
+func LoadPolicies(path string) ([]Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("stepup: %w", err)
+	}
+	return ParsePolicies(data)
+}

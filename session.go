@@ -1,0 +1,231 @@
+package stepup
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
+
+// What the guard keeps in the gorilla/sessions session: ids and expiry
+// times only. Parked bodies, grants and passes live in the Store, where a
+// client cannot roll them back; the cookie only says which of them belong
+// to this browser. With the default limits the encoded value stays under
+// 1.5 KiB, far below securecookie's 4096 bytes.
+const sessionKey = "stepup"
+
+const (
+	maxGrants = 16 // distinct remembered actions per session
+	maxPasses = 5  // GET passes waiting to be used
+)
+
+type sessionData struct {
+	User   string     `json:"u,omitempty"` // hash of the user id the data belongs to
+	Parks  []parkRef  `json:"p,omitempty"` // oldest first
+	Grants []grantRef `json:"g,omitempty"`
+	Passes []grantRef `json:"x,omitempty"`
+}
+
+type parkRef struct {
+	ID      string `json:"i"`
+	Expires int64  `json:"e"` // unix seconds
+	Done    bool   `json:"d,omitempty"`
+}
+
+type grantRef struct {
+	ID      string `json:"i"`
+	Action  string `json:"a"`
+	Expires int64  `json:"e"`
+}
+
+// sessionState is the guard's view of one request's session.
+type sessionState struct {
+	sess  *sessions.Session
+	data  sessionData
+	dirty bool
+	stale []string // store ids to delete after a user change or eviction
+}
+
+func userHash(userID string) string {
+	h := sha256.Sum256([]byte("stepup-user\x00" + userID))
+	return base64.RawURLEncoding.EncodeToString(h[:12])
+}
+
+// loadSession reads the guard's session for userID. A session that cannot
+// be decoded (tampered, rotated keys, garbage) is treated as empty: the
+// request then simply has no parks, grants or passes. Data that belongs to
+// another user is dropped and its store records queued for deletion.
+func (g *Guard) loadSession(r *http.Request, userID string) *sessionState {
+	st := &sessionState{}
+	sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
+	if sess == nil {
+		sess = sessions.NewSession(g.cfg.Sessions, g.cfg.SessionName)
+	}
+	st.sess = sess
+	if err == nil {
+		if raw, ok := sess.Values[sessionKey].(string); ok && len(raw) < 8192 {
+			if json.Unmarshal([]byte(raw), &st.data) != nil {
+				st.data = sessionData{}
+				st.dirty = true
+			}
+		}
+	}
+	uh := userHash(userID)
+	if st.data.User != uh {
+		if st.data.User != "" {
+			st.stale = append(st.stale, st.allIDs()...)
+		}
+		st.data = sessionData{User: uh}
+		st.dirty = true
+	}
+	st.prune(g.now())
+	return st
+}
+
+func (st *sessionState) allIDs() []string {
+	var ids []string
+	for _, p := range st.data.Parks {
+		ids = append(ids, p.ID)
+	}
+	for _, p := range st.data.Grants {
+		ids = append(ids, p.ID)
+	}
+	for _, p := range st.data.Passes {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+// prune drops expired entries; the store forgets them on its own.
+func (st *sessionState) prune(now time.Time) {
+	t := now.Unix()
+	keepPark := st.data.Parks[:0]
+	for _, p := range st.data.Parks {
+		if p.Expires > t {
+			keepPark = append(keepPark, p)
+		}
+	}
+	if len(keepPark) != len(st.data.Parks) {
+		st.dirty = true
+	}
+	st.data.Parks = keepPark
+	st.data.Grants = pruneGrants(st, st.data.Grants, t)
+	st.data.Passes = pruneGrants(st, st.data.Passes, t)
+}
+
+func pruneGrants(st *sessionState, gs []grantRef, t int64) []grantRef {
+	keep := gs[:0]
+	for _, g := range gs {
+		if g.Expires > t {
+			keep = append(keep, g)
+		}
+	}
+	if len(keep) != len(gs) {
+		st.dirty = true
+	}
+	return keep
+}
+
+// addPark records a new park, evicting the oldest beyond max.
+func (st *sessionState) addPark(id string, expires time.Time, max int) {
+	st.data.Parks = append(st.data.Parks, parkRef{ID: id, Expires: expires.Unix()})
+	for len(st.data.Parks) > max {
+		st.stale = append(st.stale, st.data.Parks[0].ID)
+		st.data.Parks = st.data.Parks[1:]
+	}
+	st.dirty = true
+}
+
+func (st *sessionState) park(id string) *parkRef {
+	for i := range st.data.Parks {
+		if st.data.Parks[i].ID == id {
+			return &st.data.Parks[i]
+		}
+	}
+	return nil
+}
+
+// addGrant replaces any grant for the same action.
+func (st *sessionState) addGrant(id, action string, expires time.Time) {
+	st.data.Grants = addRef(st, st.data.Grants, grantRef{ID: id, Action: action, Expires: expires.Unix()}, true, maxGrants)
+}
+
+func (st *sessionState) addPass(id, action string, expires time.Time) {
+	st.data.Passes = addRef(st, st.data.Passes, grantRef{ID: id, Action: action, Expires: expires.Unix()}, false, maxPasses)
+}
+
+func addRef(st *sessionState, refs []grantRef, ref grantRef, unique bool, max int) []grantRef {
+	if unique {
+		keep := refs[:0]
+		for _, r := range refs {
+			if r.Action == ref.Action {
+				st.stale = append(st.stale, r.ID)
+				continue
+			}
+			keep = append(keep, r)
+		}
+		refs = keep
+	}
+	refs = append(refs, ref)
+	for len(refs) > max {
+		st.stale = append(st.stale, refs[0].ID)
+		refs = refs[1:]
+	}
+	st.dirty = true
+	return refs
+}
+
+func (st *sessionState) removePass(id string) {
+	keep := st.data.Passes[:0]
+	for _, p := range st.data.Passes {
+		if p.ID != id {
+			keep = append(keep, p)
+		}
+	}
+	st.data.Passes = keep
+	st.dirty = true
+}
+
+// save writes the session when it changed and deletes stale store records.
+// It must run before the response is written.
+func (g *Guard) saveSession(w http.ResponseWriter, r *http.Request, st *sessionState) error {
+	for _, id := range st.stale {
+		_ = g.cfg.Store.Delete(r.Context(), id) // best effort: records expire anyway
+	}
+	st.stale = nil
+	if !st.dirty {
+		return nil
+	}
+	b, err := json.Marshal(st.data)
+	if err != nil {
+		return err
+	}
+	st.sess.Values[sessionKey] = string(b)
+	if err := st.sess.Save(r, w); err != nil {
+		return err
+	}
+	st.dirty = false
+	return nil
+}
+
+// Forget ends every step-up state of the current browser: pending parks,
+// Remember grants and passes are deleted from the Store and the session is
+// cleared. Call it at logout.
+func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
+	sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
+	if sess == nil {
+		return err
+	}
+	var data sessionData
+	if raw, ok := sess.Values[sessionKey].(string); ok && json.Unmarshal([]byte(raw), &data) == nil {
+		st := sessionState{data: data}
+		for _, id := range st.allIDs() {
+			_ = g.cfg.Store.Delete(r.Context(), id)
+		}
+	}
+	delete(sess.Values, sessionKey)
+	return sess.Save(r, w)
+}
