@@ -999,3 +999,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// Policies returns a copy of the policy table the guard was built with.
+func (g *Guard) Policies() []Policy {
+	return append([]Policy(nil), g.cfg.Policies...)
+}
