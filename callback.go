@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -62,6 +63,12 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 	st := g.loadSession(r, user)
 	ref := st.park(parkID)
 	if ref == nil {
+		if rec, err := g.cfg.Store.Get(ctx, parkID); err == nil && rec.Kind == KindAPI && !rec.Consumed &&
+			rec.UserID == user && token != "" {
+			// An API challenge completed in a popup: hand the token to
+			// the page that opened it; the retry validates and spends it.
+			return g.handoff(w, rec, token)
+		}
 		// A park of another session or user, one evicted, expired, or a
 		// callback without a session: all look the same from outside.
 		_ = g.saveSession(w, r, st)
@@ -150,6 +157,32 @@ func location(rec *Record) string {
 		return rec.Path
 	}
 	return rec.Path + "?" + rec.Query
+}
+
+var handoffPage = template.Must(template.New("handoff").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Verification complete</title></head>
+<body><p>Verification complete. You can close this window and return to the application.</p>
+<script nonce="{{.Nonce}}">
+(function () {
+  var msg = {type: "stepup:token", action: {{.Action}}, token: {{.Token}}};
+  if (window.opener) { window.opener.postMessage(msg, {{.Origin}}); window.close(); }
+})();
+</script></body></html>
+`))
+
+// handoff answers the callback of an API challenge completed in a popup:
+// a page that posts the token to its opener, restricted to the callback's
+// own origin. Nothing is validated or spent here: the API client resends
+// its request with the token in the Step-Up-Token header.
+func (g *Guard) handoff(w http.ResponseWriter, rec *Record, token string) error {
+	nonce := newID()
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	return handoffPage.Execute(w, struct{ Nonce, Action, Token, Origin string }{
+		nonce, rec.Action, token, g.callback.Scheme + "://" + g.callback.Host})
 }
 
 func (g *Guard) dropPark(w http.ResponseWriter, r *http.Request, st *sessionState, parkID string) {
