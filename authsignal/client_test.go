@@ -759,7 +759,7 @@ func TestClientHonoursDeadlines(t *testing.T) {
 		assert.Less(t, time.Since(start), time.Second)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.ErrorIs(t, err, ErrTransport)
-		assert.Len(t, ts.requests(), 1, "a POST that may have been sent is not retried")
+		assert.LessOrEqual(t, len(ts.requests()), 1, "a POST that may have been sent is not retried")
 	})
 
 	t.Run("WithTimeout bounds a GET, retries included", func(t *testing.T) {
@@ -770,7 +770,7 @@ func TestClientHonoursDeadlines(t *testing.T) {
 
 		assert.Less(t, time.Since(start), time.Second)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Len(t, ts.requests(), 1, "no retry once the deadline has passed")
+		assert.LessOrEqual(t, len(ts.requests()), 1, "no retry once the deadline has passed")
 	})
 
 	t.Run("back-off never sleeps past the deadline", func(t *testing.T) {
@@ -791,9 +791,11 @@ func TestClientHonoursDeadlines(t *testing.T) {
 	t.Run("cancellation during back-off", func(t *testing.T) {
 		ts := newTestServer(t, respond(http.StatusServiceUnavailable, `{}`))
 		c := newTestClient(ts, WithTimeout(time.Hour))
-		c.backoff = func(int) time.Duration { return time.Minute }
 		ctx, cancel := context.WithCancel(t.Context())
-		time.AfterFunc(50*time.Millisecond, cancel)
+		c.backoff = func(int) time.Duration {
+			time.AfterFunc(20*time.Millisecond, cancel)
+			return time.Minute
+		}
 		start := time.Now()
 
 		_, err := c.GetUser(ctx, "u1")
@@ -882,4 +884,14 @@ func TestTransportErrorKeepsTheContextCause(t *testing.T) {
 
 	require.ErrorIs(t, err, ErrTransport)
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+func TestClientRefusesAnUnencodableRequest(t *testing.T) {
+	ts := newTestServer(t, respond(http.StatusOK, `{"state":"ALLOW"}`))
+
+	_, err := newTestClient(ts).Track(t.Context(), "u1", "transfer", TrackRequest{Custom: map[string]any{"f": func() {}}})
+
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "authsignal: track: encoding request: "), err.Error())
+	assert.Empty(t, ts.requests())
 }

@@ -52,7 +52,7 @@
 // error code; everything else wraps one of the package's sentinel errors
 // (ErrTransport, ErrMalformedResponse, ErrInvalidActionCode, …). Each call
 // is bounded by DefaultTimeout (10 s, see WithTimeout), retries included.
-// Failed attempts are retried DefaultRetries (2) times, but only when that
+// A failed attempt is retried up to DefaultRetries (2) times, only when that
 // is safe: any transport failure or 5xx of a GET, and only a failure to
 // connect for POST, PATCH and DELETE, so that a track is never sent twice
 // (see WithRetries).
