@@ -419,7 +419,10 @@ func (g *Guard) Enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		if m.rec.Action == rl.Action && m.rec.UserID == user && m.rec.Method == r.Method &&
 			m.rec.Path == r.URL.EscapedPath() && m.used.CompareAndSwap(false, true) {
 			g.emit(r.Context(), ev, EventReplay, "")
-			next.ServeHTTP(w, withVerification(r, rl.Action, user, "challenge"))
+			// The parked bytes, whatever middleware in front read of them.
+			r2 := r.WithContext(r.Context())
+			r2.Body, r2.ContentLength = io.NopCloser(bytes.NewReader(m.rec.Body)), int64(len(m.rec.Body))
+			next.ServeHTTP(w, withVerification(r2, rl.Action, user, "challenge"))
 			return nil
 		}
 	}
