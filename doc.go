@@ -1,0 +1,98 @@
+// Package stepup puts step-up authentication in front of the sensitive
+// routes of a web application, with Authsignal actions as the risk and MFA
+// engine.
+//
+// An application declares which routes are sensitive and which Authsignal
+// action code each maps to. When a logged-in user calls such a route, the
+// Guard tracks the action with Authsignal:
+//
+//   - ALLOW: the handler runs.
+//   - BLOCK: 403; REVIEW_REQUIRED: 403 (Config.ReviewStatus).
+//   - CHALLENGE_REQUIRED from a browser: the request (method, path, query,
+//     allow-listed headers and body) is parked in the Store, its id is
+//     remembered in the user's session, and the browser is sent (303) to
+//     Authsignal's challenge page. When the user comes back to the
+//     Callback with a token, the guard validates it, checks that it belongs
+//     to this user, action and parked request, spends it once, and replays
+//     the parked request through the application — exactly once.
+//   - CHALLENGE_REQUIRED from an API client: 401 with
+//     WWW-Authenticate: Bearer error="insufficient_user_authentication" and a
+//     JSON body carrying the challenge url; the client completes the
+//     challenge and resends its request with the token in the Step-Up-Token
+//     header.
+//   - Authsignal down, slow or answering garbage: 503 with Retry-After
+//     (fail closed), unless the policy says FailOpen.
+//
+// # Quick start (net/http)
+//
+//	client := authsignal.NewClient(os.Getenv("AUTHSIGNAL_SECRET"))
+//	guard, err := stepup.New(stepup.Config{
+//		Provider:    client,
+//		Sessions:    sessions.NewCookieStore(hashKey, blockKey),
+//		UserID:      func(r *http.Request) (string, error) { return currentUser(r), nil },
+//		CallbackURL: "https://app.example/stepup/callback",
+//		Policies: []stepup.Policy{
+//			{Method: http.MethodPost, Route: "/transfer", Action: "transfer",
+//				Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"}}},
+//			{Method: "*", Route: "/admin/", Action: "adminAccess", Remember: 5 * time.Minute},
+//		},
+//	})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	mux := http.NewServeMux()
+//	mux.HandleFunc("POST /transfer", transfer)
+//	mux.Handle("POST /email", guard.Require("changeEmail")(http.HandlerFunc(changeEmail)))
+//	handler := guard.Middleware(mux) // the table, matched on the mux's own pattern
+//	mux.Handle("GET /stepup/callback", guard.Callback(handler))
+//	if err := guard.CheckServeMux(mux); err != nil {
+//		log.Fatal(err)
+//	}
+//	log.Fatal(http.ListenAndServe(":8080", handler))
+//
+// Echo v4 applications use the adapter in package
+// github.com/stepupkit/stepup/adapters/echo (stepupecho), which matches on
+// echo's c.Path() and speaks echo's idioms.
+//
+// # Matching
+//
+// Policy.Route is the pattern as registered with the router
+// ("/admin/users/{id}" for a ServeMux, "/admin/users/:id" in echo). The
+// guard decides from the router's own match, never from a second parse of
+// the raw path. A GET policy also covers HEAD. New rejects an invalid table
+// and names the offending entry; CheckServeMux and stepupecho.CheckRoutes
+// report policies that name no route of the router.
+//
+// # What is kept where
+//
+// The browser only ever carries opaque random ids, inside the guard's own
+// gorilla/sessions session (Config.SessionName, default "stepup"). Parked
+// requests, single-use passes, Remember grants, spent tokens and the kept
+// outcome of each replay live in the Store (default NewMemoryStore; use a
+// shared store when several instances serve the same users). Each parked
+// request moves from pending to consumed in one atomic Store operation
+// before its handler runs.
+//
+// The guard's session cookie, and the application's login cookie, must be
+// sent on the top-level redirect back from the challenge page: use
+// SameSite=Lax (the browsers' default), not Strict.
+//
+// # Middleware order
+//
+// Put the guard after authentication and CSRF checks, so a cross-site
+// request is refused before it can be parked; the replay passes through
+// them again. When a middleware in front of the guard reads the body (a
+// CSRF check reading a form field), wrap the application with
+// Guard.PreserveBody (stepupecho.PreserveBody in echo) so that the exact
+// bytes can be parked.
+//
+// # Limits
+//
+// Parked body 64 KiB (Config.MaxBodyBytes; multipart and compressed bodies
+// are refused before anything is tracked), parked request lifetime 10
+// minutes (ParkTTL), 5 pending parks per session (MaxPending), GET pass 1
+// minute (PassTTL), provider calls 5 seconds (ProviderTimeout).
+//
+// See SECURITY.md in the repository for the threats and the rule that
+// answers each.
+package stepup

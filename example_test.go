@@ -1,0 +1,158 @@
+package stepup_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/authsignal/emulator"
+)
+
+// A net/http application protecting POST /transfer: a large transfer is
+// parked, the user completes the challenge, and the callback replays it.
+// The local emulator stands in for Authsignal.
+func Example() {
+	rules, _ := emulator.ParseRules([]byte(`
+actions:
+  transfer:
+    default: ALLOW
+    rules:
+      - {id: large, when: {field: custom.amount, op: gt, value: 1000}, state: CHALLENGE_REQUIRED}
+`))
+	emu, err := emulator.New(emulator.Config{Rules: rules, AutoEnroll: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer emu.Close()
+
+	srv := httptest.NewUnstartedServer(nil)
+	guard, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient(emulator.DefaultSecret, authsignal.WithBaseURL(emu.APIURL())),
+		Sessions:    sessions.NewCookieStore([]byte("a 32-byte hash key for the demo!")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil }, // your login here
+		CallbackURL: "http://" + srv.Listener.Addr().String() + "/stepup/callback",
+		Policies: []stepup.Policy{{
+			Method: http.MethodPost, Route: "/transfer", Action: "transfer",
+			Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"}},
+		}},
+		ChallengeOrigins: []string{emu.URL}, // the emulator instead of Authsignal's hosts
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /transfer", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "transferred %s to %s", r.FormValue("amount"), r.FormValue("to"))
+	})
+	handler := guard.Middleware(mux)
+	mux.Handle("GET /stepup/callback", guard.Callback(handler))
+	srv.Config.Handler = handler
+	srv.Start()
+	defer srv.Close()
+
+	// A browser: cookies kept, redirects shown.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	navigate := func(method, target, body string) *http.Response {
+		req, _ := http.NewRequest(method, target, strings.NewReader(body))
+		req.Header.Set("Accept", "text/html")
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := browser.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return resp
+	}
+
+	small := navigate(http.MethodPost, srv.URL+"/transfer", "amount=50&to=bob")
+	b, _ := io.ReadAll(small.Body)
+	fmt.Println(small.StatusCode, string(b))
+
+	large := navigate(http.MethodPost, srv.URL+"/transfer", "amount=5000&to=bob")
+	challenge := large.Header.Get("Location")
+	fmt.Println(large.StatusCode, strings.HasPrefix(challenge, emu.URL+"/challenge"))
+
+	// The user completes the challenge; the page sends them back.
+	back, err := emu.CompleteChallenge(context.Background(), challenge)
+	if err != nil {
+		log.Fatal(err)
+	}
+	done := navigate(http.MethodGet, back.String(), "")
+	b, _ = io.ReadAll(done.Body)
+	fmt.Println(done.StatusCode, string(b))
+
+	again := navigate(http.MethodGet, back.String(), "") // a refresh runs nothing again
+	b, _ = io.ReadAll(again.Body)
+	fmt.Println(again.StatusCode, string(b))
+	// Output:
+	// 200 transferred 50 to bob
+	// 303 true
+	// 200 transferred 5000 to bob
+	// 200 transferred 5000 to bob
+}
+
+func ExampleParsePolicies() {
+	policies, err := stepup.ParsePolicies([]byte(`
+policies:
+  - method: POST
+    route: /transfer
+    action: transfer
+    attributes:
+      - {name: amount, from: form, key: amount, type: number}
+  - method: "*"
+    route: /admin/{path...}
+    action: adminAccess
+    remember: 5m
+`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range policies {
+		fmt.Println(p.Method, p.Route, p.Action, p.Remember, len(p.Attributes))
+	}
+	// Output:
+	// POST /transfer transfer 0s 1
+	// * /admin/{path...} adminAccess 5m0s 0
+}
+
+func ExampleGuard_Require() {
+	guard, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("secret"),
+		Sessions:    sessions.NewCookieStore([]byte("a 32-byte hash key for the demo!")),
+		UserID:      func(*http.Request) (string, error) { return "", nil },
+		CallbackURL: "https://app.example/stepup/callback",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	deleteUser := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	mux.Handle("DELETE /users/{id}", guard.Require("deleteUser", stepup.RememberFor(time.Minute),
+		stepup.WithAttributes(stepup.Attribute{Name: "target", From: stepup.FromPath, Key: "id"}))(deleteUser))
+
+	// Nobody is logged in here: the guard refuses before tracking anything.
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodDelete, "/users/42", nil))
+	fmt.Println(rec.Code)
+	// Output: 401
+}
+
+func ExampleVerificationFrom() {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v, ok := stepup.VerificationFrom(r.Context()); ok {
+			fmt.Fprintf(w, "%s verified for %s by %s", v.Action, v.UserID, v.How)
+		}
+	})
+	http.Handle("POST /transfer", handler) // behind guard.Middleware or guard.Require
+}
