@@ -1,0 +1,155 @@
+// Package emulator is a local, faithful Authsignal Server API for
+// development and tests: the REST API under /v1, a hosted challenge page
+// under /challenge, simple per-action rules, and deterministic controls (a
+// clock, fault injection, a view of what was tracked and of the codes sent).
+//
+// It follows the contract in the project's AUTHSIGNAL.md and deliberately
+// does not import package authsignal: it has its own wire structs, so it
+// checks the client independently.
+//
+// # Starting it
+//
+//	srv, err := emulator.New(emulator.Config{Rules: rules, Users: []emulator.User{{ID: "alice", Email: "alice@example.com"}}})
+//	defer srv.Close()
+//	client := authsignal.NewClient(emulator.DefaultSecret, authsignal.WithBaseURL(srv.APIURL()))
+//
+// New listens on 127.0.0.1 at a free port; NewHandler returns the bare
+// http.Handler to mount at the root of a server of your own. The program
+// cmd/authsignal-emulator runs it standalone.
+//
+// # API
+//
+// Every path except the hosted page requires HTTP Basic auth with the secret
+// as user name and an empty password, checked (in constant time) before
+// routing: a bad key gets 401 unauthorized on any path, unknown ones
+// included. Errors are {"error", "errorCode", "errorDescription"} with the
+// same value in error and errorCode: unauthorized (401), invalid_request
+// (400, or 413 for a body over 1 MiB), not_found (404), method_not_allowed
+// (405). Request bodies must be JSON objects sent as application/json whose
+// keys are spelled exactly as in the contract; unknown keys and wrong types
+// are invalid_request.
+//
+//	POST   /v1/users/{userId}/actions/{action}                  track
+//	GET    /v1/users/{userId}/actions/{action}/{idempotencyKey} get an action
+//	PATCH  /v1/users/{userId}/actions/{action}/{idempotencyKey} {"state": …}
+//	POST   /v1/validate                                         {"token", "userId"?, "action"?}
+//	GET    /v1/users/{userId}, PATCH /v1/users/{userId}, DELETE /v1/users/{userId}
+//	GET    /v1/__emulator/tracked, GET /v1/__emulator/outbox    emulator only
+//
+// Path segments are URL-escaped: a user id "a/b" is sent as "a%2Fb".
+//
+// Track evaluates the rules. A client-provided idempotencyKey is honoured:
+// tracking the same user, action and key again returns the stored action
+// (with its current state) instead of creating one. The answer carries
+// state, idempotencyKey, url (the hosted page, "<base>/challenge?token=…",
+// for every state), token, isEnrolled, enrolledVerificationMethods,
+// allowedVerificationMethods, defaultVerificationMethod and ruleIds. A
+// CHALLENGE_REQUIRED decision for a user with no authenticator becomes ALLOW
+// with isEnrolled false, unless the deciding rule has enrol: true.
+//
+// Tokens are HS256 JWTs signed with the secret: sub (user id), iat,
+// exp = iat+600, iss (the base URL), scope, and other {tenantId,
+// publishableKey, userId, actionCode, idempotencyKey}. The track token and
+// the token of the redirect name the same action.
+//
+// Validate always answers 200 for a well-formed request. A garbled or badly
+// signed token gives isValid false with error "Token is invalid.", an expired
+// one (by Config.Now) "Token has expired.", a token of another user "User is
+// invalid.", of another action "Action is invalid.", of a deleted or evicted
+// action "Action not found.". Otherwise it reports the action's current
+// state, stateUpdatedAt, userId, action and its deprecated twin actionCode,
+// idempotencyKey and verificationMethod, with isValid true only for
+// CHALLENGE_SUCCEEDED and REVIEW_SUCCEEDED. Tokens are not single-use:
+// validating twice gives the same answer twice; refusing a replay is the
+// client library's job.
+//
+// PATCH on an action accepts REVIEW_REQUIRED → REVIEW_SUCCEEDED or
+// REVIEW_FAILED and CHALLENGE_REQUIRED → CHALLENGE_SUCCEEDED or
+// CHALLENGE_FAILED (or the current state, a no-op); anything else is
+// invalid_request. GET on an unknown user answers isEnrolled false; PATCH
+// creates the user; DELETE removes it and its actions and answers
+// {"success": true}.
+//
+// # Rules
+//
+// Rules come from YAML or JSON (ParseRules, LoadRules) or are built in Go.
+// Unknown keys, fields, ops and states are errors naming the entry.
+//
+//	defaultState: ALLOW            # actions not listed below; default ALLOW
+//	actions:
+//	  transfer:
+//	    default: ALLOW             # when no rule matches; default: defaultState
+//	    rules:                     # in order, first match wins
+//	      - id: large-transfer
+//	        when: {field: custom.amount, op: gt, value: 1000}
+//	        state: CHALLENGE_REQUIRED
+//	      - id: new-device
+//	        when: {field: deviceId, op: unknown}
+//	        state: CHALLENGE_REQUIRED
+//	      - id: bad-network
+//	        when: {field: ipAddress, op: in, value: ["203.0.113.0/24", "198.51.100.7"]}
+//	        state: BLOCK
+//	      - id: vip-small            # a list of conditions must all hold
+//	        when:
+//	          - {field: custom.tier, op: eq, value: vip}
+//	          - {field: custom.amount, op: lte, value: 100}
+//	        state: ALLOW
+//	  changeEmail: {default: CHALLENGE_REQUIRED, enrol: true}
+//	  wire: {default: REVIEW_REQUIRED}
+//
+// States: ALLOW, BLOCK, CHALLENGE_REQUIRED, REVIEW_REQUIRED (alias REVIEW).
+// Fields: custom.<key>[.<key>…], deviceId, ipAddress, userAgent, email,
+// phoneNumber, username, scope, locale. Ops:
+//
+//	eq, ne              equal / not equal: numbers numerically (numeric strings too), strings and booleans exactly
+//	gt, gte, lt, lte    numeric; the request value may be a JSON number or a numeric string
+//	in                  equal to one of a list; for ipAddress, inside one of a list of CIDRs or IPs
+//	contains            a string containing the value, or a list containing an equal element
+//	exists              value true (default) or false: whether the field is present
+//	unknown             deviceId or ipAddress never seen for this user (absent counts as unknown)
+//
+// A missing field matches nothing but exists: false and unknown. A device or
+// IP address is "seen" once a track carrying it ended ALLOW or
+// CHALLENGE_SUCCEEDED. enrol: true (on a rule, or on an action for its
+// default) lets users without an authenticator be challenged: the hosted
+// page first enrols an email OTP.
+//
+// # Hosted challenge page
+//
+// GET /challenge?token=… shows the action and a choice of the user's methods
+// (email OTP, SMS OTP). Sending puts a 6-digit code from crypto/rand in the
+// outbox (shown on the page in DevMode), valid five minutes by Config.Now.
+// The right code settles the action as CHALLENGE_SUCCEEDED; the third wrong
+// one as CHALLENGE_FAILED; Cancel leaves the state as it is. Each then
+// redirects (303) to the track's redirectUrl with token=<fresh token>
+// appended to its query, or, without a redirectUrl, to /challenge/done,
+// which shows the token. A user with no authenticator (an enrol rule, or an
+// ALLOW action sent to the URL to enrol, as Authsignal's helpers do) first
+// gives an email address; verifying the code enrols it.
+//
+// Stable element ids and names for browser tests:
+//
+//	button[name=method][value=EMAIL_OTP]  choose email OTP (value SMS: text message)
+//	input#email                           email address, when enrolling
+//	input#code, button#verify             code entry
+//	button#resend                         send a new code
+//	button#cancel                         cancel (button#continue when there is nothing to verify)
+//	#dev-code                             the code, in DevMode
+//	#error                                the last error
+//	#state, #token                        on the done page
+//
+// Forms are protected by a signed double-submit token (HMAC of a random
+// HttpOnly cookie with the secret, compared in constant time); every value is
+// escaped by html/template; responses carry Cache-Control: no-store,
+// Referrer-Policy: no-referrer and a CSP without scripts.
+//
+// # Controls for tests
+//
+// Tracked, Outbox and LastCode show what happened; EnrollUser enrols a user;
+// SetFault and ClearFaults make API requests slow, fail with a status,
+// answer broken JSON or drop the connection; Requests counts API requests;
+// CompleteChallenge, CancelChallenge and FailChallenge drive the hosted page
+// over HTTP as a browser would. Config.Now controls time. Stored actions,
+// API-created users and the outbox are bounded by Config.MaxActions.
+// Nothing is persisted.
+package emulator

@@ -1,0 +1,436 @@
+package emulator
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"fmt"
+	"html/template"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+const (
+	csrfCookieName = "emulator_csrf"
+	maxFormBytes   = 64 << 10
+)
+
+// pageData is everything the page template shows; html/template escapes it.
+type pageData struct {
+	Title     string
+	Step      string // invalid, choose, code, status, done
+	UserID    string
+	Action    string
+	Token     string // the challenge token, carried in the forms
+	CSRF      string
+	Error     string
+	Enrol     bool
+	Email     string
+	Methods   []methodChoice
+	Method    string
+	Channel   string
+	To        string
+	DevCode   string
+	Attempts  int // attempts left
+	State     string
+	Message   string
+	DoneToken string
+	Active    bool
+}
+
+type methodChoice struct{ Code, Label string }
+
+var methodLabels = map[string]string{MethodEmailOTP: "Email me a code", MethodSMS: "Text me a code"}
+
+var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}} · Authsignal emulator</title>
+<style>
+body{font:16px/1.5 system-ui,sans-serif;color:#1f2328;background:#f6f8fa;margin:0}
+main{max-width:26rem;margin:4rem auto;background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:1.5rem 2rem}
+h1{font-size:1.4rem;margin:0 0 .5rem}
+.meta{color:#59636e;font-size:.9rem}
+code{overflow-wrap:anywhere}
+form{margin:1rem 0}
+label{display:block;margin:.5rem 0 .25rem}
+input{font:inherit;padding:.4rem;width:100%;box-sizing:border-box}
+button{font:inherit;padding:.4rem 1rem;margin:.25rem .25rem .25rem 0;cursor:pointer}
+.error{color:#d1242f}
+.dev{background:#fff8c5;padding:.5rem}
+.note{color:#59636e;font-size:.8rem;margin-top:2rem}
+</style>
+</head>
+<body>
+<main>
+<h1>{{.Title}}</h1>
+{{if .Action}}<p class="meta">Action <code id="action">{{.Action}}</code> for user <code id="user">{{.UserID}}</code></p>{{end}}
+{{with .Error}}<p class="error" id="error" role="alert">{{.}}</p>{{end}}
+{{if eq .Step "choose"}}
+<form method="post" action="/challenge/send">
+<input type="hidden" name="token" value="{{.Token}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+{{if .Enrol}}<p>Set up verification by email to continue.</p>
+<label for="email">Email address</label>
+<input id="email" name="email" type="email" value="{{.Email}}" autocomplete="email" required>
+{{else}}<p>Choose how to verify it's you.</p>{{end}}
+{{range .Methods}}<button type="submit" name="method" value="{{.Code}}">{{.Label}}</button>
+{{end}}</form>
+{{else if eq .Step "code"}}
+<p>We sent a 6-digit code by {{.Channel}} to <span id="to">{{.To}}</span>.</p>
+{{with .DevCode}}<p class="dev">Dev mode — your code is <strong id="dev-code">{{.}}</strong></p>{{end}}
+<form method="post" action="/challenge/verify">
+<input type="hidden" name="token" value="{{.Token}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<label for="code">Code ({{.Attempts}} attempts left)</label>
+<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus>
+<button id="verify" type="submit">Verify</button>
+</form>
+<form method="post" action="/challenge/send">
+<input type="hidden" name="token" value="{{.Token}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<input type="hidden" name="method" value="{{.Method}}">
+{{if .Enrol}}<input type="hidden" name="email" value="{{.Email}}">{{end}}
+<button id="resend" type="submit">Send a new code</button>
+</form>
+{{else if eq .Step "status"}}
+<p id="status">{{.Message}}</p>
+{{else if eq .Step "done"}}
+<p>Finished with state <code id="state">{{.State}}</code>. There is no redirect URL; hand this token to your application:</p>
+<p><code id="token">{{.DoneToken}}</code></p>
+{{else}}
+<p id="status">{{.Message}}</p>
+{{end}}
+{{if or (eq .Step "choose") (eq .Step "code") (eq .Step "status")}}
+<form method="post" action="/challenge/cancel">
+<input type="hidden" name="token" value="{{.Token}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+{{if .Active}}<button id="cancel" type="submit">Cancel</button>{{else}}<button id="continue" type="submit">Continue</button>{{end}}
+</form>
+{{end}}
+<p class="note">Authsignal emulator — for development and tests only.</p>
+</main>
+</body>
+</html>
+`))
+
+// servePage serves the hosted challenge page. It never requires the API
+// key and no fault applies to it.
+func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	var post bool
+	switch r.URL.Path {
+	case "/challenge", "/challenge/done":
+	case "/challenge/send", "/challenge/verify", "/challenge/cancel":
+		post = true
+	default:
+		e.renderMessage(w, http.StatusNotFound, "Not found", "There is no such page.")
+		return
+	}
+	want := http.MethodGet
+	if post {
+		want = http.MethodPost
+	}
+	if r.Method != want {
+		h.Set("Allow", want)
+		e.renderMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use "+want+".")
+		return
+	}
+	var token string
+	if post {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			e.renderMessage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+			return
+		}
+		if !e.checkCSRF(r) {
+			e.renderMessage(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong. Reload the page and try again.")
+			return
+		}
+		token = r.PostForm.Get("token")
+	} else {
+		token = r.URL.Query().Get("token")
+	}
+	c, err := verifyToken(e.secret, token, e.now())
+	if err != nil {
+		e.renderMessage(w, http.StatusBadRequest, "Link expired", "This challenge link is invalid or has expired. Go back and try again.")
+		return
+	}
+	csrf := e.csrfFor(w, r)
+	base := e.baseURL(r)
+
+	e.mu.Lock()
+	rec, ok := e.actions[c.key()]
+	if !ok {
+		e.mu.Unlock()
+		e.renderMessage(w, http.StatusNotFound, "Not found", "This challenge no longer exists.")
+		return
+	}
+	status, location, d := http.StatusOK, "", pageData{}
+	switch r.URL.Path {
+	case "/challenge":
+		d = e.pageLocked(rec, token, csrf, "")
+	case "/challenge/done":
+		d = pageData{Title: "Done", Step: "done", UserID: rec.key.user, Action: rec.key.action, State: rec.state, DoneToken: token}
+	case "/challenge/send":
+		status, location, d = e.sendCodeLocked(rec, r, token, csrf)
+	case "/challenge/verify":
+		status, location, d = e.verifyLocked(rec, r, token, csrf, base)
+	case "/challenge/cancel":
+		status, location = http.StatusSeeOther, e.finishLocationLocked(rec, base)
+		e.logf("emulator: challenge left user=%q action=%q state=%s", rec.key.user, rec.key.action, rec.state)
+	}
+	redirect := rec.req.RedirectURL
+	e.mu.Unlock()
+
+	if location != "" {
+		h.Set("Location", location)
+		w.WriteHeader(status)
+		return
+	}
+	e.render(w, status, d, redirect)
+}
+
+// pageLocked describes the page for rec: a method choice, a code entry, or
+// a status when there is nothing to verify.
+func (e *Emulator) pageLocked(rec *actionRecord, token, csrf, errMsg string) pageData {
+	d := pageData{Title: "Verify it's you", UserID: rec.key.user, Action: rec.key.action, Token: token,
+		CSRF: csrf, Error: errMsg, State: rec.state}
+	active, enrol := e.pageMode(rec)
+	if !active {
+		d.Step, d.Title = "status", "Nothing to verify"
+		d.Message = statusMessages[rec.state]
+		if d.Message == "" {
+			d.Message = "This action's state is " + rec.state + "."
+		}
+		return d
+	}
+	d.Active, d.Enrol = true, enrol
+	if enrol {
+		d.Title = "Set up verification"
+		if u := e.users[rec.key.user]; u != nil {
+			d.Email = u.email
+		}
+	}
+	if code := rec.code; code != nil && e.now().Before(code.expires) {
+		d.Step, d.Method, d.To = "code", code.method, code.to
+		d.Channel = channelOf(code.method)
+		d.Attempts = maxCodeAttempts - rec.attempts
+		if enrol {
+			d.Email = code.to
+		}
+		if e.cfg.DevMode {
+			d.DevCode = code.code
+		}
+		return d
+	}
+	d.Step = "choose"
+	methods := []string{MethodEmailOTP}
+	if !enrol {
+		methods = e.methodsOf(e.users[rec.key.user])
+	}
+	for _, m := range methods {
+		d.Methods = append(d.Methods, methodChoice{Code: m, Label: methodLabels[m]})
+	}
+	return d
+}
+
+var statusMessages = map[string]string{
+	StateAllow:              "No verification is needed for this action.",
+	StateBlock:              "This action was blocked.",
+	StateReviewRequired:     "This action is waiting for a review.",
+	StateChallengeSucceeded: "You have already verified this action.",
+	StateChallengeFailed:    "Verification failed for this action.",
+	StateReviewSucceeded:    "This action was approved.",
+	StateReviewFailed:       "This action was rejected.",
+}
+
+// pageMode reports whether the page has something to do for rec, and
+// whether that is enrolling an email OTP first: a challenge for a user with
+// no authenticator (allowed by an enrol rule), or an unenrolled user sent to
+// the URL of an ALLOW action to enrol, as Authsignal's helpers do.
+func (e *Emulator) pageMode(rec *actionRecord) (active, enrol bool) {
+	enrolled := e.enrolled(e.users[rec.key.user])
+	switch {
+	case rec.state == StateChallengeRequired:
+		return true, !enrolled
+	case rec.state == StateAllow && !enrolled:
+		return true, true
+	}
+	return false, false
+}
+
+func channelOf(method string) string {
+	if method == MethodSMS {
+		return "sms"
+	}
+	return "email"
+}
+
+// sendCodeLocked handles "send code": it puts a fresh 6-digit code in the
+// outbox and shows the code entry (via a redirect, so reloads are harmless).
+func (e *Emulator) sendCodeLocked(rec *actionRecord, r *http.Request, token, csrf string) (int, string, pageData) {
+	active, enrol := e.pageMode(rec)
+	if !active {
+		return http.StatusOK, "", e.pageLocked(rec, token, csrf, "")
+	}
+	method := r.PostForm.Get("method")
+	u := e.userLocked(rec.key.user)
+	var to string
+	switch {
+	case enrol:
+		to = strings.TrimSpace(r.PostForm.Get("email"))
+		if method != MethodEmailOTP || !validEmail(to) {
+			d := e.pageLocked(rec, token, csrf, "Enter a valid email address.")
+			d.Email = to
+			return http.StatusUnprocessableEntity, "", d
+		}
+	case !contains(e.methodsOf(u), method):
+		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "Choose one of the methods below.")
+	case method == MethodSMS:
+		to = u.phone
+	default:
+		to = u.email
+	}
+	if rec.sends >= maxCodeSends {
+		return http.StatusTooManyRequests, "", e.pageLocked(rec, token, csrf, "Too many codes were sent for this action.")
+	}
+	now := e.now()
+	rec.sends++
+	rec.code = &oneTimeCode{code: newCode(), method: method, to: to, expires: now.Add(codeLifetime)}
+	e.postLocked(Message{UserID: rec.key.user, Action: rec.key.action, IdempotencyKey: rec.key.key,
+		Channel: channelOf(method), To: to, Code: rec.code.code, SentAt: now})
+	if e.cfg.DevMode {
+		e.logf("emulator: %s code for user=%q action=%q: %s", channelOf(method), rec.key.user, rec.key.action, rec.code.code)
+	} else {
+		e.logf("emulator: %s code sent for user=%q action=%q", channelOf(method), rec.key.user, rec.key.action)
+	}
+	return http.StatusSeeOther, "/challenge?token=" + url.QueryEscape(token), pageData{}
+}
+
+// verifyLocked checks a submitted code. The right code settles the action
+// as CHALLENGE_SUCCEEDED (enrolling the user first if needed); the third
+// wrong one as CHALLENGE_FAILED. Both redirect back with a fresh token.
+func (e *Emulator) verifyLocked(rec *actionRecord, r *http.Request, token, csrf, base string) (int, string, pageData) {
+	active, enrol := e.pageMode(rec)
+	if !active {
+		return http.StatusOK, "", e.pageLocked(rec, token, csrf, "")
+	}
+	code := rec.code
+	if code == nil {
+		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "Send a code first.")
+	}
+	if !e.now().Before(code.expires) {
+		rec.code = nil
+		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "The code has expired. Send a new one.")
+	}
+	got := strings.TrimSpace(r.PostForm.Get("code"))
+	if subtle.ConstantTimeCompare([]byte(got), []byte(code.code)) != 1 {
+		rec.attempts++
+		if rec.attempts >= maxCodeAttempts {
+			e.setStateLocked(rec, StateChallengeFailed, "")
+			e.logf("emulator: challenge failed user=%q action=%q", rec.key.user, rec.key.action)
+			return http.StatusSeeOther, e.finishLocationLocked(rec, base), pageData{}
+		}
+		left := maxCodeAttempts - rec.attempts
+		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf,
+			fmt.Sprintf("That code is not right. %d attempt%s left.", left, map[bool]string{true: "", false: "s"}[left == 1]))
+	}
+	if enrol {
+		u := e.userLocked(rec.key.user)
+		e.enrollLocked(User{ID: u.id, Email: code.to, Methods: append([]string{MethodEmailOTP}, u.methods...)})
+	}
+	e.setStateLocked(rec, StateChallengeSucceeded, code.method)
+	e.logf("emulator: challenge succeeded user=%q action=%q method=%s", rec.key.user, rec.key.action, code.method)
+	return http.StatusSeeOther, e.finishLocationLocked(rec, base), pageData{}
+}
+
+// finishLocationLocked is where the page sends the browser when it is done:
+// the track's redirectUrl with token=<fresh token> appended (other query
+// parameters kept as they were, any old token dropped), or the done page.
+func (e *Emulator) finishLocationLocked(rec *actionRecord, base string) string {
+	token := url.QueryEscape(e.issueToken(rec, base))
+	if rec.req.RedirectURL == "" {
+		return "/challenge/done?token=" + token
+	}
+	u, err := url.Parse(rec.req.RedirectURL) // validated by track
+	if err != nil {
+		return "/challenge/done?token=" + token
+	}
+	var kept []string
+	for _, p := range strings.Split(u.RawQuery, "&") {
+		k, _, _ := strings.Cut(p, "=")
+		if k, err := url.QueryUnescape(k); p == "" || (err == nil && k == "token") {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	u.RawQuery = strings.Join(append(kept, "token="+token), "&")
+	u.ForceQuery = false
+	return u.String()
+}
+
+func (e *Emulator) render(w http.ResponseWriter, status int, d pageData, redirectURL string) {
+	formAction := "'self'"
+	if u, err := url.Parse(redirectURL); err == nil && redirectURL != "" && validHost(u.Host) &&
+		(u.Scheme == "http" || u.Scheme == "https") {
+		formAction += " " + u.Scheme + "://" + u.Host // the page's forms redirect there
+	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction+
+		"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := pageTemplate.Execute(w, d); err != nil {
+		e.logf("emulator: page: %v", err)
+	}
+}
+
+func (e *Emulator) renderMessage(w http.ResponseWriter, status int, title, msg string) {
+	e.render(w, status, pageData{Title: title, Step: "invalid", Message: msg}, "")
+}
+
+// csrfFor returns the browser's CSRF cookie value, setting a new one if it
+// has none; forms carry HMAC(secret, cookie).
+func (e *Emulator) csrfFor(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(csrfCookieName)
+	if err != nil || len(c.Value) != 43 {
+		var b [32]byte
+		rand.Read(b[:])
+		c = &http.Cookie{Name: csrfCookieName, Value: b64(b[:]), Path: "/challenge",
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil}
+		http.SetCookie(w, c)
+	}
+	return e.csrfToken(c.Value)
+}
+
+func (e *Emulator) csrfToken(cookie string) string { return b64(mac(e.secret, "csrf\x00"+cookie)) }
+
+func (e *Emulator) checkCSRF(r *http.Request) bool {
+	c, err := r.Cookie(csrfCookieName)
+	if err != nil || c.Value == "" {
+		return false
+	}
+	got := r.PostForm.Get("csrf")
+	return subtle.ConstantTimeCompare([]byte(got), []byte(e.csrfToken(c.Value))) == 1
+}
+
+func newCode() string {
+	n, err := rand.Int(rand.Reader, big.NewInt(1000000))
+	if err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+	return fmt.Sprintf("%06d", n.Int64())
+}
+
+func validEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	return len(s) <= 254 && at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t\r\n<>\"")
+}

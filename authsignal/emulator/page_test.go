@@ -1,0 +1,366 @@
+package emulator_test
+
+import (
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup/authsignal/emulator"
+)
+
+// browser is a cookie-keeping client that does not follow redirects.
+type browser struct {
+	t testing.TB
+	c *http.Client
+}
+
+func newBrowser(t testing.TB) *browser {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+func (b *browser) do(req *http.Request) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	require.NoError(b.t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(b.t, err)
+	return resp, string(body)
+}
+
+func (b *browser) get(target string) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	require.NoError(b.t, err)
+	return b.do(req)
+}
+
+func (b *browser) post(target string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
+	require.NoError(b.t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
+
+func csrfOf(t testing.TB, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	require.NotNil(t, m, "no csrf field in %s", page)
+	return html.UnescapeString(m[1])
+}
+
+func TestPageCompletesAChallenge(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}, DevMode: true})
+	got := track(t, srv, "alice", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb?park=abc&token=stale#frag"})
+	b := newBrowser(t)
+
+	resp, page := b.get(got.URL)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, `<button type="submit" name="method" value="EMAIL_OTP">`)
+	assert.Contains(t, page, `id="cancel"`)
+	token := got.Token
+	csrf := csrfOf(t, page)
+
+	resp, _ = b.post(srv.URL+"/challenge/send", url.Values{"token": {token}, "csrf": {csrf}, "method": {"EMAIL_OTP"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	resp, page = b.get(srv.URL + resp.Header.Get("Location"))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	code, ok := srv.LastCode("alice")
+	require.True(t, ok)
+	assert.Regexp(t, `^[0-9]{6}$`, code)
+	assert.Contains(t, page, `<strong id="dev-code">`+code+`</strong>`, "DevMode shows the code")
+	assert.Contains(t, page, `id="code"`)
+	assert.Contains(t, page, `id="verify"`)
+
+	resp, _ = b.post(srv.URL+"/challenge/verify", url.Values{"token": {token}, "csrf": {csrf}, "code": {code}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	require.NoError(t, err)
+	assert.Equal(t, "app.example", loc.Host)
+	assert.Equal(t, "/cb", loc.Path)
+	assert.Equal(t, "frag", loc.Fragment)
+	assert.True(t, strings.HasPrefix(loc.RawQuery, "park=abc&token="), loc.RawQuery)
+	assert.Equal(t, []string{loc.Query().Get("token")}, loc.Query()["token"], "the stale token is replaced")
+	assert.Equal(t, true, validate(t, srv, map[string]any{"token": loc.Query().Get("token")})["isValid"])
+
+	_, page = b.get(got.URL)
+	assert.Contains(t, page, "You have already verified this action.")
+	assert.NotContains(t, page, `id="cancel"`)
+}
+
+func TestPageWithoutDevModeHidesTheCode(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	got := track(t, srv, "alice", "changeEmail", nil)
+	b := newBrowser(t)
+	_, page := b.get(got.URL)
+	resp, _ := b.post(srv.URL+"/challenge/send", url.Values{"token": {got.Token}, "csrf": {csrfOf(t, page)}, "method": {"EMAIL_OTP"}})
+	_, page = b.get(srv.URL + resp.Header.Get("Location"))
+	code, _ := srv.LastCode("alice")
+	assert.NotContains(t, page, "dev-code")
+	assert.NotContains(t, page, code)
+}
+
+func TestCancelChallenge(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	got := track(t, srv, "alice", "changeEmail", map[string]any{"redirectUrl": "http://localhost:8080/stepup/callback?park=p1"})
+	loc, err := srv.CancelChallenge(ctx(t), got.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "localhost:8080", loc.Host)
+	assert.Equal(t, "p1", loc.Query().Get("park"))
+	v := validate(t, srv, map[string]any{"token": loc.Query().Get("token")})
+	assert.Equal(t, false, v["isValid"])
+	assert.Equal(t, "CHALLENGE_REQUIRED", v["state"], "cancel leaves the state as it is")
+}
+
+func TestFailChallenge(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	got := track(t, srv, "alice", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb"})
+	loc, err := srv.FailChallenge(ctx(t), got.URL)
+	require.NoError(t, err)
+	v := validate(t, srv, map[string]any{"token": loc.Query().Get("token")})
+	assert.Equal(t, false, v["isValid"])
+	assert.Equal(t, "CHALLENGE_FAILED", v["state"])
+	assert.Equal(t, "CHALLENGE_FAILED", srv.Tracked()[0].State)
+
+	_, err = srv.CompleteChallenge(ctx(t), got.URL)
+	assert.Error(t, err, "a failed challenge cannot be retried")
+}
+
+func TestPageWrongCodeShowsAttemptsLeft(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	got := track(t, srv, "alice", "changeEmail", nil)
+	b := newBrowser(t)
+	_, page := b.get(got.URL)
+	form := url.Values{"token": {got.Token}, "csrf": {csrfOf(t, page)}}
+
+	resp, page := b.post(srv.URL+"/challenge/verify", withCode(form, "123456"))
+	assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	assert.Contains(t, page, "Send a code first.")
+
+	form.Set("method", "EMAIL_OTP")
+	b.post(srv.URL+"/challenge/send", form)
+	resp, page = b.post(srv.URL+"/challenge/verify", withCode(form, "abc"))
+	assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	assert.Contains(t, page, "2 attempts left.")
+	assert.Equal(t, "CHALLENGE_REQUIRED", srv.Tracked()[0].State)
+
+	b.post(srv.URL+"/challenge/send", form) // a new code does not reset the attempts
+	_, page = b.post(srv.URL+"/challenge/verify", withCode(form, ""))
+	assert.Contains(t, page, "1 attempt left.")
+}
+
+func withCode(form url.Values, code string) url.Values {
+	f := url.Values{}
+	for k, v := range form {
+		f[k] = v
+	}
+	f.Set("code", code)
+	return f
+}
+
+func TestPageCodeExpires(t *testing.T) {
+	clk := newClock()
+	srv := start(t, emulator.Config{Now: clk.Now, Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	got := track(t, srv, "alice", "changeEmail", nil)
+	b := newBrowser(t)
+	_, page := b.get(got.URL)
+	form := url.Values{"token": {got.Token}, "csrf": {csrfOf(t, page)}, "method": {"EMAIL_OTP"}}
+	b.post(srv.URL+"/challenge/send", form)
+	code, _ := srv.LastCode("alice")
+
+	clk.Advance(5 * time.Minute)
+	resp, page := b.post(srv.URL+"/challenge/verify", withCode(form, code))
+	assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	assert.Contains(t, page, "The code has expired.")
+	assert.Equal(t, "CHALLENGE_REQUIRED", srv.Tracked()[0].State)
+
+	clk.Advance(5 * time.Minute)
+	resp, page = b.get(got.URL)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "the challenge link lives as long as its token")
+	assert.Contains(t, page, "invalid or has expired")
+}
+
+func TestPageSMS(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{
+		{ID: "sam", PhoneNumber: "+15550100", Methods: []string{"SMS"}},
+	}})
+	got := track(t, srv, "sam", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb"})
+	loc, err := srv.CompleteChallenge(ctx(t), got.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "SMS", validate(t, srv, map[string]any{"token": loc.Query().Get("token")})["verificationMethod"])
+	out := srv.Outbox()
+	require.Len(t, out, 1)
+	assert.Equal(t, "sms", out[0].Channel)
+	assert.Equal(t, "+15550100", out[0].To)
+}
+
+func TestPageEnrolsUnenrolledUsers(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules)})
+	got := track(t, srv, "newbie", "signup", map[string]any{"email": "newbie@example.com", "redirectUrl": "https://app.example/cb"})
+	require.Equal(t, "CHALLENGE_REQUIRED", got.State)
+	require.False(t, got.IsEnrolled)
+
+	b := newBrowser(t)
+	_, page := b.get(got.URL)
+	assert.Contains(t, page, `id="email" name="email" type="email" value="newbie@example.com"`)
+	resp, page := b.post(srv.URL+"/challenge/send", url.Values{"token": {got.Token}, "csrf": {csrfOf(t, page)}, "method": {"EMAIL_OTP"}, "email": {"nope"}})
+	assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	assert.Contains(t, page, "Enter a valid email address.")
+
+	loc, err := srv.CompleteChallenge(ctx(t), got.URL)
+	require.NoError(t, err)
+	assert.Equal(t, true, validate(t, srv, map[string]any{"token": loc.Query().Get("token")})["isValid"])
+	_, user := call(t, srv, http.MethodGet, "/v1/users/newbie", nil)
+	assert.Equal(t, true, user["isEnrolled"])
+	assert.Equal(t, "newbie@example.com", user["email"])
+	assert.Equal(t, "newbie@example.com", srv.Outbox()[0].To)
+
+	again := track(t, srv, "newbie", "changeEmail", nil)
+	assert.Equal(t, "CHALLENGE_REQUIRED", again.State, "now enrolled, the user is challenged")
+	assert.True(t, again.IsEnrolled)
+}
+
+func TestPageEnrolmentFromAnAllowedAction(t *testing.T) {
+	srv := start(t, emulator.Config{})
+	got := track(t, srv, "bob", "login", nil)
+	require.Equal(t, "ALLOW", got.State)
+	require.False(t, got.IsEnrolled)
+	loc, err := srv.CompleteChallenge(ctx(t), got.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "/challenge/done", loc.Path)
+	assert.Equal(t, "user@example.com", srv.Outbox()[0].To)
+	assert.True(t, track(t, srv, "bob", "login", nil).IsEnrolled)
+}
+
+func TestPageDoneWithoutRedirect(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	got := track(t, srv, "alice", "changeEmail", nil)
+	loc, err := srv.CompleteChallenge(ctx(t), got.URL)
+	require.NoError(t, err)
+	require.Equal(t, srv.URL+"/challenge/done", loc.Scheme+"://"+loc.Host+loc.Path)
+	resp, page := newBrowser(t).get(loc.String())
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	token := loc.Query().Get("token")
+	assert.Contains(t, page, `<code id="token">`+token+`</code>`)
+	assert.Contains(t, page, `<code id="state">CHALLENGE_SUCCEEDED</code>`)
+}
+
+func TestPageNothingToVerify(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	for state, action := range map[string]string{"ALLOW": "somethingElse", "REVIEW_REQUIRED": "wire"} {
+		t.Run(state, func(t *testing.T) {
+			got := track(t, srv, "alice", action, map[string]any{"redirectUrl": "https://app.example/cb"})
+			require.Equal(t, state, got.State)
+			b := newBrowser(t)
+			_, page := b.get(got.URL)
+			assert.Contains(t, page, `id="continue"`)
+			assert.NotContains(t, page, `name="method"`)
+			form := url.Values{"token": {got.Token}, "csrf": {csrfOf(t, page)}, "method": {"EMAIL_OTP"}}
+			resp, _ := b.post(srv.URL+"/challenge/send", form)
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "no code is sent")
+			assert.Empty(t, srv.Outbox())
+			resp, _ = b.post(srv.URL+"/challenge/cancel", form)
+			assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		})
+	}
+}
+
+func TestPageRefusesForgedForms(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	got := track(t, srv, "alice", "changeEmail", nil)
+	victim := newBrowser(t)
+	_, page := victim.get(got.URL)
+	csrf := csrfOf(t, page)
+	attacker := newBrowser(t)
+	_, attackerPage := attacker.get(got.URL)
+
+	tests := []struct {
+		name string
+		b    *browser
+		csrf []string
+	}{
+		{"missing field", victim, nil},
+		{"empty field", victim, []string{""}},
+		{"wrong field", victim, []string{csrf[:len(csrf)-2] + "AA"}},
+		{"no cookie", newBrowser(t), []string{csrf}},
+		{"another browser's field", victim, []string{csrfOf(t, attackerPage)}},
+	}
+	for _, tt := range tests {
+		for _, path := range []string{"/challenge/send", "/challenge/verify", "/challenge/cancel"} {
+			t.Run(tt.name+" "+path, func(t *testing.T) {
+				form := url.Values{"token": {got.Token}, "method": {"EMAIL_OTP"}, "code": {"000000"}}
+				if tt.csrf != nil {
+					form["csrf"] = tt.csrf
+				}
+				resp, _ := tt.b.post(srv.URL+path, form)
+				assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+			})
+		}
+	}
+	assert.Empty(t, srv.Outbox())
+	assert.Equal(t, "CHALLENGE_REQUIRED", srv.Tracked()[0].State)
+
+	resp, _ := victim.post(srv.URL+"/challenge/send", url.Values{"token": {got.Token}, "csrf": {csrf}, "method": {"EMAIL_OTP"}})
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "the genuine form works")
+}
+
+func TestPageEscapesEverything(t *testing.T) {
+	const evil = `<script>alert(1)</script>`
+	srv := start(t, emulator.Config{Rules: mustRules(t, `actions: {x: {default: CHALLENGE_REQUIRED, enrol: true}}`)})
+	got := track(t, srv, evil, "x", map[string]any{
+		"email":       `"><script>alert(2)</script>@example.com`,
+		"redirectUrl": "https://app.example/cb?next=" + url.QueryEscape(evil),
+	})
+	b := newBrowser(t)
+	for _, target := range []string{
+		got.URL,
+		srv.URL + "/challenge?token=" + url.QueryEscape(evil),
+		srv.URL + "/challenge?token=" + url.QueryEscape(got.Token) + "&redirect=" + url.QueryEscape(evil),
+		srv.URL + "/challenge/done?token=" + url.QueryEscape(got.Token),
+		srv.URL + "/challenge/" + url.PathEscape(evil),
+	} {
+		resp, page := b.get(target)
+		assert.NotContains(t, page, "<script", target)
+		assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+		assert.Equal(t, "no-referrer", resp.Header.Get("Referrer-Policy"))
+		assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+		csp := resp.Header.Get("Content-Security-Policy")
+		assert.Contains(t, csp, "default-src 'none'")
+		assert.NotContains(t, csp, "script-src")
+		assert.Contains(t, csp, "frame-ancestors 'none'")
+	}
+	_, page := b.get(got.URL)
+	assert.Contains(t, page, "&lt;script&gt;alert(1)&lt;/script&gt;")
+	resp, _ := b.get(got.URL)
+	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "form-action 'self' https://app.example;")
+}
+
+func TestPageMethodsAndRoutes(t *testing.T) {
+	srv := start(t, emulator.Config{})
+	b := newBrowser(t)
+	resp, _ := b.get(srv.URL + "/challenge/verify")
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	resp, _ = b.post(srv.URL+"/challenge", url.Values{})
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	resp, _ = b.get(srv.URL + "/challenge/nope")
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	resp, _ = b.get(srv.URL + "/challenge")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "no token")
+	assert.Equal(t, 0, srv.Requests(), "the page is not the API")
+}

@@ -1,0 +1,94 @@
+package emulator_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup/authsignal/emulator"
+)
+
+func TestLoadRulesExampleFile(t *testing.T) {
+	r, err := emulator.LoadRules(filepath.Join("testdata", "rules.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, "ALLOW", r.DefaultState)
+	require.Contains(t, r.Actions, "transfer")
+	assert.Len(t, r.Actions["transfer"].Rules, 4)
+	assert.Len(t, r.Actions["transfer"].Rules[3].When, 2)
+	assert.True(t, r.Actions["changeEmail"].Enrol)
+
+	srv := start(t, emulator.Config{Rules: r, Users: []emulator.User{alice}})
+	assert.Equal(t, "BLOCK", track(t, srv, "alice", "transfer", map[string]any{"ipAddress": "198.51.100.66"}).State)
+	got := track(t, srv, "alice", "transfer", map[string]any{"deviceId": "d", "custom": map[string]any{"country": "IR", "amount": 5}})
+	assert.Equal(t, []string{"new-device"}, got.RuleIDs, "rules apply in order")
+	assert.Equal(t, "CHALLENGE_REQUIRED", got.State)
+}
+
+func TestParseRules(t *testing.T) {
+	tests := []struct {
+		name      string
+		given     string
+		expectErr string // substring; "" = valid
+	}{
+		{"empty", ``, ""},
+		{"json", `{"defaultState":"BLOCK","actions":{"transfer":{"rules":[{"id":"a","when":{"field":"custom.amount","op":"gte","value":"10"},"state":"REVIEW"}]}}}`, ""},
+		{"rule without conditions", `actions: {a: {rules: [{id: always, state: BLOCK}]}}`, ""},
+		{"exists without value", `actions: {a: {rules: [{id: r, when: {field: email, op: exists}, state: BLOCK}]}}`, ""},
+		{"unknown top-level key", `defaultstate: ALLOW`, "unknown field"},
+		{"unknown rule key", `actions: {a: {rules: [{id: r, state: BLOCK, priority: 1}]}}`, "unknown field"},
+		{"unknown condition key", `actions: {a: {rules: [{id: r, when: {field: email, op: eq, val: x}, state: BLOCK}]}}`, "unknown field"},
+		{"unknown default state", `defaultState: MAYBE`, `defaultState: unknown state "MAYBE"`},
+		{"unknown action default", `actions: {a: {default: DENY}}`, `actions.a.default: unknown state "DENY"`},
+		{"result state not allowed in rules", `actions: {a: {rules: [{id: r, state: CHALLENGE_SUCCEEDED}]}}`, `actions.a.rules[0] (r): unknown state`},
+		{"missing state", `actions: {a: {rules: [{id: r}]}}`, `actions.a.rules[0] (r): unknown state ""`},
+		{"missing id", `actions: {a: {rules: [{state: BLOCK}]}}`, `actions.a.rules[0]: missing id`},
+		{"duplicate id", `actions: {a: {rules: [{id: r, state: BLOCK}, {id: r, state: ALLOW}]}}`, `actions.a.rules[1] (r): duplicate id`},
+		{"bad action code", `actions: {"no spaces": {default: ALLOW}}`, `actions.no spaces: invalid action code`},
+		{"unknown op", `actions: {a: {rules: [{id: r, when: {field: email, op: like, value: x}, state: BLOCK}]}}`, `actions.a.rules[0] (r): when[0]: unknown op "like"`},
+		{"unknown field", `actions: {a: {rules: [{id: r, when: {field: amount, op: gt, value: 1}, state: BLOCK}]}}`, `unknown field "amount"`},
+		{"empty custom key", `actions: {a: {rules: [{id: r, when: {field: custom., op: gt, value: 1}, state: BLOCK}]}}`, `empty key`},
+		{"gt needs a number", `actions: {a: {rules: [{id: r, when: {field: custom.x, op: gt, value: lots}, state: BLOCK}]}}`, `needs a number`},
+		{"eq needs a scalar", `actions: {a: {rules: [{id: r, when: {field: custom.x, op: eq, value: [1]}, state: BLOCK}]}}`, `needs a string, number or boolean`},
+		{"eq needs a value", `actions: {a: {rules: [{id: r, when: {field: custom.x, op: eq}, state: BLOCK}]}}`, `needs a string, number or boolean`},
+		{"in needs a list", `actions: {a: {rules: [{id: r, when: {field: custom.x, op: in, value: x}, state: BLOCK}]}}`, `needs a list`},
+		{"bad CIDR", `actions: {a: {rules: [{id: r, when: {field: ipAddress, op: in, value: ["10.0.0.0/33"]}, state: BLOCK}]}}`, `is not an IP address or CIDR`},
+		{"exists needs a bool", `actions: {a: {rules: [{id: r, when: {field: email, op: exists, value: yes please}, state: BLOCK}]}}`, `true or false`},
+		{"unknown on custom", `actions: {a: {rules: [{id: r, when: {field: custom.x, op: unknown}, state: BLOCK}]}}`, `applies to deviceId or ipAddress`},
+		{"unknown with a value", `actions: {a: {rules: [{id: r, when: {field: deviceId, op: unknown, value: x}, state: BLOCK}]}}`, `takes no value`},
+		{"second condition named", `actions: {a: {rules: [{id: r, when: [{field: email, op: exists}, {field: x, op: eq, value: 1}], state: BLOCK}]}}`, `when[1]: unknown field "x"`},
+		{"not YAML", `actions: [`, "emulator: rules:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := emulator.ParseRules([]byte(tt.given))
+			if tt.expectErr == "" {
+				require.NoError(t, err)
+				assert.NotNil(t, r)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.expectErr)
+		})
+	}
+}
+
+func TestRulesBuiltInGo(t *testing.T) {
+	rules := &emulator.Rules{Actions: map[string]emulator.ActionRules{
+		"transfer": {Rules: []emulator.Rule{{
+			ID:    "big",
+			When:  emulator.Conditions{{Field: "custom.amount", Op: "gte", Value: 100}},
+			State: emulator.StateChallengeRequired,
+		}}},
+	}}
+	srv := start(t, emulator.Config{Rules: rules, AutoEnroll: true})
+	assert.Equal(t, "CHALLENGE_REQUIRED", track(t, srv, "u", "transfer", map[string]any{"custom": map[string]any{"amount": 100}}).State)
+	assert.Equal(t, "ALLOW", track(t, srv, "u", "transfer", map[string]any{"custom": map[string]any{"amount": 99.5}}).State)
+}
+
+func TestLoadRulesMissingFile(t *testing.T) {
+	_, err := emulator.LoadRules(filepath.Join(t.TempDir(), "nope.yaml"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
