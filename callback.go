@@ -219,6 +219,9 @@ func (g *Guard) replayRequest(live *http.Request, rec *Record) *http.Request {
 	req.TLS = live.TLS
 	req.Proto, req.ProtoMajor, req.ProtoMinor = live.Proto, live.ProtoMajor, live.ProtoMinor
 	req.Header = g.keepHeaders(rec.Header)
+	if ua := live.Header.Get("User-Agent"); ua != "" {
+		req.Header.Set("User-Agent", ua)
+	}
 	for _, c := range live.Header.Values("Cookie") {
 		req.Header.Add("Cookie", c)
 	}

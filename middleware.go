@@ -707,7 +707,7 @@ func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
 var defaultReplayHeaders = []string{
 	"Content-Type", "Accept", "Accept-Language", "Origin", "Referer",
 	"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
-	"X-Requested-With", "X-CSRF-Token", "X-XSRF-Token", "Idempotency-Key", "User-Agent",
+	"X-Requested-With", "X-CSRF-Token", "X-XSRF-Token", "Idempotency-Key",
 }
 
 var neverReplay = map[string]bool{
