@@ -1,0 +1,72 @@
+package stepup_test
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/stepuptest"
+)
+
+// syncBuffer is a log sink safe for concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func TestLogsNeverCarrySecrets(t *testing.T) {
+	var logs syncBuffer
+	env := stepuptest.NewEnv(t, serveMux, stepuptest.Options{Config: func(c *stepup.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+
+	// A full flow, a refused token and an API challenge.
+	cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000&pin=hunter2", nil)))
+	require.Equal(t, http.StatusOK, b.Get(cb).StatusCode)
+	b.Get(cb)
+	api := b.API(http.MethodPost, "/api/transfer", `{"amount": 9000, "pin": "hunter3"}`, nil)
+	require.Equal(t, http.StatusUnauthorized, api.StatusCode)
+	b.API(http.MethodPost, "/api/transfer", `{"amount": 9000}`, http.Header{stepup.TokenHeader: {"forged.token.value"}})
+
+	out := logs.String()
+	require.NotEmpty(t, out)
+	assert.Contains(t, out, `"event":"challenge"`)
+	assert.Contains(t, out, `"event":"replay"`)
+	assert.Contains(t, out, `"event":"refuse"`)
+	assert.Contains(t, out, `"action":"transfer"`)
+	for _, secret := range []string{stepuptest.Param(cb, "token"), "hunter2", "hunter3", "forged.token.value", "emulator-secret"} {
+		assert.NotContains(t, out, secret)
+	}
+	for _, c := range b.Jar.Cookies(mustParse(env.Server.URL)) {
+		assert.NotContains(t, out, c.Value, "cookie %s", c.Name)
+	}
+}
+
+func mustParse(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
