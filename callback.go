@@ -34,6 +34,7 @@ func (g *Guard) Callback(root http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		if err := g.serveCallback(w, r, root); err != nil {
+			g.retryAfter(w, err)
 			g.writeError(w, r, err)
 		}
 	})
@@ -42,8 +43,10 @@ func (g *Guard) Callback(root http.Handler) http.Handler {
 func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.Handler) error {
 	ctx := r.Context()
 	ev := Event{Method: r.Method, Path: r.URL.Path, Route: "callback"}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+	if r.Method != http.MethodGet {
+		// Not even HEAD: a replay must never run for a request whose
+		// answer nobody reads.
+		w.Header().Set("Allow", "GET")
 		return refuse(http.StatusMethodNotAllowed, "method_not_allowed", "This address only answers GET.", ErrBadRequest)
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)

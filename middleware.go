@@ -401,6 +401,22 @@ type replayMark struct {
 // returns nil after answering with a challenge. Refusals are returned as
 // *Error, unwritten, for the caller's error handling.
 func (g *Guard) Enforce(w http.ResponseWriter, r *http.Request, rule Rule, next http.Handler) error {
+	err := g.enforce(w, r, rule, next)
+	if err != nil {
+		g.retryAfter(w, err)
+	}
+	return err
+}
+
+// retryAfter adds Retry-After to a 503 refusal.
+func (g *Guard) retryAfter(w http.ResponseWriter, err error) {
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.RetryAfter+time.Second-1)/time.Second)))
+	}
+}
+
+func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next http.Handler) error {
 	rl := rule.r
 	if rl == nil {
 		return internalError(errors.New("zero Rule"))
@@ -482,7 +498,6 @@ func (g *Guard) Enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 			next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "fail_open"))
 			return nil
 		}
-		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.RetryAfter+time.Second-1)/time.Second)))
 		return g.refuse(r.Context(), ev, providerError(err))
 	}
 	ev.State = resp.State
@@ -501,7 +516,6 @@ func (g *Guard) Enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 	case authsignal.StateChallengeRequired:
 		return g.challenge(w, r, rl, user, parkID, resp.URL, body, st, ev)
 	default: // a final state where a fresh decision was expected
-		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.RetryAfter+time.Second-1)/time.Second)))
 		return g.refuse(r.Context(), ev, providerError(fmt.Errorf("unexpected state %q", resp.State)))
 	}
 }
@@ -529,7 +543,6 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		rec.Header = g.keepHeaders(r.Header)
 	}
 	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
-		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.RetryAfter+time.Second-1)/time.Second)))
 		return g.refuse(r.Context(), ev, refuse(http.StatusServiceUnavailable, "busy",
 			"Verification is unavailable right now. Nothing was done; please try again in a moment.",
 			fmt.Errorf("%w: store: %w", ErrInternal, err)))
