@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -72,8 +73,7 @@ func (e *Emulator) authorized(r *http.Request) bool {
 // whether the request has been answered (or dropped).
 func (e *Emulator) injectFault(w http.ResponseWriter, r *http.Request) bool {
 	e.mu.Lock()
-	if e.fault == nil || !strings.HasPrefix(r.URL.Path, e.fault.PathPrefix) ||
-		(e.fault.PathPrefix == "" && !strings.HasPrefix(r.URL.Path, "/v1")) {
+	if e.fault == nil || !strings.HasPrefix(r.URL.Path, e.fault.PathPrefix) {
 		e.mu.Unlock()
 		return false
 	}
@@ -199,9 +199,11 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	return false
 }
 
+// checkUserID refuses user ids that are too long or not UTF-8 (JSON, and so
+// the token's sub, could not carry them faithfully).
 func checkUserID(w http.ResponseWriter, id string) bool {
-	if len(id) > maxUserIDLen {
-		badRequest(w, fmt.Sprintf("The user id is longer than %d bytes.", maxUserIDLen))
+	if len(id) > maxUserIDLen || !utf8.ValidString(id) {
+		badRequest(w, fmt.Sprintf("The user id must be UTF-8 of at most %d bytes.", maxUserIDLen))
 		return false
 	}
 	return true

@@ -107,6 +107,7 @@ func TestErrorShapes(t *testing.T) {
 		{"body over 1 MiB", http.MethodPost, "/v1/users/a/actions/transfer", "", big, 413, "invalid_request"},
 		{"missing token", http.MethodPost, "/v1/validate", "", `{}`, 400, "invalid_request"},
 		{"bad PATCH state", http.MethodPatch, "/v1/users/a", "", `{"state":"ALLOW"}`, 400, "invalid_request"},
+		{"user id not UTF-8", http.MethodGet, "/v1/users/%C8", "", "", 400, "invalid_request"},
 		{"user id too long", http.MethodGet, "/v1/users/" + strings.Repeat("u", 513), "", "", 400, "invalid_request"},
 	}
 	for _, tt := range tests {
@@ -273,7 +274,7 @@ func TestTrackRecordsTheRequest(t *testing.T) {
 	srv := start(t, emulator.Config{})
 	track(t, srv, "alice", "transfer", map[string]any{
 		"redirectUrl": "https://app.example/cb?park=1", "ipAddress": "198.51.100.4", "userAgent": "UA/1",
-		"deviceId": "d1", "custom": map[string]any{"amount": 42, "to": map[string]any{"iban": "X"}},
+		"deviceId": "d1", "custom": map[string]any{"amount": 42, "to": map[string]any{"iban": "X"}, "tags": []any{"a", map[string]any{"b": 1}}},
 	})
 	got := srv.Tracked()
 	require.Len(t, got, 1)
@@ -281,10 +282,13 @@ func TestTrackRecordsTheRequest(t *testing.T) {
 	assert.Equal(t, "UA/1", got[0].UserAgent)
 	assert.Equal(t, "d1", got[0].DeviceID)
 	assert.Equal(t, "https://app.example/cb?park=1", got[0].Request.RedirectURL)
-	assert.Equal(t, map[string]any{"amount": 42.0, "to": map[string]any{"iban": "X"}}, got[0].Custom)
+	assert.Equal(t, map[string]any{"amount": 42.0, "to": map[string]any{"iban": "X"}, "tags": []any{"a", map[string]any{"b": 1.0}}}, got[0].Custom)
 
 	got[0].Custom["to"].(map[string]any)["iban"] = "changed"
-	assert.Equal(t, "X", srv.Tracked()[0].Custom["to"].(map[string]any)["iban"], "Tracked returns deep copies")
+	got[0].Custom["tags"].([]any)[1].(map[string]any)["b"] = 2.0
+	again := srv.Tracked()[0].Custom
+	assert.Equal(t, "X", again["to"].(map[string]any)["iban"], "Tracked returns deep copies")
+	assert.Equal(t, 1.0, again["tags"].([]any)[1].(map[string]any)["b"], "Tracked returns deep copies")
 }
 
 func TestTrackIdempotencyKey(t *testing.T) {
@@ -561,6 +565,7 @@ func TestNewHandlerRejectsBadConfig(t *testing.T) {
 		{"relative PublicURL", emulator.Config{PublicURL: "/emulator"}},
 		{"PublicURL with query", emulator.Config{PublicURL: "http://x/?a=b"}},
 		{"ftp PublicURL", emulator.Config{PublicURL: "ftp://x"}},
+		{"PublicURL with a path", emulator.Config{PublicURL: "http://x/emulator"}},
 		{"user without id", emulator.Config{Users: []emulator.User{{Email: "x@example.com"}}}},
 		{"duplicate user", emulator.Config{Users: []emulator.User{alice, alice}}},
 		{"unsupported method", emulator.Config{Users: []emulator.User{{ID: "a", Methods: []string{"PASSKEY"}}}}},

@@ -69,9 +69,10 @@ type Config struct {
 	// Default time.Now.
 	Now func() time.Time
 
-	// PublicURL is the base URL (scheme and host, e.g. "http://127.0.0.1:8787")
-	// of the challenge URLs and of the tokens' iss claim. Optional. Default:
-	// derived from each API request's Host. New sets it to the server's URL.
+	// PublicURL is the base URL, http(s)://host[:port] without a path (the
+	// page is served at the root), of the challenge URLs and of the tokens'
+	// iss claim. Optional. Default: derived from each API request's scheme
+	// and Host. New sets it to the server's URL.
 	PublicURL string
 
 	// MaxActions bounds the stored actions, the outbox and the users created
@@ -220,9 +221,9 @@ func NewHandler(cfg Config) (*Emulator, error) {
 	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return nil, fmt.Errorf("emulator: PublicURL %q is not an absolute http(s) URL without query", cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !validHost(u.Host) ||
+			strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("emulator: PublicURL %q is not of the form http(s)://host[:port]", cfg.PublicURL)
 		}
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
@@ -271,7 +272,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.servePage(w, r)
 		return
 	}
-	if !strings.HasPrefix(r.URL.Path, controlPrefix) {
+	if p := r.URL.Path; (p == "/v1" || strings.HasPrefix(p, "/v1/")) && !strings.HasPrefix(p, controlPrefix) {
 		e.requests.Add(1)
 		if e.injectFault(w, r) {
 			return
@@ -448,9 +449,8 @@ func (e *Emulator) postLocked(m Message) {
 	}
 }
 
-// Requests returns the number of API requests received, faulted and
-// unauthorized ones included; the hosted page and /v1/__emulator are not
-// counted.
+// Requests returns the number of API requests (paths under /v1) received,
+// faulted and unauthorized ones included; /v1/__emulator is not counted.
 func (e *Emulator) Requests() int { return int(e.requests.Load()) }
 
 // SetFault makes API requests misbehave as f says, replacing any previous

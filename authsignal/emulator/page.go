@@ -80,7 +80,7 @@ button{font:inherit;padding:.4rem 1rem;margin:.25rem .25rem .25rem 0;cursor:poin
 {{range .Methods}}<button type="submit" name="method" value="{{.Code}}">{{.Label}}</button>
 {{end}}</form>
 {{else if eq .Step "code"}}
-<p>We sent a 6-digit code by {{.Channel}} to <span id="to">{{.To}}</span>.</p>
+<p>We sent a 6-digit code by {{.Channel}}{{with .To}} to <span id="to">{{.}}</span>{{end}}.</p>
 {{with .DevCode}}<p class="dev">Dev mode — your code is <strong id="dev-code">{{.}}</strong></p>{{end}}
 <form method="post" action="/challenge/verify">
 <input type="hidden" name="token" value="{{.Token}}">

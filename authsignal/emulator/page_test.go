@@ -363,4 +363,7 @@ func TestPageMethodsAndRoutes(t *testing.T) {
 	resp, _ = b.get(srv.URL + "/challenge")
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "no token")
 	assert.Equal(t, 0, srv.Requests(), "the page is not the API")
+	resp, _ = b.get(srv.URL + "/favicon.ico")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Equal(t, 0, srv.Requests(), "only /v1 paths are counted")
 }

@@ -92,3 +92,50 @@ func TestLoadRulesMissingFile(t *testing.T) {
 	_, err := emulator.LoadRules(filepath.Join(t.TempDir(), "nope.yaml"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
+
+func TestRuleOperators(t *testing.T) {
+	tests := []struct {
+		name   string
+		when   string
+		given  map[string]any // track body
+		expect bool           // the rule matches
+	}{
+		{"eq number", `{field: custom.n, op: eq, value: 3}`, custom("n", 3), true},
+		{"eq number vs numeric string", `{field: custom.n, op: eq, value: 3}`, custom("n", "3.0"), true},
+		{"eq number vs other", `{field: custom.n, op: eq, value: 3}`, custom("n", 4), false},
+		{"eq string is exact", `{field: custom.s, op: eq, value: Vip}`, custom("s", "vip"), false},
+		{"eq string vs number", `{field: custom.s, op: eq, value: "3"}`, custom("s", 3), false},
+		{"eq bool", `{field: custom.b, op: eq, value: true}`, custom("b", true), true},
+		{"eq bool vs string", `{field: custom.b, op: eq, value: true}`, custom("b", "true"), false},
+		{"ne", `{field: custom.s, op: ne, value: a}`, custom("s", "b"), true},
+		{"ne same", `{field: custom.s, op: ne, value: a}`, custom("s", "a"), false},
+		{"ne on a missing field", `{field: custom.s, op: ne, value: a}`, custom("other", 1), false},
+		{"gte boundary", `{field: custom.n, op: gte, value: 10}`, custom("n", 10), true},
+		{"lt", `{field: custom.n, op: lt, value: 10}`, custom("n", 9.99), true},
+		{"lte numeric string rule value", `{field: custom.n, op: lte, value: "10"}`, custom("n", 10), true},
+		{"lt non-number", `{field: custom.n, op: lt, value: 10}`, custom("n", true), false},
+		{"gt infinite string", `{field: custom.n, op: gt, value: 10}`, custom("n", "Inf"), false},
+		{"in numbers", `{field: custom.n, op: in, value: [1, 2, 3]}`, custom("n", 2), true},
+		{"in strings", `{field: custom.s, op: in, value: [a, b]}`, custom("s", "c"), false},
+		{"contains substring", `{field: userAgent, op: contains, value: curl}`, map[string]any{"userAgent": "curl/8.0"}, true},
+		{"contains list element", `{field: custom.l, op: contains, value: 2}`, custom("l", []any{1, 2}), true},
+		{"contains on a number", `{field: custom.n, op: contains, value: 1}`, custom("n", 1), false},
+		{"exists", `{field: email, op: exists}`, map[string]any{"email": "a@b"}, true},
+		{"exists on null", `{field: custom.n, op: exists}`, custom("n", nil), false},
+		{"not exists", `{field: email, op: exists, value: false}`, map[string]any{}, true},
+		{"path through a non-object", `{field: custom.a.b, op: exists}`, custom("a", "x"), false},
+		{"ip in on IPv4-mapped IPv6", `{field: ipAddress, op: in, value: ["10.0.0.0/8"]}`, map[string]any{"ipAddress": "::ffff:10.1.1.1"}, true},
+		{"ip in on garbage", `{field: ipAddress, op: in, value: ["10.0.0.0/8"]}`, map[string]any{"ipAddress": "ten"}, false},
+		{"unknown ip", `{field: ipAddress, op: unknown}`, map[string]any{"ipAddress": "10.1.1.1"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := start(t, emulator.Config{AutoEnroll: true, Rules: mustRules(t,
+				`actions: {a: {rules: [{id: r, when: `+tt.when+`, state: BLOCK}]}}`)})
+			got := track(t, srv, "u", "a", tt.given)
+			assert.Equal(t, tt.expect, got.State == "BLOCK", "state %s", got.State)
+		})
+	}
+}
+
+func custom(k string, v any) map[string]any { return map[string]any{"custom": map[string]any{k: v}} }

@@ -1,0 +1,154 @@
+// Command authsignal-emulator runs a local Authsignal Server API: the REST
+// API under /v1 and the hosted challenge page, for development and
+// end-to-end tests. See package github.com/stepupkit/stepup/authsignal/emulator.
+//
+// Usage:
+//
+//	authsignal-emulator [-addr 127.0.0.1:8787] [-secret KEY] [-rules rules.yaml]
+//	                    [-dev=true] [-public-url URL] [-auto-enroll] [-user id:email]...
+//
+// The secret defaults to $AUTHSIGNAL_SECRET, else "emulator-secret". Point
+// the client at the printed API URL:
+//
+//	authsignal.NewClient(secret, authsignal.WithBaseURL("http://127.0.0.1:8787/v1"))
+//
+// SIGINT or SIGTERM shuts it down gracefully. It never logs the secret or
+// tokens; one-time codes are logged only with -dev.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/stepupkit/stepup/authsignal/emulator"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "authsignal-emulator:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// users is the repeatable -user flag: id:email, enrolled with email OTP.
+type users []emulator.User
+
+func (u *users) String() string { return fmt.Sprint(len(*u), " users") }
+
+func (u *users) Set(s string) error {
+	id, email, ok := strings.Cut(s, ":")
+	if !ok || id == "" || !strings.Contains(email, "@") {
+		return fmt.Errorf("want id:email, got %q", s)
+	}
+	*u = append(*u, emulator.User{ID: id, Email: email, Methods: []string{emulator.MethodEmailOTP}})
+	return nil
+}
+
+// run parses args, serves until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("authsignal-emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		addr       = fs.String("addr", "127.0.0.1:8787", "listen address")
+		secret     = fs.String("secret", "", `API secret key (default $AUTHSIGNAL_SECRET, else "emulator-secret")`)
+		rulesPath  = fs.String("rules", "", "rules file (YAML or JSON); default: every action ALLOW")
+		dev        = fs.Bool("dev", true, "show one-time codes on the hosted page and in the log")
+		publicURL  = fs.String("public-url", "", "base URL of the challenge links (default http://<listen address>)")
+		autoEnroll = fs.Bool("auto-enroll", false, "treat every user as enrolled with email OTP")
+		us         users
+	)
+	fs.Var(&us, "user", "enrolled user as id:email (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *secret == "" {
+		*secret = getenv("AUTHSIGNAL_SECRET")
+	}
+	customSecret := *secret != "" && *secret != emulator.DefaultSecret
+	var rules *emulator.Rules
+	if *rulesPath != "" {
+		var err error
+		if rules, err = emulator.LoadRules(*rulesPath); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	base := *publicURL
+	if base == "" {
+		host, port, _ := net.SplitHostPort(ln.Addr().String())
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			host = "localhost"
+		}
+		base = "http://" + net.JoinHostPort(host, port)
+	}
+	logger := log.New(stderr, "", log.LstdFlags)
+	e, err := emulator.NewHandler(emulator.Config{
+		Secret:     *secret,
+		Rules:      rules,
+		Users:      us,
+		AutoEnroll: *autoEnroll,
+		DevMode:    *dev,
+		PublicURL:  base,
+		Logf:       logger.Printf,
+	})
+	if err != nil {
+		return err
+	}
+
+	base = strings.TrimRight(base, "/")
+	secretNote := `the default, "` + emulator.DefaultSecret + `"`
+	if customSecret {
+		secretNote = "custom (not shown)"
+	}
+	fmt.Fprintf(stdout, "authsignal-emulator listening on %s\n", ln.Addr())
+	fmt.Fprintf(stdout, "  API base URL: %s/v1\n", base)
+	fmt.Fprintf(stdout, "  secret key:   %s\n", secretNote)
+	rulesNote := *rulesPath
+	if rulesNote == "" {
+		rulesNote = "none (every action ALLOW)"
+	}
+	fmt.Fprintf(stdout, "  rules:        %s\n", rulesNote)
+	fmt.Fprintf(stdout, "  dev mode:     %v\n", *dev)
+
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Printf("authsignal-emulator: shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is an io.Writer safe to read while run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+var apiURLRE = regexp.MustCompile(`API base URL: (\S+)`)
+
+// startRun runs the program in the background and returns its API URL.
+func startRun(t *testing.T, args []string, getenv func(string) string) (apiURL string, stdout, stderr *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, getenv, stdout, stderr) }()
+	require.Eventually(t, func() bool { return apiURLRE.MatchString(stdout.String()) }, 5*time.Second, 10*time.Millisecond)
+	stop = func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("run did not return after cancel")
+			return nil
+		}
+	}
+	return apiURLRE.FindStringSubmatch(stdout.String())[1], stdout, stderr, stop
+}
+
+func post(t *testing.T, url, key, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.SetBasicAuth(key, "")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(rules, []byte("actions: {transfer: {default: CHALLENGE_REQUIRED}}\n"), 0o600))
+	const secret = "env-secret-value"
+	api, stdout, stderr, stop := startRun(t,
+		[]string{"-addr", "127.0.0.1:0", "-rules", rules, "-user", "alice:alice@example.com", "-user", "bob:bob@example.com"},
+		env(map[string]string{"AUTHSIGNAL_SECRET": secret}))
+
+	assert.True(t, strings.HasPrefix(api, "http://127.0.0.1:"), api)
+	assert.True(t, strings.HasSuffix(api, "/v1"), api)
+	status, body := post(t, api+"/users/alice/actions/transfer", secret, `{}`)
+	assert.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, `"state":"CHALLENGE_REQUIRED"`)
+	assert.Contains(t, body, `"url":"`+strings.TrimSuffix(api, "/v1")+`/challenge?token=`)
+	status, _ = post(t, api+"/users/alice/actions/transfer", "emulator-secret", `{}`)
+	assert.Equal(t, http.StatusUnauthorized, status, "the secret comes from the environment")
+
+	require.NoError(t, stop())
+	assert.Contains(t, stdout.String(), "custom (not shown)")
+	for _, out := range []string{stdout.String(), stderr.String()} {
+		assert.NotContains(t, out, secret, "the secret is never printed")
+		assert.NotContains(t, out, "eyJ", "tokens are never printed")
+	}
+}
+
+func TestRunSecretFlagWins(t *testing.T) {
+	api, _, _, stop := startRun(t, []string{"-addr", "127.0.0.1:0", "-secret", "flag-secret", "-auto-enroll", "-dev=false"},
+		env(map[string]string{"AUTHSIGNAL_SECRET": "env-secret"}))
+	defer stop()
+	status, body := post(t, api+"/users/u/actions/login", "flag-secret", `{}`)
+	assert.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, `"isEnrolled":true`)
+}
+
+func TestRunRejectsBadArguments(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"user without email", []string{"-user", "alice"}},
+		{"unknown flag", []string{"-nope"}},
+		{"missing rules file", []string{"-rules", "/does/not/exist.yaml"}},
+		{"stray argument", []string{"serve"}},
+		{"bad public URL", []string{"-addr", "127.0.0.1:0", "-public-url", "ftp://x"}},
+		{"bad address", []string{"-addr", "256.0.0.1:99999"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), tt.args, env(map[string]string{"AUTHSIGNAL_SECRET": "hidden-secret"}), &out, &out)
+			assert.Error(t, err)
+			assert.NotContains(t, out.String(), "hidden-secret", "usage never shows the secret")
+		})
+	}
+}
