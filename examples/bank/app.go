@@ -1,0 +1,476 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/securecookie"
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/stepupkit/stepup"
+	stepupecho "github.com/stepupkit/stepup/adapters/echo"
+	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/authsignal/emulator"
+)
+
+//go:embed policies.yaml rules.yaml
+var configFS embed.FS
+
+//go:embed templates static
+var assetFS embed.FS
+
+const (
+	callbackPath = "/stepup/callback"
+	sessionName  = "bank"
+	sessionTTL   = 8 * time.Hour
+)
+
+// AppConfig configures the demo bank.
+type AppConfig struct {
+	// PublicURL is the origin browsers use to reach the bank, such as
+	// "http://127.0.0.1:8080". The step-up callback URL is built from it,
+	// and cookies are Secure when it is https. Required.
+	PublicURL string
+
+	// AuthsignalSecret, when set, makes the bank talk to Authsignal (at
+	// AuthsignalAPIURL, or in AuthsignalRegion, default US) and start no
+	// emulator. Optional.
+	AuthsignalSecret string
+	AuthsignalAPIURL string
+	AuthsignalRegion string
+
+	// EmulatorAddr is where the embedded Authsignal emulator listens when
+	// AuthsignalSecret is empty. Optional. Default "127.0.0.1:0".
+	EmulatorAddr string
+
+	// PoliciesFile and RulesFile replace the embedded policies.yaml and
+	// rules.yaml. Optional.
+	PoliciesFile string
+	RulesFile    string
+
+	// SessionSecret derives the cookie keys; at least 32 bytes. Optional.
+	// Default: random keys, so sessions end when the process does.
+	SessionSecret string
+
+	// Logger receives request and step-up logs. Optional. Default: none.
+	Logger *slog.Logger
+
+	// Now is the clock of the bank, the guard and the emulator. Optional.
+	// Default time.Now.
+	Now func() time.Time
+}
+
+// App is the demo bank: an echo application guarded by stepup, with its
+// own in-process Authsignal emulator unless configured for Authsignal.
+type App struct {
+	cfg      AppConfig
+	log      *slog.Logger
+	echo     *echo.Echo
+	guard    *stepup.Guard
+	bank     *bank
+	sessions *sessions.CookieStore
+	pages    *pages
+	events   *eventLog
+	origins  []string // where the guard may send a browser for a challenge
+
+	emu    *emulator.Emulator
+	emuURL string
+	emuSrv *http.Server
+}
+
+// NewApp builds the bank. Close releases the emulator it may have started.
+func NewApp(cfg AppConfig) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	public, err := url.Parse(cfg.PublicURL)
+	if err != nil || (public.Scheme != "http" && public.Scheme != "https") || public.Host == "" ||
+		strings.Trim(public.Path, "/") != "" || public.RawQuery != "" || public.User != nil {
+		return nil, fmt.Errorf("bank: PublicURL %q must be http(s)://host[:port]", cfg.PublicURL)
+	}
+	cfg.PublicURL = public.Scheme + "://" + public.Host
+
+	a := &App{cfg: cfg, log: cfg.Logger, bank: newBank(demoUsers, cfg.Now), events: &eventLog{now: cfg.Now}}
+	if a.pages, err = loadPages(); err != nil {
+		return nil, err
+	}
+	policies, err := a.loadPolicies()
+	if err != nil {
+		return nil, err
+	}
+	provider, err := a.provider()
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+
+	hashKey, blockKey, err := sessionKeys(cfg.SessionSecret)
+	if err != nil {
+		return nil, err
+	}
+	a.sessions = sessions.NewCookieStore(hashKey, blockKey)
+	a.sessions.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   int(sessionTTL / time.Second),
+		HttpOnly: true,
+		Secure:   public.Scheme == "https",
+		SameSite: http.SameSiteLaxMode, // the callback is a top-level GET from the challenge page
+	}
+	a.sessions.MaxAge(a.sessions.Options.MaxAge)
+
+	a.guard, err = stepup.New(stepup.Config{
+		Provider:         provider,
+		Sessions:         a.sessions,
+		UserID:           func(r *http.Request) (string, error) { return userFrom(r.Context()), nil },
+		CallbackURL:      cfg.PublicURL + callbackPath,
+		Policies:         policies,
+		ChallengeOrigins: a.origins,
+		ErrorHandler:     a.guardError,
+		OnEvent:          a.events.add,
+		Logger:           cfg.Logger,
+		Now:              cfg.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.routes(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+// Handler is the bank's HTTP handler.
+func (a *App) Handler() http.Handler { return a.echo }
+
+// Emulator is the embedded Authsignal emulator, nil against Authsignal.
+func (a *App) Emulator() *emulator.Emulator { return a.emu }
+
+// EmulatorURL is the embedded emulator's base URL, "" against Authsignal.
+func (a *App) EmulatorURL() string { return a.emuURL }
+
+// Guard is the step-up guard in front of the bank's routes.
+func (a *App) Guard() *stepup.Guard { return a.guard }
+
+// Close stops the embedded emulator. It is safe to call more than once.
+func (a *App) Close() error {
+	if a.emuSrv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := a.emuSrv.Shutdown(ctx)
+	a.emuSrv = nil
+	return err
+}
+
+func (a *App) loadPolicies() ([]stepup.Policy, error) {
+	if a.cfg.PoliciesFile != "" {
+		return stepup.LoadPolicies(a.cfg.PoliciesFile)
+	}
+	data, err := configFS.ReadFile("policies.yaml")
+	if err != nil {
+		return nil, err
+	}
+	return stepup.ParsePolicies(data)
+}
+
+func (a *App) loadRules() (*emulator.Rules, error) {
+	if a.cfg.RulesFile != "" {
+		return emulator.LoadRules(a.cfg.RulesFile)
+	}
+	data, err := configFS.ReadFile("rules.yaml")
+	if err != nil {
+		return nil, err
+	}
+	return emulator.ParseRules(data)
+}
+
+// provider returns the Authsignal client: for Authsignal itself when a
+// secret is configured, else for an emulator started here.
+func (a *App) provider() (*authsignal.Client, error) {
+	if a.cfg.AuthsignalSecret != "" {
+		a.origins = []string{"https://authsignal.com", "https://*.authsignal.com"}
+		var opts []authsignal.Option
+		if a.cfg.AuthsignalRegion != "" {
+			opts = append(opts, authsignal.WithRegion(authsignal.Region(a.cfg.AuthsignalRegion)))
+		}
+		if a.cfg.AuthsignalAPIURL != "" {
+			u, err := url.Parse(a.cfg.AuthsignalAPIURL)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return nil, fmt.Errorf("bank: AUTHSIGNAL_API_URL %q is not an http(s) URL", a.cfg.AuthsignalAPIURL)
+			}
+			opts = append(opts, authsignal.WithBaseURL(a.cfg.AuthsignalAPIURL))
+			// A self-hosted emulator serves its challenge page where its API is.
+			a.origins = append(a.origins, u.Scheme+"://"+u.Host)
+		}
+		return authsignal.NewClient(a.cfg.AuthsignalSecret, opts...), nil
+	}
+
+	rules, err := a.loadRules()
+	if err != nil {
+		return nil, err
+	}
+	addr := a.cfg.EmulatorAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("bank: emulator: %w", err)
+	}
+	a.emuURL = "http://" + ln.Addr().String()
+	secret := randomHex(32) // a fresh API key per run
+	var users []emulator.User
+	for _, u := range demoUsers {
+		users = append(users, emulator.User{ID: u.ID, Email: u.Email, Methods: []string{emulator.MethodEmailOTP}})
+	}
+	a.emu, err = emulator.NewHandler(emulator.Config{
+		Secret:    secret,
+		Rules:     rules,
+		Users:     users,
+		DevMode:   true, // the page shows the code: nobody has to read an inbox
+		PublicURL: a.emuURL,
+		Now:       a.cfg.Now,
+		Logf: func(format string, args ...any) {
+			a.log.Info(fmt.Sprintf(format, args...), slog.String("component", "emulator"))
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	a.emuSrv = &http.Server{Handler: a.emu, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	go func(srv *http.Server) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("emulator stopped", slog.String("error", err.Error()))
+		}
+	}(a.emuSrv)
+	a.origins = []string{a.emuURL}
+	return authsignal.NewClient(secret, authsignal.WithBaseURL(a.emuURL+"/v1")), nil
+}
+
+// routes builds the echo application. The order matters:
+//
+//	Pre:  PreserveBody   the guard can park exact bodies that CSRF read first
+//	Use:  log, recover, security headers, session → user, CSRF, then the guard
+func (a *App) routes() error {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = a.httpError
+	a.echo = e
+
+	e.Pre(stepupecho.PreserveBody(a.guard))
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogError: true, HandleError: true,
+		LogValuesFunc: a.logRequest,
+	}))
+	e.Use(middleware.Recover())
+	e.Use(a.secureHeaders)
+	e.Use(a.loadUser)
+	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
+		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
+		CookiePath:     "/",
+		CookieHTTPOnly: true,
+		CookieSecure:   strings.HasPrefix(a.cfg.PublicURL, "https:"),
+		CookieSameSite: http.SameSiteLaxMode,
+	}))
+	e.Use(stepupecho.Middleware(a.guard))
+
+	static, err := fs.Sub(assetFS, "static")
+	if err != nil {
+		return err
+	}
+	e.StaticFS("/static", static)
+	e.GET("/", a.home)
+	e.GET("/login", a.loginPage)
+	e.POST("/login", a.login)
+	e.POST("/logout", a.logout, a.requireLogin)
+	e.GET("/dashboard", a.dashboard, a.requireLogin)
+	e.POST("/transfer", a.transfer, a.requireLogin)
+	e.GET("/transfers/:id", a.transferResult, a.requireLogin)
+	e.GET("/settings", a.settings, a.requireLogin)
+	e.POST("/settings/email", a.changeEmail, a.requireLogin)
+	e.GET("/admin", a.admin, a.requireLogin)
+	e.GET("/api/account", a.apiAccount, a.requireLogin)
+	e.POST("/api/transfer", a.apiTransfer, a.requireLogin)
+	e.GET(callbackPath, stepupecho.Callback(a.guard, e))
+
+	// A policy that names no route would leave that route open.
+	return stepupecho.CheckRoutes(a.guard, e)
+}
+
+// logRequest writes one line per request: the path without its query,
+// since the callback's query holds a token.
+func (a *App) logRequest(c echo.Context, v middleware.RequestLoggerValues) error {
+	level := slog.LevelInfo
+	attrs := []slog.Attr{
+		slog.String("method", v.Method), slog.String("path", v.URIPath),
+		slog.Int("status", v.Status), slog.Duration("latency", v.Latency),
+	}
+	if u := userFrom(c.Request().Context()); u != "" {
+		attrs = append(attrs, slog.String("user", u))
+	}
+	if v.Error != nil {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("error", v.Error.Error()))
+	}
+	a.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
+	return nil
+}
+
+// secureHeaders sets the headers every page carries. The form-action
+// source list names the challenge origins: a form POST that needs a
+// step-up is redirected there, and browsers apply form-action to it.
+func (a *App) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	csp := "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+		"form-action 'self' " + strings.Join(a.origins, " ") + "; frame-ancestors 'none'; base-uri 'none'"
+	https := strings.HasPrefix(a.cfg.PublicURL, "https:")
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		if https {
+			h.Set("Strict-Transport-Security", "max-age=63072000")
+		}
+		return next(c)
+	}
+}
+
+type userKey struct{}
+
+func userFrom(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return u
+}
+
+// loadUser puts the logged-in user, if any, in the request's context.
+// A session that does not decode (tampered, old keys) is no session.
+func (a *App) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		sess, err := a.sessions.Get(r, sessionName)
+		if err == nil {
+			if id, _ := sess.Values["user"].(string); id != "" && a.bank.exists(id) {
+				c.SetRequest(r.WithContext(context.WithValue(r.Context(), userKey{}, id)))
+			}
+		}
+		return next(c)
+	}
+}
+
+func (a *App) requireLogin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if userFrom(c.Request().Context()) == "" {
+			return echo.NewHTTPError(http.StatusUnauthorized, "Please log in first.")
+		}
+		return next(c)
+	}
+}
+
+func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }
+
+// httpError answers every error a handler or middleware returns: a JSON
+// body under /api/, else the bank's error page; a browser that is not
+// logged in goes to the login page.
+func (a *App) httpError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, code, msg := http.StatusInternalServerError, "internal_error", "Something went wrong. Nothing was done."
+	var he *echo.HTTPError
+	var se *stepup.Error
+	switch {
+	case errors.As(err, &se):
+		status, code, msg = se.Status, se.Code, se.Message
+	case errors.As(err, &he):
+		status, code = he.Code, strings.ReplaceAll(strings.ToLower(http.StatusText(he.Code)), " ", "_")
+		msg = fmt.Sprint(he.Message)
+		if errors.Is(err, middleware.ErrCSRFInvalid) || strings.Contains(msg, "csrf") {
+			code, msg = "csrf", "This form has expired or did not come from this site. Reload the page and try again."
+		}
+	}
+	r := c.Request()
+	if status == http.StatusUnauthorized && !isAPI(r) {
+		_ = c.Redirect(http.StatusSeeOther, "/login")
+		return
+	}
+	a.writeError(c.Response(), r, status, code, msg)
+}
+
+// guardError answers the guard's refusals outside echo's handler chain
+// (the callback): the same pages and JSON as httpError.
+func (a *App) guardError(w http.ResponseWriter, r *http.Request, err error) {
+	var se *stepup.Error
+	if !errors.As(err, &se) {
+		a.writeError(w, r, http.StatusInternalServerError, "internal_error", "Something went wrong. Nothing was done.")
+		return
+	}
+	a.writeError(w, r, se.Status, se.Code, se.Message)
+}
+
+func (a *App) writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	w.Header().Set("Cache-Control", "no-store")
+	if isAPI(r) {
+		writeJSON(w, status, map[string]string{"error": code, "message": msg})
+		return
+	}
+	title := http.StatusText(status)
+	if code == "step_up_failed" || code == "already_used" || code == "expired" {
+		title = "Verification not completed"
+	}
+	a.pages.render(w, status, "error.html", pageData{Title: title, User: userFrom(r.Context()), Error: msg, Code: code})
+}
+
+// sessionKeys derives the cookie keys from secret, or makes random ones.
+func sessionKeys(secret string) (hashKey, blockKey []byte, err error) {
+	if secret == "" {
+		return securecookie.GenerateRandomKey(64), securecookie.GenerateRandomKey(32), nil
+	}
+	if len(secret) < 32 {
+		return nil, nil, errors.New("bank: the session secret must be at least 32 bytes")
+	}
+	h := hmac.New(sha512.New, []byte(secret))
+	h.Write([]byte("bank session hash key"))
+	hashKey = h.Sum(nil)
+	b := hmac.New(sha256.New, []byte(secret))
+	b.Write([]byte("bank session block key"))
+	return hashKey, b.Sum(nil), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

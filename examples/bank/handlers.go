@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"github.com/stepupkit/stepup"
+)
+
+// pageData is what every page template gets.
+type pageData struct {
+	Title    string
+	User     string
+	CSRF     string
+	Error    string
+	Code     string
+	Notice   string
+	Script   bool
+	Account  Account
+	Transfer Transfer
+	Form     struct{ Amount, To, Username string }
+	Payees   []string
+	How      string
+	Accounts []Account
+	Events   []eventLine
+}
+
+func (a *App) page(c echo.Context, title string) pageData {
+	csrf, _ := c.Get("csrf").(string)
+	return pageData{Title: title, User: userFrom(c.Request().Context()), CSRF: csrf}
+}
+
+func (a *App) render(c echo.Context, status int, name string, d pageData) error {
+	a.pages.render(c.Response(), status, name, d)
+	return nil
+}
+
+func (a *App) home(c echo.Context) error {
+	if userFrom(c.Request().Context()) != "" {
+		return c.Redirect(http.StatusSeeOther, "/dashboard")
+	}
+	return c.Redirect(http.StatusSeeOther, "/login")
+}
+
+func (a *App) loginPage(c echo.Context) error {
+	if userFrom(c.Request().Context()) != "" {
+		return c.Redirect(http.StatusSeeOther, "/dashboard")
+	}
+	return a.render(c, http.StatusOK, "login.html", a.page(c, "Log in"))
+}
+
+func (a *App) login(c echo.Context) error {
+	r := c.Request()
+	user, password := r.PostFormValue("username"), r.PostFormValue("password")
+	if !a.bank.authenticate(user, password) {
+		d := a.page(c, "Log in")
+		d.Error = "That user name and password do not match."
+		d.Form.Username = user
+		return a.render(c, http.StatusUnauthorized, "login.html", d)
+	}
+	// Whatever this browser held before (another user's step-ups
+	// included) ends here.
+	if err := a.guard.Forget(c.Response(), r); err != nil {
+		a.log.Warn("forget at login", "error", err.Error())
+	}
+	sess, _ := a.sessions.Get(r, sessionName)
+	clear(sess.Values)
+	sess.Values["user"] = user
+	if err := sess.Save(r, c.Response()); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/dashboard")
+}
+
+func (a *App) logout(c echo.Context) error {
+	r, w := c.Request(), c.Response()
+	if err := a.guard.Forget(w, r); err != nil { // pending step-ups and Remember grants end too
+		return err
+	}
+	sess, _ := a.sessions.Get(r, sessionName)
+	clear(sess.Values)
+	sess.Options = &sessions.Options{Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	if err := sess.Save(r, w); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/login")
+}
+
+func (a *App) dashboard(c echo.Context) error {
+	return a.renderDashboard(c, http.StatusOK, "", "", "")
+}
+
+func (a *App) renderDashboard(c echo.Context, status int, errMsg, amount, to string) error {
+	user := userFrom(c.Request().Context())
+	d := a.page(c, "Your accounts")
+	d.Account, _ = a.bank.account(user)
+	d.Error, d.Form.Amount, d.Form.To = errMsg, amount, to
+	d.Script = true
+	for _, u := range demoUsers {
+		if u.ID != user {
+			d.Payees = append(d.Payees, u.ID)
+		}
+	}
+	return a.render(c, status, "dashboard.html", d)
+}
+
+// verification is how the guard let this request through. A protected
+// handler that finds none refuses: it would mean a policy is missing.
+func verification(r *http.Request, action string) (string, error) {
+	v, ok := stepup.VerificationFrom(r.Context())
+	if !ok || v.Action != action || v.UserID != userFrom(r.Context()) {
+		return "", echo.NewHTTPError(http.StatusInternalServerError, "This route is not protected by a step-up policy.")
+	}
+	return v.How, nil
+}
+
+// transfer executes a form transfer. It reads the fields exactly where
+// the policy's attribute reads them: the url-encoded body, one value each.
+func (a *App) transfer(c echo.Context) error {
+	r := c.Request()
+	how, err := verification(r, "transfer")
+	if err != nil {
+		return err
+	}
+	if err := r.ParseForm(); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read.")
+	}
+	amounts, tos := r.PostForm["amount"], r.PostForm["to"]
+	if len(amounts) != 1 || len(tos) != 1 {
+		return a.renderDashboard(c, http.StatusBadRequest, "Send one amount and one payee.", "", "")
+	}
+	amount, err := parseAmount(amounts[0])
+	if err == nil {
+		err = checkPayee(tos[0])
+	}
+	if err != nil {
+		return a.renderDashboard(c, http.StatusUnprocessableEntity, "Nothing was sent: "+err.Error()+".", amounts[0], tos[0])
+	}
+	t, err := a.bank.transfer(userFrom(r.Context()), tos[0], amount, how, "form")
+	if err != nil {
+		return a.renderDashboard(c, http.StatusUnprocessableEntity, "Nothing was sent: "+err.Error()+".", amounts[0], tos[0])
+	}
+	a.log.Info("transfer", "user", t.From, "to", t.To, "amount", money(t.Amount), "verified", how, "id", t.ID)
+	return c.Redirect(http.StatusSeeOther, "/transfers/"+t.ID)
+}
+
+func (a *App) transferResult(c echo.Context) error {
+	user := userFrom(c.Request().Context())
+	t, ok := a.bank.transferOf(user, c.Param("id"))
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such transfer.")
+	}
+	d := a.page(c, "Transfer done")
+	d.Transfer = t
+	d.Account, _ = a.bank.account(user)
+	return a.render(c, http.StatusOK, "transfer.html", d)
+}
+
+// apiTransfer is the JSON twin of transfer. It decodes the body the way
+// the policy's json attribute does (keys matched exactly, the last of
+// duplicate keys wins) and refuses anything else, so that the amount it
+// moves is the amount the risk rules saw.
+func (a *App) apiTransfer(c echo.Context) error {
+	r := c.Request()
+	how, err := verification(r, "transfer")
+	if err != nil {
+		return err
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return apiError(c, http.StatusUnsupportedMediaType, "bad_request", "Send application/json.")
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return apiError(c, http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return apiError(c, http.StatusBadRequest, "bad_request", "Send one JSON object and nothing after it.")
+	}
+	for k := range raw {
+		if k != "amount" && k != "to" {
+			return apiError(c, http.StatusBadRequest, "bad_request", "Unknown field "+k+".")
+		}
+	}
+	var amountNum json.Number
+	var to string
+	if json.Unmarshal(raw["amount"], &amountNum) != nil || json.Unmarshal(raw["to"], &to) != nil {
+		return apiError(c, http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
+	}
+	amount, err := parseAmount(amountNum.String())
+	if err == nil {
+		err = checkPayee(to)
+	}
+	if err != nil {
+		return apiError(c, http.StatusUnprocessableEntity, "invalid", "Nothing was sent: "+err.Error()+".")
+	}
+	t, err := a.bank.transfer(userFrom(r.Context()), to, amount, how, "api")
+	if err != nil {
+		return apiError(c, http.StatusUnprocessableEntity, "refused", "Nothing was sent: "+err.Error()+".")
+	}
+	a.log.Info("transfer", "user", t.From, "to", t.To, "amount", money(t.Amount), "verified", how, "id", t.ID)
+	acct, _ := a.bank.account(t.From)
+	return c.JSON(http.StatusOK, map[string]any{
+		"id": t.ID, "amount": money(t.Amount), "to": t.To, "verified": how,
+		"balance": money(acct.Balance), "balanceCents": acct.Balance,
+		"message": "Transfer of " + money(t.Amount) + " to " + t.To + " done " + verifiedPhrase(how) + ".",
+	})
+}
+
+func (a *App) apiAccount(c echo.Context) error {
+	acct, _ := a.bank.account(userFrom(c.Request().Context()))
+	return c.JSON(http.StatusOK, map[string]any{
+		"user": acct.ID, "email": acct.Email, "balance": money(acct.Balance), "balanceCents": acct.Balance,
+		"transactions": len(acct.Recent),
+	})
+}
+
+func apiError(c echo.Context, status int, code, msg string) error {
+	return c.JSON(status, map[string]string{"error": code, "message": msg})
+}
+
+func (a *App) settings(c echo.Context) error {
+	d := a.page(c, "Settings")
+	d.Account, _ = a.bank.account(d.User)
+	if c.QueryParam("changed") == "email" {
+		d.Notice = "Your email address is now " + d.Account.Email + "."
+	}
+	return a.render(c, http.StatusOK, "settings.html", d)
+}
+
+// changeEmail always needs a step-up (policy changeEmail, rule default
+// CHALLENGE_REQUIRED).
+func (a *App) changeEmail(c echo.Context) error {
+	r := c.Request()
+	if _, err := verification(r, "changeEmail"); err != nil {
+		return err
+	}
+	if err := r.ParseForm(); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read.")
+	}
+	emails := r.PostForm["email"]
+	if len(emails) != 1 || checkEmail(emails[0]) != nil {
+		d := a.page(c, "Settings")
+		d.Account, _ = a.bank.account(d.User)
+		d.Error = "Nothing was changed: enter one email address such as you@example.com."
+		return a.render(c, http.StatusUnprocessableEntity, "settings.html", d)
+	}
+	if err := a.bank.setEmail(userFrom(r.Context()), emails[0]); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/settings?changed=email")
+}
+
+// admin needs a step-up, remembered for five minutes (policy adminAccess).
+func (a *App) admin(c echo.Context) error {
+	how, err := verification(c.Request(), "adminAccess")
+	if err != nil {
+		return err
+	}
+	d := a.page(c, "Admin")
+	d.How = how
+	for _, u := range demoUsers {
+		acct, _ := a.bank.account(u.ID)
+		d.Accounts = append(d.Accounts, acct)
+	}
+	d.Events = a.events.list()
+	return a.render(c, http.StatusOK, "admin.html", d)
+}
+
+// verifiedPhrase says how a transfer got through the guard.
+func verifiedPhrase(how string) string {
+	switch how {
+	case "challenge":
+		return "after verification"
+	case "token":
+		return "after verification (API)"
+	case "allow":
+		return "without extra verification"
+	case "remembered":
+		return "under a recent verification"
+	case "fail_open":
+		return "without verification (Authsignal unavailable)"
+	}
+	return "(" + how + ")"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// eventLine is a guard decision as the admin page lists it.
+type eventLine struct {
+	At                                       time.Time
+	Type, Action, User, Method, Path, Reason string
+}
+
+// eventLog keeps the guard's last decisions for the admin page.
+type eventLog struct {
+	now   func() time.Time
+	mu    sync.Mutex
+	lines []eventLine
+}
+
+const maxEvents = 30
+
+func (l *eventLog) add(_ context.Context, ev stepup.Event) {
+	line := eventLine{At: l.now(), Type: string(ev.Type), Action: ev.Action, User: ev.UserID,
+		Method: ev.Method, Path: ev.Path, Reason: ev.Reason}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+	if len(l.lines) > maxEvents {
+		l.lines = slices.Delete(l.lines, 0, len(l.lines)-maxEvents)
+	}
+}
+
+// list returns the events, newest first.
+func (l *eventLog) list() []eventLine {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := slices.Clone(l.lines)
+	slices.Reverse(out)
+	return out
+}

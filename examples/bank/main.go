@@ -1,0 +1,131 @@
+// Command bank is the stepup demo: a small echo bank whose large
+// transfers, email changes and admin area need a step-up through
+// Authsignal, or through the Authsignal emulator it starts in-process.
+//
+//	go run ./examples/bank
+//
+// Flags and environment:
+//
+//	-addr           BANK_ADDR            listen address (default 127.0.0.1:8080)
+//	-public-url     BANK_PUBLIC_URL      URL browsers use (default http://<addr>)
+//	-emulator-addr  BANK_EMULATOR_ADDR   embedded emulator address (default 127.0.0.1:8787)
+//	-policies       BANK_POLICIES        policy file (default: the embedded policies.yaml)
+//	-rules          BANK_RULES           emulator rules (default: the embedded rules.yaml)
+//	                BANK_SESSION_SECRET  derives the cookie keys (default: random per run)
+//	                AUTHSIGNAL_SECRET    use Authsignal instead of the emulator
+//	                AUTHSIGNAL_API_URL   Authsignal API base URL, e.g. https://api.authsignal.com/v1
+//	                AUTHSIGNAL_REGION    us, eu, au or ca (when AUTHSIGNAL_API_URL is not set)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bank:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	fset := flag.NewFlagSet("bank", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	addr := fset.String("addr", env("BANK_ADDR", "127.0.0.1:8080"), "listen address")
+	publicURL := fset.String("public-url", env("BANK_PUBLIC_URL", ""), "URL browsers use to reach the bank (default http://<addr>)")
+	emuAddr := fset.String("emulator-addr", env("BANK_EMULATOR_ADDR", "127.0.0.1:8787"), "address of the embedded Authsignal emulator")
+	policies := fset.String("policies", env("BANK_POLICIES", ""), "policy file (default: the embedded policies.yaml)")
+	rules := fset.String("rules", env("BANK_RULES", ""), "emulator rules file (default: the embedded rules.yaml)")
+	if err := fset.Parse(args); err != nil {
+		return err
+	}
+
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if *publicURL == "" {
+		*publicURL = "http://" + ln.Addr().String()
+	}
+	app, err := NewApp(AppConfig{
+		PublicURL:        *publicURL,
+		AuthsignalSecret: getenv("AUTHSIGNAL_SECRET"),
+		AuthsignalAPIURL: getenv("AUTHSIGNAL_API_URL"),
+		AuthsignalRegion: getenv("AUTHSIGNAL_REGION"),
+		EmulatorAddr:     *emuAddr,
+		PoliciesFile:     *policies,
+		RulesFile:        *rules,
+		SessionSecret:    getenv("BANK_SESSION_SECRET"),
+		Logger:           logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	srv := &http.Server{
+		Handler:           app.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	printBanner(stdout, *publicURL, app.EmulatorURL())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return err
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func printBanner(w io.Writer, publicURL, emulatorURL string) {
+	fmt.Fprintf(w, "\nStepup Bank is running.\n\n")
+	fmt.Fprintf(w, "  Open          %s\n", publicURL)
+	fmt.Fprintf(w, "  Log in as     alice / alice-password   or   bob / bob-password\n")
+	if emulatorURL != "" {
+		fmt.Fprintf(w, "  Step-up by    the embedded Authsignal emulator at %s\n", emulatorURL)
+		fmt.Fprintf(w, "                (dev mode: the one-time code is shown on its page)\n")
+	} else {
+		fmt.Fprintf(w, "  Step-up by    Authsignal (AUTHSIGNAL_SECRET is set)\n")
+	}
+	fmt.Fprintf(w, "  Try           a transfer over 1,000.00, changing your email, the admin area,\n")
+	fmt.Fprintf(w, "                and the JSON API form on the dashboard\n\n")
+	fmt.Fprintf(w, "  Use the address above exactly: the session cookie and the step-up\n")
+	fmt.Fprintf(w, "  callback are bound to it. Ctrl-C stops.\n\n")
+}
