@@ -1,0 +1,564 @@
+package stepup_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/authsignal/emulator"
+	"github.com/stepupkit/stepup/stepuptest"
+)
+
+const policyYAML = `
+policies:
+  - method: POST
+    route: /transfer
+    action: transfer
+    attributes:
+      - {name: amount, from: form, key: amount, type: number}
+      - {name: to, from: form, key: to}
+  - method: "*"
+    route: /admin/
+    action: adminAccess
+    remember: 5m
+  - method: PUT
+    route: /profile
+    action: profile
+    failOpen: true
+  - method: POST
+    route: /api/pay/{acct}
+    action: pay
+    remember: 1h30m
+    attributes:
+      - name: iban
+        from: json
+        key: payee.iban
+      - {name: acct, from: path, key: acct}
+      - {name: ref, from: query, key: ref, type: string}
+      - {name: urgent, from: header, key: X-Urgent, type: bool}
+`
+
+const policyJSON = `{
+  "policies": [
+    {"method": "POST", "route": "/transfer", "action": "transfer",
+     "attributes": [{"name": "amount", "from": "form", "key": "amount", "type": "number"},
+                    {"name": "to", "from": "form", "key": "to"}]},
+    {"method": "*", "route": "/admin/", "action": "adminAccess", "remember": "5m"},
+    {"method": "PUT", "route": "/profile", "action": "profile", "failOpen": true},
+    {"method": "POST", "route": "/api/pay/{acct}", "action": "pay", "remember": "1h30m",
+     "attributes": [{"name": "iban", "from": "json", "key": "payee.iban"},
+                    {"name": "acct", "from": "path", "key": "acct"},
+                    {"name": "ref", "from": "query", "key": "ref", "type": "string"},
+                    {"name": "urgent", "from": "header", "key": "X-Urgent", "type": "bool"}]}
+  ]
+}`
+
+// policyFileTable is what policyYAML and policyJSON describe.
+var policyFileTable = []stepup.Policy{
+	{Method: http.MethodPost, Route: "/transfer", Action: "transfer", Attributes: []stepup.Attribute{
+		{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"},
+		{Name: "to", From: stepup.FromForm, Key: "to"},
+	}},
+	{Method: "*", Route: "/admin/", Action: "adminAccess", Remember: 5 * time.Minute},
+	{Method: http.MethodPut, Route: "/profile", Action: "profile", FailOpen: true},
+	{Method: http.MethodPost, Route: "/api/pay/{acct}", Action: "pay", Remember: 90 * time.Minute, Attributes: []stepup.Attribute{
+		{Name: "iban", From: stepup.FromJSON, Key: "payee.iban"},
+		{Name: "acct", From: stepup.FromPath, Key: "acct"},
+		{Name: "ref", From: stepup.FromQuery, Key: "ref", Type: "string"},
+		{Name: "urgent", From: stepup.FromHeader, Key: "X-Urgent", Type: "bool"},
+	}},
+}
+
+func TestParsePolicies(t *testing.T) {
+	for name, doc := range map[string]string{"YAML": policyYAML, "JSON": policyJSON} {
+		t.Run(name, func(t *testing.T) {
+			ps, err := stepup.ParsePolicies([]byte(doc))
+			require.NoError(t, err)
+			assert.Equal(t, policyFileTable, ps)
+
+			cfg := validConfig()
+			cfg.Policies = ps
+			g, err := stepup.New(cfg)
+			require.NoError(t, err, "what parses is accepted by New")
+			rule, ok := g.Match(http.MethodDelete, "/admin/")
+			require.True(t, ok)
+			assert.Equal(t, 5*time.Minute, rule.Policy().Remember)
+		})
+	}
+}
+
+func TestLoadPolicies(t *testing.T) {
+	dir := t.TempDir()
+	for name, doc := range map[string]string{"policies.yaml": policyYAML, "policies.json": policyJSON} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			require.NoError(t, os.WriteFile(path, []byte(doc), 0o600))
+			ps, err := stepup.LoadPolicies(path)
+			require.NoError(t, err)
+			assert.Equal(t, policyFileTable, ps)
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		_, err := stepup.LoadPolicies(filepath.Join(dir, "nope.yaml"))
+		require.Error(t, err)
+		assert.True(t, errors.Is(err, os.ErrNotExist), err.Error())
+		assert.Contains(t, err.Error(), "nope.yaml")
+		assert.True(t, strings.HasPrefix(err.Error(), "stepup: "))
+	})
+	t.Run("invalid file names the entry", func(t *testing.T) {
+		path := filepath.Join(dir, "bad.yaml")
+		require.NoError(t, os.WriteFile(path, []byte("policies:\n  - {method: GET, route: /a, action: a}\n  - {method: GET, route: /b, action: 'b c'}\n"), 0o600))
+		_, err := stepup.LoadPolicies(path)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "policy 1 (GET /b)")
+	})
+}
+
+func TestParsePoliciesRejects(t *testing.T) {
+	entry := func(extra string) string {
+		return "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: POST, route: /transfer, action: transfer" + extra + "}\n"
+	}
+	tests := []struct {
+		name   string
+		given  string
+		expect []string
+	}{
+		{"empty document", "", []string{"no policies"}},
+		{"empty table", "policies: []", []string{"no policies"}},
+		{"null table", "policies: null", []string{"no policies"}},
+		{"not a table", "policies: transfer", []string{"stepup: policy file"}},
+		{"YAML syntax error", "policies:\n  - method: [POST\n", []string{"stepup: policy file"}},
+		{"JSON syntax error", `{"policies": [{"method": "POST"`, []string{"stepup: policy file"}},
+		{"unknown top-level field", "policies:\n  - {method: GET, route: /ok, action: ok}\nversion: 2\n", []string{"stepup: policy file", "version"}},
+		{"unknown policy field", entry(", acton: x"), []string{"stepup: policy file", "acton"}},
+		{"misspelt remember", entry(", rememberFor: 5m"), []string{"stepup: policy file", "rememberFor"}},
+		{"Go field name instead of the file's", entry(", Remember: 5m"), []string{"stepup: policy file", "Remember"}},
+		{"unknown attribute field", entry(", attributes: [{name: a, from: form, key: a, kind: number}]"), []string{"stepup: policy file", "kind"}},
+		{"unknown JSON field", `{"policies": [{"method": "POST", "route": "/x", "action": "x", "custom": "f"}]}`, []string{"stepup: policy file", "custom"}},
+		{"remember not a duration", entry(", remember: 5 minutes"), []string{"policy 1 (POST /transfer)", "remember"}},
+		{"remember without a unit", entry(", remember: '300'"), []string{"policy 1 (POST /transfer)", "remember"}},
+		{"negative remember", entry(", remember: -5m"), []string{"policy 1 (POST /transfer)", "negative remember"}},
+		{"failOpen not a bool", entry(", failOpen: [1]"), []string{"stepup: policy file"}},
+		{"unknown method", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: post, route: /x, action: x}\n", []string{"policy 1 (post /x)", "unknown method"}},
+		{"bad route", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: POST, route: /a/../b, action: x}\n", []string{"policy 1 (POST /a/../b)", "dot segment"}},
+		{"bad action", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: POST, route: /x, action: 'not ok'}\n", []string{"policy 1 (POST /x)", `"not ok"`}},
+		{"action of 65 characters", "policies:\n  - {method: POST, route: /x, action: " + strings.Repeat("a", 65) + "}\n", []string{"policy 0 (POST /x)", "action code"}},
+		{"bad attribute source", entry(", attributes: [{name: a, from: cookie, key: a}]"), []string{"policy 1 (POST /transfer)", `unknown source "cookie"`}},
+		{"bad attribute type", entry(", attributes: [{name: a, from: form, key: a, type: float}]"), []string{"policy 1 (POST /transfer)", `unknown type "float"`}},
+		{"attribute without key", entry(", attributes: [{name: a, from: form}]"), []string{"policy 1 (POST /transfer)", "empty key"}},
+		{"duplicate attribute", entry(", attributes: [{name: a, from: form, key: a}, {name: a, from: query, key: a}]"), []string{"policy 1 (POST /transfer)", "twice"}},
+		{"duplicate policy", "policies:\n  - {method: POST, route: /x, action: x}\n  - {method: POST, route: /x, action: y}\n", []string{"policy 1 (POST /x)", "duplicate"}},
+		{"* and POST on one route", "policies:\n  - {method: POST, route: /x, action: x}\n  - {method: '*', route: /x, action: y}\n", []string{"POST /x", "* /x", "overlap"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ps, err := stepup.ParsePolicies([]byte(tc.given))
+			require.Error(t, err)
+			assert.Nil(t, ps)
+			assert.True(t, strings.HasPrefix(err.Error(), "stepup: "), err.Error())
+			for _, want := range tc.expect {
+				assert.Contains(t, err.Error(), want)
+			}
+		})
+	}
+}
+
+// muxAdapter mounts login, logout and the routes that register adds on a
+// ServeMux behind guard.Middleware, with the callback replaying through
+// the whole application, as conformance_test.go does for the suite.
+func muxAdapter(register func(mux *http.ServeMux, g *stepup.Guard, h stepuptest.Handlers)) stepuptest.Adapter {
+	return stepuptest.Adapter{
+		Name:  "servemux",
+		Param: func(name string) string { return "{" + name + "}" },
+		Mount: func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+			mux := http.NewServeMux()
+			mux.Handle("POST /login", h.Login)
+			mux.Handle("POST /logout", h.Logout)
+			register(mux, g, h)
+			root := g.Middleware(mux)
+			mux.Handle("GET "+stepuptest.CallbackPath, g.Callback(root))
+			return root
+		},
+	}
+}
+
+// attributeApp serves POST /pay/{acct} (form, handler "transfer") and
+// POST /api/pay/{acct} (JSON, handler "apiTransfer") under the Authsignal
+// action "transfer", which the emulator allows up to an amount of 1000.
+var attributeApp = muxAdapter(func(mux *http.ServeMux, _ *stepup.Guard, h stepuptest.Handlers) {
+	mux.Handle("POST /pay/{acct}", h.Transfer)
+	mux.Handle("POST /api/pay/{acct}", h.APITrans)
+})
+
+// newPolicyEnv starts an environment whose guard runs policies.
+func newPolicyEnv(t *testing.T, a stepuptest.Adapter, policies []stepup.Policy, more ...func(*stepup.Config)) *stepuptest.Env {
+	t.Helper()
+	return stepuptest.NewEnv(t, a, stepuptest.Options{Config: func(c *stepup.Config) {
+		c.Policies = policies
+		for _, f := range more {
+			f(c)
+		}
+	}})
+}
+
+// trackOne sends one request and returns what Authsignal was told about
+// it; exactly one action must have been tracked.
+func trackOne(t *testing.T, env *stepuptest.Env, b *stepuptest.Browser, req request) (emulator.TrackedAction, *stepuptest.Response) {
+	t.Helper()
+	before := len(env.Emulator.Tracked())
+	resp := b.Do(req.method, req.path, req.contentType, req.body, req.header)
+	tracked := env.Emulator.Tracked()
+	require.Len(t, tracked, before+1, "one track for %s %s (status %d %s)", req.method, req.path, resp.StatusCode, resp.Body)
+	return tracked[len(tracked)-1], resp
+}
+
+type request struct {
+	method, path, contentType, body string
+	header                          http.Header
+}
+
+func TestAttributesReachAuthsignal(t *testing.T) {
+	const form, jsonCT = stepuptest.Form, "application/json"
+	formPolicy := stepup.Policy{Method: http.MethodPost, Route: "/pay/{acct}", Action: "transfer", Attributes: []stepup.Attribute{
+		{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"},
+		{Name: "to", From: stepup.FromForm, Key: "to"},
+		{Name: "instant", From: stepup.FromForm, Key: "instant", Type: "bool"},
+		{Name: "ref", From: stepup.FromQuery, Key: "ref"},
+		{Name: "channel", From: stepup.FromHeader, Key: "X-Channel"},
+	}}
+	jsonPolicy := stepup.Policy{Method: http.MethodPost, Route: "/api/pay/{acct}", Action: "transfer", Attributes: []stepup.Attribute{
+		{Name: "amount", From: stepup.FromJSON, Key: "amount", Type: "number"},
+		{Name: "iban", From: stepup.FromJSON, Key: "payee.iban"},
+		{Name: "country", From: stepup.FromJSON, Key: "payee.address.country"},
+		{Name: "instant", From: stepup.FromJSON, Key: "options.instant", Type: "bool"},
+		{Name: "memo", From: stepup.FromJSON, Key: "memo", Type: "string"},
+	}}
+	env := newPolicyEnv(t, attributeApp, []stepup.Policy{formPolicy, jsonPolicy})
+	b := env.NewBrowser()
+	b.Login("alice")
+
+	tests := []struct {
+		name   string
+		when   request
+		expect map[string]any // custom attributes as the emulator received them; nil for none
+	}{
+		{"form number, string and bool",
+			request{http.MethodPost, "/pay/acc-1", form, "amount=250.5&to=bob&instant=true", nil},
+			map[string]any{"amount": 250.5, "to": "bob", "instant": true}},
+		{"form: first value wins",
+			request{http.MethodPost, "/pay/acc-1", form, "amount=10&amount=9999", nil},
+			map[string]any{"amount": 10.0}},
+		{"form number with spaces",
+			request{http.MethodPost, "/pay/acc-1", form, "amount=+%2012+", nil},
+			map[string]any{"amount": 12.0}},
+		{"form number that is not a number is left out",
+			request{http.MethodPost, "/pay/acc-1", form, "amount=12abc&to=bob", nil},
+			map[string]any{"to": "bob"}},
+		{"NaN is left out",
+			request{http.MethodPost, "/pay/acc-1", form, "amount=NaN&to=bob", nil},
+			map[string]any{"to": "bob"}},
+		{"Inf is left out",
+			request{http.MethodPost, "/pay/acc-1", form, "amount=-Inf", nil},
+			nil},
+		{"overflow is left out",
+			request{http.MethodPost, "/pay/acc-1", form, "amount=1e400", nil},
+			nil},
+		{"bool that is not a bool is left out",
+			request{http.MethodPost, "/pay/acc-1", form, "amount=5&instant=yes", nil},
+			map[string]any{"amount": 5.0}},
+		{"empty form value is kept as a string",
+			request{http.MethodPost, "/pay/acc-1", form, "to=", nil},
+			map[string]any{"to": ""}},
+		{"form fields of a JSON body are not read",
+			request{http.MethodPost, "/pay/acc-1", jsonCT, `{"amount": 5}`, nil},
+			nil},
+		{"query and header",
+			request{http.MethodPost, "/pay/acc-1?ref=inv%2042&ref=other", form, "amount=1", http.Header{"X-Channel": {"mobile"}}},
+			map[string]any{"amount": 1.0, "ref": "inv 42", "channel": "mobile"}},
+		{"nothing to read",
+			request{http.MethodPost, "/pay/acc-1", form, "", nil},
+			nil},
+
+		{"JSON nested dotted paths",
+			request{http.MethodPost, "/api/pay/acc-1", jsonCT,
+				`{"amount": 12.5, "payee": {"iban": "DE89370400440532013000", "address": {"country": "DE"}}, "options": {"instant": true}}`, nil},
+			map[string]any{"amount": 12.5, "iban": "DE89370400440532013000", "country": "DE", "instant": true}},
+		{"JSON strings convert to number and bool",
+			request{http.MethodPost, "/api/pay/acc-1", jsonCT, `{"amount": " 40 ", "options": {"instant": "false"}}`, nil},
+			map[string]any{"amount": 40.0, "instant": false}},
+		{"JSON number and bool as strings",
+			request{http.MethodPost, "/api/pay/acc-1", jsonCT, `{"memo": 12.50}`, nil},
+			map[string]any{"memo": "12.50"}},
+		{"JSON bool as a string",
+			request{http.MethodPost, "/api/pay/acc-1", jsonCT, `{"memo": true}`, nil},
+			map[string]any{"memo": "true"}},
+		{"JSON conversion failures are left out",
+			request{http.MethodPost, "/api/pay/acc-1", jsonCT, `{"amount": "lots", "options": {"instant": 1}, "memo": null}`, nil},
+			nil},
+		{"JSON objects, arrays and missing paths are left out",
+			request{http.MethodPost, "/api/pay/acc-1", jsonCT, `{"amount": [1], "payee": {"iban": {"x": 1}}, "memo": {}, "options": "instant"}`, nil},
+			nil},
+		{"JSON number too large is left out",
+			request{http.MethodPost, "/api/pay/acc-1", jsonCT, `{"amount": 1e999, "memo": "m"}`, nil},
+			map[string]any{"memo": "m"}},
+		{"JSON that does not parse: nothing read, still tracked",
+			request{http.MethodPost, "/api/pay/acc-1", jsonCT, `{"amount": 5`, nil},
+			nil},
+		{"JSON that is not an object",
+			request{http.MethodPost, "/api/pay/acc-1", jsonCT, `[{"amount": 5}]`, nil},
+			nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := trackOne(t, env, b, tc.when)
+			assert.Equal(t, "transfer", got.Action)
+			if tc.expect == nil {
+				assert.Empty(t, got.Custom)
+			} else {
+				assert.Equal(t, tc.expect, got.Custom)
+			}
+		})
+	}
+}
+
+func TestPathAttributeWithRequire(t *testing.T) {
+	// Under Require the guard runs inside the mux's dispatch, where the
+	// request carries its path values.
+	app := muxAdapter(func(mux *http.ServeMux, g *stepup.Guard, h stepuptest.Handlers) {
+		mux.Handle("POST /pay/{acct}", g.Require("transfer",
+			stepup.WithAttributes(stepup.Attribute{Name: "acct", From: stepup.FromPath, Key: "acct"}))(h.Transfer))
+	})
+	env := newPolicyEnv(t, app, nil)
+	b := env.NewBrowser()
+	b.Login("alice")
+	got, resp := trackOne(t, env, b, request{http.MethodPost, "/pay/acc%2F7", stepuptest.Form, "amount=5", nil})
+	require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+	assert.Equal(t, map[string]any{"acct": "acc/7"}, got.Custom)
+}
+
+func TestCustomHook(t *testing.T) {
+	policy := func(custom func(*http.Request, []byte) (map[string]any, error)) []stepup.Policy {
+		return []stepup.Policy{{Method: http.MethodPost, Route: "/pay/{acct}", Action: "transfer",
+			Attributes: []stepup.Attribute{
+				{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"},
+				{Name: "to", From: stepup.FromForm, Key: "to"},
+			},
+			Custom: custom}}
+	}
+
+	t.Run("merged over the attributes, sees the buffered body", func(t *testing.T) {
+		var seen string
+		env := newPolicyEnv(t, attributeApp, policy(func(r *http.Request, body []byte) (map[string]any, error) {
+			seen = string(body)
+			return map[string]any{"amount": 7, "risk": "low", "path": r.URL.Path}, nil
+		}))
+		b := env.NewBrowser()
+		b.Login("alice")
+		got, resp := trackOne(t, env, b, request{http.MethodPost, "/pay/acc-1", stepuptest.Form, "amount=250&to=bob", nil})
+		require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+		assert.Equal(t, map[string]any{"amount": 7.0, "to": "bob", "risk": "low", "path": "/pay/acc-1"}, got.Custom)
+		assert.Equal(t, "amount=250&to=bob", seen)
+		runs := env.Ledger.Runs("transfer")
+		require.Len(t, runs, 1)
+		assert.Equal(t, "amount=250&to=bob", string(runs[0].Body), "the handler still gets the whole body")
+	})
+
+	t.Run("its error refuses with 400 before anything is tracked", func(t *testing.T) {
+		env := newPolicyEnv(t, attributeApp, policy(func(*http.Request, []byte) (map[string]any, error) {
+			return nil, errors.New("account frozen")
+		}))
+		b := env.NewBrowser()
+		b.Login("alice")
+		resp := b.Do(http.MethodPost, "/pay/acc-1", stepuptest.Form, "amount=250", nil)
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		assert.NotContains(t, resp.Body, "account frozen", "the cause is for logs, not for the client")
+		assert.Empty(t, env.Emulator.Tracked())
+		assert.Empty(t, env.Ledger.Runs("transfer"))
+		var refused []stepup.Event
+		for _, ev := range env.Events.All() {
+			if ev.Type == stepup.EventRefuse {
+				refused = append(refused, ev)
+			}
+		}
+		require.Len(t, refused, 1)
+		assert.ErrorIs(t, refused[0].Err, stepup.ErrBadRequest)
+		assert.ErrorContains(t, refused[0].Err, "account frozen")
+	})
+
+	t.Run("an empty result adds nothing", func(t *testing.T) {
+		env := newPolicyEnv(t, attributeApp, policy(func(*http.Request, []byte) (map[string]any, error) { return nil, nil }))
+		b := env.NewBrowser()
+		b.Login("alice")
+		got, _ := trackOne(t, env, b, request{http.MethodPost, "/pay/acc-1", stepuptest.Form, "amount=3", nil})
+		assert.Equal(t, map[string]any{"amount": 3.0}, got.Custom)
+	})
+}
+
+func TestClientIPReportedToAuthsignal(t *testing.T) {
+	// The test server's peer is always 127.0.0.1.
+	prefixes := func(ps ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, p := range ps {
+			out = append(out, netip.MustParsePrefix(p))
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		trusted []netip.Prefix
+		xff     []string // X-Forwarded-For header lines
+		expect  string
+	}{
+		{"RemoteAddr by default", nil, nil, "127.0.0.1"},
+		{"X-Forwarded-For ignored without trusted proxies", nil, []string{"203.0.113.7"}, "127.0.0.1"},
+		{"X-Forwarded-For ignored when the peer is not trusted", prefixes("10.0.0.0/8"), []string{"203.0.113.7"}, "127.0.0.1"},
+		{"a trusted peer's hop is believed", prefixes("127.0.0.0/8"), []string{"203.0.113.7"}, "203.0.113.7"},
+		{"the right-most untrusted hop, not the client-chosen left-most",
+			prefixes("127.0.0.0/8"), []string{"198.51.100.1, 203.0.113.7"}, "203.0.113.7"},
+		{"trusted hops are skipped",
+			prefixes("127.0.0.0/8", "10.0.0.0/8"), []string{"198.51.100.1, 203.0.113.7, 10.0.0.2 , 10.1.2.3"}, "203.0.113.7"},
+		{"several header lines read as one list",
+			prefixes("127.0.0.0/8", "10.0.0.0/8"), []string{"198.51.100.1", "203.0.113.9, 10.0.0.2"}, "203.0.113.9"},
+		{"IPv4-mapped IPv6 is unmapped",
+			prefixes("127.0.0.0/8"), []string{"::ffff:203.0.113.7"}, "203.0.113.7"},
+		{"IPv6 hop", prefixes("127.0.0.0/8"), []string{"2001:db8::1"}, "2001:db8::1"},
+		{"garbage right-most hop: the last trusted address",
+			prefixes("127.0.0.0/8"), []string{"203.0.113.7, not-an-ip"}, "127.0.0.1"},
+		{"empty header from a trusted peer", prefixes("127.0.0.0/8"), []string{""}, "127.0.0.1"},
+		{"every hop trusted: the left-most trusted one",
+			prefixes("127.0.0.0/8", "10.0.0.0/8"), []string{"10.0.0.9, 10.0.0.2"}, "10.0.0.9"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newPolicyEnv(t, attributeApp,
+				[]stepup.Policy{{Method: http.MethodPost, Route: "/pay/{acct}", Action: "transfer"}},
+				func(c *stepup.Config) { c.TrustedProxies = tc.trusted })
+			b := env.NewBrowser()
+			b.Login("alice")
+			var h http.Header
+			if tc.xff != nil {
+				h = http.Header{"X-Forwarded-For": tc.xff}
+			}
+			got, _ := trackOne(t, env, b, request{http.MethodPost, "/pay/acc-1", stepuptest.Form, "amount=1", h})
+			assert.Equal(t, tc.expect, got.IPAddress)
+		})
+	}
+}
+
+func TestDeviceIDAndUserAgentReportedToAuthsignal(t *testing.T) {
+	policies := []stepup.Policy{{Method: http.MethodPost, Route: "/pay/{acct}", Action: "transfer"}}
+
+	t.Run("DeviceID hook", func(t *testing.T) {
+		env := newPolicyEnv(t, attributeApp, policies, func(c *stepup.Config) {
+			c.DeviceID = func(r *http.Request) string {
+				if c, err := r.Cookie("device"); err == nil {
+					return c.Value
+				}
+				return ""
+			}
+		})
+		b := env.NewBrowser()
+		b.Login("alice")
+		got, _ := trackOne(t, env, b, request{http.MethodPost, "/pay/acc-1", stepuptest.Form, "amount=1",
+			http.Header{"Cookie": {"device=dev-42"}, "User-Agent": {"stepup-test/1.0"}}})
+		assert.Equal(t, "dev-42", got.DeviceID)
+		assert.Equal(t, "stepup-test/1.0", got.UserAgent)
+	})
+	t.Run("no hook, no device id", func(t *testing.T) {
+		env := newPolicyEnv(t, attributeApp, policies)
+		b := env.NewBrowser()
+		b.Login("alice")
+		got, _ := trackOne(t, env, b, request{http.MethodPost, "/pay/acc-1", stepuptest.Form, "amount=1",
+			http.Header{"X-Device-Id": {"spoofed"}}})
+		assert.Empty(t, got.DeviceID)
+	})
+}
+
+// countingSessions and countingStore count how often the guard touches
+// the session and the store.
+type countingSessions struct {
+	sessions.Store
+	gets atomic.Int64
+}
+
+func (s *countingSessions) Get(r *http.Request, name string) (*sessions.Session, error) {
+	s.gets.Add(1)
+	return s.Store.Get(r, name)
+}
+
+type countingStore struct {
+	stepup.Store
+	calls atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, id string) (*stepup.Record, error) {
+	s.calls.Add(1)
+	return s.Store.Get(ctx, id)
+}
+
+func (s *countingStore) Put(ctx context.Context, rec *stepup.Record) error {
+	s.calls.Add(1)
+	return s.Store.Put(ctx, rec)
+}
+
+func TestUncoveredRouteTouchesNothing(t *testing.T) {
+	// DESIGN: a route no policy covers passes straight through: no user
+	// lookup, no session read, no store, no provider.
+	provider := &fakeProvider{state: authsignal.StateAllow, record: true}
+	sess := &countingSessions{Store: sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef"))}
+	store := &countingStore{Store: stepup.NewMemoryStore()}
+	var userCalls atomic.Int64
+	cfg := validConfig()
+	cfg.Provider, cfg.Sessions, cfg.Store = provider, sess, store
+	cfg.UserID = func(*http.Request) (string, error) { userCalls.Add(1); return "alice", nil }
+	cfg.Policies = []stepup.Policy{
+		{Method: http.MethodPost, Route: "/transfer", Action: "transfer"},
+		{Method: http.MethodGet, Route: "/report", Action: "report"},
+	}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+
+	served := 0
+	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served++ })
+	mux := http.NewServeMux()
+	for _, p := range []string{"POST /transfer", "GET /report", "GET /open", "GET /users/{id}", "/static/"} {
+		mux.Handle(p, h)
+	}
+	app := g.Middleware(mux)
+
+	for _, r := range []*http.Request{
+		httptest.NewRequest(http.MethodGet, "/open", nil),
+		httptest.NewRequest(http.MethodGet, "/users/42", nil),
+		httptest.NewRequest(http.MethodPost, "/static/app.js", strings.NewReader("x=1")),
+		httptest.NewRequest(http.MethodGet, "/transfer", nil), // the route, another method: 405 from the mux
+		httptest.NewRequest(http.MethodGet, "/nowhere", nil),
+	} {
+		app.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	assert.Equal(t, 3, served)
+	assert.Zero(t, userCalls.Load(), "UserID")
+	assert.Zero(t, sess.gets.Load(), "session reads")
+	assert.Zero(t, store.calls.Load(), "store calls")
+	assert.Empty(t, provider.tracked(), "tracks")
+
+	// The same counters do move on a covered route.
+	app.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/report", nil))
+	assert.Equal(t, 4, served)
+	assert.Equal(t, int64(1), userCalls.Load())
+	assert.Positive(t, sess.gets.Load())
+	assert.Len(t, provider.tracked(), 1)
+}
