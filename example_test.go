@@ -53,7 +53,7 @@ actions:
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /transfer", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "transferred %s to %s", r.FormValue("amount"), r.FormValue("to"))
+		fmt.Fprintf(w, "transferred %s to %s", r.PostFormValue("amount"), r.PostFormValue("to"))
 	})
 	handler := guard.Middleware(mux)
 	mux.Handle("GET /stepup/callback", guard.Callback(handler))

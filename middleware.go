@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -125,6 +126,7 @@ type Guard struct {
 	callback      *url.URL
 	origins       []origin
 	replayHeaders map[string]bool
+	tooLarge      Error // the 413 answer, built once
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -196,6 +198,11 @@ func New(cfg Config) (*Guard, error) {
 	case cfg.ReviewStatus < 400 || cfg.ReviewStatus > 599:
 		return nil, errors.New("stepup: Config.ReviewStatus must be a 4xx or 5xx status")
 	}
+	// Nothing the caller keeps may change the guard later.
+	cfg.Policies = clonePolicies(cfg.Policies)
+	cfg.TrustedProxies = append([]netip.Prefix(nil), cfg.TrustedProxies...)
+	cfg.ChallengeOrigins = append([]string(nil), cfg.ChallengeOrigins...)
+	cfg.ReplayHeaders = append([]string(nil), cfg.ReplayHeaders...)
 	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{}}
 	for _, o := range cfg.ChallengeOrigins {
 		po, err := parseOrigin(o)
@@ -204,6 +211,8 @@ func New(cfg Config) (*Guard, error) {
 		}
 		g.origins = append(g.origins, po)
 	}
+	g.tooLarge = *refuse(http.StatusRequestEntityTooLarge, "body_too_large",
+		fmt.Sprintf("This request is larger than the %d bytes that can be held while you verify.", cfg.MaxBodyBytes), ErrBodyTooLarge)
 	for _, h := range defaultReplayHeaders {
 		g.replayHeaders[http.CanonicalHeaderKey(h)] = true
 	}
@@ -221,7 +230,15 @@ func New(cfg Config) (*Guard, error) {
 type Rule struct{ r *rule }
 
 // Policy returns the policy the rule was compiled from.
-func (r Rule) Policy() Policy { return r.r.Policy }
+func (r Rule) Policy() Policy { return clonePolicies([]Policy{r.r.Policy})[0] }
+
+func clonePolicies(ps []Policy) []Policy {
+	out := append([]Policy(nil), ps...)
+	for i := range out {
+		out[i].Attributes = append([]Attribute(nil), out[i].Attributes...)
+	}
+	return out
+}
 
 // Match returns the rule for the method the router dispatched and the
 // route pattern it matched, and false when the route is not protected.
@@ -298,18 +315,72 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		}
 		pattern := r.Pattern
 		if mux != nil {
+			if ep := r.URL.EscapedPath(); r.Method != http.MethodConnect && cleanPath(ep) != ep {
+				// The mux answers an unclean path with a redirect to the
+				// clean one and runs no handler; the guard decides then.
+				next.ServeHTTP(w, r)
+				return
+			}
 			_, pattern = mux.Handler(r)
 		}
 		method, route := splitPattern(pattern, r.Method)
+		if r.Method == http.MethodHead && method == http.MethodGet {
+			method = http.MethodHead // a HEAD policy first, then the GET one
+		}
 		rl := g.rules.lookup(method, route)
 		if rl == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if mux != nil && r.Pattern == "" && strings.Contains(route, "{") {
+			r = withPathValues(r, route) // mux.Handler does not set them
+		}
 		if err := g.Enforce(w, r, Rule{rl}, next); err != nil {
 			g.writeError(w, r, err)
 		}
 	})
+}
+
+// cleanPath is net/http's: the path the ServeMux redirects an unclean
+// request path to.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// withPathValues sets the wildcards of route, a pattern the mux matched
+// for r, on a copy of r, so that path attributes and hooks can read them
+// with PathValue. The mux already decided the match; this only copies the
+// segment values out, as the mux would.
+func withPathValues(r *http.Request, route string) *http.Request {
+	segs := strings.Split(strings.TrimPrefix(route, "/"), "/")
+	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
+	r2 := r.WithContext(r.Context())
+	for i, s := range segs {
+		if i >= len(parts) || !strings.HasPrefix(s, "{") || !strings.HasSuffix(s, "}") || s == "{$}" {
+			continue
+		}
+		name := s[1 : len(s)-1]
+		raw := parts[i]
+		if rest, ok := strings.CutSuffix(name, "..."); ok {
+			name, raw = rest, strings.Join(parts[i:], "/")
+		}
+		v, err := url.PathUnescape(raw)
+		if err != nil {
+			continue
+		}
+		r2.SetPathValue(name, v)
+	}
+	return r2
 }
 
 // splitPattern turns a ServeMux pattern ("POST example.com/x/{id}") into
@@ -336,19 +407,34 @@ func splitPattern(pattern, reqMethod string) (string, string) {
 func (g *Guard) CheckServeMux(mux *http.ServeMux) error {
 	var errs []error
 	for k := range g.rules {
-		method := k.method
-		if method == "*" {
-			method = http.MethodGet
+		methods := []string{k.method}
+		if k.method == "*" {
+			methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 		}
 		path := samplePath(k.route)
-		req := &http.Request{Method: method, URL: &url.URL{Path: path}, Host: "example.invalid", Header: http.Header{}}
-		_, pattern := mux.Handler(req)
-		pm, route := splitPattern(pattern, "")
-		switch {
-		case route != k.route:
-			errs = append(errs, fmt.Errorf("stepup: policy %s %s: the mux routes it to %q", k.method, k.route, pattern))
-		case k.method != "*" && pm == "":
-			errs = append(errs, fmt.Errorf("stepup: policy %s %s: mux pattern %q accepts every method; register it with the method or use \"*\"", k.method, k.route, pattern))
+		var err error
+		for _, m := range methods {
+			req := &http.Request{Method: m, URL: &url.URL{Path: path}, Host: "example.invalid", Header: http.Header{}}
+			_, pattern := mux.Handler(req)
+			pm, route := splitPattern(pattern, "")
+			switch {
+			case route != k.route:
+				err = fmt.Errorf("stepup: policy %s %s: the mux routes it to %q", k.method, k.route, pattern)
+			case k.method != "*" && pm == "":
+				err = fmt.Errorf("stepup: policy %s %s: mux pattern %q accepts every method; register it with the method or use \"*\"", k.method, k.route, pattern)
+			case k.method == http.MethodHead && pm == http.MethodGet:
+				err = nil // a GET pattern serves HEAD
+			case k.method != "*" && pm != k.method:
+				err = fmt.Errorf("stepup: policy %s %s: the mux routes it to %q", k.method, k.route, pattern)
+			default:
+				err = nil
+			}
+			if err == nil {
+				break // one method reaching the route is enough for "*"
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -376,6 +462,11 @@ type Verification struct {
 	// challenge), "token" (an API retry with a token), "pass" (the GET
 	// after a challenge), "remembered" (a Remember grant) or "fail_open".
 	How string
+	// Attributes are the custom attributes sent to Authsignal for this
+	// request, as the policy read them from it (nil for a pass or a grant).
+	// A handler that acts on the same values the rules judged can read them
+	// here instead of parsing the request its own way.
+	Attributes map[string]any
 }
 
 type verificationKey struct{}
@@ -438,7 +529,8 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 			// The parked bytes, whatever middleware in front read of them.
 			r2 := r.WithContext(r.Context())
 			r2.Body, r2.ContentLength = io.NopCloser(bytes.NewReader(m.rec.Body)), int64(len(m.rec.Body))
-			next.ServeHTTP(w, withVerification(r2, rl.Action, user, "challenge"))
+			attrs, _ := rl.attributes(r2, m.rec.Body) // the parked bytes the rules judged
+			next.ServeHTTP(w, withVerification(r2, rl.Action, user, "challenge", attrs))
 			return nil
 		}
 	}
@@ -454,7 +546,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 				return g.refuse(r.Context(), ev, internalError(err))
 			}
 			g.emit(r.Context(), ev, EventAllow, how)
-			next.ServeHTTP(w, withVerification(r, rl.Action, user, how))
+			next.ServeHTTP(w, withVerification(r, rl.Action, user, how, nil))
 			return nil
 		}
 	}
@@ -495,7 +587,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		if rl.FailOpen {
 			ev.Err = err
 			g.emit(r.Context(), ev, EventFailOpen, "provider failed; policy fails open")
-			next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "fail_open"))
+			next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "fail_open", custom))
 			return nil
 		}
 		return g.refuse(r.Context(), ev, providerError(err))
@@ -504,7 +596,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 	switch resp.State {
 	case authsignal.StateAllow:
 		g.emit(r.Context(), ev, EventAllow, "allow")
-		next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "allow"))
+		next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "allow", custom))
 		return nil
 	case authsignal.StateBlock:
 		g.emit(r.Context(), ev, EventBlock, "")
@@ -629,6 +721,11 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 		!bytes.Equal(rec.BodyHash, h[:]) {
 		return g.refuse(r.Context(), ev, errStepUpFailed(errors.New("retry differs from the challenged request")))
 	}
+	attrs, aerr := rl.attributes(r, body)
+	if aerr != nil {
+		return g.refuse(r.Context(), ev, refuse(http.StatusBadRequest, "bad_request",
+			"This request could not be checked.", fmt.Errorf("%w: attributes: %w", ErrBadRequest, aerr)))
+	}
 	if err := g.spend(r.Context(), rec, token); err != nil {
 		return g.refuse(r.Context(), ev, err)
 	}
@@ -638,7 +735,7 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 		_ = g.saveSession(w, r, st) // API clients may have no session; the grant is then simply not kept
 	}
 	g.emit(r.Context(), ev, EventReplay, "token")
-	next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "token"))
+	next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "token", attrs))
 	return nil
 }
 
@@ -754,8 +851,7 @@ func (g *Guard) readBody(r *http.Request) ([]byte, *Error) {
 		return nil, refuse(http.StatusUnsupportedMediaType, "unsupported_body",
 			"Compressed request bodies are not accepted here.", ErrUnsupportedBody)
 	}
-	tooLarge := refuse(http.StatusRequestEntityTooLarge, "body_too_large",
-		fmt.Sprintf("This request is larger than the %d bytes that can be held while you verify.", g.cfg.MaxBodyBytes), ErrBodyTooLarge)
+	tooLarge := &g.tooLarge
 	if r.ContentLength > g.cfg.MaxBodyBytes {
 		return nil, tooLarge
 	}
@@ -846,8 +942,9 @@ func withBody(r *http.Request, body []byte) *http.Request {
 	return r2
 }
 
-func withVerification(r *http.Request, action, user, how string) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), verificationKey{}, Verification{Action: action, UserID: user, How: how}))
+func withVerification(r *http.Request, action, user, how string, attrs map[string]any) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), verificationKey{},
+		Verification{Action: action, UserID: user, How: how, Attributes: attrs}))
 }
 
 func defaultIsAPI(r *http.Request) bool {
@@ -913,7 +1010,21 @@ func parseOrigin(s string) (origin, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil {
 		return origin{}, fmt.Errorf("stepup: ChallengeOrigins: %q is not scheme://host[:port]", s)
 	}
-	return origin{u.Scheme, strings.ToLower(u.Host)}, nil
+	host := strings.ToLower(u.Host)
+	if strings.Contains(host, "*") {
+		rest, ok := strings.CutPrefix(host, "*.")
+		h := rest
+		if i := strings.LastIndexByte(h, ':'); i >= 0 {
+			h = h[:i]
+		}
+		// "*." must be followed by a registrable name: at least two labels,
+		// no other wildcard.
+		if !ok || strings.Contains(rest, "*") || strings.Count(h, ".") < 1 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+			return origin{}, fmt.Errorf("stepup: ChallengeOrigins: %q: a wildcard must be a leading \"*.\" before a domain such as authsignal.com", s)
+		}
+		host = "*." + rest
+	}
+	return origin{u.Scheme, host}, nil
 }
 
 func (o origin) allows(u *url.URL) bool {
@@ -1018,5 +1129,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Policies returns a copy of the policy table the guard was built with.
 func (g *Guard) Policies() []Policy {
-	return append([]Policy(nil), g.cfg.Policies...)
+	return clonePolicies(g.cfg.Policies)
 }

@@ -47,8 +47,8 @@ type Source string
 
 // The sources an Attribute can read from.
 const (
-	FromForm   Source = "form"   // an application/x-www-form-urlencoded body field
-	FromJSON   Source = "json"   // a JSON body field; Key is a dotted path such as "payee.iban"
+	FromForm   Source = "form"   // a form field as r.FormValue reads it: the urlencoded body first, then the query
+	FromJSON   Source = "json"   // a JSON body field; Key is a dotted path such as "payee.iban", matched case-insensitively like encoding/json; a body repeating a key is refused
 	FromPath   Source = "path"   // a path parameter of the route
 	FromQuery  Source = "query"  // a query parameter
 	FromHeader Source = "header" // a request header
@@ -215,15 +215,20 @@ func (r *rule) attributes(req *http.Request, body []byte) (map[string]any, error
 			if form == nil {
 				form = parseForm(req, body)
 			}
-			if vs, has := form[a.Key]; has && len(vs) > 0 {
+			// As r.FormValue sees it: the body's value first, then the
+			// query's, so a handler cannot act on a value the rules missed.
+			if vs := form[a.Key]; len(vs) > 0 {
+				raw, ok = vs[0], true
+			} else if vs := req.URL.Query()[a.Key]; len(vs) > 0 {
 				raw, ok = vs[0], true
 			}
 		case FromJSON:
 			if !docParsed {
 				docParsed = true
-				dec := json.NewDecoder(bytes.NewReader(body))
-				dec.UseNumber()
-				docErr = dec.Decode(&doc)
+				doc, docErr = decodeJSON(body)
+				if errors.Is(docErr, errAmbiguousJSON) {
+					return nil, docErr
+				}
 			}
 			if docErr == nil {
 				raw, ok = jsonPath(doc, a.Key)
@@ -274,6 +279,72 @@ func parseForm(req *http.Request, body []byte) url.Values {
 	return v
 }
 
+var errAmbiguousJSON = errors.New("JSON body repeats a key (names differing only in case count as the same)")
+
+// decodeJSON decodes the first JSON value of body, refusing objects that
+// repeat a key, compared case-insensitively. encoding/json gives a struct
+// field the last of such keys, whatever their case; other decoders pick
+// the first. Refusing them means the value the rules see is the value every
+// handler decodes.
+func decodeJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	return decodeValue(dec, 0)
+}
+
+func decodeValue(dec *json.Decoder, depth int) (any, error) {
+	if depth > 64 {
+		return nil, errors.New("JSON body nested too deeply")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			m := map[string]any{}
+			folded := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				k, _ := kt.(string)
+				lk := strings.ToLower(k)
+				if folded[lk] {
+					return nil, errAmbiguousJSON
+				}
+				folded[lk] = true
+				v, err := decodeValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				m[k] = v
+			}
+			_, err := dec.Token()
+			return m, err
+		case '[':
+			var a []any
+			for dec.More() {
+				v, err := decodeValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				a = append(a, v)
+			}
+			_, err := dec.Token()
+			return a, err
+		}
+		return nil, errors.New("unexpected delimiter")
+	default:
+		return t, nil
+	}
+}
+
+// jsonPath follows a dotted path, matching keys case-insensitively as
+// encoding/json does for struct fields (decodeJSON made the match unique).
 func jsonPath(doc any, path string) (any, bool) {
 	cur := doc
 	for _, part := range strings.Split(path, ".") {
@@ -281,9 +352,19 @@ func jsonPath(doc any, path string) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		if cur, ok = m[part]; !ok {
+		v, found := m[part]
+		if !found {
+			for k, kv := range m {
+				if strings.EqualFold(k, part) {
+					v, found = kv, true
+					break
+				}
+			}
+		}
+		if !found {
 			return nil, false
 		}
+		cur = v
 	}
 	switch cur.(type) {
 	case map[string]any, []any, nil:
@@ -370,15 +451,15 @@ type AttributeFile struct {
 
 // ParsePolicies reads a policy table from YAML or JSON and checks every
 // entry as New would. Errors name the offending entry.
-func ParsePolicies(data []byte) ([]Policy, error) {
+func ParsePolicies(data []byte) (ps []Policy, err error) {
 	var f PolicyFile
-	if err := yaml.UnmarshalWithOptions(data, &f, yaml.DisallowUnknownField()); err != nil {
+	if err := decodeYAML(data, &f); err != nil {
 		return nil, fmt.Errorf("stepup: policy file: %w", err)
 	}
 	if len(f.Policies) == 0 {
 		return nil, errors.New("stepup: policy file: no policies")
 	}
-	ps := make([]Policy, 0, len(f.Policies))
+	ps = make([]Policy, 0, len(f.Policies))
 	for i, e := range f.Policies {
 		p := Policy{Method: e.Method, Route: e.Route, Action: e.Action, FailOpen: e.FailOpen}
 		if e.Remember != "" {
@@ -397,6 +478,18 @@ func ParsePolicies(data []byte) ([]Policy, error) {
 		return nil, err
 	}
 	return ps, nil
+}
+
+// decodeYAML shields callers from panics of the YAML decoder on some
+// malformed documents (goccy/go-yaml v1.19.2 dereferences nil on tagged
+// empty nodes).
+func decodeYAML(data []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("malformed document")
+		}
+	}()
+	return yaml.UnmarshalWithOptions(data, v, yaml.DisallowUnknownField())
 }
 
 // LoadPolicies reads a policy file; see ParsePolicies.

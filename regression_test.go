@@ -1,0 +1,107 @@
+package stepup_test
+
+// Regression tests for bugs found by the test work, each fixed.
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/stepuptest"
+)
+
+func TestRegressionPathAttributeMissingUnderMiddleware(t *testing.T) {
+	env := newPolicyEnv(t, attributeApp, []stepup.Policy{{Method: http.MethodPost, Route: "/pay/{acct}", Action: "transfer",
+		Attributes: []stepup.Attribute{{Name: "acct", From: stepup.FromPath, Key: "acct"}}}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	got, resp := trackOne(t, env, b, request{http.MethodPost, "/pay/acc-7", stepuptest.Form, "amount=5", nil})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, map[string]any{"acct": "acc-7"}, got.Custom)
+}
+
+func TestRegressionParsePoliciesPanicsOnTaggedEmptyNode(t *testing.T) {
+	for _, doc := range []string{"policies: !\n", "policies:\n  - attributes: !foo\n"} {
+		assert.NotPanics(t, func() { _, _ = stepup.ParsePolicies([]byte(doc)) }, "%q", doc)
+	}
+}
+
+func TestRegressionWildcardOriginsThatMatchTooMuch(t *testing.T) {
+	for _, o := range []string{"https://*", "https://*evil.example", "https://*."} {
+		cfg := validConfig()
+		cfg.ChallengeOrigins = []string{o}
+		_, err := stepup.New(cfg)
+		assert.Error(t, err, "New should reject origin %q", o)
+	}
+	for _, o := range []string{"https://*.authsignal.com", "http://127.0.0.1:8787", "https://*.eu.example.com:8443"} {
+		cfg := validConfig()
+		cfg.ChallengeOrigins = []string{o}
+		_, err := stepup.New(cfg)
+		assert.NoError(t, err, o)
+	}
+}
+
+func TestRegressionCheckServeMuxFalsePositiveForStarPolicyOnMethodPattern(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("POST /transfer", http.NotFoundHandler())
+	cfg := validConfig()
+	cfg.Provider = &fakeProvider{state: authsignal.StateBlock}
+	cfg.Policies = []stepup.Policy{{Method: "*", Route: "/transfer", Action: "transfer"}}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	g.Middleware(mux).ServeHTTP(rec, httptest.NewRequest("POST", "/transfer", strings.NewReader("")))
+	require.Equal(t, http.StatusForbidden, rec.Code, "the policy does protect POST /transfer")
+	assert.NoError(t, g.CheckServeMux(mux), "yet CheckServeMux reports it")
+}
+
+func TestRegressionHeadPolicyOnGetPatternIsDeadAndUnreported(t *testing.T) {
+	mux := http.NewServeMux()
+	served := 0
+	mux.HandleFunc("GET /report", func(http.ResponseWriter, *http.Request) { served++ })
+	cfg := validConfig()
+	cfg.Provider = &fakeProvider{state: authsignal.StateBlock}
+	cfg.Policies = []stepup.Policy{{Method: "HEAD", Route: "/report", Action: "report"}}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	g.Middleware(mux).ServeHTTP(rec, httptest.NewRequest("HEAD", "/report", nil))
+	assert.Zero(t, served, "HEAD /report ran past a HEAD policy whose provider blocks everything (status %d)", rec.Code)
+	assert.NoError(t, g.CheckServeMux(mux), "the GET pattern serves HEAD, and the HEAD policy now applies")
+}
+
+func TestRegressionGuardKeepsCallersSlices(t *testing.T) {
+	fp := &fakeProvider{state: authsignal.StateAllow, record: true}
+	cfg := validConfig()
+	cfg.Provider = fp
+	cfg.Policies = []stepup.Policy{{Method: "POST", Route: "/t", Action: "t",
+		Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount"}}}}
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+
+	cfg.Policies[0].Action = "changed"
+	assert.Equal(t, "t", g.Policies()[0].Action, "Policies() aliases Config.Policies")
+
+	r, _ := g.Match("POST", "/t")
+	r.Policy().Attributes[0].Key = "changed"
+	r, _ = g.Match("POST", "/t")
+	assert.Equal(t, "amount", r.Policy().Attributes[0].Key, "Rule.Policy() aliases the compiled table")
+
+	cfg.TrustedProxies[0] = netip.MustParsePrefix("0.0.0.0/0")
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /t", func(http.ResponseWriter, *http.Request) {})
+	req := httptest.NewRequest("POST", "/t", strings.NewReader(""))
+	req.RemoteAddr = "198.51.100.9:1234"
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	g.Middleware(mux).ServeHTTP(httptest.NewRecorder(), req)
+	require.Len(t, fp.tracked(), 1)
+	assert.Equal(t, "198.51.100.9", fp.tracked()[0].IPAddress, "TrustedProxies aliased: a later change moves the trust boundary")
+}
