@@ -105,3 +105,67 @@ func TestRegressionGuardKeepsCallersSlices(t *testing.T) {
 	require.Len(t, fp.tracked(), 1)
 	assert.Equal(t, "198.51.100.9", fp.tracked()[0].IPAddress, "TrustedProxies aliased: a later change moves the trust boundary")
 }
+
+// The value Authsignal's rules judge must be the value the handler acts
+// on, however the handler reads the request.
+func TestAttributesAgreeWithWhatHandlersRead(t *testing.T) {
+	form := []stepup.Policy{{Method: http.MethodPost, Route: "/pay/{acct}", Action: "transfer",
+		Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"}}}}
+	jsonPolicy := []stepup.Policy{{Method: http.MethodPost, Route: "/api/pay/{acct}", Action: "transfer",
+		Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromJSON, Key: "payment.amount", Type: "number"}}}}
+	tests := []struct {
+		name     string
+		policies []stepup.Policy
+		req      request
+		expect   any // the amount the rules saw
+		status   int
+	}{
+		{"form: an amount only in the query is seen, as r.FormValue sees it", form,
+			request{http.MethodPost, "/pay/a?amount=5000", stepuptest.Form, "to=bob", nil}, 5000.0, http.StatusSeeOther},
+		{"form: the body's amount comes first, as in r.FormValue", form,
+			request{http.MethodPost, "/pay/a?amount=5000", stepuptest.Form, "amount=10", nil}, 10.0, http.StatusOK},
+		{"json: keys match case-insensitively, as encoding/json does", jsonPolicy,
+			request{http.MethodPost, "/api/pay/a", "application/json", `{"Payment":{"AMOUNT":5000}}`, nil}, 5000.0, http.StatusSeeOther},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newPolicyEnv(t, attributeApp, tc.policies)
+			b := env.NewBrowser()
+			b.Login("alice")
+			got, resp := trackOne(t, env, b, tc.req)
+			assert.Equal(t, tc.status, resp.StatusCode, resp.Body)
+			assert.Equal(t, tc.expect, got.Custom["amount"])
+		})
+	}
+
+	for _, body := range []string{
+		`{"payment":{"amount":10,"AMOUNT":5000}}`,
+		`{"payment":{"amount":10,"amount":5000}}`,
+		`{"payment":{"amount":10},"Payment":{"amount":5000}}`,
+	} {
+		t.Run("json: a repeated key is refused before tracking: "+body, func(t *testing.T) {
+			env := newPolicyEnv(t, attributeApp, jsonPolicy)
+			b := env.NewBrowser()
+			b.Login("alice")
+			resp := b.Do(http.MethodPost, "/api/pay/a", "application/json", body, nil)
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+			assert.Empty(t, env.Emulator.Tracked())
+			assert.Empty(t, env.Ledger.Runs(""))
+		})
+	}
+
+	t.Run("the handler can read what the rules judged", func(t *testing.T) {
+		env := newPolicyEnv(t, attributeApp, form)
+		b := env.NewBrowser()
+		b.Login("alice")
+		require.Equal(t, http.StatusOK, b.Do(http.MethodPost, "/pay/a", stepuptest.Form, "amount=50", nil).StatusCode)
+		cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/pay/a", stepuptest.Form, "amount=5000", nil)))
+		require.Equal(t, http.StatusOK, b.Get(cb).StatusCode)
+		runs := env.Ledger.Runs("transfer")
+		require.Len(t, runs, 2)
+		assert.Equal(t, map[string]any{"amount": 50.0}, runs[0].Attributes)
+		assert.Equal(t, "allow", runs[0].How)
+		assert.Equal(t, map[string]any{"amount": 5000.0}, runs[1].Attributes)
+		assert.Equal(t, "challenge", runs[1].How)
+	})
+}

@@ -69,6 +69,8 @@ type Execution struct {
 	Cookies int
 	// ContentLength is the request's declared length.
 	ContentLength int64
+	// Attributes are stepup.Verification.Attributes: what the rules judged.
+	Attributes map[string]any
 }
 
 // Ledger records handler executions.
@@ -272,6 +274,7 @@ func (env *Env) handlers(appSessions sessions.Store, g *stepup.Guard) Handlers {
 				Name: name, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: body,
 				Header: r.Header.Clone(), User: currentUser(appSessions, r), How: v.How,
 				Remote: r.RemoteAddr, Cookies: len(r.Cookies()), ContentLength: r.ContentLength,
+				Attributes: v.Attributes,
 			})
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = io.WriteString(w, "done: "+name+" "+r.Method+" "+r.URL.Path+" "+string(body))
