@@ -355,31 +355,34 @@ func runRefusals(t *testing.T, a Adapter) {
 		assert.Contains(t, []int{http.StatusForbidden, http.StatusConflict}, resp.StatusCode)
 		assert.Len(t, env.Ledger.Runs("transfer"), 1)
 	})
-	t.Run("provider says valid for a token of another park", func(t *testing.T) {
-		env := NewEnv(t, a, Options{Provider: func(p stepup.Provider) stepup.Provider {
-			return lyingValidate{p, func(req authsignal.ValidateRequest) *authsignal.ValidateResponse {
-				return &authsignal.ValidateResponse{IsValid: true, State: authsignal.StateChallengeSucceeded,
-					UserID: req.UserID, Action: req.Action, IdempotencyKey: "not-the-park"}
-			}}
-		}})
-		b := env.NewBrowser()
-		b.Login("alice")
-		resp := b.Get(park(b, "amount=5000"))
-		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
-		assert.Empty(t, env.Ledger.Runs("transfer"))
-	})
-	t.Run("valid but not CHALLENGE_SUCCEEDED", func(t *testing.T) {
-		env := NewEnv(t, a, Options{Provider: func(p stepup.Provider) stepup.Provider {
-			return lyingValidate{p, func(req authsignal.ValidateRequest) *authsignal.ValidateResponse {
-				return &authsignal.ValidateResponse{IsValid: true, State: authsignal.StateAllow, UserID: req.UserID, Action: req.Action}
-			}}
-		}})
-		b := env.NewBrowser()
-		b.Login("alice")
-		resp := b.Get(park(b, "amount=5000"))
-		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
-		assert.Empty(t, env.Ledger.Runs("transfer"))
-	})
+	lies := []struct {
+		name   string
+		answer func(authsignal.ValidateRequest) *authsignal.ValidateResponse
+	}{
+		{"provider says valid for a token of another park", func(req authsignal.ValidateRequest) *authsignal.ValidateResponse {
+			return &authsignal.ValidateResponse{IsValid: true, State: authsignal.StateChallengeSucceeded,
+				UserID: req.UserID, Action: req.Action, IdempotencyKey: "not-the-park"}
+		}},
+		{"valid but not CHALLENGE_SUCCEEDED", func(req authsignal.ValidateRequest) *authsignal.ValidateResponse {
+			return &authsignal.ValidateResponse{IsValid: true, State: authsignal.StateAllow, UserID: req.UserID, Action: req.Action}
+		}},
+		{"valid for another user", func(req authsignal.ValidateRequest) *authsignal.ValidateResponse {
+			return &authsignal.ValidateResponse{IsValid: true, State: authsignal.StateChallengeSucceeded, UserID: "mallory", Action: req.Action}
+		}},
+		{"valid with fields missing", func(authsignal.ValidateRequest) *authsignal.ValidateResponse {
+			return &authsignal.ValidateResponse{IsValid: true, State: authsignal.StateChallengeSucceeded}
+		}},
+	}
+	for _, lie := range lies {
+		t.Run(lie.name, func(t *testing.T) {
+			env := NewEnv(t, a, Options{Provider: func(p stepup.Provider) stepup.Provider { return lyingValidate{p, lie.answer} }})
+			b := env.NewBrowser()
+			b.Login("alice")
+			resp := b.Get(park(b, "amount=5000"))
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+			assert.Empty(t, env.Ledger.Runs("transfer"))
+		})
+	}
 	t.Run("cancelled challenge", func(t *testing.T) {
 		env := NewEnv(t, a, Options{})
 		b := env.NewBrowser()
