@@ -90,7 +90,8 @@
 //
 // Parked body 64 KiB (Config.MaxBodyBytes; multipart and compressed bodies
 // are refused before anything is tracked), parked request lifetime 10
-// minutes (ParkTTL), 5 pending parks per session (MaxPending), GET pass 1
+// minutes (ParkTTL), 5 pending parks per session (MaxPending), 20
+// challenges per user per ParkTTL (MaxChallengesPerUser), GET pass 1
 // minute (PassTTL), provider calls 5 seconds (ProviderTimeout).
 //
 // See SECURITY.md in the repository for the threats and the rule that

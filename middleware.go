@@ -75,6 +75,11 @@ type Config struct {
 	// MaxPending is how many parked requests one session may hold; the
 	// oldest is dropped beyond it. Optional. Default 5, at most 20.
 	MaxPending int
+	// MaxChallengesPerUser caps the challenges (browser parks and API
+	// challenges) one user may open per ParkTTL in this process, so that one
+	// account cannot fill the Store for everybody; beyond it the answer is
+	// 429 with Retry-After. Optional. Default 20.
+	MaxChallengesPerUser int
 	// PassTTL is how long the single-use pass for a resumed GET lasts.
 	// Optional. Default 1 minute, at most 1 minute.
 	PassTTL time.Duration
@@ -127,6 +132,7 @@ type Guard struct {
 	origins       []origin
 	replayHeaders map[string]bool
 	tooLarge      Error // the 413 answer, built once
+	limiter       *parkLimiter
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -163,6 +169,9 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = 5
 	}
+	if cfg.MaxChallengesPerUser == 0 {
+		cfg.MaxChallengesPerUser = 20
+	}
 	if cfg.PassTTL == 0 {
 		cfg.PassTTL = time.Minute
 	}
@@ -191,6 +200,8 @@ func New(cfg Config) (*Guard, error) {
 		return nil, errors.New("stepup: Config.ParkTTL must be positive")
 	case cfg.MaxPending < 0 || cfg.MaxPending > 20:
 		return nil, errors.New("stepup: Config.MaxPending must be between 1 and 20")
+	case cfg.MaxChallengesPerUser < 0:
+		return nil, errors.New("stepup: Config.MaxChallengesPerUser must be positive")
 	case cfg.PassTTL < 0 || cfg.PassTTL > time.Minute:
 		return nil, errors.New("stepup: Config.PassTTL must be positive and at most a minute")
 	case cfg.ProviderTimeout < 0 || cfg.RetryAfter < 0:
@@ -203,7 +214,8 @@ func New(cfg Config) (*Guard, error) {
 	cfg.TrustedProxies = append([]netip.Prefix(nil), cfg.TrustedProxies...)
 	cfg.ChallengeOrigins = append([]string(nil), cfg.ChallengeOrigins...)
 	cfg.ReplayHeaders = append([]string(nil), cfg.ReplayHeaders...)
-	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{}}
+	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{},
+		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.ParkTTL)}
 	for _, o := range cfg.ChallengeOrigins {
 		po, err := parseOrigin(o)
 		if err != nil {
@@ -634,11 +646,17 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		rec.Body = body
 		rec.Header = g.keepHeaders(r.Header)
 	}
+	if !g.limiter.allow(user, now) {
+		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.ParkTTL+time.Second-1)/time.Second)))
+		return g.refuse(r.Context(), ev, refuse(http.StatusTooManyRequests, "too_many_challenges",
+			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrBadRequest))
+	}
 	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
 		return g.refuse(r.Context(), ev, refuse(http.StatusServiceUnavailable, "busy",
 			"Verification is unavailable right now. Nothing was done; please try again in a moment.",
 			fmt.Errorf("%w: store: %w", ErrInternal, err)))
 	}
+	g.limiter.add(user, now)
 	g.emit(r.Context(), ev, EventChallenge, map[bool]string{true: "api", false: "browser"}[api])
 	if api {
 		w.Header().Set("Cache-Control", "no-store")

@@ -701,8 +701,25 @@ func runLimits(t *testing.T, a Adapter) {
 		assert.Equal(t, http.StatusOK, b.Get(cbs[2]).StatusCode)
 		assert.Len(t, env.Ledger.Runs("transfer"), 2)
 	})
+	t.Run("challenges per user are capped, per ParkTTL window", func(t *testing.T) {
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.MaxChallengesPerUser, c.ParkTTL = 3, 5*time.Minute }})
+		alice, bob := env.NewBrowser(), env.NewBrowser()
+		alice.Login("alice")
+		bob.Login("bob")
+		alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=2001", nil))
+		alice.API(http.MethodPost, "/api/transfer", `{"amount": 2002}`, nil)
+		alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=2003", nil))
+		over := alice.Do(http.MethodPost, "/transfer", Form, "amount=2004", nil)
+		assert.Equal(t, http.StatusTooManyRequests, over.StatusCode)
+		assert.Equal(t, "300", over.Header.Get("Retry-After"))
+		assert.Empty(t, over.Header.Get("Location"))
+		bob.Challenge(bob.Do(http.MethodPost, "/transfer", Form, "amount=2005", nil)) // others are not affected
+		assert.Equal(t, http.StatusOK, alice.Do(http.MethodPost, "/transfer", Form, "amount=5", nil).StatusCode, "ALLOW is never capped")
+		env.Clock.Advance(5 * time.Minute)
+		alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=2006", nil))
+	})
 	t.Run("session cookie stays small", func(t *testing.T) {
-		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.MaxPending = 20 }})
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.MaxPending, c.MaxChallengesPerUser = 20, 100 }})
 		b := env.NewBrowser()
 		b.Login("alice")
 		for i := range 25 {
