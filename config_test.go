@@ -174,6 +174,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		// Limits.
 		{"MaxPending 21", func(c *stepup.Config) { c.MaxPending = 21 }, []string{"Config.MaxPending"}},
 		{"MaxPending negative", func(c *stepup.Config) { c.MaxPending = -1 }, []string{"Config.MaxPending"}},
+		{"MaxChallengesPerUser negative", func(c *stepup.Config) { c.MaxChallengesPerUser = -1 }, []string{"Config.MaxChallengesPerUser"}},
 		{"PassTTL 2m", func(c *stepup.Config) { c.PassTTL = 2 * time.Minute }, []string{"Config.PassTTL"}},
 		{"PassTTL negative", func(c *stepup.Config) { c.PassTTL = -time.Second }, []string{"Config.PassTTL"}},
 		{"ReviewStatus 200", func(c *stepup.Config) { c.ReviewStatus = http.StatusOK }, []string{"Config.ReviewStatus"}},
@@ -235,6 +236,7 @@ func TestNewAcceptsConfigAtTheEdges(t *testing.T) {
 		{"http CallbackURL with port and query", func(c *stepup.Config) { c.CallbackURL = "http://localhost:8080/cb?app=1" }},
 		{"MaxPending 20", func(c *stepup.Config) { c.MaxPending = 20 }},
 		{"MaxPending 1", func(c *stepup.Config) { c.MaxPending = 1 }},
+		{"MaxChallengesPerUser 1", func(c *stepup.Config) { c.MaxChallengesPerUser = 1 }},
 		{"PassTTL one minute", func(c *stepup.Config) { c.PassTTL = time.Minute }},
 		{"ReviewStatus 400", func(c *stepup.Config) { c.ReviewStatus = 400 }},
 		{"ReviewStatus 599", func(c *stepup.Config) { c.ReviewStatus = 599 }},
