@@ -29,7 +29,9 @@ import (
 // guardedApp is the conformance application on a ServeMux behind
 // guard.Middleware: the suite's policy table, every protected route
 // registered with its method.
-var guardedApp = muxAdapter(func(mux *http.ServeMux, _ *stepup.Guard, h stepuptest.Handlers) {
+var guardedApp = muxAdapter(func(mux *http.ServeMux, _ *stepup.Guard, h stepuptest.Handlers) { guardedRoutes(mux, h) })
+
+func guardedRoutes(mux *http.ServeMux, h stepuptest.Handlers) {
 	mux.Handle("POST /transfer", h.Transfer)
 	mux.Handle("POST /api/transfer", h.APITrans)
 	mux.Handle("PUT /profile", h.Profile)
@@ -37,7 +39,7 @@ var guardedApp = muxAdapter(func(mux *http.ServeMux, _ *stepup.Guard, h stepupte
 	mux.Handle("GET /report", h.Report)
 	mux.Handle("GET /admin", h.Admin)
 	mux.Handle("/open", h.Open)
-})
+}
 
 // requireApp protects the same routes with Require, one by one. It runs
 // with an empty policy table, or Middleware would enforce the suite's

@@ -11,27 +11,18 @@ import (
 )
 
 // serveMux mounts the conformance application on a Go 1.22 ServeMux behind
-// guard.Middleware, the declarative table matched by the mux's own pattern.
+// guard.Middleware (guardedApp's routes plus the decision routes), and
+// checks the table against the mux.
 var serveMux = stepuptest.Adapter{
 	Name:  "servemux",
-	Param: func(name string) string { return "{" + name + "}" },
+	Param: guardedApp.Param,
 	Mount: func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
-		mux := http.NewServeMux()
-		mux.Handle("POST /login", h.Login)
-		mux.Handle("POST /logout", h.Logout)
-		mux.Handle("POST /transfer", h.Transfer)
-		mux.Handle("POST /api/transfer", h.APITrans)
-		mux.Handle("PUT /profile", h.Profile)
-		mux.Handle("DELETE /items/{id}", h.DeleteItem)
-		mux.Handle("GET /report", h.Report)
-		mux.Handle("GET /admin", h.Admin)
-		mux.Handle("POST /block", h.Block)
-		mux.Handle("POST /review", h.Review)
-		mux.Handle("/open", h.Open)
-		root := g.Middleware(mux)
-		mux.Handle("GET "+stepuptest.CallbackPath, g.Callback(root))
-		require.NoError(t, g.CheckServeMux(mux))
-		return root
+		return muxAdapter(func(mux *http.ServeMux, g *stepup.Guard, h stepuptest.Handlers) {
+			guardedRoutes(mux, h)
+			mux.Handle("POST /block", h.Block)
+			mux.Handle("POST /review", h.Review)
+			require.NoError(t, g.CheckServeMux(mux))
+		}).Mount(t, g, h)
 	},
 }
 
