@@ -30,6 +30,9 @@ var (
 	// ErrBadRequest: a request the guard refuses to park, such as a path
 	// that could not be redirected to safely.
 	ErrBadRequest = errors.New("stepup: request cannot be protected")
+	// ErrTooManyChallenges: the user opened Config.MaxChallengesPerUser
+	// challenges within ParkTTL.
+	ErrTooManyChallenges = errors.New("stepup: too many challenges")
 	// ErrStepUpFailed: a callback or a token retry that did not prove the
 	// step-up for this user, action and parked request. Deliberately vague.
 	ErrStepUpFailed = errors.New("stepup: step-up verification failed")
@@ -73,16 +76,17 @@ func refuse(status int, code, msg string, err error) *Error {
 	return &Error{Status: status, Code: code, Message: msg, Err: err}
 }
 
-var (
-	errNotLoggedIn = func() *Error {
-		return refuse(http.StatusUnauthorized, "login_required", "Please sign in to continue.", ErrNotLoggedIn)
-	}
-	errStepUpFailed = func(cause error) *Error {
-		return refuse(http.StatusForbidden, "step_up_failed",
-			"We could not confirm this verification, so nothing was done. Please start again.",
-			fmt.Errorf("%w: %w", ErrStepUpFailed, cause))
-	}
-)
+func errNotLoggedIn() *Error {
+	return refuse(http.StatusUnauthorized, "login_required", "Please sign in to continue.", ErrNotLoggedIn)
+}
+
+// errStepUpFailed is every "no" about a token or park: the cause stays in
+// logs, the user sees one plain sentence.
+func errStepUpFailed(cause error) *Error {
+	return refuse(http.StatusForbidden, "step_up_failed",
+		"We could not confirm this verification, so nothing was done. Please start again.",
+		fmt.Errorf("%w: %w", ErrStepUpFailed, cause))
+}
 
 func providerError(cause error) *Error {
 	return refuse(http.StatusServiceUnavailable, "provider_unavailable",

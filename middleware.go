@@ -611,9 +611,11 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "allow", custom))
 		return nil
 	case authsignal.StateBlock:
+		ev.Err = ErrBlocked
 		g.emit(r.Context(), ev, EventBlock, "")
 		return refuse(http.StatusForbidden, "blocked", "This action is not allowed.", ErrBlocked)
 	case authsignal.StateReviewRequired:
+		ev.Err = ErrReview
 		g.emit(r.Context(), ev, EventReview, "")
 		return refuse(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
@@ -649,7 +651,7 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 	if !g.limiter.allow(user, now) {
 		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.ParkTTL+time.Second-1)/time.Second)))
 		return g.refuse(r.Context(), ev, refuse(http.StatusTooManyRequests, "too_many_challenges",
-			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrBadRequest))
+			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrTooManyChallenges))
 	}
 	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
 		return g.refuse(r.Context(), ev, refuse(http.StatusServiceUnavailable, "busy",
@@ -657,7 +659,11 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 			fmt.Errorf("%w: store: %w", ErrInternal, err)))
 	}
 	g.limiter.add(user, now)
-	g.emit(r.Context(), ev, EventChallenge, map[bool]string{true: "api", false: "browser"}[api])
+	kind := "browser"
+	if api {
+		kind = "api"
+	}
+	g.emit(r.Context(), ev, EventChallenge, kind)
 	if api {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(
