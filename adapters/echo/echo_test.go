@@ -54,24 +54,31 @@ func TestConformanceEcho(t *testing.T) {
 
 var csrfField = regexp.MustCompile(`csrf=([A-Za-z0-9_-]+)`)
 
-// csrfApp puts echo's CSRF middleware in front of the guard, reading the
-// token from a form field, as a server-rendered application does.
-var csrfApp = stepuptest.Adapter{
-	Name:  "echo+csrf",
-	Param: echoAdapter.Param,
-	Mount: func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
-		e := echo.New()
-		e.Pre(stepupecho.PreserveBody(g))
-		e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
-			TokenLookup: "form:_csrf",
-			Skipper:     func(c echo.Context) bool { return c.Path() == "/login" },
-		}))
-		e.Use(stepupecho.Middleware(g))
-		mount(e, g, h)
-		e.GET("/form", func(c echo.Context) error { return c.String(http.StatusOK, "csrf="+c.Get("csrf").(string)) })
-		return e
-	},
+// csrfAdapter puts echo's CSRF middleware in front of the guard, reading
+// the token from a form field, as a server-rendered application does; with
+// preserve, PreserveBody keeps the exact bytes for the guard.
+func csrfAdapter(preserve bool) stepuptest.Adapter {
+	return stepuptest.Adapter{
+		Name:  "echo+csrf",
+		Param: echoAdapter.Param,
+		Mount: func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+			e := echo.New()
+			if preserve {
+				e.Pre(stepupecho.PreserveBody(g))
+			}
+			e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
+				TokenLookup: "form:_csrf",
+				Skipper:     func(c echo.Context) bool { return c.Path() == "/login" },
+			}))
+			e.Use(stepupecho.Middleware(g))
+			mount(e, g, h)
+			e.GET("/form", func(c echo.Context) error { return c.String(http.StatusOK, "csrf="+c.Get("csrf").(string)) })
+			return e
+		},
+	}
 }
+
+var csrfApp = csrfAdapter(true)
 
 func TestEchoCSRFInFront(t *testing.T) {
 	t.Run("the replay passes CSRF with the parked form token and live cookie", func(t *testing.T) {
@@ -101,18 +108,7 @@ func TestEchoCSRFInFront(t *testing.T) {
 		assert.Empty(t, env.Ledger.Runs("transfer"))
 	})
 	t.Run("without PreserveBody the guard refuses instead of parking an empty body", func(t *testing.T) {
-		noPreserve := csrfApp
-		noPreserve.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
-			e := echo.New()
-			e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
-				TokenLookup: "form:_csrf",
-				Skipper:     func(c echo.Context) bool { return c.Path() == "/login" },
-			}))
-			e.Use(stepupecho.Middleware(g))
-			mount(e, g, h)
-			e.GET("/form", func(c echo.Context) error { return c.String(http.StatusOK, "csrf="+c.Get("csrf").(string)) })
-			return e
-		}
+		noPreserve := csrfAdapter(false)
 		env := stepuptest.NewEnv(t, noPreserve, stepuptest.Options{})
 		b := env.NewBrowser()
 		b.Login("alice")
