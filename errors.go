@@ -41,6 +41,11 @@ var (
 	// ErrInternal: the guard could not do its work (session or store
 	// failure, misconfiguration). It fails closed.
 	ErrInternal = errors.New("stepup: internal error")
+	// ErrMisconfigured: the guard is wired so that it cannot tell which
+	// route a request reached (in front of something other than the
+	// router, in echo's Pre chain, after a method override). It fails
+	// closed with a 500 and logs how to fix the wiring.
+	ErrMisconfigured = errors.New("stepup: guard misconfigured")
 
 	// ErrNotFound is what a Store returns for a missing or expired record.
 	ErrNotFound = errors.New("stepup: record not found")
@@ -97,4 +102,11 @@ func providerError(cause error) *Error {
 func internalError(cause error) *Error {
 	return refuse(http.StatusInternalServerError, "internal_error",
 		"Something went wrong on our side. Nothing was done.", fmt.Errorf("%w: %w", ErrInternal, cause))
+}
+
+// errMisconfigured is a wiring mistake found at request time.
+func errMisconfigured(reason string) *Error {
+	return refuse(http.StatusInternalServerError, "misconfigured",
+		"This page is protected but not wired correctly, so nothing was done. The administrator has been told.",
+		fmt.Errorf("%w: %s", ErrMisconfigured, reason))
 }

@@ -66,6 +66,15 @@ func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string
 	}
 }
 
+// Misconfigured reports a wiring mistake that an adapter found at request
+// time (for example echo middleware registered with Pre, where no route is
+// matched yet) and returns the 500 refusal to answer with. reason says how
+// to fix the wiring; it is logged, never shown to the client.
+func (g *Guard) Misconfigured(r *http.Request, reason string) *Error {
+	e := errMisconfigured(reason)
+	return g.refuse(r.Context(), Event{Method: r.Method, Path: r.URL.Path}, e)
+}
+
 // refuse reports a refusal and returns it.
 func (g *Guard) refuse(ctx context.Context, ev Event, e *Error) *Error {
 	ev.Err = e.Err
