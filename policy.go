@@ -1,14 +1,10 @@
 package stepup
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -47,20 +43,32 @@ type Source string
 
 // The sources an Attribute can read from.
 const (
-	FromForm   Source = "form"   // a form field as r.FormValue reads it: the urlencoded body first, then the query
-	FromJSON   Source = "json"   // a JSON body field; Key is a dotted path such as "payee.iban", matched case-insensitively like encoding/json; a body repeating a key is refused
+	FromForm   Source = "form"   // a form field as r.FormValue reads it: the urlencoded body (POST, PUT, PATCH), then the query
+	FromJSON   Source = "json"   // a JSON body field; Key is a dotted path such as "payee.iban", matched with Unicode case folding like encoding/json
 	FromPath   Source = "path"   // a path parameter of the route
 	FromQuery  Source = "query"  // a query parameter
-	FromHeader Source = "header" // a request header
+	FromHeader Source = "header" // a request header, sent once
 )
+
+// Whatever the Source, the value the rules see is the value every standard
+// reader of the request gets: for form, json, path and query attributes the
+// guard looks for the key in the query, the form body, the JSON body and the
+// path parameters (keys compared with Unicode case folding, as
+// encoding/json and echo's binder compare them), and refuses the request
+// with a 400 before tracking when two of them disagree, when the request
+// could be parsed differently by another reader, or when a value does not
+// convert to the attribute's Type. See the package documentation.
 
 // Attribute is one custom attribute sent to Authsignal with the track call.
 type Attribute struct {
 	Name string // the name Authsignal's rules see, as custom.<Name>
 	From Source
 	Key  string // field, parameter or header name; a dotted path for JSON
-	// Type converts the value: "string" (default), "number" or "bool". A
-	// value that does not convert is left out; rules then see no attribute.
+	// Type converts the value: "string" (default), "number" (the JSON
+	// number grammar only: no spaces, "+", hex, underscores, leading zeros,
+	// NaN or Inf) or "bool" (as strconv.ParseBool). A value that does not
+	// convert refuses the request with a 400: the rules never see "absent"
+	// where a handler could see a value.
 	Type string
 }
 
@@ -195,221 +203,6 @@ func (t table) lookup(method, route string) *rule {
 		}
 	}
 	return t[routeKey{"*", route}]
-}
-
-// attributes collects the custom attributes for a track call.
-func (r *rule) attributes(req *http.Request, body []byte) (map[string]any, error) {
-	if len(r.Attributes) == 0 && r.Custom == nil {
-		return nil, nil
-	}
-	out := make(map[string]any, len(r.Attributes))
-	var form url.Values
-	var doc any
-	var docErr error
-	docParsed := false
-	for _, a := range r.Attributes {
-		var raw any
-		var ok bool
-		switch a.From {
-		case FromForm:
-			if form == nil {
-				form = parseForm(req, body)
-			}
-			// As r.FormValue sees it: the body's value first, then the
-			// query's, so a handler cannot act on a value the rules missed.
-			if vs := form[a.Key]; len(vs) > 0 {
-				raw, ok = vs[0], true
-			} else if vs := req.URL.Query()[a.Key]; len(vs) > 0 {
-				raw, ok = vs[0], true
-			}
-		case FromJSON:
-			if !docParsed {
-				docParsed = true
-				doc, docErr = decodeJSON(body)
-				if errors.Is(docErr, errAmbiguousJSON) {
-					return nil, docErr
-				}
-			}
-			if docErr == nil {
-				raw, ok = jsonPath(doc, a.Key)
-			}
-		case FromPath:
-			raw = req.PathValue(a.Key)
-			ok = raw != ""
-		case FromQuery:
-			if vs, has := req.URL.Query()[a.Key]; has && len(vs) > 0 {
-				raw, ok = vs[0], true
-			}
-		case FromHeader:
-			if v := req.Header.Get(a.Key); v != "" {
-				raw, ok = v, true
-			}
-		}
-		if !ok {
-			continue
-		}
-		if v, ok := convert(raw, a.Type); ok {
-			out[a.Name] = v
-		}
-	}
-	if r.Custom != nil {
-		extra, err := r.Custom(req, body)
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range extra {
-			out[k] = v
-		}
-	}
-	return out, nil
-}
-
-func parseForm(req *http.Request, body []byte) url.Values {
-	ct := req.Header.Get("Content-Type")
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	if !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
-		return url.Values{}
-	}
-	v, err := url.ParseQuery(string(body))
-	if err != nil {
-		return url.Values{}
-	}
-	return v
-}
-
-var errAmbiguousJSON = errors.New("JSON body repeats a key (names differing only in case count as the same)")
-
-// decodeJSON decodes the first JSON value of body, refusing objects that
-// repeat a key, compared case-insensitively. encoding/json gives a struct
-// field the last of such keys, whatever their case; other decoders pick
-// the first. Refusing them means the value the rules see is the value every
-// handler decodes.
-func decodeJSON(body []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	return decodeValue(dec, 0)
-}
-
-func decodeValue(dec *json.Decoder, depth int) (any, error) {
-	if depth > 64 {
-		return nil, errors.New("JSON body nested too deeply")
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			m := map[string]any{}
-			folded := map[string]bool{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				k, _ := kt.(string)
-				lk := strings.ToLower(k)
-				if folded[lk] {
-					return nil, errAmbiguousJSON
-				}
-				folded[lk] = true
-				v, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				m[k] = v
-			}
-			_, err := dec.Token()
-			return m, err
-		case '[':
-			var a []any
-			for dec.More() {
-				v, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				a = append(a, v)
-			}
-			_, err := dec.Token()
-			return a, err
-		}
-		return nil, errors.New("unexpected delimiter")
-	default:
-		return t, nil
-	}
-}
-
-// jsonPath follows a dotted path, matching keys case-insensitively as
-// encoding/json does for struct fields (decodeJSON made the match unique).
-func jsonPath(doc any, path string) (any, bool) {
-	cur := doc
-	for _, part := range strings.Split(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		v, found := m[part]
-		if !found {
-			for k, kv := range m {
-				if strings.EqualFold(k, part) {
-					v, found = kv, true
-					break
-				}
-			}
-		}
-		if !found {
-			return nil, false
-		}
-		cur = v
-	}
-	switch cur.(type) {
-	case map[string]any, []any, nil:
-		return nil, false
-	}
-	return cur, true
-}
-
-func convert(raw any, typ string) (any, bool) {
-	switch typ {
-	case "number":
-		var s string
-		switch v := raw.(type) {
-		case json.Number:
-			s = v.String()
-		case string:
-			s = strings.TrimSpace(v)
-		default:
-			return nil, false
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || f != f || f > 1e308 || f < -1e308 {
-			return nil, false
-		}
-		return f, true
-	case "bool":
-		switch v := raw.(type) {
-		case bool:
-			return v, true
-		case string:
-			b, err := strconv.ParseBool(strings.TrimSpace(v))
-			return b, err == nil
-		}
-		return nil, false
-	default:
-		switch v := raw.(type) {
-		case string:
-			return v, true
-		case json.Number:
-			return v.String(), true
-		case bool:
-			return strconv.FormatBool(v), true
-		}
-		return nil, false
-	}
 }
 
 // PolicyFile is the document LoadPolicies and ParsePolicies read:
