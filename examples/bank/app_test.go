@@ -414,9 +414,13 @@ func TestAmountsCannotDisagreeWithThePolicy(t *testing.T) {
 		body   string
 		status int
 	}{
-		{"thousands separator", "/transfer", "amount=5%2C000&to=bob", http.StatusSeeOther}, // unreadable → challenged
+		{"thousands separator", "/transfer", "amount=5%2C000&to=bob", http.StatusBadRequest}, // not a number: refused before tracking
 		{"exponent", "/transfer", "amount=5e3&to=bob", http.StatusSeeOther},
 		{"two amounts", "/transfer", "amount=10&amount=5000&to=bob", http.StatusBadRequest},
+		// The review's attack with a stolen session: the guard used to drop
+		// a body with one malformed pair and judge the query's amount.
+		{"malformed pair, small amount in the query", "/transfer?amount=1", "amount=5000&to=bob&%", http.StatusBadRequest},
+		{"query and body disagree", "/transfer?amount=1", "amount=5000&to=bob", http.StatusBadRequest},
 		{"amount only in the query", "/transfer?amount=5000", "to=bob", http.StatusSeeOther},
 		{"negative", "/transfer", "amount=-5000&to=bob", http.StatusUnprocessableEntity},
 	}
