@@ -37,7 +37,9 @@ func echoReaders(c echo.Context) []stepuptest.Observation {
 	body, _ := io.ReadAll(r.Body)
 	reset := func() { r.Body = io.NopCloser(bytes.NewReader(body)) }
 	var seen []stepuptest.Observation
-	add := func(reader, key string, v any) { seen = append(seen, stepuptest.Observation{Reader: reader, Key: key, Value: v}) }
+	add := func(reader, key string, v any) {
+		seen = append(seen, stepuptest.Observation{Reader: reader, Key: key, Value: v})
+	}
 
 	reset()
 	var f echoFields
