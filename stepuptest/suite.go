@@ -30,6 +30,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("limits", func(t *testing.T) { runLimits(t, a) })
 	t.Run("replay hygiene", func(t *testing.T) { runReplayHygiene(t, a) })
 	t.Run("parsing", func(t *testing.T) { runParsing(t, a) })
+	t.Run("binding", func(t *testing.T) { runBinding(t, a) })
 }
 
 func runBrowserFlows(t *testing.T, a Adapter) {
