@@ -37,6 +37,13 @@ type Config struct {
 
 // Middleware protects the routes of the guard's policy table, matched on
 // c.Path(). Register it with e.Use, after CSRF and authentication.
+//
+// While the table is not empty, two wiring mistakes are refused with a 500
+// (stepup.ErrMisconfigured) rather than let through undecided: the
+// middleware registered with e.Pre, where no route is matched yet, and a
+// method changed after routing (middleware.MethodOverride registered with
+// e.Use), seen when the request's method has no route at the matched
+// pattern but a policy protects that pattern for another method.
 func Middleware(g *stepup.Guard) echo.MiddlewareFunc {
 	return MiddlewareWithConfig(g, Config{})
 }
@@ -44,18 +51,95 @@ func Middleware(g *stepup.Guard) echo.MiddlewareFunc {
 // MiddlewareWithConfig is Middleware with options.
 func MiddlewareWithConfig(g *stepup.Guard, cfg Config) echo.MiddlewareFunc {
 	cfg = withDefaults(cfg)
+	// The patterns some policy protects for some method: a request at one
+	// of them that no policy covers is checked for a method changed after
+	// routing. Everything else stays two map lookups.
+	covered := map[string]bool{}
+	for _, p := range g.Policies() {
+		covered[p.Route] = true
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if cfg.Skipper(c) {
 				return next(c)
 			}
-			rule, ok := g.Match(c.Request().Method, c.Path())
-			if !ok {
-				return next(c)
+			path := c.Path()
+			rule, ok := g.Match(c.Request().Method, path)
+			if ok {
+				return enforce(c, g, rule, next, cfg)
 			}
-			return enforce(c, g, rule, next, cfg)
+			if len(covered) > 0 && (path == "" || covered[path]) {
+				if reason := miswired(c, g); reason != "" {
+					return refusal(c, cfg, g.Misconfigured(c.Request(), reason))
+				}
+			}
+			return next(c)
 		}
 	}
+}
+
+// miswired says why the route echo matched cannot be trusted for this
+// request, or returns "" when it can. It runs only for requests that no
+// policy covers and whose pattern is empty or protected for another
+// method, so its cost stays off the common path.
+func miswired(c echo.Context, g *stepup.Guard) string {
+	e, r := c.Echo(), c.Request()
+	router := e.Router()
+	if hr, ok := e.Routers()[r.Host]; ok {
+		router = hr // echo's own choice of router for the host
+	}
+	path, method := c.Path(), r.Method
+	if path == "" {
+		// Before routing (e.Pre) and after a miss (404) the pattern is
+		// empty alike; only a miss still matches nothing when routed.
+		probe := e.AcquireContext()
+		probe.Reset(r, nil)
+		router.Find(method, echo.GetPath(r), probe)
+		matched := probe.Path()
+		e.ReleaseContext(probe)
+		if matched == "" {
+			return ""
+		}
+		return fmt.Sprintf("stepupecho.Middleware ran before routing (c.Path() is empty, yet echo routes %s %s to %s): "+
+			"register it with e.Use, not e.Pre", method, r.URL.Path, matched)
+	}
+	if c.Get(echo.ContextKeyHeaderAllow) != nil {
+		return "" // the router answers 405 or OPTIONS itself: no route handler runs
+	}
+	notFound, protectedPost := false, false
+	for _, rt := range router.Routes() {
+		if rt.Path != path {
+			continue
+		}
+		switch rt.Method {
+		case method:
+			return "" // echo dispatched this method to this pattern
+		case echo.RouteNotFound:
+			notFound = true
+		case http.MethodPost:
+			_, protectedPost = g.Match(http.MethodPost, path)
+		}
+	}
+	if notFound && !(protectedPost && overrideTarget(method)) {
+		// The pattern's RouteNotFound handler (echo registers one for every
+		// group with middleware) answers a method without a route; only
+		// echo's MethodOverride, turning a protected POST into this
+		// method after routing, could have run another handler instead.
+		return ""
+	}
+	return fmt.Sprintf("echo has no %s route at %s, yet it matched that pattern, which policies protect for other methods: "+
+		"the method changed after routing; register middleware.MethodOverride (or whatever rewrites the method) with e.Pre, not e.Use",
+		method, path)
+}
+
+// overrideTarget reports whether echo's MethodOverride can turn a POST
+// into method: it refuses GET, HEAD, OPTIONS, TRACE and CONNECT.
+func overrideTarget(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodConnect, http.MethodPost:
+		return false
+	}
+	return true
 }
 
 // Require protects one route with action, whatever the table says. It
@@ -149,13 +233,19 @@ func enforce(c echo.Context, g *stepup.Guard, rule stepup.Rule, next echo.Handle
 		nextErr = next(c)
 	})
 	if err := g.Enforce(c.Response(), req, rule, h); err != nil {
-		he := ToHTTPError(err)
-		if cfg.ErrorHandler != nil {
-			return cfg.ErrorHandler(c, he)
-		}
-		return he
+		return refusal(c, cfg, err)
 	}
 	return nextErr
+}
+
+// refusal returns a refusal the echo way: through Config.ErrorHandler when
+// set, else to echo's HTTPErrorHandler.
+func refusal(c echo.Context, cfg Config, err error) error {
+	he := ToHTTPError(err)
+	if cfg.ErrorHandler != nil {
+		return cfg.ErrorHandler(c, he)
+	}
+	return he
 }
 
 // ToHTTPError turns a refusal into an *echo.HTTPError carrying the public
