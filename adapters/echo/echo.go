@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -187,14 +188,28 @@ func PreserveBody(g *stepup.Guard) echo.MiddlewareFunc {
 	}
 }
 
-// CheckRoutes reports the policies of the guard's table that name no
-// route of e, so that a typo in a policy cannot leave a route open.
-// Call it after registering the routes.
+// CheckRoutes reports the wiring mistakes it can see in e's routes, so
+// that none leaves a route open. Call it after registering the routes.
+//
+//   - A policy that names no route of e: a typo protects nothing.
+//   - A handler that a policy protects for some methods but that is also
+//     registered, under the same route name, for methods no policy covers,
+//     as e.Any and e.Match do: a GET-only policy on e.Any("/admin", h) lets
+//     POST /admin run h without a step-up. Use Method "*" in the policy.
+//     Echo names a route after its handler function, so two different
+//     handlers made by one factory share a name; give such a route a Name
+//     of its own (route.Name = "…") to tell them apart.
 func CheckRoutes(g *stepup.Guard, e *echo.Echo) error {
+	routers := [][]*echo.Route{e.Routes()}
+	for _, r := range e.Routers() {
+		routers = append(routers, r.Routes())
+	}
 	have := map[[2]string]bool{}
-	for _, r := range e.Routes() {
-		have[[2]string{r.Method, r.Path}] = true
-		have[[2]string{"*", r.Path}] = true
+	for _, routes := range routers {
+		for _, r := range routes {
+			have[[2]string{r.Method, r.Path}] = true
+			have[[2]string{"*", r.Path}] = true
+		}
 	}
 	var errs []error
 	for _, p := range g.Policies() {
@@ -202,7 +217,48 @@ func CheckRoutes(g *stepup.Guard, e *echo.Echo) error {
 			errs = append(errs, fmt.Errorf("stepupecho: policy %s %s: no such echo route", p.Method, p.Route))
 		}
 	}
+	for _, routes := range routers {
+		errs = append(errs, sharedHandlers(g, routes)...)
+	}
 	return errors.Join(errs...)
+}
+
+// sharedHandlers reports the handlers of one router that are protected
+// for some methods of a pattern and open for others.
+func sharedHandlers(g *stepup.Guard, routes []*echo.Route) []error {
+	type handlerAt struct{ path, name string }
+	methods := map[handlerAt][]string{}
+	for _, r := range routes {
+		if r.Method != echo.RouteNotFound {
+			k := handlerAt{r.Path, r.Name}
+			methods[k] = append(methods[k], r.Method)
+		}
+	}
+	keys := make([]handlerAt, 0, len(methods))
+	for k := range methods {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b handlerAt) int { return strings.Compare(a.path+" "+a.name, b.path+" "+b.name) })
+	var errs []error
+	for _, k := range keys {
+		var protected, open []string
+		for _, m := range methods[k] {
+			if _, ok := g.Match(m, k.path); ok {
+				protected = append(protected, m)
+			} else {
+				open = append(open, m)
+			}
+		}
+		if len(protected) > 0 && len(open) > 0 {
+			slices.Sort(protected)
+			slices.Sort(open)
+			errs = append(errs, fmt.Errorf("stepupecho: route %s: handler %s is protected for %s but registered for %s too, "+
+				"which no policy covers (e.Any or e.Match?): use Method \"*\" in the policy or add policies for those methods; "+
+				"if these are different handlers, give each route its own Name",
+				k.path, k.name, strings.Join(protected, ", "), strings.Join(open, ", ")))
+		}
+	}
+	return errs
 }
 
 func withDefaults(cfg Config) Config {

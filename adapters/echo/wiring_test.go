@@ -213,3 +213,61 @@ func TestEchoMethodOverrideAfterRoutingPastARouteNotFound(t *testing.T) {
 		assert.Empty(t, env.Ledger.Runs("admin"))
 	})
 }
+
+func TestCheckRoutesReportsHandlersOpenForOtherMethods(t *testing.T) {
+	admin := func(c echo.Context) error { return c.NoContent(http.StatusOK) }
+	other := func(c echo.Context) error { return c.NoContent(http.StatusAccepted) }
+	getAdmin := []stepup.Policy{{Method: http.MethodGet, Route: "/admin", Action: "admin"}}
+	tests := []struct {
+		name     string
+		policies []stepup.Policy
+		routes   func(e *echo.Echo)
+		expect   []string // nil: no error
+	}{
+		{"e.Any under a GET policy", getAdmin,
+			func(e *echo.Echo) { e.Any("/admin", admin) },
+			[]string{"route /admin", "protected for GET, HEAD", "POST", "PUT", "DELETE", "PROPFIND", `use Method "*"`}},
+		{"e.Match under a GET policy", getAdmin,
+			func(e *echo.Echo) { e.Match([]string{http.MethodGet, http.MethodPost}, "/admin", admin) },
+			[]string{"route /admin", "protected for GET but registered for POST too"}},
+		{"e.Any in a group under a GET policy", getAdmin,
+			func(e *echo.Echo) { e.Group("/admin").Any("", admin) },
+			[]string{"route /admin", "POST"}},
+		{"e.Any under a * policy", []stepup.Policy{{Method: "*", Route: "/admin", Action: "admin"}},
+			func(e *echo.Echo) { e.Any("/admin", admin) }, nil},
+		{"e.Match with a policy for every method it registers",
+			[]stepup.Policy{{Method: http.MethodGet, Route: "/admin", Action: "admin"}, {Method: http.MethodPost, Route: "/admin", Action: "admin"}},
+			func(e *echo.Echo) { e.Match([]string{http.MethodGet, http.MethodPost}, "/admin", admin) }, nil},
+		{"another handler for another method", getAdmin,
+			func(e *echo.Echo) { e.GET("/admin", admin); e.POST("/admin", other) }, nil},
+		{"one handler factory, routes named apart", getAdmin,
+			func(e *echo.Echo) {
+				e.GET("/admin", echo.WrapHandler(http.NotFoundHandler())).Name = "admin-page"
+				e.POST("/admin", echo.WrapHandler(http.NotFoundHandler())).Name = "admin-form"
+			}, nil},
+		{"the same handler on another path is no concern", getAdmin,
+			func(e *echo.Echo) { e.GET("/admin", admin); e.POST("/other", admin) }, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			app := echoAdapter
+			app.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+				e := echo.New()
+				e.Use(stepupecho.Middleware(g))
+				tc.routes(e)
+				err := stepupecho.CheckRoutes(g, e)
+				if tc.expect == nil {
+					assert.NoError(t, err)
+					return e
+				}
+				require.Error(t, err)
+				for _, want := range tc.expect {
+					assert.Contains(t, err.Error(), want)
+				}
+				assert.NotContains(t, err.Error(), "no such echo route")
+				return e
+			}
+			stepuptest.NewEnv(t, app, stepuptest.Options{Config: func(c *stepup.Config) { c.Policies = tc.policies }})
+		})
+	}
+}
