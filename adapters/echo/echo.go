@@ -51,32 +51,47 @@ func Middleware(g *stepup.Guard) echo.MiddlewareFunc {
 
 // MiddlewareWithConfig is Middleware with options.
 func MiddlewareWithConfig(g *stepup.Guard, cfg Config) echo.MiddlewareFunc {
-	cfg = withDefaults(cfg)
-	// The patterns some policy protects for some method: a request at one
-	// of them that no policy covers is checked for a method changed after
-	// routing. Everything else stays two map lookups.
-	covered := map[string]bool{}
+	t := &table{g: g, cfg: withDefaults(cfg), covered: map[string]bool{}}
 	for _, p := range g.Policies() {
-		covered[p.Route] = true
+		t.covered[p.Route] = true
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if cfg.Skipper(c) {
-				return next(c)
-			}
-			path := c.Path()
-			rule, ok := g.Match(c.Request().Method, path)
-			if ok {
-				return enforce(c, g, rule, next, cfg)
-			}
-			if len(covered) > 0 && (path == "" || covered[path]) {
-				if reason := miswired(c, g); reason != "" {
-					return refusal(c, cfg, g.Misconfigured(c.Request(), reason))
-				}
-			}
-			return next(c)
-		}
+		return func(c echo.Context) error { return t.serve(c, next) }
 	}
+}
+
+// table is the policy-table middleware. echo builds the middleware chain
+// per request, so the closure holds only a pointer to it.
+type table struct {
+	g   *stepup.Guard
+	cfg Config
+	// covered holds the patterns some policy protects, for some method. A
+	// request at any other pattern passes after one map lookup; one at a
+	// protected pattern that no policy covers for its method is checked
+	// for a method changed after routing.
+	covered map[string]bool
+}
+
+func (t *table) serve(c echo.Context, next echo.HandlerFunc) error {
+	if t.cfg.Skipper(c) {
+		return next(c)
+	}
+	path := c.Path()
+	if !t.covered[path] {
+		if path == "" && len(t.covered) > 0 {
+			if reason := miswired(c, t.g); reason != "" {
+				return refusal(c, t.cfg, t.g.Misconfigured(c.Request(), reason))
+			}
+		}
+		return next(c)
+	}
+	if rule, ok := t.g.Match(c.Request().Method, path); ok {
+		return enforce(c, t.g, rule, next, t.cfg)
+	}
+	if reason := miswired(c, t.g); reason != "" {
+		return refusal(c, t.cfg, t.g.Misconfigured(c.Request(), reason))
+	}
+	return next(c)
 }
 
 // miswired says why the route echo matched cannot be trusted for this
