@@ -9,6 +9,12 @@
 //	e.Use(stepupecho.Middleware(guard))     // the policy table, by c.Path()
 //	e.POST("/transfer", h, stepupecho.Require(guard, "transfer"))
 //	e.GET("/stepup/callback", stepupecho.Callback(guard, e))
+//	if err := stepupecho.CheckRoutes(guard, e); err != nil { … }
+//
+// Middleware belongs in e.Use, after routing, and a method override such as
+// middleware.MethodOverride in e.Pre, before it. Wired otherwise the guard
+// cannot trust c.Path() or the method, and refuses with a 500 wrapping
+// stepup.ErrMisconfigured where it can tell; see Middleware.
 package stepupecho
 
 import (
@@ -44,7 +50,11 @@ type Config struct {
 // middleware registered with e.Pre, where no route is matched yet, and a
 // method changed after routing (middleware.MethodOverride registered with
 // e.Use), seen when the request's method has no route at the matched
-// pattern but a policy protects that pattern for another method.
+// pattern but a policy protects that pattern for another method. What it
+// cannot see is an override after routing into a method that has its own
+// route at the same pattern (POST /x protected, DELETE /x open): the POST
+// handler then runs undecided. Register overrides with e.Pre, or protect
+// such a route with Require, which runs with the route's own handler.
 func Middleware(g *stepup.Guard) echo.MiddlewareFunc {
 	return MiddlewareWithConfig(g, Config{})
 }
