@@ -98,7 +98,7 @@ func TestEchoMiddlewareInUseKeepsRouteMissesAs404(t *testing.T) {
 // overrideApp mounts the suite's application with echo's MethodOverride
 // before routing (pre) or after it (the mistake), errors going through
 // Config.ErrorHandler into got; extra adds routes.
-func overrideApp(pre bool, got *refusals, extra func(e *echo.Echo, h stepuptest.Handlers)) stepuptest.Adapter {
+func overrideApp(pre bool, got *refusals, extra func(e *echo.Echo, g *stepup.Guard, h stepuptest.Handlers)) stepuptest.Adapter {
 	app := echoAdapter
 	app.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
 		e := echo.New()
@@ -112,7 +112,7 @@ func overrideApp(pre bool, got *refusals, extra func(e *echo.Echo, h stepuptest.
 		e.Use(stepupecho.MiddlewareWithConfig(g, stepupecho.Config{ErrorHandler: got.handler}))
 		mount(e, g, h)
 		if extra != nil {
-			extra(e, h)
+			extra(e, g, h)
 		}
 		return e
 	}
@@ -157,12 +157,29 @@ func TestEchoMethodOverrideAfterRoutingFailsClosed(t *testing.T) {
 	})
 }
 
+func TestEchoRequireHoldsWhenTheMethodChangesAfterRouting(t *testing.T) {
+	// The one override the table middleware cannot see: into a method with
+	// its own route at the same pattern. Require runs with the route that
+	// was dispatched, so the POST handler is still decided (the suite's
+	// "wire" action is held for review: 403).
+	got := &refusals{}
+	env := stepuptest.NewEnv(t, overrideApp(false, got, func(e *echo.Echo, g *stepup.Guard, h stepuptest.Handlers) {
+		e.POST("/wire", echo.WrapHandler(h.Transfer), stepupecho.Require(g, "wire"))
+		e.DELETE("/wire", echo.WrapHandler(h.Open))
+	}), stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+	resp := b.Do(http.MethodPost, "/wire", stepuptest.Form, "amount=5000", http.Header{"X-Http-Method-Override": {http.MethodDelete}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Empty(t, env.Ledger.Runs("transfer"))
+}
+
 func TestEchoMethodOverrideBeforeRoutingStillWorks(t *testing.T) {
 	// Correct wiring: the router dispatches the overridden method. An open
 	// PUT /transfer beside the protected POST must still be reachable, and
 	// an override to a method without a route stays echo's 405.
 	got := &refusals{}
-	env := stepuptest.NewEnv(t, overrideApp(true, got, func(e *echo.Echo, h stepuptest.Handlers) {
+	env := stepuptest.NewEnv(t, overrideApp(true, got, func(e *echo.Echo, _ *stepup.Guard, h stepuptest.Handlers) {
 		e.PUT("/transfer", echo.WrapHandler(h.Open))
 	}), stepuptest.Options{})
 	b := env.NewBrowser()
@@ -183,7 +200,7 @@ func TestEchoMethodOverrideAfterRoutingPastARouteNotFound(t *testing.T) {
 	// pattern that has one, a method without a route is the app's 404, not
 	// a sign of a changed method, unless echo's MethodOverride could have
 	// turned a protected POST into that method.
-	group := func(e *echo.Echo, h stepuptest.Handlers) {
+	group := func(e *echo.Echo, _ *stepup.Guard, _ stepuptest.Handlers) {
 		e.Group("/transfer", func(next echo.HandlerFunc) echo.HandlerFunc { return next })
 		e.Group("/admin", func(next echo.HandlerFunc) echo.HandlerFunc { return next })
 	}
