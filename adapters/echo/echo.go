@@ -107,22 +107,14 @@ func (t *table) serve(c echo.Context, next echo.HandlerFunc) error {
 // miswired says why the route echo matched cannot be trusted for this
 // request, or returns "" when it can. It runs only for requests that no
 // policy covers and whose pattern is empty or protected for another
-// method, so its cost stays off the common path.
+// method, and reads echo's route table only in the rarest of those cases.
 func miswired(c echo.Context, g *stepup.Guard) string {
-	e, r := c.Echo(), c.Request()
-	router := e.Router()
-	if hr, ok := e.Routers()[r.Host]; ok {
-		router = hr // echo's own choice of router for the host
-	}
+	r := c.Request()
 	path, method := c.Path(), r.Method
 	if path == "" {
 		// Before routing (e.Pre) and after a miss (404) the pattern is
 		// empty alike; only a miss still matches nothing when routed.
-		probe := e.AcquireContext()
-		probe.Reset(r, nil)
-		router.Find(method, echo.GetPath(r), probe)
-		matched := probe.Path()
-		e.ReleaseContext(probe)
+		matched, _ := route(c)
 		if matched == "" {
 			return ""
 		}
@@ -132,30 +124,53 @@ func miswired(c echo.Context, g *stepup.Guard) string {
 	if c.Get(echo.ContextKeyHeaderAllow) != nil {
 		return "" // the router answers 405 or OPTIONS itself: no route handler runs
 	}
-	notFound, protectedPost := false, false
-	for _, rt := range router.Routes() {
-		if rt.Path != path {
-			continue
-		}
-		switch rt.Method {
-		case method:
-			return "" // echo dispatched this method to this pattern
-		case echo.RouteNotFound:
-			notFound = true
-		case http.MethodPost:
-			_, protectedPost = g.Match(http.MethodPost, path)
-		}
+	if matched, allowed := route(c); matched != path || allowed {
+		return fmt.Sprintf("echo routes %s to %q, not to %s, which it matched and which policies protect for other methods: "+
+			"the method changed after routing; register middleware.MethodOverride (or whatever rewrites the method) with e.Pre, not e.Use",
+			method, matched, path)
 	}
-	if notFound && !(protectedPost && overrideTarget(method)) {
-		// The pattern's RouteNotFound handler (echo registers one for every
-		// group with middleware) answers a method without a route; only
-		// echo's MethodOverride, turning a protected POST into this
-		// method after routing, could have run another handler instead.
+	// This method routes to this pattern: to a route of its own, or to the
+	// pattern's RouteNotFound handler (echo registers one at every group
+	// with middleware). Only echo's MethodOverride turning a protected POST
+	// into this method after routing makes the difference matter.
+	if _, post := g.Match(http.MethodPost, path); !post || !overrideTarget(method) || hasRoute(c, method, path) {
 		return ""
 	}
-	return fmt.Sprintf("echo has no %s route at %s, yet it matched that pattern, which policies protect for other methods: "+
-		"the method changed after routing; register middleware.MethodOverride (or whatever rewrites the method) with e.Pre, not e.Use",
-		method, path)
+	return fmt.Sprintf("echo has no %s route at %s, only a RouteNotFound handler, and a policy protects POST there: "+
+		"a POST overridden after routing looks the same; register middleware.MethodOverride with e.Pre, not e.Use, "+
+		"or the RouteNotFound handler on another pattern", method, path)
+}
+
+// route routes the request again on a pooled context, as echo routed it
+// (or will), and returns the pattern matched and whether echo answers 405
+// or OPTIONS itself.
+func route(c echo.Context) (path string, allowed bool) {
+	e, r := c.Echo(), c.Request()
+	probe := e.AcquireContext()
+	probe.Reset(r, nil)
+	hostRouter(e, r.Host).Find(r.Method, echo.GetPath(r), probe)
+	path, allowed = probe.Path(), probe.Get(echo.ContextKeyHeaderAllow) != nil
+	e.ReleaseContext(probe)
+	return path, allowed
+}
+
+// hasRoute reports whether echo has a route for method at path, for the
+// request's host.
+func hasRoute(c echo.Context, method, path string) bool {
+	for _, rt := range hostRouter(c.Echo(), c.Request().Host).Routes() {
+		if rt.Method == method && rt.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
+// hostRouter is echo's choice of router for host.
+func hostRouter(e *echo.Echo, host string) *echo.Router {
+	if hr, ok := e.Routers()[host]; ok {
+		return hr
+	}
+	return e.Router()
 }
 
 // overrideTarget reports whether echo's MethodOverride can turn a POST

@@ -157,6 +157,39 @@ func TestEchoMethodOverrideAfterRoutingFailsClosed(t *testing.T) {
 	})
 }
 
+func TestEchoAnyMethodRewriteAfterRoutingFailsClosed(t *testing.T) {
+	// Not only echo's MethodOverride: a middleware of the application that
+	// turns DELETE into GET after routing. DELETE /items/new reaches the
+	// protected DELETE /items/:id handler; GET routes to /items/new.
+	app := echoAdapter
+	app.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		e := echo.New()
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				if m := c.Request().Header.Get("X-Rewrite-Method"); m != "" {
+					c.Request().Method = m
+				}
+				return next(c)
+			}
+		})
+		e.Use(stepupecho.Middleware(g))
+		mount(e, g, h)
+		e.GET("/items/new", echo.WrapHandler(h.Open))
+		return e
+	}
+	env := stepuptest.NewEnv(t, app, stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+	resp := b.Do(http.MethodDelete, "/items/new", "", "", http.Header{"X-Rewrite-Method": {http.MethodGet}})
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.Empty(t, env.Ledger.Runs("deleteItem"), "the protected DELETE handler ran undecided")
+	reasons := misconfigured(env)
+	require.Len(t, reasons, 1)
+	assert.Contains(t, reasons[0], `echo routes GET to "/items/new", not to /items/:id`)
+
+	assert.Equal(t, http.StatusOK, b.Do(http.MethodGet, "/items/new", "", "", nil).StatusCode, "the open route itself")
+}
+
 func TestEchoRequireHoldsWhenTheMethodChangesAfterRouting(t *testing.T) {
 	// The one override the table middleware cannot see: into a method with
 	// its own route at the same pattern. Require runs with the route that
