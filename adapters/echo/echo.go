@@ -49,12 +49,16 @@ type Config struct {
 // (stepup.ErrMisconfigured) rather than let through undecided: the
 // middleware registered with e.Pre, where no route is matched yet, and a
 // method changed after routing (middleware.MethodOverride registered with
-// e.Use), seen when the request's method has no route at the matched
-// pattern but a policy protects that pattern for another method. What it
-// cannot see is an override after routing into a method that has its own
-// route at the same pattern (POST /x protected, DELETE /x open): the POST
-// handler then runs undecided. Register overrides with e.Pre, or protect
-// such a route with Require, which runs with the route's own handler.
+// e.Use, or any middleware there that rewrites the method), seen when no
+// policy covers the request's method at the matched pattern, a policy
+// protects that pattern for another method, and echo would not route the
+// request's method to it. echo's own 404, 405 and OPTIONS answers pass.
+//
+// What it cannot see is an override after routing into a method that has
+// its own route at the same pattern (POST /x protected, DELETE /x open):
+// the POST handler then runs undecided. Register overrides with e.Pre, or
+// protect such a route with Require, which runs with the route's own
+// handler.
 func Middleware(g *stepup.Guard) echo.MiddlewareFunc {
 	return MiddlewareWithConfig(g, Config{})
 }
