@@ -86,6 +86,13 @@
 // Guard.PreserveBody (stepupecho.PreserveBody in echo) so that the exact
 // bytes can be parked.
 //
+// Middleware must see the router's match: wrap the *http.ServeMux itself
+// (logging(guard.Middleware(mux))), or mount it under a mux pattern. In
+// front of any other handler, where it cannot tell which route a request
+// is, it refuses every request with a 500 wrapping ErrMisconfigured and
+// logs how to fix the wiring, rather than protect nothing. Register method
+// overrides before routing, for the same reason.
+//
 // # Limits
 //
 // Parked body 64 KiB (Config.MaxBodyBytes; multipart and compressed bodies

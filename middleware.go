@@ -315,7 +315,11 @@ func (g *Guard) Require(action string, opts ...RequireOption) func(http.Handler)
 // application's *http.ServeMux (or anything with its Handler method): the
 // rule is chosen from the pattern the mux itself matches for the request,
 // never from a second parse of the path. For any other handler the
-// request's Pattern is used, which is empty unless a router set it.
+// request's Pattern is used, as a ServeMux in front sets it
+// (mux.Handle("POST /transfer", guard.Middleware(h))). A request that
+// reaches neither, such as guard.Middleware(logging(mux)), is refused with
+// a 500 (ErrMisconfigured) while the table is not empty: the guard cannot
+// tell which route it is, so it protects nothing unless it refuses.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	mux, _ := next.(interface {
 		Handler(*http.Request) (http.Handler, string)
@@ -326,6 +330,12 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		pattern := r.Pattern
+		if mux == nil && pattern == "" {
+			g.writeError(w, r, g.Misconfigured(r, fmt.Sprintf("Guard.Middleware wraps a %T, which is not a router, "+
+				"and no router in front set the request's Pattern: wrap the *http.ServeMux itself "+
+				"(logging(guard.Middleware(mux)), not guard.Middleware(logging(mux))), or protect routes one by one with Require", next)))
+			return
+		}
 		if mux != nil {
 			if ep := r.URL.EscapedPath(); r.Method != http.MethodConnect && cleanPath(ep) != ep {
 				// The mux answers an unclean path with a redirect to the

@@ -9,12 +9,19 @@
 //	e.Use(stepupecho.Middleware(guard))     // the policy table, by c.Path()
 //	e.POST("/transfer", h, stepupecho.Require(guard, "transfer"))
 //	e.GET("/stepup/callback", stepupecho.Callback(guard, e))
+//	if err := stepupecho.CheckRoutes(guard, e); err != nil { … }
+//
+// Middleware belongs in e.Use, after routing, and a method override such as
+// middleware.MethodOverride in e.Pre, before it. Wired otherwise the guard
+// cannot trust c.Path() or the method, and refuses with a 500 wrapping
+// stepup.ErrMisconfigured where it can tell; see Middleware.
 package stepupecho
 
 import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -37,25 +44,147 @@ type Config struct {
 
 // Middleware protects the routes of the guard's policy table, matched on
 // c.Path(). Register it with e.Use, after CSRF and authentication.
+//
+// While the table is not empty, two wiring mistakes are refused with a 500
+// (stepup.ErrMisconfigured) rather than let through undecided: the
+// middleware registered with e.Pre, where no route is matched yet, and a
+// method changed after routing (middleware.MethodOverride registered with
+// e.Use, or any middleware there that rewrites the method), seen when no
+// policy covers the request's method at the matched pattern, a policy
+// protects that pattern for another method, and echo would not route the
+// request's method to it. echo's own 404, 405 and OPTIONS answers pass.
+//
+// What it cannot see is an override after routing into a method that has
+// its own route at the same pattern (POST /x protected, DELETE /x open):
+// the POST handler then runs undecided. Register overrides with e.Pre, or
+// protect such a route with Require, which runs with the route's own
+// handler.
 func Middleware(g *stepup.Guard) echo.MiddlewareFunc {
 	return MiddlewareWithConfig(g, Config{})
 }
 
 // MiddlewareWithConfig is Middleware with options.
 func MiddlewareWithConfig(g *stepup.Guard, cfg Config) echo.MiddlewareFunc {
-	cfg = withDefaults(cfg)
+	t := &table{g: g, cfg: withDefaults(cfg), covered: map[string]bool{}}
+	for _, p := range g.Policies() {
+		t.covered[p.Route] = true
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if cfg.Skipper(c) {
-				return next(c)
+		return func(c echo.Context) error { return t.serve(c, next) }
+	}
+}
+
+// table is the policy-table middleware. echo builds the middleware chain
+// per request, so the closure holds only a pointer to it.
+type table struct {
+	g   *stepup.Guard
+	cfg Config
+	// covered holds the patterns some policy protects, for some method. A
+	// request at any other pattern passes after one map lookup; one at a
+	// protected pattern that no policy covers for its method is checked
+	// for a method changed after routing.
+	covered map[string]bool
+}
+
+func (t *table) serve(c echo.Context, next echo.HandlerFunc) error {
+	if t.cfg.Skipper(c) {
+		return next(c)
+	}
+	path := c.Path()
+	if !t.covered[path] {
+		if path == "" && len(t.covered) > 0 {
+			if reason := miswired(c, t.g); reason != "" {
+				return refusal(c, t.cfg, t.g.Misconfigured(c.Request(), reason))
 			}
-			rule, ok := g.Match(c.Request().Method, c.Path())
-			if !ok {
-				return next(c)
-			}
-			return enforce(c, g, rule, next, cfg)
+		}
+		return next(c)
+	}
+	if rule, ok := t.g.Match(c.Request().Method, path); ok {
+		return enforce(c, t.g, rule, next, t.cfg)
+	}
+	if reason := miswired(c, t.g); reason != "" {
+		return refusal(c, t.cfg, t.g.Misconfigured(c.Request(), reason))
+	}
+	return next(c)
+}
+
+// miswired says why the route echo matched cannot be trusted for this
+// request, or returns "" when it can. It runs only for requests that no
+// policy covers and whose pattern is empty or protected for another
+// method, and reads echo's route table only in the rarest of those cases.
+func miswired(c echo.Context, g *stepup.Guard) string {
+	r := c.Request()
+	path, method := c.Path(), r.Method
+	if path == "" {
+		// Before routing (e.Pre) and after a miss (404) the pattern is
+		// empty alike; only a miss still matches nothing when routed.
+		matched, _ := route(c)
+		if matched == "" {
+			return ""
+		}
+		return fmt.Sprintf("stepupecho.Middleware ran before routing (c.Path() is empty, yet echo routes %s %s to %s): "+
+			"register it with e.Use, not e.Pre", method, r.URL.Path, matched)
+	}
+	if c.Get(echo.ContextKeyHeaderAllow) != nil {
+		return "" // the router answers 405 or OPTIONS itself: no route handler runs
+	}
+	if matched, allowed := route(c); matched != path || allowed {
+		return fmt.Sprintf("echo routes %s to %q, not to %s, which it matched and which policies protect for other methods: "+
+			"the method changed after routing; register middleware.MethodOverride (or whatever rewrites the method) with e.Pre, not e.Use",
+			method, matched, path)
+	}
+	// This method routes to this pattern: to a route of its own, or to the
+	// pattern's RouteNotFound handler (echo registers one at every group
+	// with middleware). Only echo's MethodOverride turning a protected POST
+	// into this method after routing makes the difference matter.
+	if _, post := g.Match(http.MethodPost, path); !post || !overrideTarget(method) || hasRoute(c, method, path) {
+		return ""
+	}
+	return fmt.Sprintf("echo has no %s route at %s, only a RouteNotFound handler, and a policy protects POST there: "+
+		"a POST overridden after routing looks the same; register middleware.MethodOverride with e.Pre, not e.Use, "+
+		"or the RouteNotFound handler on another pattern", method, path)
+}
+
+// route routes the request again on a pooled context, as echo routed it
+// (or will), and returns the pattern matched and whether echo answers 405
+// or OPTIONS itself.
+func route(c echo.Context) (path string, allowed bool) {
+	e, r := c.Echo(), c.Request()
+	probe := e.AcquireContext()
+	probe.Reset(r, nil)
+	hostRouter(e, r.Host).Find(r.Method, echo.GetPath(r), probe)
+	path, allowed = probe.Path(), probe.Get(echo.ContextKeyHeaderAllow) != nil
+	e.ReleaseContext(probe)
+	return path, allowed
+}
+
+// hasRoute reports whether echo has a route for method at path, for the
+// request's host.
+func hasRoute(c echo.Context, method, path string) bool {
+	for _, rt := range hostRouter(c.Echo(), c.Request().Host).Routes() {
+		if rt.Method == method && rt.Path == path {
+			return true
 		}
 	}
+	return false
+}
+
+// hostRouter is echo's choice of router for host.
+func hostRouter(e *echo.Echo, host string) *echo.Router {
+	if hr, ok := e.Routers()[host]; ok {
+		return hr
+	}
+	return e.Router()
+}
+
+// overrideTarget reports whether echo's MethodOverride can turn a POST
+// into method: it refuses GET, HEAD, OPTIONS, TRACE and CONNECT.
+func overrideTarget(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodConnect, http.MethodPost:
+		return false
+	}
+	return true
 }
 
 // Require protects one route with action, whatever the table says. It
@@ -103,14 +232,28 @@ func PreserveBody(g *stepup.Guard) echo.MiddlewareFunc {
 	}
 }
 
-// CheckRoutes reports the policies of the guard's table that name no
-// route of e, so that a typo in a policy cannot leave a route open.
-// Call it after registering the routes.
+// CheckRoutes reports the wiring mistakes it can see in e's routes, so
+// that none leaves a route open. Call it after registering the routes.
+//
+//   - A policy that names no route of e: a typo protects nothing.
+//   - A handler that a policy protects for some methods but that is also
+//     registered, under the same route name, for methods no policy covers,
+//     as e.Any and e.Match do: a GET-only policy on e.Any("/admin", h) lets
+//     POST /admin run h without a step-up. Use Method "*" in the policy.
+//     Echo names a route after its handler function, so two different
+//     handlers made by one factory share a name; give such a route a Name
+//     of its own (route.Name = "…") to tell them apart.
 func CheckRoutes(g *stepup.Guard, e *echo.Echo) error {
+	routers := [][]*echo.Route{e.Routes()}
+	for _, r := range e.Routers() {
+		routers = append(routers, r.Routes())
+	}
 	have := map[[2]string]bool{}
-	for _, r := range e.Routes() {
-		have[[2]string{r.Method, r.Path}] = true
-		have[[2]string{"*", r.Path}] = true
+	for _, routes := range routers {
+		for _, r := range routes {
+			have[[2]string{r.Method, r.Path}] = true
+			have[[2]string{"*", r.Path}] = true
+		}
 	}
 	var errs []error
 	for _, p := range g.Policies() {
@@ -118,7 +261,48 @@ func CheckRoutes(g *stepup.Guard, e *echo.Echo) error {
 			errs = append(errs, fmt.Errorf("stepupecho: policy %s %s: no such echo route", p.Method, p.Route))
 		}
 	}
+	for _, routes := range routers {
+		errs = append(errs, sharedHandlers(g, routes)...)
+	}
 	return errors.Join(errs...)
+}
+
+// sharedHandlers reports the handlers of one router that are protected
+// for some methods of a pattern and open for others.
+func sharedHandlers(g *stepup.Guard, routes []*echo.Route) []error {
+	type handlerAt struct{ path, name string }
+	methods := map[handlerAt][]string{}
+	for _, r := range routes {
+		if r.Method != echo.RouteNotFound {
+			k := handlerAt{r.Path, r.Name}
+			methods[k] = append(methods[k], r.Method)
+		}
+	}
+	keys := make([]handlerAt, 0, len(methods))
+	for k := range methods {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b handlerAt) int { return strings.Compare(a.path+" "+a.name, b.path+" "+b.name) })
+	var errs []error
+	for _, k := range keys {
+		var protected, open []string
+		for _, m := range methods[k] {
+			if _, ok := g.Match(m, k.path); ok {
+				protected = append(protected, m)
+			} else {
+				open = append(open, m)
+			}
+		}
+		if len(protected) > 0 && len(open) > 0 {
+			slices.Sort(protected)
+			slices.Sort(open)
+			errs = append(errs, fmt.Errorf("stepupecho: route %s: handler %s is protected for %s but registered for %s too, "+
+				"which no policy covers (e.Any or e.Match?): use Method \"*\" in the policy or add policies for those methods; "+
+				"if these are different handlers, give each route its own Name",
+				k.path, k.name, strings.Join(protected, ", "), strings.Join(open, ", ")))
+		}
+	}
+	return errs
 }
 
 func withDefaults(cfg Config) Config {
@@ -149,13 +333,19 @@ func enforce(c echo.Context, g *stepup.Guard, rule stepup.Rule, next echo.Handle
 		nextErr = next(c)
 	})
 	if err := g.Enforce(c.Response(), req, rule, h); err != nil {
-		he := ToHTTPError(err)
-		if cfg.ErrorHandler != nil {
-			return cfg.ErrorHandler(c, he)
-		}
-		return he
+		return refusal(c, cfg, err)
 	}
 	return nextErr
+}
+
+// refusal returns a refusal the echo way: through Config.ErrorHandler when
+// set, else to echo's HTTPErrorHandler.
+func refusal(c echo.Context, cfg Config, err error) error {
+	he := ToHTTPError(err)
+	if cfg.ErrorHandler != nil {
+		return cfg.ErrorHandler(c, he)
+	}
+	return he
 }
 
 // ToHTTPError turns a refusal into an *echo.HTTPError carrying the public

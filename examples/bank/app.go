@@ -278,7 +278,8 @@ func (a *App) provider() (*authsignal.Client, error) {
 // routes builds the echo application. The order matters:
 //
 //	Pre:  PreserveBody   the guard can park exact bodies that CSRF read first
-//	Use:  log, recover, security headers, session → user, CSRF, then the guard
+//	Use:  log, recover, security headers, session → user, CSRF, role check,
+//	      then the guard
 func (a *App) routes() error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -301,6 +302,7 @@ func (a *App) routes() error {
 		CookieSecure:   strings.HasPrefix(a.cfg.PublicURL, "https:"),
 		CookieSameSite: http.SameSiteLaxMode,
 	}))
+	e.Use(a.authorize)
 	e.Use(stepupecho.Middleware(a.guard))
 
 	static, err := fs.Sub(assetFS, "static")
@@ -385,6 +387,33 @@ func (a *App) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 			if id, _ := sess.Values["user"].(string); id != "" && a.bank.exists(id) {
 				c.SetRequest(r.WithContext(context.WithValue(r.Context(), userKey{}, id)))
 			}
+		}
+		return next(c)
+	}
+}
+
+// staffRoutes are the route patterns (echo's c.Path(), any method) that
+// only the bank's staff may use.
+var staffRoutes = map[string]bool{"/admin": true}
+
+// authorize refuses a customer the staff routes. It runs before the guard,
+// not as route middleware after it: whether this user may have the page at
+// all is not something a step-up can change, so a customer must not be
+// asked for one. Asking would track an action and open a challenge for
+// nothing, spend the user's challenge allowance, and tell them that the
+// page is there and sensitive. The replay after a staff member's challenge
+// comes through here again, so a role removed meanwhile is refused too.
+func (a *App) authorize(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !staffRoutes[c.Path()] {
+			return next(c)
+		}
+		user := userFrom(c.Request().Context())
+		switch {
+		case user == "":
+			return echo.NewHTTPError(http.StatusUnauthorized, "Please log in first.")
+		case !a.bank.isAdmin(user):
+			return echo.NewHTTPError(http.StatusForbidden, "The admin area is for the bank's staff.")
 		}
 		return next(c)
 	}

@@ -405,6 +405,45 @@ func TestAdminAreaRemembersTheStepUpForFiveMinutes(t *testing.T) {
 	})
 }
 
+// A customer is refused the admin area before any step-up: a challenge
+// cannot make them staff, so none is tracked, parked or shown.
+func TestAdminAreaIsForStaffOnly(t *testing.T) {
+	tb := startBank(t)
+	bob := tb.newUser().login("bob")
+
+	for method, resp := range map[string]response{
+		http.MethodGet:  bob.get("/admin"),
+		http.MethodHead: bob.do(http.MethodHead, "/admin", "", "", nil),
+		http.MethodPost: bob.post("/admin", url.Values{}), // past CSRF: the role check answers
+	} {
+		assert.Equal(t, http.StatusForbidden, resp.Status, method)
+		assert.Empty(t, resp.Location, "%s: no challenge", method)
+		assert.NotContains(t, resp.Body, "alice@bank.example")
+	}
+	assert.Empty(t, tb.tracked(), "nothing tracked for a customer")
+	assert.NotContains(t, bob.get("/dashboard").Body, `href="/admin"`, "no admin link for a customer")
+
+	t.Run("an API client gets the same 403 as JSON", func(t *testing.T) {
+		resp := bob.do(http.MethodGet, "/admin", "", "", http.Header{"Accept": {"application/json"}})
+		assert.Equal(t, http.StatusForbidden, resp.Status)
+		assert.Empty(t, tb.tracked())
+	})
+	t.Run("logged out, the admin area still asks for a login first", func(t *testing.T) {
+		resp := tb.newUser().get("/admin")
+		assert.Equal(t, http.StatusSeeOther, resp.Status)
+		assert.Equal(t, "/login", resp.Location)
+	})
+	t.Run("alice, the admin, is challenged and sees every account", func(t *testing.T) {
+		alice := tb.newUser().login("alice")
+		assert.Contains(t, alice.get("/dashboard").Body, `href="/admin"`)
+		resp := alice.get(tb.complete(tb.challenged(alice.get("/admin"))))
+		require.Equal(t, "/admin", resp.Location)
+		page := alice.get("/admin")
+		require.Equal(t, http.StatusOK, page.Status)
+		assert.Contains(t, page.Body, "bob@bank.example")
+	})
+}
+
 // The handlers read amounts exactly where and how the policy does, so a
 // request cannot show the risk rules one amount and move another.
 func TestAmountsCannotDisagreeWithThePolicy(t *testing.T) {

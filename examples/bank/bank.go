@@ -28,10 +28,13 @@ var (
 type seedUser struct {
 	ID, Password, Email string
 	Balance             int64 // cents
+	Admin               bool  // bank staff: may open the admin area
 }
 
+// demoUsers: alice is a customer who is also the bank's admin; bob is a
+// customer only.
 var demoUsers = []seedUser{
-	{ID: "alice", Password: "alice-password", Email: "alice@bank.example", Balance: 10_000_00},
+	{ID: "alice", Password: "alice-password", Email: "alice@bank.example", Balance: 10_000_00, Admin: true},
 	{ID: "bob", Password: "bob-password", Email: "bob@bank.example", Balance: 2_500_00},
 }
 
@@ -40,6 +43,7 @@ type account struct {
 	email    string
 	password [32]byte // SHA-256 of the password: equal lengths for a constant-time compare
 	balance  int64
+	admin    bool
 	history  []Entry // newest last
 }
 
@@ -81,7 +85,8 @@ type bank struct {
 func newBank(users []seedUser, now func() time.Time) *bank {
 	b := &bank{accounts: map[string]*account{}, transfers: map[string]*Transfer{}, now: now}
 	for _, u := range users {
-		b.accounts[u.ID] = &account{id: u.ID, email: u.Email, password: sha256.Sum256([]byte(u.Password)), balance: u.Balance}
+		b.accounts[u.ID] = &account{id: u.ID, email: u.Email, password: sha256.Sum256([]byte(u.Password)),
+			balance: u.Balance, admin: u.Admin}
 	}
 	b.dummy = sha256.Sum256([]byte("no such user"))
 	return b
@@ -104,6 +109,14 @@ func (b *bank) exists(user string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.accounts[user] != nil
+}
+
+// isAdmin reports whether user is bank staff.
+func (b *bank) isAdmin(user string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a := b.accounts[user]
+	return a != nil && a.admin
 }
 
 func (b *bank) account(user string) (Account, bool) {

@@ -117,7 +117,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 func printBanner(w io.Writer, publicURL, emulatorURL string) {
 	fmt.Fprintf(w, "\nStepup Bank is running.\n\n")
 	fmt.Fprintf(w, "  Open          %s\n", publicURL)
-	fmt.Fprintf(w, "  Log in as     alice / alice-password   or   bob / bob-password\n")
+	fmt.Fprintf(w, "  Log in as     alice / alice-password (customer and admin)   or   bob / bob-password (customer)\n")
 	if emulatorURL != "" {
 		fmt.Fprintf(w, "  Step-up by    the embedded Authsignal emulator at %s\n", emulatorURL)
 		fmt.Fprintf(w, "                (dev mode: the one-time code is shown on its page)\n")

@@ -1,0 +1,326 @@
+package stepupecho_test
+
+// SECURITY.md threat 19, echo side: wiring that silently protects
+// nothing. The guard registered with e.Pre, a method override after
+// routing and e.Any routes under a single-method policy must fail closed at
+// request time or be reported by CheckRoutes.
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
+	stepupecho "github.com/stepupkit/stepup/adapters/echo"
+	"github.com/stepupkit/stepup/stepuptest"
+)
+
+// refusals keeps what the adapter hands to Config.ErrorHandler.
+type refusals struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (r *refusals) handler(_ echo.Context, err error) error {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+	return err
+}
+
+func (r *refusals) all() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.errs...)
+}
+
+// misconfigured returns the reasons of the guard's ErrMisconfigured
+// refusals, as logged.
+func misconfigured(env *stepuptest.Env) []string {
+	var out []string
+	for _, ev := range env.Events.All() {
+		if ev.Type == stepup.EventRefuse && errors.Is(ev.Err, stepup.ErrMisconfigured) {
+			out = append(out, ev.Err.Error())
+		}
+	}
+	return out
+}
+
+func TestEchoMiddlewareInPreFailsClosed(t *testing.T) {
+	app := echoAdapter
+	app.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		e := echo.New()
+		e.Pre(stepupecho.Middleware(g)) // the mistake: no route is matched yet
+		mount(e, g, h)
+		return e
+	}
+	env := stepuptest.NewEnv(t, app, stepuptest.Options{})
+	b := env.NewBrowser()
+
+	for _, req := range []struct{ method, path, handler string }{
+		{http.MethodPost, "/transfer", "transfer"},
+		{http.MethodGet, "/admin", "admin"},
+		{http.MethodDelete, "/items/7", "deleteItem"},
+		{http.MethodGet, "/open", "open"}, // open or not, the guard cannot tell before routing
+	} {
+		resp := b.Do(req.method, req.path, stepuptest.Form, "amount=5000&to=mallory", nil)
+		assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "%s %s", req.method, req.path)
+		assert.Empty(t, env.Ledger.Runs(req.handler), "%s ran though the guard never decided", req.handler)
+	}
+	assert.Empty(t, env.Emulator.Tracked())
+	reasons := misconfigured(env)
+	require.Len(t, reasons, 4)
+	assert.Contains(t, reasons[0], "register it with e.Use, not e.Pre")
+
+	resp := b.Do(http.MethodGet, "/nowhere", "", "", nil)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "a request no route matches stays echo's 404")
+}
+
+func TestEchoMiddlewareInUseKeepsRouteMissesAs404(t *testing.T) {
+	// After routing, a miss has an empty c.Path() too: the guard must tell
+	// it from e.Pre and leave echo's 404 alone.
+	env := stepuptest.NewEnv(t, echoAdapter, stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+	for _, path := range []string{"/nowhere", "/transfer/x", "/items"} {
+		assert.Equal(t, http.StatusNotFound, b.Do(http.MethodPost, path, stepuptest.Form, "a=1", nil).StatusCode, path)
+	}
+	assert.Empty(t, misconfigured(env))
+}
+
+// overrideApp mounts the suite's application with echo's MethodOverride
+// before routing (pre) or after it (the mistake), errors going through
+// Config.ErrorHandler into got; extra adds routes.
+func overrideApp(pre bool, got *refusals, extra func(e *echo.Echo, g *stepup.Guard, h stepuptest.Handlers)) stepuptest.Adapter {
+	app := echoAdapter
+	app.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		e := echo.New()
+		if pre {
+			e.Pre(middleware.MethodOverride())
+		}
+		e.Pre(stepupecho.PreserveBody(g))
+		if !pre {
+			e.Use(middleware.MethodOverride())
+		}
+		e.Use(stepupecho.MiddlewareWithConfig(g, stepupecho.Config{ErrorHandler: got.handler}))
+		mount(e, g, h)
+		if extra != nil {
+			extra(e, g, h)
+		}
+		return e
+	}
+	return app
+}
+
+func TestEchoMethodOverrideAfterRoutingFailsClosed(t *testing.T) {
+	got := &refusals{}
+	env := stepuptest.NewEnv(t, overrideApp(false, got, nil), stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+
+	// The router runs the POST /transfer handler; the guard would see PUT,
+	// PATCH or DELETE /transfer, which no policy covers.
+	for _, m := range []string{http.MethodPut, http.MethodPatch, http.MethodDelete, "PROPFIND"} {
+		resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000&to=mallory",
+			http.Header{"X-Http-Method-Override": {m}})
+		assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, m)
+	}
+	assert.Empty(t, env.Ledger.Runs("transfer"), "the transfer ran without a step-up")
+	assert.Empty(t, env.Emulator.Tracked())
+
+	errs := got.all()
+	require.Len(t, errs, 4)
+	var he *echo.HTTPError
+	require.True(t, errors.As(errs[0], &he), "refusals speak echo")
+	assert.Equal(t, http.StatusInternalServerError, he.Code)
+	assert.ErrorIs(t, he.Internal, stepup.ErrMisconfigured)
+	reasons := misconfigured(env)
+	require.Len(t, reasons, 4)
+	assert.Contains(t, reasons[0], "register middleware.MethodOverride (or whatever rewrites the method) with e.Pre")
+
+	t.Run("requests the override leaves alone are decided as before", func(t *testing.T) {
+		before := len(got.all())
+		assert.True(t, strings.HasPrefix(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000&to=bob", nil)),
+			env.Emulator.URL), "a plain POST is challenged")
+		assert.Equal(t, http.StatusMethodNotAllowed, b.Do(http.MethodGet, "/transfer", "", "", nil).StatusCode, "echo's 405 stays")
+		assert.Equal(t, http.StatusMethodNotAllowed, b.Do(http.MethodDelete, "/transfer", "", "", nil).StatusCode, "echo's 405 stays")
+		assert.Equal(t, http.StatusOK, b.Do(http.MethodPost, "/open", stepuptest.Form, "a=1",
+			http.Header{"X-Http-Method-Override": {http.MethodDelete}}).StatusCode, "an open e.Any route")
+		assert.Len(t, got.all(), before)
+	})
+}
+
+func TestEchoAnyMethodRewriteAfterRoutingFailsClosed(t *testing.T) {
+	// Not only echo's MethodOverride: a middleware of the application that
+	// turns DELETE into GET after routing. DELETE /items/new reaches the
+	// protected DELETE /items/:id handler; GET routes to /items/new.
+	app := echoAdapter
+	app.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		e := echo.New()
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				if m := c.Request().Header.Get("X-Rewrite-Method"); m != "" {
+					c.Request().Method = m
+				}
+				return next(c)
+			}
+		})
+		e.Use(stepupecho.Middleware(g))
+		mount(e, g, h)
+		e.GET("/items/new", echo.WrapHandler(h.Open))
+		return e
+	}
+	env := stepuptest.NewEnv(t, app, stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+	resp := b.Do(http.MethodDelete, "/items/new", "", "", http.Header{"X-Rewrite-Method": {http.MethodGet}})
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.Empty(t, env.Ledger.Runs("deleteItem"), "the protected DELETE handler ran undecided")
+	reasons := misconfigured(env)
+	require.Len(t, reasons, 1)
+	assert.Contains(t, reasons[0], `echo routes GET to "/items/new", not to /items/:id`)
+
+	assert.Equal(t, http.StatusOK, b.Do(http.MethodGet, "/items/new", "", "", nil).StatusCode, "the open route itself")
+}
+
+func TestEchoRequireHoldsWhenTheMethodChangesAfterRouting(t *testing.T) {
+	// The one override the table middleware cannot see: into a method with
+	// its own route at the same pattern. Require runs with the route that
+	// was dispatched, so the POST handler is still decided (the suite's
+	// "wire" action is held for review: 403).
+	got := &refusals{}
+	env := stepuptest.NewEnv(t, overrideApp(false, got, func(e *echo.Echo, g *stepup.Guard, h stepuptest.Handlers) {
+		e.POST("/wire", echo.WrapHandler(h.Transfer), stepupecho.Require(g, "wire"))
+		e.DELETE("/wire", echo.WrapHandler(h.Open))
+	}), stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+	resp := b.Do(http.MethodPost, "/wire", stepuptest.Form, "amount=5000", http.Header{"X-Http-Method-Override": {http.MethodDelete}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Empty(t, env.Ledger.Runs("transfer"))
+}
+
+func TestEchoMethodOverrideBeforeRoutingStillWorks(t *testing.T) {
+	// Correct wiring: the router dispatches the overridden method. An open
+	// PUT /transfer beside the protected POST must still be reachable, and
+	// an override to a method without a route stays echo's 405.
+	got := &refusals{}
+	env := stepuptest.NewEnv(t, overrideApp(true, got, func(e *echo.Echo, _ *stepup.Guard, h stepuptest.Handlers) {
+		e.PUT("/transfer", echo.WrapHandler(h.Open))
+	}), stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+
+	resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "a=1", http.Header{"X-Http-Method-Override": {http.MethodPut}})
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Len(t, env.Ledger.Runs("open"), 1)
+	assert.Equal(t, http.MethodPut, env.Ledger.Runs("open")[0].Method)
+	resp = b.Do(http.MethodPost, "/transfer", stepuptest.Form, "a=1", http.Header{"X-Http-Method-Override": {http.MethodDelete}})
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	assert.Empty(t, env.Ledger.Runs("transfer"))
+	assert.Empty(t, got.all())
+}
+
+func TestEchoMethodOverrideAfterRoutingPastARouteNotFound(t *testing.T) {
+	// echo registers a RouteNotFound handler at a group's prefix. At a
+	// pattern that has one, a method without a route is the app's 404, not
+	// a sign of a changed method, unless echo's MethodOverride could have
+	// turned a protected POST into that method.
+	group := func(e *echo.Echo, _ *stepup.Guard, _ stepuptest.Handlers) {
+		e.Group("/transfer", func(next echo.HandlerFunc) echo.HandlerFunc { return next })
+		e.Group("/admin", func(next echo.HandlerFunc) echo.HandlerFunc { return next })
+	}
+	t.Run("after routing, a protected POST turned into DELETE is refused", func(t *testing.T) {
+		got := &refusals{}
+		env := stepuptest.NewEnv(t, overrideApp(false, got, group), stepuptest.Options{})
+		b := env.NewBrowser()
+		b.Login("alice")
+		resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000&to=mallory",
+			http.Header{"X-Http-Method-Override": {http.MethodDelete}})
+		assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+		assert.Empty(t, env.Ledger.Runs("transfer"))
+	})
+	t.Run("methods without a route stay the app's 404", func(t *testing.T) {
+		got := &refusals{}
+		env := stepuptest.NewEnv(t, overrideApp(true, got, group), stepuptest.Options{})
+		b := env.NewBrowser()
+		b.Login("alice")
+		for _, m := range []string{http.MethodPost, http.MethodDelete, http.MethodPut} {
+			assert.Equal(t, http.StatusNotFound, b.Do(m, "/admin", stepuptest.Form, "a=1", nil).StatusCode, "%s /admin, GET protected", m)
+		}
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodOptions} {
+			assert.Equal(t, http.StatusNotFound, b.Do(m, "/transfer", "", "", nil).StatusCode,
+				"%s /transfer, POST protected: MethodOverride never produces %s", m, m)
+		}
+		assert.Empty(t, got.all())
+		assert.Empty(t, env.Ledger.Runs("admin"))
+	})
+}
+
+func TestCheckRoutesReportsHandlersOpenForOtherMethods(t *testing.T) {
+	admin := func(c echo.Context) error { return c.NoContent(http.StatusOK) }
+	other := func(c echo.Context) error { return c.NoContent(http.StatusAccepted) }
+	getAdmin := []stepup.Policy{{Method: http.MethodGet, Route: "/admin", Action: "admin"}}
+	tests := []struct {
+		name     string
+		policies []stepup.Policy
+		routes   func(e *echo.Echo)
+		expect   []string // nil: no error
+	}{
+		{"e.Any under a GET policy", getAdmin,
+			func(e *echo.Echo) { e.Any("/admin", admin) },
+			[]string{"route /admin", "protected for GET, HEAD", "POST", "PUT", "DELETE", "PROPFIND", `use Method "*"`}},
+		{"e.Match under a GET policy", getAdmin,
+			func(e *echo.Echo) { e.Match([]string{http.MethodGet, http.MethodPost}, "/admin", admin) },
+			[]string{"route /admin", "protected for GET but registered for POST too"}},
+		{"e.Any in a group under a GET policy", getAdmin,
+			func(e *echo.Echo) { e.Group("/admin").Any("", admin) },
+			[]string{"route /admin", "POST"}},
+		{"e.Any on a host's router under a GET policy", getAdmin,
+			func(e *echo.Echo) { e.GET("/admin", other); e.Host("admin.example").Any("/admin", admin) },
+			[]string{"route /admin", "POST"}},
+		{"e.Any under a * policy", []stepup.Policy{{Method: "*", Route: "/admin", Action: "admin"}},
+			func(e *echo.Echo) { e.Any("/admin", admin) }, nil},
+		{"e.Match with a policy for every method it registers",
+			[]stepup.Policy{{Method: http.MethodGet, Route: "/admin", Action: "admin"}, {Method: http.MethodPost, Route: "/admin", Action: "admin"}},
+			func(e *echo.Echo) { e.Match([]string{http.MethodGet, http.MethodPost}, "/admin", admin) }, nil},
+		{"another handler for another method", getAdmin,
+			func(e *echo.Echo) { e.GET("/admin", admin); e.POST("/admin", other) }, nil},
+		{"one handler factory, routes named apart", getAdmin,
+			func(e *echo.Echo) {
+				e.GET("/admin", echo.WrapHandler(http.NotFoundHandler())).Name = "admin-page"
+				e.POST("/admin", echo.WrapHandler(http.NotFoundHandler())).Name = "admin-form"
+			}, nil},
+		{"the same handler on another path is no concern", getAdmin,
+			func(e *echo.Echo) { e.GET("/admin", admin); e.POST("/other", admin) }, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			app := echoAdapter
+			app.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+				e := echo.New()
+				e.Use(stepupecho.Middleware(g))
+				tc.routes(e)
+				err := stepupecho.CheckRoutes(g, e)
+				if tc.expect == nil {
+					assert.NoError(t, err)
+					return e
+				}
+				require.Error(t, err)
+				for _, want := range tc.expect {
+					assert.Contains(t, err.Error(), want)
+				}
+				assert.NotContains(t, err.Error(), "no such echo route")
+				return e
+			}
+			stepuptest.NewEnv(t, app, stepuptest.Options{Config: func(c *stepup.Config) { c.Policies = tc.policies }})
+		})
+	}
+}

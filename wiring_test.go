@@ -1,0 +1,200 @@
+package stepup_test
+
+// SECURITY.md threat 19, net/http side: wiring that silently protects
+// nothing. Each mistake must fail closed at request time or be reported
+// at start-up.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/authsignal"
+)
+
+// wiredApp is a guard whose provider blocks every tracked action, so a
+// protected handler can only run if the guard never decided, and which
+// records the refusals it writes.
+type wiredApp struct {
+	guard    *stepup.Guard
+	provider *fakeProvider
+	logs     syncBuffer
+
+	mu      sync.Mutex
+	refused []error
+	ran     map[string]int
+}
+
+func newWiredApp(t *testing.T, policies []stepup.Policy) *wiredApp {
+	t.Helper()
+	a := &wiredApp{provider: &fakeProvider{state: authsignal.StateBlock, record: true}, ran: map[string]int{}}
+	cfg := validConfig()
+	cfg.Provider = a.provider
+	cfg.Policies = policies
+	cfg.Logger = slog.New(slog.NewTextHandler(&a.logs, nil))
+	cfg.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		a.mu.Lock()
+		a.refused = append(a.refused, err)
+		a.mu.Unlock()
+		var e *stepup.Error
+		if errors.As(err, &e) {
+			stepup.WriteError(w, r, e, true)
+		}
+	}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	a.guard = g
+	return a
+}
+
+// handler counts its runs under name.
+func (a *wiredApp) handler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		a.mu.Lock()
+		a.ran[name]++
+		a.mu.Unlock()
+		_, _ = io.WriteString(w, name)
+	})
+}
+
+func (a *wiredApp) runs(name string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ran[name]
+}
+
+func (a *wiredApp) refusals() []error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]error(nil), a.refused...)
+}
+
+// do sends one request to srv and returns the status and body.
+func do(t *testing.T, srv *httptest.Server, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(data)
+}
+
+// logging stands for any middleware that is not a router: it hides the
+// mux's Handler method from the guard.
+func logging(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { next.ServeHTTP(w, r) })
+}
+
+var transferPolicy = []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}}
+
+func TestWiringGuardInFrontOfANonRouterFailsClosed(t *testing.T) {
+	a := newWiredApp(t, transferPolicy)
+	mux := http.NewServeMux()
+	mux.Handle("POST /transfer", a.handler("transfer"))
+	mux.Handle("GET /open", a.handler("open"))
+	srv := httptest.NewServer(a.guard.Middleware(logging(mux)))
+	defer srv.Close()
+
+	for _, req := range [][2]string{{http.MethodPost, "/transfer"}, {http.MethodGet, "/open"}, {http.MethodGet, "/nowhere"}} {
+		status, body := do(t, srv, req[0], req[1], "amount=5000")
+		assert.Equal(t, http.StatusInternalServerError, status, "%s %s", req[0], req[1])
+		assert.Contains(t, body, `"misconfigured"`)
+	}
+	assert.Zero(t, a.runs("transfer"), "the protected handler ran without a decision")
+	assert.Zero(t, a.runs("open"), "the guard cannot tell an open route from a protected one")
+	assert.Empty(t, a.provider.tracked())
+
+	refused := a.refusals()
+	require.Len(t, refused, 3)
+	assert.ErrorIs(t, refused[0], stepup.ErrMisconfigured)
+	assert.Contains(t, a.logs.String(), "guard.Middleware(mux)", "the log says how to fix the wiring")
+}
+
+func TestWiringGuardInFrontOfTheRouterStillWorks(t *testing.T) {
+	tests := []struct {
+		name         string
+		given        func(a *wiredApp) http.Handler
+		when         [2]string // method, path
+		expectStatus int
+		expectRun    string // the handler that must have run, "" for none
+	}{
+		{"the mux's own 404 passes through",
+			func(a *wiredApp) http.Handler {
+				mux := http.NewServeMux()
+				mux.Handle("POST /transfer", a.handler("transfer"))
+				return a.guard.Middleware(mux)
+			},
+			[2]string{http.MethodGet, "/nowhere"}, http.StatusNotFound, ""},
+		{"the mux's own 405 passes through",
+			func(a *wiredApp) http.Handler {
+				mux := http.NewServeMux()
+				mux.Handle("POST /transfer", a.handler("transfer"))
+				return a.guard.Middleware(mux)
+			},
+			[2]string{http.MethodGet, "/transfer"}, http.StatusMethodNotAllowed, ""},
+		{"a protected route behind the mux is decided",
+			func(a *wiredApp) http.Handler {
+				mux := http.NewServeMux()
+				mux.Handle("POST /transfer", a.handler("transfer"))
+				return logging(a.guard.Middleware(mux))
+			},
+			[2]string{http.MethodPost, "/transfer"}, http.StatusForbidden, ""},
+		{"per route: a mux in front sets the pattern, a protected route is decided",
+			func(a *wiredApp) http.Handler {
+				mux := http.NewServeMux()
+				mux.Handle("POST /transfer", a.guard.Middleware(a.handler("transfer")))
+				return mux
+			},
+			[2]string{http.MethodPost, "/transfer"}, http.StatusForbidden, ""},
+		{"per route: a mux in front sets the pattern, an open route passes",
+			func(a *wiredApp) http.Handler {
+				mux := http.NewServeMux()
+				mux.Handle("GET /open", a.guard.Middleware(a.handler("open")))
+				return mux
+			},
+			[2]string{http.MethodGet, "/open"}, http.StatusOK, "open"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newWiredApp(t, transferPolicy)
+			srv := httptest.NewServer(tc.given(a))
+			defer srv.Close()
+			status, _ := do(t, srv, tc.when[0], tc.when[1], "amount=5000")
+			assert.Equal(t, tc.expectStatus, status)
+			assert.Zero(t, a.runs("transfer"))
+			if tc.expectRun != "" {
+				assert.Equal(t, 1, a.runs(tc.expectRun))
+			}
+			for _, err := range a.refusals() {
+				assert.NotErrorIs(t, err, stepup.ErrMisconfigured)
+			}
+		})
+	}
+}
+
+func TestWiringEmptyTableNeverRefuses(t *testing.T) {
+	// Require-only applications have no table: Middleware then has nothing
+	// to decide and must not refuse, whatever it wraps.
+	a := newWiredApp(t, nil)
+	mux := http.NewServeMux()
+	mux.Handle("GET /open", a.handler("open"))
+	srv := httptest.NewServer(a.guard.Middleware(logging(mux)))
+	defer srv.Close()
+	status, _ := do(t, srv, http.MethodGet, "/open", "")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, 1, a.runs("open"))
+}
