@@ -21,7 +21,8 @@ import (
 //   - a parked POST, PUT, PATCH or DELETE is replayed through root, the
 //     application's whole handler chain, with the parked method, path,
 //     query, body and allow-listed headers, and the live request's cookies,
-//     remote address and TLS state. Its response is what the browser sees,
+//     remote address, TLS state and forwarding headers (X-Forwarded-*,
+//     Forwarded, X-Real-Ip). Its response is what the browser sees,
 //     and it is kept so that a refresh shows it again without a second run;
 //   - a parked GET or HEAD ends with a 303 to its own path, carrying a
 //     single-use pass that expires within PassTTL.
@@ -228,11 +229,25 @@ func (g *Guard) replayRequest(live *http.Request, rec *Record) *http.Request {
 	for _, c := range live.Header.Values("Cookie") {
 		req.Header.Add("Cookie", c)
 	}
+	for k, vs := range live.Header {
+		if forwardingHeader(k) {
+			req.Header[k] = append([]string(nil), vs...)
+		}
+	}
 	req.ContentLength = int64(len(rec.Body))
 	if len(rec.Body) == 0 {
 		req.Body = http.NoBody
 	}
 	return req
+}
+
+// forwardingHeader reports whether k is what a proxy in front tells the
+// application about the connection (scheme, client address, host). A
+// replay takes these from the live callback request, never from the
+// parked one: middleware that redirects plain http to https behind a TLS
+// proxy must see the callback's X-Forwarded-Proto.
+func forwardingHeader(k string) bool {
+	return strings.HasPrefix(k, "X-Forwarded-") || k == "Forwarded" || k == "X-Real-Ip" || k == "X-Url-Scheme"
 }
 
 // captureWriter passes a replay's response through and keeps a copy of

@@ -849,7 +849,7 @@ var neverReplay = map[string]bool{
 	"Content-Length": true, "Transfer-Encoding": true, "Content-Encoding": true, "Connection": true,
 	"Keep-Alive": true, "Te": true, "Trailer": true, "Upgrade": true, "Proxy-Connection": true,
 	"Forwarded": true, "X-Real-Ip": true, "X-Http-Method-Override": true, "X-Http-Method": true,
-	"X-Method-Override": true, "X-Original-Url": true, "X-Rewrite-Url": true, TokenHeader: true,
+	"X-Method-Override": true, "X-Original-Url": true, "X-Rewrite-Url": true, "X-Url-Scheme": true, TokenHeader: true,
 }
 
 func (g *Guard) keepHeaders(h http.Header) http.Header {
