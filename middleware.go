@@ -492,10 +492,13 @@ func VerificationFrom(ctx context.Context) (Verification, bool) {
 type replayKey struct{}
 
 // replayMark is carried by a replayed request; the first protected route
-// that matches it runs without a new track.
+// that matches it spends token and park and runs without a new track.
 type replayMark struct {
-	rec  *Record
-	used atomic.Bool
+	rec    *Record
+	token  string
+	settle func() error // the callback's session bookkeeping, once spent
+	used   atomic.Bool  // the replay reached its protected route
+	spent  atomic.Bool  // token and park were spent for it
 }
 
 // Enforce runs the step-up pipeline for one request that rule protects:
@@ -537,7 +540,10 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 	if m, ok := r.Context().Value(replayKey{}).(*replayMark); ok {
 		if m.rec.Action == rl.Action && m.rec.UserID == user && m.rec.Method == r.Method &&
 			m.rec.Path == r.URL.EscapedPath() && m.used.CompareAndSwap(false, true) {
-			g.emit(r.Context(), ev, EventReplay, "")
+			if err := g.spendReplay(r.Context(), m); err != nil {
+				return g.refuse(r.Context(), ev, err)
+			}
+			g.emit(r.Context(), ev, EventReplay, "callback")
 			// The parked bytes, whatever middleware in front read of them.
 			r2 := r.WithContext(r.Context())
 			r2.Body, r2.ContentLength = io.NopCloser(bytes.NewReader(m.rec.Body)), int64(len(m.rec.Body))
@@ -803,6 +809,20 @@ func stateOf(vr *authsignal.ValidateResponse) authsignal.State {
 		return ""
 	}
 	return vr.State
+}
+
+// spendReplay spends a replay's token and park when it reaches its route,
+// then settles the callback's session (park done, Remember grant, cookie)
+// before the handler runs.
+func (g *Guard) spendReplay(ctx context.Context, m *replayMark) *Error {
+	if e := g.spend(ctx, m.rec, m.token); e != nil {
+		return e
+	}
+	m.spent.Store(true)
+	if err := m.settle(); err != nil {
+		return internalError(err)
+	}
+	return nil
 }
 
 // spend records the token as used and consumes the record, atomically in

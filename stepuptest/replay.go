@@ -5,9 +5,12 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
 )
 
 // TLSProxy starts a reverse proxy in front of env's application that
@@ -76,4 +79,30 @@ func RunBehindTLSProxy(t *testing.T, a Adapter) {
 	assert.Equal(t, http.StatusOK, again.StatusCode)
 	assert.Equal(t, resp.Body, again.Body, "a refresh shows the kept outcome")
 	assert.Len(t, env.Ledger.Runs("transfer"), 1, "exactly once")
+}
+
+// runReplaySpend checks what happens when the replay reaches its route and
+// spends token and park: the session the callback answers with records it.
+func runReplaySpend(t *testing.T, a Adapter) {
+	t.Run("Remember on a replayed request: the callback's answer carries the grant", func(t *testing.T) {
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) {
+			for i := range c.Policies {
+				if c.Policies[i].Route == "/transfer" {
+					c.Policies[i].Remember = 5 * time.Minute
+				}
+			}
+		}})
+		b := env.NewBrowser()
+		b.Login("alice")
+		cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil)))
+		require.Equal(t, http.StatusOK, b.Get(cb).StatusCode)
+		tracked := len(env.Emulator.Tracked())
+
+		resp := b.Do(http.MethodPost, "/transfer", Form, "amount=7000", nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+		runs := env.Ledger.Runs("transfer")
+		require.Len(t, runs, 2)
+		assert.Equal(t, "remembered", runs[1].How)
+		assert.Equal(t, tracked, len(env.Emulator.Tracked()), "no track while remembered")
+	})
 }

@@ -29,6 +29,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("api", func(t *testing.T) { runAPI(t, a) })
 	t.Run("limits", func(t *testing.T) { runLimits(t, a) })
 	t.Run("replay hygiene", func(t *testing.T) { runReplayHygiene(t, a) })
+	t.Run("replay spends at its route", func(t *testing.T) { runReplaySpend(t, a) })
 }
 
 func runBrowserFlows(t *testing.T, a Adapter) {
