@@ -15,7 +15,8 @@ import (
 // sends the browser back with ?park=<id>&token=<jwt>. It checks that the
 // park belongs to this session and user, validates the token with the
 // provider for that user and action, checks that the token was issued for
-// that very park, and then resumes the request:
+// that very park (and is not one the challenge URL gave away), and then
+// resumes the request:
 //
 //   - a parked POST, PUT, PATCH or DELETE is replayed through root, the
 //     application's whole handler chain, with the parked method, path,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -626,7 +627,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		return refuse(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
 	case authsignal.StateChallengeRequired:
-		return g.challenge(w, r, rl, user, parkID, resp.URL, body, st, ev)
+		return g.challenge(w, r, rl, user, parkID, resp.URL, shownTokens(resp), body, st, ev)
 	default: // a final state where a fresh decision was expected
 		return g.refuse(r.Context(), ev, providerError(fmt.Errorf("unexpected state %q", resp.State)))
 	}
@@ -634,12 +635,12 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 
 // challenge parks the request and answers with the challenge.
 func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user, parkID, challengeURL string,
-	body []byte, st *sessionState, ev Event) error {
+	shown [][]byte, body []byte, st *sessionState, ev Event) error {
 	now := g.now()
 	api := g.cfg.IsAPI(r)
 	rec := &Record{
 		ID: parkID, Kind: KindPark, UserID: user, Action: rl.Action, Method: r.Method,
-		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Remember: rl.Remember,
+		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Remember: rl.Remember, Shown: shown,
 		Created: now, Expires: now.Add(g.cfg.ParkTTL),
 	}
 	if !safePath(rec.Path) || !safeQuery(rec.Query) {
@@ -800,8 +801,59 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 		return nil, errUsed()
 	case rec.UserID != user || rec.Action != action || rec.ID != vr.IdempotencyKey:
 		return nil, errStepUpFailed(errors.New("token bound to another challenge"))
+	case rec.wasShown(token):
+		return nil, errStepUpFailed(errors.New("token handed out with the challenge, not earned by it"))
 	}
 	return rec, nil
+}
+
+// maxShown bounds how many tokens of a track response a record keeps.
+const maxShown = 8
+
+// shownTokens hashes the tokens a track response hands out with the
+// challenge: its token (meant for client SDKs) and every value in the
+// challenge URL's query, which holds a token that whoever opens the page
+// can read. They name the action, so the provider calls them valid once
+// the challenge succeeded, but they prove nothing about who completed it:
+// they never redeem the park.
+func shownTokens(resp *authsignal.TrackResponse) [][]byte {
+	var out [][]byte
+	add := func(tok string) {
+		if tok == "" || len(out) == maxShown {
+			return
+		}
+		h := shownHash(tok)
+		for _, o := range out {
+			if bytes.Equal(o, h) {
+				return
+			}
+		}
+		out = append(out, h)
+	}
+	add(resp.Token)
+	if u, err := url.Parse(resp.URL); err == nil {
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
+	return out
+}
+
+func shownHash(token string) []byte {
+	h := sha256.Sum256([]byte("stepup-shown\x00" + token))
+	return h[:]
+}
+
+// wasShown reports whether token is one the track response handed out.
+func (r *Record) wasShown(token string) bool {
+	h := shownHash(token)
+	found := 0
+	for _, s := range r.Shown {
+		found |= subtle.ConstantTimeCompare(s, h)
+	}
+	return found == 1
 }
 
 func stateOf(vr *authsignal.ValidateResponse) authsignal.State {
