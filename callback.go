@@ -33,6 +33,9 @@ import (
 //     a 303 to its own path carrying a single-use pass that expires within
 //     PassTTL.
 //
+// A callback of the park's user from another session ends that park: the
+// challenge was completed by someone other than whoever parked it.
+//
 // Every answer carries Cache-Control: no-store and Referrer-Policy:
 // no-referrer, since the URL holds a token. Refusals say what happened in
 // plain words and never why a token failed.
@@ -73,16 +76,28 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 	st := g.loadSession(r, user)
 	ref := st.park(parkID)
 	if ref == nil {
-		if rec, err := g.cfg.Store.Get(ctx, parkID); err == nil && rec.Kind == KindAPI && !rec.Consumed &&
-			rec.UserID == user && token != "" {
+		rec, err := g.cfg.Store.Get(ctx, parkID)
+		if err == nil && rec.Kind == KindAPI && !rec.Consumed && rec.UserID == user && token != "" {
 			// An API challenge completed in a popup: hand the token to
 			// the page that opened it; the retry validates and spends it.
 			return g.handoff(w, rec, token)
 		}
+		cause := errors.New("park not in this session")
+		if err == nil && rec.Kind == KindPark && !rec.Consumed && rec.UserID == user {
+			// The park's user, in another session: whoever completed the
+			// challenge is not whoever parked the request (a stolen
+			// session, a challenge link sent to the victim). A definite
+			// "no" that ends the park, so that its own session cannot
+			// redeem it later either.
+			cause = errors.New("park of another session of this user: ended")
+			if err := g.cfg.Store.Delete(ctx, parkID); err != nil {
+				cause = fmt.Errorf("park of another session of this user: ending it: %w", err)
+			}
+		}
 		// A park of another session or user, one evicted, expired, or a
 		// callback without a session: all look the same from outside.
 		_ = g.saveSession(w, r, st)
-		return g.refuse(ctx, ev, errStepUpFailed(errors.New("park not in this session")))
+		return g.refuse(ctx, ev, errStepUpFailed(cause))
 	}
 	rec, err := g.cfg.Store.Get(ctx, parkID)
 	if errors.Is(err, ErrNotFound) {

@@ -14,9 +14,10 @@ import (
 
 // runProof checks that only the proof of the challenge redeems a park
 // (SECURITY.md threat 18): not the token the challenge URL carries, which
-// whoever opens the page can read. The attacker holds a stolen session of
-// the victim (logged in as the same user, with a browser of its own) and
-// gets the victim to complete the challenge it started.
+// whoever opens the page can read, and not a callback in another session
+// than the park's. The attacker holds a stolen session of the victim
+// (logged in as the same user, with a browser of its own) and gets the
+// victim to complete the challenge it started.
 func runProof(t *testing.T, a Adapter) {
 	t.Run("the challenge URL's token never redeems a park", func(t *testing.T) {
 		env := NewEnv(t, a, Options{})
@@ -56,6 +57,34 @@ func runProof(t *testing.T, a Adapter) {
 		assert.Equal(t, http.StatusForbidden, retry.StatusCode, retry.Body)
 		assert.Empty(t, env.Ledger.Runs("apiTransfer"))
 		assert.True(t, refusedWith(env, stepup.ErrStepUpFailed))
+	})
+	t.Run("the victim's callback ends the park the attacker started", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		attacker, victim := env.NewBrowser(), env.NewBrowser()
+		attacker.Login("alice")
+		victim.Login("alice")
+		challenge := attacker.Challenge(attacker.Do(http.MethodPost, "/transfer", Form, "amount=5000&to=mallory", nil))
+
+		// The victim completes the challenge and lands on the callback,
+		// in a session that never parked anything.
+		cb := victim.Complete(challenge)
+		assert.Equal(t, http.StatusForbidden, victim.Get(cb).StatusCode)
+
+		// Even with the victim's own token, leaked later, the attacker's
+		// session cannot redeem the park any more.
+		resp := attacker.Get(cb)
+		assert.NotEqual(t, http.StatusOK, resp.StatusCode, resp.Body)
+		assert.Empty(t, env.Ledger.Runs("transfer"))
+	})
+	t.Run("another user's callback does not end a park", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		alice, bob := env.NewBrowser(), env.NewBrowser()
+		alice.Login("alice")
+		bob.Login("bob")
+		cb := alice.Complete(alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil)))
+		assert.Equal(t, http.StatusForbidden, bob.Get(cb).StatusCode)
+		require.Equal(t, http.StatusOK, alice.Get(cb).StatusCode, "only the park's own user can end it")
+		assert.Len(t, env.Ledger.Runs("transfer"), 1)
 	})
 }
 
