@@ -31,6 +31,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("replay hygiene", func(t *testing.T) { runReplayHygiene(t, a) })
 	t.Run("replay spends at its route", func(t *testing.T) { runReplaySpend(t, a) })
 	t.Run("proof of the challenge", func(t *testing.T) { runProof(t, a) })
+	t.Run("two instances", func(t *testing.T) { runInstances(t, a) })
 }
 
 func runBrowserFlows(t *testing.T, a Adapter) {
