@@ -15,16 +15,26 @@ import (
 // sends the browser back with ?park=<id>&token=<jwt>. It checks that the
 // park belongs to this session and user, validates the token with the
 // provider for that user and action, checks that the token was issued for
-// that very park, spends token and park atomically in the Store, and then
+// that very park (and is not one the challenge URL gave away), and then
 // resumes the request:
 //
 //   - a parked POST, PUT, PATCH or DELETE is replayed through root, the
 //     application's whole handler chain, with the parked method, path,
 //     query, body and allow-listed headers, and the live request's cookies,
-//     remote address and TLS state. Its response is what the browser sees,
-//     and it is kept so that a refresh shows it again without a second run;
-//   - a parked GET or HEAD ends with a 303 to its own path, carrying a
-//     single-use pass that expires within PassTTL.
+//     remote address, TLS state and forwarding headers (X-Forwarded-*,
+//     Forwarded, X-Real-Ip). Token and park are spent, atomically in the
+//     Store, when the replay reaches the guard at the protected route, just
+//     before the handler runs. Its response is what the browser sees, and it
+//     is kept so that a refresh shows it again without a second run. A
+//     replay that is answered before it gets there (a redirect, a CSRF or
+//     login check) spends nothing: the browser gets a refusal
+//     (ErrReplayNotReached) and the same callback can be retried;
+//   - a parked GET or HEAD: token and park are spent here, and the answer is
+//     a 303 to its own path carrying a single-use pass that expires within
+//     PassTTL.
+//
+// A callback of the park's user from another session ends that park: the
+// challenge was completed by someone other than whoever parked it.
 //
 // Every answer carries Cache-Control: no-store and Referrer-Policy:
 // no-referrer, since the URL holds a token. Refusals say what happened in
@@ -66,16 +76,28 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 	st := g.loadSession(r, user)
 	ref := st.park(parkID)
 	if ref == nil {
-		if rec, err := g.cfg.Store.Get(ctx, parkID); err == nil && rec.Kind == KindAPI && !rec.Consumed &&
-			rec.UserID == user && token != "" {
+		rec, err := g.cfg.Store.Get(ctx, parkID)
+		if err == nil && rec.Kind == KindAPI && !rec.Consumed && rec.UserID == user && token != "" {
 			// An API challenge completed in a popup: hand the token to
 			// the page that opened it; the retry validates and spends it.
 			return g.handoff(w, rec, token)
 		}
+		cause := errors.New("park not in this session")
+		if err == nil && rec.Kind == KindPark && !rec.Consumed && rec.UserID == user {
+			// The park's user, in another session: whoever completed the
+			// challenge is not whoever parked the request (a stolen
+			// session, a challenge link sent to the victim). A definite
+			// "no" that ends the park, so that its own session cannot
+			// redeem it later either.
+			cause = errors.New("park of another session of this user: ended")
+			if err := g.cfg.Store.Delete(ctx, parkID); err != nil {
+				cause = fmt.Errorf("park of another session of this user: ending it: %w", err)
+			}
+		}
 		// A park of another session or user, one evicted, expired, or a
 		// callback without a session: all look the same from outside.
 		_ = g.saveSession(w, r, st)
-		return g.refuse(ctx, ev, errStepUpFailed(errors.New("park not in this session")))
+		return g.refuse(ctx, ev, errStepUpFailed(cause))
 	}
 	rec, err := g.cfg.Store.Get(ctx, parkID)
 	if errors.Is(err, ErrNotFound) {
@@ -107,25 +129,57 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		g.dropPark(w, r, st, parkID)
 		return g.refuse(ctx, ev, errStepUpFailed(errors.New("token issued for another park")))
 	}
-	if e := g.spend(ctx, rec, token); e != nil {
-		return g.refuse(ctx, ev, e)
+	if rec.Method == http.MethodGet || rec.Method == http.MethodHead {
+		// Resumed by a pass, not replayed: spend here.
+		if e := g.spend(ctx, rec, token); e != nil {
+			return g.refuse(ctx, ev, e)
+		}
+		g.settle(ctx, st, ref, rec)
+		return g.resumeGet(w, r, st, rec, ev)
 	}
+	return g.replay(w, r, root, st, ref, rec, token, ev)
+}
+
+// settle records in the session that a spent park is done, and gives its
+// Remember grant.
+func (g *Guard) settle(ctx context.Context, st *sessionState, ref *parkRef, rec *Record) {
 	ref.Done = true
 	st.dirty = true
 	if rec.Remember > 0 {
 		g.grant(ctx, st, rec)
 	}
-	if rec.Method == http.MethodGet || rec.Method == http.MethodHead {
-		return g.resumeGet(w, r, st, rec, ev)
+}
+
+// replay runs the parked request through root. It spends nothing itself:
+// the guard at the protected route spends token and park when the replay
+// reaches it (see enforce), and only then settles the session and writes
+// its cookie, before the handler runs; the outcome is kept for a refresh
+// only then too. An answer written before the replay reaches the guard (a
+// redirect, a CSRF or login check refusing it) is held back and replaced
+// by a refusal, and the park stays pending for another try.
+func (g *Guard) replay(w http.ResponseWriter, r *http.Request, root http.Handler, st *sessionState, ref *parkRef,
+	rec *Record, token string, ev Event) error {
+	ctx := r.Context()
+	m := &replayMark{rec: rec, token: token, settle: func() error {
+		g.settle(ctx, st, ref, rec)
+		return g.saveSession(w, r, st)
+	}}
+	before := w.Header().Clone()
+	cw := &captureWriter{ResponseWriter: w, limit: int(g.cfg.MaxBodyBytes), mark: m}
+	root.ServeHTTP(cw, g.replayRequest(r, m))
+	switch {
+	case m.spent.Load():
+		g.keepOutcome(ctx, rec, cw)
+		return nil
+	case m.used.Load():
+		return nil // the guard at the route refused (another callback won); its answer is written
 	}
-	if err := g.saveSession(w, r, st); err != nil {
-		return g.refuse(ctx, ev, internalError(err))
+	h := w.Header()
+	clear(h) // nothing of the held-back answer (a Location, a cookie) goes out
+	for k, vs := range before {
+		h[k] = vs
 	}
-	g.emit(ctx, ev, EventReplay, "callback")
-	cw := &captureWriter{ResponseWriter: w, limit: int(g.cfg.MaxBodyBytes)}
-	root.ServeHTTP(cw, g.replayRequest(r, rec))
-	g.keepOutcome(ctx, rec, cw)
-	return nil
+	return g.refuse(ctx, ev, errReplayNotReached(cw.held))
 }
 
 // resumeGet gives the browser a single-use pass for the parked GET and
@@ -202,7 +256,8 @@ func (g *Guard) dropPark(w http.ResponseWriter, r *http.Request, st *sessionStat
 }
 
 // replayRequest rebuilds the parked request on top of the live one.
-func (g *Guard) replayRequest(live *http.Request, rec *Record) *http.Request {
+func (g *Guard) replayRequest(live *http.Request, m *replayMark) *http.Request {
+	rec := m.rec
 	u := &url.URL{RawQuery: rec.Query}
 	if p, err := url.PathUnescape(rec.Path); err == nil {
 		u.Path = p
@@ -212,7 +267,6 @@ func (g *Guard) replayRequest(live *http.Request, rec *Record) *http.Request {
 	} else {
 		u.Path = rec.Path
 	}
-	m := &replayMark{rec: rec}
 	ctx := context.WithValue(live.Context(), replayKey{}, m)
 	req, _ := http.NewRequestWithContext(ctx, rec.Method, "/", bytes.NewReader(rec.Body))
 	req.URL = u
@@ -228,6 +282,11 @@ func (g *Guard) replayRequest(live *http.Request, rec *Record) *http.Request {
 	for _, c := range live.Header.Values("Cookie") {
 		req.Header.Add("Cookie", c)
 	}
+	for k, vs := range live.Header {
+		if forwardingHeader(k) {
+			req.Header[k] = append([]string(nil), vs...)
+		}
+	}
 	req.ContentLength = int64(len(rec.Body))
 	if len(rec.Body) == 0 {
 		req.Body = http.NoBody
@@ -235,17 +294,39 @@ func (g *Guard) replayRequest(live *http.Request, rec *Record) *http.Request {
 	return req
 }
 
+// forwardingHeader reports whether k is what a proxy in front tells the
+// application about the connection (scheme, client address, host). A
+// replay takes these from the live callback request, never from the
+// parked one: middleware that redirects plain http to https behind a TLS
+// proxy must see the callback's X-Forwarded-Proto.
+func forwardingHeader(k string) bool {
+	return strings.HasPrefix(k, "X-Forwarded-") || k == "Forwarded" || k == "X-Real-Ip" || k == "X-Url-Scheme"
+}
+
 // captureWriter passes a replay's response through and keeps a copy of
-// it, up to limit bytes of body, for a refresh of the callback.
+// it, up to limit bytes of body, for a refresh of the callback. Whatever is
+// written before the replay reaches the guard at its route is not the
+// route's answer: it is held back (only its status is noted in held).
 type captureWriter struct {
 	http.ResponseWriter
+	mark   *replayMark
+	held   int
 	status int
 	body   bytes.Buffer
 	limit  int
 	over   bool
 }
 
+// holding reports whether the replay has not reached its route yet.
+func (c *captureWriter) holding() bool { return c.mark != nil && !c.mark.used.Load() }
+
 func (c *captureWriter) WriteHeader(code int) {
+	if c.holding() {
+		if c.held == 0 {
+			c.held = code
+		}
+		return
+	}
 	if c.status == 0 {
 		c.status = code
 	}
@@ -253,6 +334,12 @@ func (c *captureWriter) WriteHeader(code int) {
 }
 
 func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.holding() {
+		if c.held == 0 {
+			c.held = http.StatusOK
+		}
+		return len(b), nil
+	}
 	if c.status == 0 {
 		c.status = http.StatusOK
 	}
@@ -269,6 +356,14 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// FlushError flushes the route's answer; one held back stays unsent.
+func (c *captureWriter) FlushError() error {
+	if c.holding() {
+		return nil
+	}
+	return http.NewResponseController(c.ResponseWriter).Flush()
+}
 
 func outcomeID(parkID string) string { return "o." + parkID }
 

@@ -46,6 +46,11 @@ var (
 	// router, in echo's Pre chain, after a method override). It fails
 	// closed with a 500 and logs how to fix the wiring.
 	ErrMisconfigured = errors.New("stepup: guard misconfigured")
+	// ErrReplayNotReached: a verified request replayed by the callback was
+	// answered before it reached the guard at its protected route (a
+	// redirect, a CSRF or login check). Nothing was spent or run; the park
+	// stays pending and the callback can be retried once that is fixed.
+	ErrReplayNotReached = errors.New("stepup: replay did not reach the protected route")
 
 	// ErrNotFound is what a Store returns for a missing or expired record.
 	ErrNotFound = errors.New("stepup: record not found")
@@ -102,6 +107,14 @@ func providerError(cause error) *Error {
 func internalError(cause error) *Error {
 	return refuse(http.StatusInternalServerError, "internal_error",
 		"Something went wrong on our side. Nothing was done.", fmt.Errorf("%w: %w", ErrInternal, cause))
+}
+
+// errReplayNotReached is a replay answered (with status) before its route.
+func errReplayNotReached(status int) *Error {
+	return refuse(http.StatusInternalServerError, "replay_not_reached",
+		"Your verification succeeded, but this request could not be carried out, so nothing was done. "+
+			"Your verification is kept for a few minutes: reload this page to try again.",
+		fmt.Errorf("%w: the application answered %d before the guard", ErrReplayNotReached, status))
 }
 
 // errMisconfigured is a wiring mistake found at request time.

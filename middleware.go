@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -502,10 +503,13 @@ func VerificationFrom(ctx context.Context) (Verification, bool) {
 type replayKey struct{}
 
 // replayMark is carried by a replayed request; the first protected route
-// that matches it runs without a new track.
+// that matches it spends token and park and runs without a new track.
 type replayMark struct {
-	rec  *Record
-	used atomic.Bool
+	rec    *Record
+	token  string
+	settle func() error // the callback's session bookkeeping, once spent
+	used   atomic.Bool  // the replay reached its protected route
+	spent  atomic.Bool  // token and park were spent for it
 }
 
 // Enforce runs the step-up pipeline for one request that rule protects:
@@ -547,7 +551,10 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 	if m, ok := r.Context().Value(replayKey{}).(*replayMark); ok {
 		if m.rec.Action == rl.Action && m.rec.UserID == user && m.rec.Method == r.Method &&
 			m.rec.Path == r.URL.EscapedPath() && m.used.CompareAndSwap(false, true) {
-			g.emit(r.Context(), ev, EventReplay, "")
+			if err := g.spendReplay(r.Context(), m); err != nil {
+				return g.refuse(r.Context(), ev, err)
+			}
+			g.emit(r.Context(), ev, EventReplay, "callback")
 			// The parked bytes, whatever middleware in front read of them.
 			r2 := r.WithContext(r.Context())
 			r2.Body, r2.ContentLength = io.NopCloser(bytes.NewReader(m.rec.Body)), int64(len(m.rec.Body))
@@ -630,7 +637,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		return refuse(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
 	case authsignal.StateChallengeRequired:
-		return g.challenge(w, r, rl, user, parkID, resp.URL, body, st, ev)
+		return g.challenge(w, r, rl, user, parkID, resp.URL, shownTokens(resp), body, st, ev)
 	default: // a final state where a fresh decision was expected
 		return g.refuse(r.Context(), ev, providerError(fmt.Errorf("unexpected state %q", resp.State)))
 	}
@@ -638,12 +645,12 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 
 // challenge parks the request and answers with the challenge.
 func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user, parkID, challengeURL string,
-	body []byte, st *sessionState, ev Event) error {
+	shown [][]byte, body []byte, st *sessionState, ev Event) error {
 	now := g.now()
 	api := g.cfg.IsAPI(r)
 	rec := &Record{
 		ID: parkID, Kind: KindPark, UserID: user, Action: rl.Action, Method: r.Method,
-		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Remember: rl.Remember,
+		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Remember: rl.Remember, Shown: shown,
 		Created: now, Expires: now.Add(g.cfg.ParkTTL),
 	}
 	if !safePath(rec.Path) || !safeQuery(rec.Query) {
@@ -804,8 +811,59 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 		return nil, errUsed()
 	case rec.UserID != user || rec.Action != action || rec.ID != vr.IdempotencyKey:
 		return nil, errStepUpFailed(errors.New("token bound to another challenge"))
+	case rec.wasShown(token):
+		return nil, errStepUpFailed(errors.New("token handed out with the challenge, not earned by it"))
 	}
 	return rec, nil
+}
+
+// maxShown bounds how many tokens of a track response a record keeps.
+const maxShown = 8
+
+// shownTokens hashes the tokens a track response hands out with the
+// challenge: its token (meant for client SDKs) and every value in the
+// challenge URL's query, which holds a token that whoever opens the page
+// can read. They name the action, so the provider calls them valid once
+// the challenge succeeded, but they prove nothing about who completed it:
+// they never redeem the park.
+func shownTokens(resp *authsignal.TrackResponse) [][]byte {
+	var out [][]byte
+	add := func(tok string) {
+		if tok == "" || len(out) == maxShown {
+			return
+		}
+		h := shownHash(tok)
+		for _, o := range out {
+			if bytes.Equal(o, h) {
+				return
+			}
+		}
+		out = append(out, h)
+	}
+	add(resp.Token)
+	if u, err := url.Parse(resp.URL); err == nil {
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
+	return out
+}
+
+func shownHash(token string) []byte {
+	h := sha256.Sum256([]byte("stepup-shown\x00" + token))
+	return h[:]
+}
+
+// wasShown reports whether token is one the track response handed out.
+func (r *Record) wasShown(token string) bool {
+	h := shownHash(token)
+	found := 0
+	for _, s := range r.Shown {
+		found |= subtle.ConstantTimeCompare(s, h)
+	}
+	return found == 1
 }
 
 func stateOf(vr *authsignal.ValidateResponse) authsignal.State {
@@ -813,6 +871,20 @@ func stateOf(vr *authsignal.ValidateResponse) authsignal.State {
 		return ""
 	}
 	return vr.State
+}
+
+// spendReplay spends a replay's token and park when it reaches its route,
+// then settles the callback's session (park done, Remember grant, cookie)
+// before the handler runs.
+func (g *Guard) spendReplay(ctx context.Context, m *replayMark) *Error {
+	if e := g.spend(ctx, m.rec, m.token); e != nil {
+		return e
+	}
+	m.spent.Store(true)
+	if err := m.settle(); err != nil {
+		return internalError(err)
+	}
+	return nil
 }
 
 // spend records the token as used and consumes the record, atomically in
@@ -859,7 +931,7 @@ var neverReplay = map[string]bool{
 	"Content-Length": true, "Transfer-Encoding": true, "Content-Encoding": true, "Connection": true,
 	"Keep-Alive": true, "Te": true, "Trailer": true, "Upgrade": true, "Proxy-Connection": true,
 	"Forwarded": true, "X-Real-Ip": true, "X-Http-Method-Override": true, "X-Http-Method": true,
-	"X-Method-Override": true, "X-Original-Url": true, "X-Rewrite-Url": true, TokenHeader: true,
+	"X-Method-Override": true, "X-Original-Url": true, "X-Rewrite-Url": true, "X-Url-Scheme": true, TokenHeader: true,
 }
 
 func (g *Guard) keepHeaders(h http.Header) http.Header {

@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -39,6 +40,7 @@ type Record struct {
 	Body     []byte        `json:"body,omitempty"`
 	BodyHash []byte        `json:"bodyHash,omitempty"` // SHA-256 of the body, for API challenges
 	Remember time.Duration `json:"remember,omitempty"` // grant to give when the step-up succeeds
+	Shown    [][]byte      `json:"shown,omitempty"`    // hashes of the tokens the track handed out with the challenge; they never redeem it
 	Status   int           `json:"status,omitempty"`   // outcome status
 	Created  time.Time     `json:"created"`
 	Expires  time.Time     `json:"expires"`
@@ -112,6 +114,13 @@ func (r *Record) check() error {
 		return fmt.Errorf("stepup: record %s: bad method", r.ID)
 	case r.Expires.IsZero():
 		return fmt.Errorf("stepup: record %s: no expiry", r.ID)
+	case len(r.Shown) > maxShown:
+		return fmt.Errorf("stepup: record %s: too many shown tokens", r.ID)
+	}
+	for _, h := range r.Shown {
+		if len(h) != sha256.Size {
+			return fmt.Errorf("stepup: record %s: bad shown token hash", r.ID)
+		}
 	}
 	return nil
 }
@@ -125,11 +134,20 @@ func (r *Record) clone() *Record {
 	if r.BodyHash != nil {
 		c.BodyHash = append([]byte(nil), r.BodyHash...)
 	}
+	if r.Shown != nil {
+		c.Shown = make([][]byte, len(r.Shown))
+		for i, h := range r.Shown {
+			c.Shown[i] = append([]byte(nil), h...)
+		}
+	}
 	return &c
 }
 
 func (r *Record) size() int {
 	n := 256 + len(r.ID) + len(r.UserID) + len(r.Action) + len(r.Path) + len(r.Query) + len(r.Body) + len(r.BodyHash)
+	for _, h := range r.Shown {
+		n += 24 + len(h)
+	}
 	for k, vs := range r.Header {
 		n += len(k)
 		for _, v := range vs {

@@ -1,6 +1,7 @@
 package stepup_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -61,7 +62,8 @@ func TestRecordEncoding(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	in := &stepup.Record{ID: "abc", Kind: stepup.KindPark, UserID: "alice", Action: "transfer",
 		Method: http.MethodPost, Path: "/transfer", Query: "x=1", Header: http.Header{"Content-Type": {"text/plain"}},
-		Body: []byte{0, 1, 2, 255}, Remember: time.Minute, Created: now, Expires: now.Add(time.Minute)}
+		Body: []byte{0, 1, 2, 255}, Remember: time.Minute, Shown: [][]byte{make([]byte, 32), bytes.Repeat([]byte{7}, 32)},
+		Created: now, Expires: now.Add(time.Minute)}
 	b, err := stepup.MarshalRecord(in)
 	require.NoError(t, err)
 	out, err := stepup.UnmarshalRecord(b)
@@ -75,6 +77,7 @@ func TestRecordEncoding(t *testing.T) {
 		`{"v":1,"id":"a","kind":1,"path":"//evil.example","expires":"2026-01-01T00:00:00Z"}`,
 		`{"v":1,"id":"a","kind":1,"method":"get","expires":"2026-01-01T00:00:00Z"}`,
 		`{"v":1,"id":"a","kind":1}`, `not json`,
+		`{"v":1,"id":"a","kind":1,"shown":["AAE="],"expires":"2026-01-01T00:00:00Z"}`,
 	}
 	for _, s := range bad {
 		_, err := stepup.UnmarshalRecord([]byte(s))

@@ -171,6 +171,8 @@ type Env struct {
 	Ledger   *Ledger
 	Server   *httptest.Server
 	Events   *Events
+
+	appSessions sessions.Store // the app's login session, shared by every instance
 }
 
 // Events records the guard's events.
@@ -216,7 +218,19 @@ func NewEnv(t testing.TB, a Adapter, o Options) *Env {
 	appSessions := sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef"))
 	appSessions.Options.HttpOnly = true
 	appSessions.Options.SameSite = http.SameSiteLaxMode
+	env.appSessions = appSessions
 
+	env.Guard, env.Server = env.serve(a, o)
+	return env
+}
+
+// serve builds a guard on env's provider, Store, clock and session keys,
+// and starts a server with a's application behind it: one instance of the
+// application. Every instance of an Env shares all but the guard's
+// in-process state.
+func (env *Env) serve(a Adapter, o Options) (*stepup.Guard, *httptest.Server) {
+	t, clock, emu, appSessions := env.T, env.Clock, env.Emulator, env.appSessions
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	callback := "http://" + srv.Listener.Addr().String() + CallbackPath
 	var provider stepup.Provider = env.Client
@@ -244,12 +258,10 @@ func NewEnv(t testing.TB, a Adapter, o Options) *Env {
 	}
 	g, err := stepup.New(cfg)
 	require.NoError(t, err)
-	env.Guard = g
 	srv.Config.Handler = a.Mount(t, g, env.handlers(appSessions, g))
 	srv.Start()
 	t.Cleanup(srv.Close)
-	env.Server = srv
-	return env
+	return g, srv
 }
 
 func currentUser(store sessions.Store, r *http.Request) string {

@@ -31,6 +31,9 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("replay hygiene", func(t *testing.T) { runReplayHygiene(t, a) })
 	t.Run("parsing", func(t *testing.T) { runParsing(t, a) })
 	t.Run("binding", func(t *testing.T) { runBinding(t, a) })
+	t.Run("replay spends at its route", func(t *testing.T) { runReplaySpend(t, a) })
+	t.Run("proof of the challenge", func(t *testing.T) { runProof(t, a) })
+	t.Run("two instances", func(t *testing.T) { runInstances(t, a) })
 }
 
 func runBrowserFlows(t *testing.T, a Adapter) {
@@ -451,7 +454,7 @@ func runRefusals(t *testing.T, a Adapter) {
 		require.Equal(t, http.StatusOK, b.Get(cb).StatusCode)
 		assert.Len(t, env.Ledger.Runs("transfer"), 1)
 	})
-	t.Run("foreign park id (another session of the same user)", func(t *testing.T) {
+	t.Run("foreign park id (another session of the same user) ends the park", func(t *testing.T) {
 		env := NewEnv(t, a, Options{})
 		b1, b2 := env.NewBrowser(), env.NewBrowser()
 		b1.Login("alice")
@@ -460,7 +463,11 @@ func runRefusals(t *testing.T, a Adapter) {
 		resp := b2.Get(cb)
 		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 		assert.Empty(t, env.Ledger.Runs("transfer"))
-		require.Equal(t, http.StatusOK, b1.Get(cb).StatusCode, "the owner still can")
+		// SECURITY.md threat 18: whoever completed the challenge is not
+		// whoever parked the request, so the park's own session cannot
+		// redeem it afterwards either.
+		assert.NotEqual(t, http.StatusOK, b1.Get(cb).StatusCode, "the park is ended")
+		assert.Empty(t, env.Ledger.Runs("transfer"))
 	})
 	t.Run("callback without a session", func(t *testing.T) {
 		env := NewEnv(t, a, Options{})

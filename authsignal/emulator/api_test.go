@@ -341,6 +341,9 @@ func TestTokenClaims(t *testing.T) {
 	assert.Equal(t, base64.RawURLEncoding.EncodeToString(m.Sum(nil)), parts[2], "HS256 with the secret")
 
 	c := claimsOf(t, got.Token)
+	jti, _ := c["jti"].(string)
+	assert.NotEmpty(t, jti, "every token carries a random jti")
+	delete(c, "jti")
 	iat := float64(clk.Now().Unix())
 	assert.Equal(t, map[string]any{
 		"sub":   "alice",
@@ -398,6 +401,28 @@ func TestValidate(t *testing.T) {
 		assert.Equal(t, map[string]any{"isValid": false, "error": "Token has expired."},
 			validate(t, srv, map[string]any{"token": pending.Token}))
 	})
+}
+
+func TestTokensAreUniqueWithinOneSecond(t *testing.T) {
+	clk := newClock() // frozen: every token below has the same iat
+	srv := start(t, emulator.Config{Now: clk.Now, Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	first := track(t, srv, "alice", "changeEmail", map[string]any{
+		"idempotencyKey": "k1", "redirectUrl": "https://app.example/stepup/callback?park=abc"})
+	again := track(t, srv, "alice", "changeEmail", map[string]any{"idempotencyKey": "k1"})
+	loc, err := srv.CompleteChallenge(ctx(t), first.URL)
+	require.NoError(t, err)
+	done := loc.Query().Get("token")
+
+	seen := map[string]bool{}
+	for _, tok := range []string{first.Token, again.Token, done} {
+		assert.False(t, seen[tok], "a token was minted twice")
+		seen[tok] = true
+		assert.Equal(t, claimsOf(t, first.Token)["iat"], claimsOf(t, tok)["iat"], "same second")
+		v := validate(t, srv, map[string]any{"token": tok, "userId": "alice", "action": "changeEmail"})
+		assert.Equal(t, true, v["isValid"], "a unique token still validates")
+		assert.Equal(t, "k1", v["idempotencyKey"])
+	}
+	assert.NotEqual(t, first.Token, done, "the completion token is not the track token")
 }
 
 func TestValidateAfterChallengeIsNotSingleUse(t *testing.T) {

@@ -34,6 +34,7 @@ type claims struct {
 	Exp   int64      `json:"exp"`
 	Iss   string     `json:"iss"`
 	Scope string     `json:"scope"`
+	Jti   string     `json:"jti,omitempty"` // random: no two tokens alike, even within one second
 	Other tokenOther `json:"other"`
 }
 
@@ -54,6 +55,8 @@ var jwtHeader = b64([]byte(`{"alg":"HS256","typ":"JWT"}`))
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // issueToken mints a token for the action, valid for ten minutes from now.
+// Its random jti makes it unique: the track token and the token the page
+// hands back after the challenge are never the same string.
 func (e *Emulator) issueToken(rec *actionRecord, issuer string) string {
 	now := e.now()
 	scope := rec.req.Scope
@@ -66,6 +69,7 @@ func (e *Emulator) issueToken(rec *actionRecord, issuer string) string {
 		Exp:   now.Add(tokenLifetime).Unix(),
 		Iss:   issuer,
 		Scope: scope,
+		Jti:   newUUID(),
 		Other: tokenOther{
 			TenantID:       tenantID,
 			PublishableKey: publishableKey,
