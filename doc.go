@@ -13,8 +13,9 @@
 //     remembered in the user's session, and the browser is sent (303) to
 //     Authsignal's challenge page. When the user comes back to the
 //     Callback with a token, the guard validates it, checks that it belongs
-//     to this user, action and parked request, spends it once, and replays
-//     the parked request through the application — exactly once.
+//     to this user, action and parked request, and replays the parked
+//     request through the application; token and park are spent atomically
+//     when the replay reaches the protected route, so it runs exactly once.
 //   - CHALLENGE_REQUIRED from an API client: 401 with
 //     WWW-Authenticate: Bearer error="insufficient_user_authentication" and a
 //     JSON body carrying the challenge url; the client completes the
