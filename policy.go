@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,6 +126,9 @@ func (a Attribute) check() error {
 	}
 	if a.Key == "" {
 		return fmt.Errorf("attribute %q: empty key", a.Name)
+	}
+	if a.From == FromJSON && slices.Contains(strings.Split(a.Key, "."), "") {
+		return fmt.Errorf("attribute %q: JSON key %q has an empty segment", a.Name, a.Key)
 	}
 	switch a.Type {
 	case "", "string", "number", "bool":

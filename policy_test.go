@@ -407,6 +407,27 @@ func TestCustomHook(t *testing.T) {
 		assert.ErrorContains(t, refused[0].Err, "account frozen")
 	})
 
+	t.Run("a hook alone, without attributes, is called", func(t *testing.T) {
+		env := newPolicyEnv(t, attributeApp, []stepup.Policy{{Method: http.MethodPost, Route: "/pay/{acct}", Action: "transfer",
+			Custom: func(*http.Request, []byte) (map[string]any, error) { return map[string]any{"risk": "high"}, nil }}})
+		b := env.NewBrowser()
+		b.Login("alice")
+		got, _ := trackOne(t, env, b, request{http.MethodPost, "/pay/acc-1", stepuptest.Form, "amount=3", nil})
+		assert.Equal(t, map[string]any{"risk": "high"}, got.Custom)
+	})
+
+	t.Run("a hook alone only sees bodies every reader parses alike", func(t *testing.T) {
+		called := false
+		env := newPolicyEnv(t, attributeApp, []stepup.Policy{{Method: http.MethodPost, Route: "/pay/{acct}", Action: "transfer",
+			Custom: func(*http.Request, []byte) (map[string]any, error) { called = true; return nil, nil }}})
+		b := env.NewBrowser()
+		b.Login("alice")
+		resp := b.Do(http.MethodPost, "/pay/acc-1", stepuptest.Form, "amount=3&%", nil)
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		assert.False(t, called, "the hook never sees a malformed body")
+		assert.Empty(t, env.Emulator.Tracked())
+	})
+
 	t.Run("an empty result adds nothing", func(t *testing.T) {
 		env := newPolicyEnv(t, attributeApp, policy(func(*http.Request, []byte) (map[string]any, error) { return nil, nil }))
 		b := env.NewBrowser()
