@@ -69,6 +69,14 @@ type Config struct {
 	// MaxBodyBytes caps the body of a protected request. Optional. Default
 	// 64 KiB.
 	MaxBodyBytes int64
+	// MaxHeaderValues and MaxHeaderBytes cap the request headers a parked
+	// request keeps for its replay (the allow-list and ReplayHeaders): the
+	// number of values, and the sum of name and value lengths over them. A
+	// protected request over either cap is refused with 431 before anything
+	// is tracked or parked, as an oversized body is. Optional. Defaults 32
+	// values and 8 KiB.
+	MaxHeaderValues int
+	MaxHeaderBytes  int
 	// ParkTTL is how long a parked request waits for its callback.
 	// Optional. Default 10 minutes, the lifetime of an Authsignal token.
 	ParkTTL time.Duration
@@ -80,6 +88,20 @@ type Config struct {
 	// account cannot fill the Store for everybody; beyond it the answer is
 	// 429 with Retry-After. Optional. Default 20.
 	MaxChallengesPerUser int
+	// MaxChallengesPerSession caps the challenges one session of a user
+	// may open per ParkTTL, well below MaxChallengesPerUser, so that a
+	// stolen session cannot use up the user's cap and lock the real user
+	// out. Both caps are checked before tracking: a request beyond either
+	// is refused with 429 and nothing is tracked. Optional. Default 5 (or
+	// MaxChallengesPerUser when lower), at most MaxChallengesPerUser.
+	MaxChallengesPerSession int
+	// SessionID returns the id of the application's login session, which
+	// MaxChallengesPerSession counts by. Optional. Default: an id the guard
+	// keeps in its own session (SessionName). A client can drop that cookie
+	// and start a new guard session at every request, so that only
+	// MaxChallengesPerUser holds; set SessionID for a real per-session cap.
+	// "" means no session: only the per-user cap applies.
+	SessionID func(r *http.Request) string
 	// PassTTL is how long the single-use pass for a resumed GET lasts.
 	// Optional. Default 1 minute, at most 1 minute.
 	PassTTL time.Duration
@@ -172,6 +194,15 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.MaxChallengesPerUser == 0 {
 		cfg.MaxChallengesPerUser = 20
 	}
+	if cfg.MaxChallengesPerSession == 0 {
+		cfg.MaxChallengesPerSession = min(5, cfg.MaxChallengesPerUser)
+	}
+	if cfg.MaxHeaderValues == 0 {
+		cfg.MaxHeaderValues = 32
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 8 << 10
+	}
 	if cfg.PassTTL == 0 {
 		cfg.PassTTL = time.Minute
 	}
@@ -202,6 +233,10 @@ func New(cfg Config) (*Guard, error) {
 		return nil, errors.New("stepup: Config.MaxPending must be between 1 and 20")
 	case cfg.MaxChallengesPerUser < 0:
 		return nil, errors.New("stepup: Config.MaxChallengesPerUser must be positive")
+	case cfg.MaxChallengesPerSession < 0 || cfg.MaxChallengesPerSession > cfg.MaxChallengesPerUser:
+		return nil, errors.New("stepup: Config.MaxChallengesPerSession must be between 1 and MaxChallengesPerUser")
+	case cfg.MaxHeaderValues < 0 || cfg.MaxHeaderBytes < 0:
+		return nil, errors.New("stepup: Config.MaxHeaderValues and MaxHeaderBytes must be positive")
 	case cfg.PassTTL < 0 || cfg.PassTTL > time.Minute:
 		return nil, errors.New("stepup: Config.PassTTL must be positive and at most a minute")
 	case cfg.ProviderTimeout < 0 || cfg.RetryAfter < 0:
@@ -215,7 +250,7 @@ func New(cfg Config) (*Guard, error) {
 	cfg.ChallengeOrigins = append([]string(nil), cfg.ChallengeOrigins...)
 	cfg.ReplayHeaders = append([]string(nil), cfg.ReplayHeaders...)
 	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{},
-		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.ParkTTL)}
+		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL)}
 	for _, o := range cfg.ChallengeOrigins {
 		po, err := parseOrigin(o)
 		if err != nil {
@@ -572,6 +607,27 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		return g.refuse(r.Context(), ev, refuse(http.StatusBadRequest, "bad_request",
 			"This request could not be checked.", fmt.Errorf("%w: attributes: %w", ErrBadRequest, err)))
 	}
+	header, herr := g.parkHeaders(r.Header)
+	if herr != nil {
+		return g.refuse(r.Context(), ev, herr)
+	}
+	// Both challenge caps are checked, and a slot taken, before the
+	// provider is asked: concurrent requests cannot get past them.
+	sid := ""
+	if g.cfg.SessionID != nil {
+		sid = g.cfg.SessionID(r)
+	} else {
+		if st == nil {
+			st = g.loadSession(r, user)
+		}
+		sid = st.id()
+	}
+	slot, wait, ok := g.limiter.reserve(user, sid, g.now())
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		return g.refuse(r.Context(), ev, refuse(http.StatusTooManyRequests, "too_many_challenges",
+			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrTooManyChallenges))
+	}
 	parkID := newID()
 	req := authsignal.TrackRequest{
 		RedirectURL:    g.callbackFor(parkID),
@@ -594,6 +650,9 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 	}
 	if err == nil && !resp.State.Known() {
 		err = fmt.Errorf("unknown state %q", resp.State)
+	}
+	if err != nil || resp.State != authsignal.StateChallengeRequired {
+		g.limiter.release(slot) // no challenge was opened
 	}
 	if err != nil {
 		if rl.FailOpen {
@@ -620,7 +679,11 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		return refuse(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
 	case authsignal.StateChallengeRequired:
-		return g.challenge(w, r, rl, user, parkID, resp.URL, body, st, ev)
+		if err := g.challenge(w, r, rl, user, parkID, resp.URL, body, header, st, ev); err != nil {
+			g.limiter.release(slot)
+			return err
+		}
+		return nil
 	default: // a final state where a fresh decision was expected
 		return g.refuse(r.Context(), ev, providerError(fmt.Errorf("unexpected state %q", resp.State)))
 	}
@@ -628,7 +691,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 
 // challenge parks the request and answers with the challenge.
 func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user, parkID, challengeURL string,
-	body []byte, st *sessionState, ev Event) error {
+	body []byte, header http.Header, st *sessionState, ev Event) error {
 	now := g.now()
 	api := g.cfg.IsAPI(r)
 	rec := &Record{
@@ -646,25 +709,22 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		rec.BodyHash = h[:]
 	} else {
 		rec.Body = body
-		rec.Header = g.keepHeaders(r.Header)
-	}
-	if !g.limiter.allow(user, now) {
-		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.ParkTTL+time.Second-1)/time.Second)))
-		return g.refuse(r.Context(), ev, refuse(http.StatusTooManyRequests, "too_many_challenges",
-			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrTooManyChallenges))
+		rec.Header = header
 	}
 	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
-		return g.refuse(r.Context(), ev, refuse(http.StatusServiceUnavailable, "busy",
-			"Verification is unavailable right now. Nothing was done; please try again in a moment.",
-			fmt.Errorf("%w: store: %w", ErrInternal, err)))
+		return g.refuse(r.Context(), ev, errBusy(err))
 	}
-	g.limiter.add(user, now)
 	kind := "browser"
 	if api {
 		kind = "api"
 	}
 	g.emit(r.Context(), ev, EventChallenge, kind)
 	if api {
+		if st != nil && g.cfg.SessionID == nil {
+			// Keep the id the per-session cap counted this challenge by.
+			st.opened(rec.Expires)
+			_ = g.saveSession(w, r, st) // API clients may keep no cookies; the per-user cap still holds
+		}
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(
 			`Bearer error="insufficient_user_authentication", error_description="Step-up authentication is required for %s", acr_values="%s"`,
@@ -683,6 +743,7 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		st = g.loadSession(r, user)
 	}
 	st.addPark(parkID, rec.Expires, g.cfg.MaxPending)
+	st.opened(rec.Expires)
 	if err := g.saveSession(w, r, st); err != nil {
 		_ = g.cfg.Store.Delete(r.Context(), parkID)
 		return g.refuse(r.Context(), ev, internalError(err))
@@ -812,6 +873,8 @@ func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
 	err := g.cfg.Store.Put(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now, Expires: now.Add(g.cfg.ParkTTL + time.Minute)})
 	if errors.Is(err, ErrExists) {
 		return errUsed()
+	} else if errors.Is(err, ErrStoreFull) {
+		return errBusy(err) // nothing spent: the park stays pending for another try
 	} else if err != nil {
 		return internalError(err)
 	}
@@ -860,6 +923,29 @@ func (g *Guard) keepHeaders(h http.Header) http.Header {
 		}
 	}
 	return out
+}
+
+// parkHeaders returns the headers a parked request keeps for its replay:
+// the allow-listed ones with every value of each (the replay shows the
+// handler what the original request showed it), or a 431 refusal when they
+// are over MaxHeaderValues or MaxHeaderBytes.
+func (g *Guard) parkHeaders(h http.Header) (http.Header, *Error) {
+	values, size := 0, 0
+	for k, vs := range h {
+		if !g.replayHeaders[k] || neverReplay[k] {
+			continue
+		}
+		values += len(vs)
+		for _, v := range vs {
+			size += len(k) + len(v)
+		}
+		if values > g.cfg.MaxHeaderValues || size > g.cfg.MaxHeaderBytes {
+			return nil, refuse(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+				"This request carries more headers than can be held while you verify.",
+				fmt.Errorf("%w: over %d values or %d bytes", ErrHeaderTooLarge, g.cfg.MaxHeaderValues, g.cfg.MaxHeaderBytes))
+		}
+	}
+	return g.keepHeaders(h), nil
 }
 
 // readBody buffers a protected request's body up to MaxBodyBytes.

@@ -135,7 +135,7 @@ func (r *Record) clone() *Record {
 }
 
 // What a record costs in memory beyond its bytes, measured on amd64 with
-// Go 1.24 (HeapAlloc after GC, 20 records per run): a record with no header
+// Go 1.26 (HeapAlloc after GC, 20 records per run): a record with no header
 // holds 336 bytes, a header map with one key 367 more, each further key
 // 69 to 115 (map growth), and each value 16 (its string header; 100,000
 // empty values hold 1.6 MB). size errs on the high side of these.
