@@ -244,6 +244,12 @@ func (g *Guard) saveSession(w http.ResponseWriter, r *http.Request, st *sessionS
 		return err
 	}
 	st.sess.Values[sessionKey] = string(b)
+	now := g.now().Unix()
+	maxAge := -1 // the session holds nothing: delete the cookie
+	if t := st.until(); t > now {
+		maxAge = int(t - now)
+	}
+	st.sess.Options = g.sessionOptions(maxAge)
 	if err := st.sess.Save(r, w); err != nil {
 		return err
 	}
@@ -267,5 +273,22 @@ func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	delete(sess.Values, sessionKey)
+	sess.Options = g.sessionOptions(-1)
 	return sess.Save(r, w)
+}
+
+// sessionOptions are the cookie options of the guard's own session,
+// whatever the Store's defaults (gorilla's NewCookieStore would otherwise
+// send SameSite=None and a 30-day Max-Age): the whole site, not readable
+// by scripts, sent on the top-level redirect back from the challenge page
+// and not on cross-site subrequests, Secure when the callback is https, and
+// kept no longer than what it holds. maxAge < 0 deletes the cookie.
+func (g *Guard) sessionOptions(maxAge int) *sessions.Options {
+	return &sessions.Options{
+		Path:     "/",
+		MaxAge:   maxAge,
+		Secure:   g.callback.Scheme == "https",
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}
 }
