@@ -33,6 +33,11 @@ const TokenHeader = "Step-Up-Token"
 
 // Provider is what the guard needs from Authsignal. *authsignal.Client
 // implements it; tests may use the emulator through the same client.
+//
+// A Provider that also has a method Err() error, as *authsignal.Client
+// does, is asked once by New: a non-nil answer (a missing secret key, an
+// invalid base URL) makes New fail, rather than every protected request
+// answer 503.
 type Provider interface {
 	Track(ctx context.Context, userID, action string, req authsignal.TrackRequest) (*authsignal.TrackResponse, error)
 	Validate(ctx context.Context, req authsignal.ValidateRequest) (*authsignal.ValidateResponse, error)
@@ -139,7 +144,10 @@ type Config struct {
 	// OnEvent is called for every decision. It must not block. Optional.
 	OnEvent func(ctx context.Context, ev Event)
 	// Logger receives one line per decision, never a token, body, cookie
-	// or key. Optional. Default: no logging.
+	// or key. Optional. Default: slog.Default() receives the decisions at
+	// level Warn and above (refusals other than "not logged in", blocks,
+	// reviews, fail-opens; provider, store and wiring failures at Error),
+	// so that a guard refusing everything is never silent.
 	Logger *slog.Logger
 	// Now is the clock. Optional. Default time.Now.
 	Now func() time.Time
@@ -161,6 +169,11 @@ type Guard struct {
 func New(cfg Config) (*Guard, error) {
 	if cfg.Provider == nil {
 		return nil, errors.New("stepup: Config.Provider is required")
+	}
+	if p, ok := cfg.Provider.(interface{ Err() error }); ok {
+		if err := p.Err(); err != nil {
+			return nil, fmt.Errorf("stepup: Config.Provider cannot work: %w", err)
+		}
 	}
 	if cfg.Sessions == nil {
 		return nil, errors.New("stepup: Config.Sessions is required")
@@ -1168,7 +1181,8 @@ func (g *Guard) checkChallenge(resp *authsignal.TrackResponse, parkID string) er
 			return nil
 		}
 	}
-	return fmt.Errorf("challenge URL host %q is not an allowed challenge origin", u.Host)
+	return fmt.Errorf("the challenge URL's origin %s://%s is not in Config.ChallengeOrigins %q; add it there if it is your Authsignal (or emulator) host",
+		u.Scheme, u.Host, g.cfg.ChallengeOrigins)
 }
 
 func (g *Guard) callbackFor(parkID string) string {
