@@ -48,7 +48,7 @@ func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string
 	if logger == nil && level >= slog.LevelWarn {
 		logger = slog.Default()
 	}
-	if logger != nil {
+	if logger != nil && logger.Enabled(ctx, level) {
 		attrs := []slog.Attr{
 			slog.String("event", string(typ)), slog.String("action", ev.Action), slog.String("user", ev.UserID),
 			slog.String("method", ev.Method), slog.String("path", ev.Path),

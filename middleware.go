@@ -620,20 +620,22 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		return g.refuse(r.Context(), ev, refuse(http.StatusBadRequest, "bad_request",
 			"This request could not be checked.", fmt.Errorf("%w: attributes: %w", ErrBadRequest, err)))
 	}
-	header, herr := g.parkHeaders(r.Header)
-	if herr != nil {
+	if herr := g.checkHeaders(r.Header); herr != nil {
 		return g.refuse(r.Context(), ev, herr)
 	}
 	// Both challenge caps are checked, and a slot taken, before the
 	// provider is asked: concurrent requests cannot get past them.
+	// Without Config.SessionID the session is the guard's own; a request
+	// without its cookie has no session yet, and the challenge it may open
+	// is counted for the one it gets (limiter.attach).
 	sid := ""
 	if g.cfg.SessionID != nil {
 		sid = g.cfg.SessionID(r)
-	} else {
+	} else if st != nil || hasCookie(r, g.cfg.SessionName) {
 		if st == nil {
 			st = g.loadSession(r, user)
 		}
-		sid = st.id()
+		sid = st.data.ID
 	}
 	slot, wait, ok := g.limiter.reserve(user, sid, g.now())
 	if !ok {
@@ -692,9 +694,15 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		return refuse(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
 	case authsignal.StateChallengeRequired:
-		if err := g.challenge(w, r, rl, user, parkID, resp.URL, body, header, st, ev); err != nil {
+		if st == nil && g.cfg.SessionID == nil {
+			st = g.loadSession(r, user)
+		}
+		if err := g.challenge(w, r, rl, user, parkID, resp.URL, body, st, ev); err != nil {
 			g.limiter.release(slot)
 			return err
+		}
+		if sid == "" && st != nil && st.data.ID != "" {
+			g.limiter.attach(slot, st.data.ID) // the session id made for this challenge
 		}
 		return nil
 	default: // a final state where a fresh decision was expected
@@ -704,7 +712,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 
 // challenge parks the request and answers with the challenge.
 func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user, parkID, challengeURL string,
-	body []byte, header http.Header, st *sessionState, ev Event) error {
+	body []byte, st *sessionState, ev Event) error {
 	now := g.now()
 	api := g.cfg.IsAPI(r)
 	rec := &Record{
@@ -722,7 +730,7 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		rec.BodyHash = h[:]
 	} else {
 		rec.Body = body
-		rec.Header = header
+		rec.Header = g.keepHeaders(r.Header)
 	}
 	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
 		return g.refuse(r.Context(), ev, errBusy(err))
@@ -733,8 +741,8 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 	}
 	g.emit(r.Context(), ev, EventChallenge, kind)
 	if api {
-		if st != nil && g.cfg.SessionID == nil {
-			// Keep the id the per-session cap counted this challenge by.
+		if g.cfg.SessionID == nil {
+			// Keep the id the per-session cap counts this challenge by.
 			st.opened(rec.Expires)
 			_ = g.saveSession(w, r, st) // API clients may keep no cookies; the per-user cap still holds
 		}
@@ -756,7 +764,9 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		st = g.loadSession(r, user)
 	}
 	st.addPark(parkID, rec.Expires, g.cfg.MaxPending)
-	st.opened(rec.Expires)
+	if g.cfg.SessionID == nil {
+		st.opened(rec.Expires)
+	}
 	if err := g.saveSession(w, r, st); err != nil {
 		_ = g.cfg.Store.Delete(r.Context(), parkID)
 		return g.refuse(r.Context(), ev, internalError(err))
@@ -938,11 +948,11 @@ func (g *Guard) keepHeaders(h http.Header) http.Header {
 	return out
 }
 
-// parkHeaders returns the headers a parked request keeps for its replay:
-// the allow-listed ones with every value of each (the replay shows the
-// handler what the original request showed it), or a 431 refusal when they
-// are over MaxHeaderValues or MaxHeaderBytes.
-func (g *Guard) parkHeaders(h http.Header) (http.Header, *Error) {
+// checkHeaders refuses with 431 a request whose headers keepHeaders would
+// park (the allow-listed ones, every value of each: the replay shows the
+// handler what the original request showed it) are over MaxHeaderValues
+// or MaxHeaderBytes.
+func (g *Guard) checkHeaders(h http.Header) *Error {
 	values, size := 0, 0
 	for k, vs := range h {
 		if !g.replayHeaders[k] || neverReplay[k] {
@@ -953,12 +963,12 @@ func (g *Guard) parkHeaders(h http.Header) (http.Header, *Error) {
 			size += len(k) + len(v)
 		}
 		if values > g.cfg.MaxHeaderValues || size > g.cfg.MaxHeaderBytes {
-			return nil, refuse(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+			return refuse(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
 				"This request carries more headers than can be held while you verify.",
 				fmt.Errorf("%w: over %d values or %d bytes", ErrHeaderTooLarge, g.cfg.MaxHeaderValues, g.cfg.MaxHeaderBytes))
 		}
 	}
-	return g.keepHeaders(h), nil
+	return nil
 }
 
 // readBody buffers a protected request's body up to MaxBodyBytes.
@@ -1053,6 +1063,11 @@ func (g *Guard) PreserveBodyOf(r *http.Request) {
 			r.Body = &preservedBody{rc: r.Body, limit: g.cfg.MaxBodyBytes}
 		}
 	}
+}
+
+func hasCookie(r *http.Request, name string) bool {
+	_, err := r.Cookie(name)
+	return err == nil
 }
 
 func withBody(r *http.Request, body []byte) *http.Request {

@@ -145,10 +145,12 @@ func (st *sessionState) id() string {
 	return st.data.ID
 }
 
-// opened records that a challenge counted against the session's id until
-// until, so that the cookie keeps the id as long as the cap counts it.
+// opened records that a challenge counts against the session's id (made
+// when it has none) until until, so that the cookie keeps the id as long
+// as the per-session cap counts it.
 func (st *sessionState) opened(until time.Time) {
-	if st.data.ID != "" && until.Unix() > st.data.Open {
+	st.id()
+	if until.Unix() > st.data.Open {
 		st.data.Open = until.Unix()
 		st.dirty = true
 	}
