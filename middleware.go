@@ -51,9 +51,12 @@ type Config struct {
 	// Provider is the Authsignal client. Required.
 	Provider Provider
 	// Sessions stores the guard's small session (ids and expiry times).
-	// Any gorilla/sessions Store. Required. Its cookies must be sent on the
-	// top-level redirect back from the challenge page: SameSite=Lax (the
-	// browsers' default) works, SameSite=Strict does not.
+	// Any gorilla/sessions Store. Required. The guard sets the options of
+	// its own session whatever the Store's defaults: Path "/", HttpOnly,
+	// SameSite=Lax (its cookie must come back on the top-level redirect
+	// from the challenge page; Strict would not), Secure when CallbackURL
+	// is https, and a MaxAge no longer than the longest record it points
+	// to (the cookie is deleted when it holds nothing).
 	Sessions sessions.Store
 	// UserID returns the logged-in user's id, or "" when nobody is logged
 	// in. An error refuses the request with a 500. Required.
