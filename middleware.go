@@ -744,7 +744,7 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 	}
 	g.emit(r.Context(), ev, EventChallenge, kind)
 	if api {
-		if g.cfg.SessionID == nil {
+		if st != nil && g.cfg.SessionID == nil {
 			// Keep the id the per-session cap counts this challenge by.
 			st.opened(rec.Expires)
 			_ = g.saveSession(w, r, st) // API clients may keep no cookies; the per-user cap still holds

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -219,6 +220,50 @@ func runLockout(t *testing.T, a Adapter) {
 		assert.Len(t, env.Ledger.Runs("transfer"), 1)
 		assert.Len(t, env.Ledger.Runs("apiTransfer"), 1)
 	})
+
+	t.Run("with the reserve used up too, a passed callback is 503 and can be tried again", func(t *testing.T) {
+		env := NewEnv(t, a, Options{Store: func(now func() time.Time) stepup.Store {
+			return stepup.NewMemoryStore(stepup.MemoryClock(now), stepup.MemoryLimits(8, 0)) // a reserve of one
+		}})
+		alice := env.NewBrowser()
+		alice.Login("alice")
+		cb := alice.Complete(alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil)))
+		var first *Browser
+		var challenge string
+		for i := range 6 { // the challenges' share, seven, is full
+			b := env.NewBrowser()
+			b.Login(fmt.Sprint("user", i))
+			c := b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil))
+			if i == 0 {
+				first, challenge = b, c
+			}
+		}
+		// The first one's spent token takes the reserve (its kept outcome
+		// does not fit, and is not needed).
+		require.Equal(t, http.StatusOK, first.Get(first.Complete(challenge)).StatusCode)
+
+		busy := alice.Get(cb)
+		assert.Equal(t, http.StatusServiceUnavailable, busy.StatusCode, busy.Body)
+		assert.NotEmpty(t, busy.Header.Get("Retry-After"))
+		assert.Empty(t, env.Ledger.Runs("transfer")[1:], "nothing ran for alice")
+
+		require.NoError(t, env.Guard.Forget(httptest.NewRecorder(), requestWithCookies(t, env, first))) // room again
+		done := alice.Get(cb)
+		require.Equal(t, http.StatusOK, done.StatusCode, done.Body)
+		runs := env.Ledger.Runs("transfer")
+		require.Len(t, runs, 2)
+		assert.Equal(t, "alice", runs[1].User)
+	})
+}
+
+// requestWithCookies is a request carrying the cookies b holds for the app.
+func requestWithCookies(t *testing.T, env *Env, b *Browser) *http.Request {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, env.Server.URL+"/logout", nil)
+	for _, c := range b.Jar.Cookies(r.URL) {
+		r.AddCookie(c)
+	}
+	return r
 }
 
 // openUntilRefused opens up to max browser challenges on POST /transfer,
