@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -112,6 +113,7 @@ func benchGuard(b *testing.B, provider stepup.Provider, clock *benchClock) *step
 		Policies:    benchPolicies,
 		Store:       stepup.NewMemoryStore(stepup.MemoryClock(clock.Now)),
 		Now:         clock.Now,
+		Logger:      slog.New(slog.DiscardHandler), // the guard's cost, not a log sink's
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -256,7 +258,8 @@ func BenchmarkAllowPath(b *testing.B) {
 // challenge: decode the session, validate (fake), spend token and park in
 // the store, replay through the mux and keep the outcome. The callback
 // alone costs the difference. Request construction is included (a few
-// allocations); the clock moves one minute per round so records expire.
+// allocations); the clock moves two minutes per round so records expire
+// and the one session stays under MaxChallengesPerSession (5 per ParkTTL).
 func BenchmarkChallengePath(b *testing.B) {
 	data := []byte("amount=5000&to=bob&note=rent+for+november")
 	provider := &challengeProvider{}
@@ -278,7 +281,7 @@ func BenchmarkChallengePath(b *testing.B) {
 			cookie := ""
 			b.ReportAllocs()
 			for b.Loop() {
-				clock.Advance(time.Minute)
+				clock.Advance(2 * time.Minute)
 				body.Reset(data)
 				w.reset()
 				if cookie != "" {

@@ -74,9 +74,13 @@
 // request moves from pending to consumed in one atomic Store operation
 // before its handler runs.
 //
-// The guard's session cookie, and the application's login cookie, must be
-// sent on the top-level redirect back from the challenge page: use
-// SameSite=Lax (the browsers' default), not Strict.
+// The application's login cookie must be sent on the top-level redirect
+// back from the challenge page: use SameSite=Lax (the browsers' default),
+// not Strict. The guard sets the options of its own session cookie
+// (Config.SessionName) whatever the Store's defaults: Path /, HttpOnly,
+// SameSite=Lax, Secure when CallbackURL is https, and a Max-Age no longer
+// than the longest record it points to; it is deleted when it holds
+// nothing.
 //
 // # Middleware order
 //
@@ -99,8 +103,13 @@
 // Parked body 64 KiB (Config.MaxBodyBytes; multipart and compressed bodies
 // are refused before anything is tracked), parked request lifetime 10
 // minutes (ParkTTL), 5 pending parks per session (MaxPending), 20
-// challenges per user per ParkTTL (MaxChallengesPerUser), GET pass 1
-// minute (PassTTL), provider calls 5 seconds (ProviderTimeout).
+// challenges per user and 5 per session per ParkTTL (MaxChallengesPerUser,
+// MaxChallengesPerSession, checked before tracking), parked headers 32
+// values and 8 KiB (MaxHeaderValues, MaxHeaderBytes; 431 before
+// tracking), GET pass 1 minute (PassTTL), provider calls 5 seconds
+// (ProviderTimeout). The default MemoryStore holds 10,000 records and
+// 64 MiB, an eighth of which only the records after a passed challenge may
+// use.
 //
 // See SECURITY.md in the repository for the threats and the rule that
 // answers each.

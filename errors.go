@@ -27,11 +27,14 @@ var (
 	// ErrBodyConsumed: a middleware in front of the guard read the body
 	// before the guard could keep it; see PreserveBody.
 	ErrBodyConsumed = errors.New("stepup: request body was consumed before the guard")
+	// ErrHeaderTooLarge: the headers a protected request would park are
+	// over Config.MaxHeaderValues or MaxHeaderBytes.
+	ErrHeaderTooLarge = errors.New("stepup: request headers too large")
 	// ErrBadRequest: a request the guard refuses to park, such as a path
 	// that could not be redirected to safely.
 	ErrBadRequest = errors.New("stepup: request cannot be protected")
 	// ErrTooManyChallenges: the user opened Config.MaxChallengesPerUser
-	// challenges within ParkTTL.
+	// challenges within ParkTTL, or the session MaxChallengesPerSession.
 	ErrTooManyChallenges = errors.New("stepup: too many challenges")
 	// ErrStepUpFailed: a callback or a token retry that did not prove the
 	// step-up for this user, action and parked request. Deliberately vague.
@@ -102,6 +105,14 @@ func providerError(cause error) *Error {
 	return refuse(http.StatusServiceUnavailable, "provider_unavailable",
 		"Verification is unavailable right now. Nothing was done; please try again in a moment.",
 		fmt.Errorf("%w: %w", ErrProvider, cause))
+}
+
+// errBusy is a store that cannot take more: nothing was done, and the
+// client may try again later (a 503 carries Retry-After).
+func errBusy(cause error) *Error {
+	return refuse(http.StatusServiceUnavailable, "busy",
+		"Verification is unavailable right now. Nothing was done; please try again in a moment.",
+		fmt.Errorf("%w: store: %w", ErrInternal, cause))
 }
 
 func internalError(cause error) *Error {

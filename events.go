@@ -44,11 +44,11 @@ func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string
 	if g.cfg.OnEvent != nil {
 		g.cfg.OnEvent(ctx, ev)
 	}
-	if g.cfg.Logger != nil {
-		level := slog.LevelInfo
-		if typ == EventRefuse || typ == EventFailOpen || typ == EventBlock {
-			level = slog.LevelWarn
-		}
+	logger, level := g.cfg.Logger, logLevel(typ, ev.Err)
+	if logger == nil && level >= slog.LevelWarn {
+		logger = slog.Default()
+	}
+	if logger != nil && logger.Enabled(ctx, level) {
 		attrs := []slog.Attr{
 			slog.String("event", string(typ)), slog.String("action", ev.Action), slog.String("user", ev.UserID),
 			slog.String("method", ev.Method), slog.String("path", ev.Path),
@@ -62,8 +62,23 @@ func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string
 		if ev.Err != nil {
 			attrs = append(attrs, slog.String("error", ev.Err.Error()))
 		}
-		g.cfg.Logger.LogAttrs(ctx, level, "stepup", attrs...)
+		logger.LogAttrs(ctx, level, "stepup", attrs...)
 	}
+}
+
+// logLevel is Info for the decisions of a working guard, Warn for
+// refusals, blocks, reviews and fail-opens, and Error when the guard
+// cannot work (provider, store, session or wiring failures).
+func logLevel(typ EventType, err error) slog.Level {
+	switch {
+	case typ == EventRefuse && errors.Is(err, ErrNotLoggedIn):
+		return slog.LevelInfo
+	case typ == EventRefuse && (errors.Is(err, ErrProvider) || errors.Is(err, ErrInternal) || errors.Is(err, ErrMisconfigured)):
+		return slog.LevelError
+	case typ == EventRefuse || typ == EventFailOpen || typ == EventBlock || typ == EventReview:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // Misconfigured reports a wiring mistake that an adapter found at request

@@ -34,6 +34,11 @@ const TokenHeader = "Step-Up-Token"
 
 // Provider is what the guard needs from Authsignal. *authsignal.Client
 // implements it; tests may use the emulator through the same client.
+//
+// A Provider that also has a method Err() error, as *authsignal.Client
+// does, is asked once by New: a non-nil answer (a missing secret key, an
+// invalid base URL) makes New fail, rather than every protected request
+// answer 503.
 type Provider interface {
 	Track(ctx context.Context, userID, action string, req authsignal.TrackRequest) (*authsignal.TrackResponse, error)
 	Validate(ctx context.Context, req authsignal.ValidateRequest) (*authsignal.ValidateResponse, error)
@@ -47,9 +52,12 @@ type Config struct {
 	// Provider is the Authsignal client. Required.
 	Provider Provider
 	// Sessions stores the guard's small session (ids and expiry times).
-	// Any gorilla/sessions Store. Required. Its cookies must be sent on the
-	// top-level redirect back from the challenge page: SameSite=Lax (the
-	// browsers' default) works, SameSite=Strict does not.
+	// Any gorilla/sessions Store. Required. The guard sets the options of
+	// its own session whatever the Store's defaults: Path "/", HttpOnly,
+	// SameSite=Lax (its cookie must come back on the top-level redirect
+	// from the challenge page; Strict would not), Secure when CallbackURL
+	// is https, and a MaxAge no longer than the longest record it points
+	// to (the cookie is deleted when it holds nothing).
 	Sessions sessions.Store
 	// UserID returns the logged-in user's id, or "" when nobody is logged
 	// in. An error refuses the request with a 500. Required.
@@ -70,6 +78,14 @@ type Config struct {
 	// MaxBodyBytes caps the body of a protected request. Optional. Default
 	// 64 KiB.
 	MaxBodyBytes int64
+	// MaxHeaderValues and MaxHeaderBytes cap the request headers a parked
+	// request keeps for its replay (the allow-list and ReplayHeaders): the
+	// number of values, and the sum of name and value lengths over them. A
+	// protected request over either cap is refused with 431 before anything
+	// is tracked or parked, as an oversized body is. Optional. Defaults 32
+	// values and 8 KiB.
+	MaxHeaderValues int
+	MaxHeaderBytes  int
 	// ParkTTL is how long a parked request waits for its callback.
 	// Optional. Default 10 minutes, the lifetime of an Authsignal token.
 	ParkTTL time.Duration
@@ -81,6 +97,20 @@ type Config struct {
 	// account cannot fill the Store for everybody; beyond it the answer is
 	// 429 with Retry-After. Optional. Default 20.
 	MaxChallengesPerUser int
+	// MaxChallengesPerSession caps the challenges one session of a user
+	// may open per ParkTTL, well below MaxChallengesPerUser, so that a
+	// stolen session cannot use up the user's cap and lock the real user
+	// out. Both caps are checked before tracking: a request beyond either
+	// is refused with 429 and nothing is tracked. Optional. Default 5 (or
+	// MaxChallengesPerUser when lower), at most MaxChallengesPerUser.
+	MaxChallengesPerSession int
+	// SessionID returns the id of the application's login session, which
+	// MaxChallengesPerSession counts by. Optional. Default: an id the guard
+	// keeps in its own session (SessionName). A client can drop that cookie
+	// and start a new guard session at every request, so that only
+	// MaxChallengesPerUser holds; set SessionID for a real per-session cap.
+	// "" means no session: only the per-user cap applies.
+	SessionID func(r *http.Request) string
 	// PassTTL is how long the single-use pass for a resumed GET lasts.
 	// Optional. Default 1 minute, at most 1 minute.
 	PassTTL time.Duration
@@ -118,7 +148,10 @@ type Config struct {
 	// OnEvent is called for every decision. It must not block. Optional.
 	OnEvent func(ctx context.Context, ev Event)
 	// Logger receives one line per decision, never a token, body, cookie
-	// or key. Optional. Default: no logging.
+	// or key. Optional. Default: slog.Default() receives the decisions at
+	// level Warn and above (refusals other than "not logged in", blocks,
+	// reviews, fail-opens; provider, store and wiring failures at Error),
+	// so that a guard refusing everything is never silent.
 	Logger *slog.Logger
 	// Now is the clock. Optional. Default time.Now.
 	Now func() time.Time
@@ -140,6 +173,11 @@ type Guard struct {
 func New(cfg Config) (*Guard, error) {
 	if cfg.Provider == nil {
 		return nil, errors.New("stepup: Config.Provider is required")
+	}
+	if p, ok := cfg.Provider.(interface{ Err() error }); ok {
+		if err := p.Err(); err != nil {
+			return nil, fmt.Errorf("stepup: Config.Provider cannot work: %w", err)
+		}
 	}
 	if cfg.Sessions == nil {
 		return nil, errors.New("stepup: Config.Sessions is required")
@@ -173,6 +211,15 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.MaxChallengesPerUser == 0 {
 		cfg.MaxChallengesPerUser = 20
 	}
+	if cfg.MaxChallengesPerSession == 0 {
+		cfg.MaxChallengesPerSession = min(5, cfg.MaxChallengesPerUser)
+	}
+	if cfg.MaxHeaderValues == 0 {
+		cfg.MaxHeaderValues = 32
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 8 << 10
+	}
 	if cfg.PassTTL == 0 {
 		cfg.PassTTL = time.Minute
 	}
@@ -203,6 +250,10 @@ func New(cfg Config) (*Guard, error) {
 		return nil, errors.New("stepup: Config.MaxPending must be between 1 and 20")
 	case cfg.MaxChallengesPerUser < 0:
 		return nil, errors.New("stepup: Config.MaxChallengesPerUser must be positive")
+	case cfg.MaxChallengesPerSession < 0 || cfg.MaxChallengesPerSession > cfg.MaxChallengesPerUser:
+		return nil, errors.New("stepup: Config.MaxChallengesPerSession must be between 1 and MaxChallengesPerUser")
+	case cfg.MaxHeaderValues < 0 || cfg.MaxHeaderBytes < 0:
+		return nil, errors.New("stepup: Config.MaxHeaderValues and MaxHeaderBytes must be positive")
 	case cfg.PassTTL < 0 || cfg.PassTTL > time.Minute:
 		return nil, errors.New("stepup: Config.PassTTL must be positive and at most a minute")
 	case cfg.ProviderTimeout < 0 || cfg.RetryAfter < 0:
@@ -216,7 +267,7 @@ func New(cfg Config) (*Guard, error) {
 	cfg.ChallengeOrigins = append([]string(nil), cfg.ChallengeOrigins...)
 	cfg.ReplayHeaders = append([]string(nil), cfg.ReplayHeaders...)
 	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{},
-		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.ParkTTL)}
+		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL)}
 	for _, o := range cfg.ChallengeOrigins {
 		po, err := parseOrigin(o)
 		if err != nil {
@@ -589,6 +640,29 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		return g.refuse(r.Context(), ev, refuse(http.StatusBadRequest, "bad_request",
 			"This request could not be checked.", fmt.Errorf("%w: attributes: %w", ErrBadRequest, err)))
 	}
+	if herr := g.checkHeaders(r.Header); herr != nil {
+		return g.refuse(r.Context(), ev, herr)
+	}
+	// Both challenge caps are checked, and a slot taken, before the
+	// provider is asked: concurrent requests cannot get past them.
+	// Without Config.SessionID the session is the guard's own; a request
+	// without its cookie has no session yet, and the challenge it may open
+	// is counted for the one it gets (limiter.attach).
+	sid := ""
+	if g.cfg.SessionID != nil {
+		sid = g.cfg.SessionID(r)
+	} else if st != nil || hasCookie(r, g.cfg.SessionName) {
+		if st == nil {
+			st = g.loadSession(r, user)
+		}
+		sid = st.data.ID
+	}
+	slot, wait, ok := g.limiter.reserve(user, sid, g.now())
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		return g.refuse(r.Context(), ev, refuse(http.StatusTooManyRequests, "too_many_challenges",
+			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrTooManyChallenges))
+	}
 	parkID := newID()
 	req := authsignal.TrackRequest{
 		RedirectURL:    g.callbackFor(parkID),
@@ -611,6 +685,9 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 	}
 	if err == nil && !resp.State.Known() {
 		err = fmt.Errorf("unknown state %q", resp.State)
+	}
+	if err != nil || resp.State != authsignal.StateChallengeRequired {
+		g.limiter.release(slot) // no challenge was opened
 	}
 	if err != nil {
 		if rl.FailOpen {
@@ -637,7 +714,17 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		return refuse(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
 	case authsignal.StateChallengeRequired:
-		return g.challenge(w, r, rl, user, parkID, resp.URL, shownTokens(resp), body, st, ev)
+		if st == nil && g.cfg.SessionID == nil {
+			st = g.loadSession(r, user)
+		}
+		if err := g.challenge(w, r, rl, user, parkID, resp.URL, shownTokens(resp), body, st, ev); err != nil {
+			g.limiter.release(slot)
+			return err
+		}
+		if sid == "" && st != nil && st.data.ID != "" {
+			g.limiter.attach(slot, st.data.ID) // the session id made for this challenge
+		}
+		return nil
 	default: // a final state where a fresh decision was expected
 		return g.refuse(r.Context(), ev, providerError(fmt.Errorf("unexpected state %q", resp.State)))
 	}
@@ -665,23 +752,20 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		rec.Body = body
 		rec.Header = g.keepHeaders(r.Header)
 	}
-	if !g.limiter.allow(user, now) {
-		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.ParkTTL+time.Second-1)/time.Second)))
-		return g.refuse(r.Context(), ev, refuse(http.StatusTooManyRequests, "too_many_challenges",
-			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrTooManyChallenges))
-	}
 	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
-		return g.refuse(r.Context(), ev, refuse(http.StatusServiceUnavailable, "busy",
-			"Verification is unavailable right now. Nothing was done; please try again in a moment.",
-			fmt.Errorf("%w: store: %w", ErrInternal, err)))
+		return g.refuse(r.Context(), ev, errBusy(err))
 	}
-	g.limiter.add(user, now)
 	kind := "browser"
 	if api {
 		kind = "api"
 	}
 	g.emit(r.Context(), ev, EventChallenge, kind)
 	if api {
+		if st != nil && g.cfg.SessionID == nil {
+			// Keep the id the per-session cap counts this challenge by.
+			st.opened(rec.Expires)
+			_ = g.saveSession(w, r, st) // API clients may keep no cookies; the per-user cap still holds
+		}
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(
 			`Bearer error="insufficient_user_authentication", error_description="Step-up authentication is required for %s", acr_values="%s"`,
@@ -700,6 +784,9 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		st = g.loadSession(r, user)
 	}
 	st.addPark(parkID, rec.Expires, g.cfg.MaxPending)
+	if g.cfg.SessionID == nil {
+		st.opened(rec.Expires)
+	}
 	if err := g.saveSession(w, r, st); err != nil {
 		_ = g.cfg.Store.Delete(r.Context(), parkID)
 		return g.refuse(r.Context(), ev, internalError(err))
@@ -894,6 +981,8 @@ func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
 	err := g.cfg.Store.Put(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now, Expires: now.Add(g.cfg.ParkTTL + time.Minute)})
 	if errors.Is(err, ErrExists) {
 		return errUsed()
+	} else if errors.Is(err, ErrStoreFull) {
+		return errBusy(err) // nothing spent: the park stays pending for another try
 	} else if err != nil {
 		return internalError(err)
 	}
@@ -942,6 +1031,29 @@ func (g *Guard) keepHeaders(h http.Header) http.Header {
 		}
 	}
 	return out
+}
+
+// checkHeaders refuses with 431 a request whose headers keepHeaders would
+// park (the allow-listed ones, every value of each: the replay shows the
+// handler what the original request showed it) are over MaxHeaderValues
+// or MaxHeaderBytes.
+func (g *Guard) checkHeaders(h http.Header) *Error {
+	values, size := 0, 0
+	for k, vs := range h {
+		if !g.replayHeaders[k] || neverReplay[k] {
+			continue
+		}
+		values += len(vs)
+		for _, v := range vs {
+			size += len(k) + len(v)
+		}
+		if values > g.cfg.MaxHeaderValues || size > g.cfg.MaxHeaderBytes {
+			return refuse(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+				"This request carries more headers than can be held while you verify.",
+				fmt.Errorf("%w: over %d values or %d bytes", ErrHeaderTooLarge, g.cfg.MaxHeaderValues, g.cfg.MaxHeaderBytes))
+		}
+	}
+	return nil
 }
 
 // readBody buffers a protected request's body up to MaxBodyBytes.
@@ -1036,6 +1148,11 @@ func (g *Guard) PreserveBodyOf(r *http.Request) {
 			r.Body = &preservedBody{rc: r.Body, limit: g.cfg.MaxBodyBytes}
 		}
 	}
+}
+
+func hasCookie(r *http.Request, name string) bool {
+	_, err := r.Cookie(name)
+	return err == nil
 }
 
 func withBody(r *http.Request, body []byte) *http.Request {
@@ -1164,7 +1281,8 @@ func (g *Guard) checkChallenge(resp *authsignal.TrackResponse, parkID string) er
 			return nil
 		}
 	}
-	return fmt.Errorf("challenge URL host %q is not an allowed challenge origin", u.Host)
+	return fmt.Errorf("the challenge URL's origin %s://%s is not in Config.ChallengeOrigins %q; add it there if it is your Authsignal (or emulator) host",
+		u.Scheme, u.Host, g.cfg.ChallengeOrigins)
 }
 
 func (g *Guard) callbackFor(parkID string) string {

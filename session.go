@@ -24,6 +24,8 @@ const (
 
 type sessionData struct {
 	User   string     `json:"u,omitempty"` // hash of the user id the data belongs to
+	ID     string     `json:"s,omitempty"` // the session id MaxChallengesPerSession counts by, without Config.SessionID
+	Open   int64      `json:"o,omitempty"` // unix seconds until which the last challenge counts against ID
 	Parks  []parkRef  `json:"p,omitempty"` // oldest first
 	Grants []grantRef `json:"g,omitempty"`
 	Passes []grantRef `json:"x,omitempty"`
@@ -102,6 +104,10 @@ func (st *sessionState) allIDs() []string {
 // prune drops expired entries; the store forgets them on its own.
 func (st *sessionState) prune(now time.Time) {
 	t := now.Unix()
+	if st.data.Open != 0 && st.data.Open <= t {
+		st.data.Open = 0
+		st.dirty = true
+	}
 	keepPark := st.data.Parks[:0]
 	for _, p := range st.data.Parks {
 		if p.Expires > t {
@@ -127,6 +133,42 @@ func pruneGrants(st *sessionState, gs []grantRef, t int64) []grantRef {
 		st.dirty = true
 	}
 	return keep
+}
+
+// id returns the session's id for the per-session challenge cap, making
+// one when it has none.
+func (st *sessionState) id() string {
+	if st.data.ID == "" {
+		st.data.ID = newID()
+		st.dirty = true
+	}
+	return st.data.ID
+}
+
+// opened records that a challenge counts against the session's id (made
+// when it has none) until until, so that the cookie keeps the id as long
+// as the per-session cap counts it.
+func (st *sessionState) opened(until time.Time) {
+	st.id()
+	if until.Unix() > st.data.Open {
+		st.data.Open = until.Unix()
+		st.dirty = true
+	}
+}
+
+// until is when the last thing the session holds expires (unix seconds),
+// 0 when it holds nothing.
+func (st *sessionState) until() int64 {
+	t := st.data.Open
+	for _, p := range st.data.Parks {
+		t = max(t, p.Expires)
+	}
+	for _, gs := range [][]grantRef{st.data.Grants, st.data.Passes} {
+		for _, g := range gs {
+			t = max(t, g.Expires)
+		}
+	}
+	return t
 }
 
 // addPark records a new park, evicting the oldest beyond max.
@@ -204,6 +246,12 @@ func (g *Guard) saveSession(w http.ResponseWriter, r *http.Request, st *sessionS
 		return err
 	}
 	st.sess.Values[sessionKey] = string(b)
+	now := g.now().Unix()
+	maxAge := -1 // the session holds nothing: delete the cookie
+	if t := st.until(); t > now {
+		maxAge = int(t - now)
+	}
+	st.sess.Options = g.sessionOptions(maxAge)
 	if err := st.sess.Save(r, w); err != nil {
 		return err
 	}
@@ -227,5 +275,22 @@ func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	delete(sess.Values, sessionKey)
+	sess.Options = g.sessionOptions(-1)
 	return sess.Save(r, w)
+}
+
+// sessionOptions are the cookie options of the guard's own session,
+// whatever the Store's defaults (gorilla's NewCookieStore would otherwise
+// send SameSite=None and a 30-day Max-Age): the whole site, not readable
+// by scripts, sent on the top-level redirect back from the challenge page
+// and not on cross-site subrequests, Secure when the callback is https, and
+// kept no longer than what it holds. maxAge < 0 deletes the cookie.
+func (g *Guard) sessionOptions(maxAge int) *sessions.Options {
+	return &sessions.Options{
+		Path:     "/",
+		MaxAge:   maxAge,
+		Secure:   g.callback.Scheme == "https",
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}
 }

@@ -56,6 +56,50 @@ func TestMemoryStoreBounds(t *testing.T) {
 		require.NoError(t, s.Delete(ctx, "a"))
 		require.NoError(t, s.Put(ctx, rec("b", 6000, time.Minute)), "deleting frees the bytes")
 	})
+	t.Run("bytes: every header key and value counts, empty or not", func(t *testing.T) {
+		s := stepup.NewMemoryStore(stepup.MemoryClock(clock.Now), stepup.MemoryLimits(0, 1<<20))
+		empty := rec("empty-values", 0, time.Minute)
+		empty.Kind = stepup.KindUsed
+		empty.Header = http.Header{"Referer": make([]string, 100_000)} // 1.6 MB of string headers
+		assert.ErrorIs(t, s.Put(ctx, empty), stepup.ErrStoreFull)
+		keys := rec("many-keys", 0, time.Minute)
+		keys.Kind = stepup.KindUsed
+		keys.Header = http.Header{}
+		for i := range 10_000 {
+			keys.Header[fmt.Sprintf("X-%d", i)] = []string{""}
+		}
+		assert.ErrorIs(t, s.Put(ctx, keys), stepup.ErrStoreFull)
+		assert.Zero(t, s.Len())
+	})
+	t.Run("reserve: new challenges stop short of full, what follows a passed one fits", func(t *testing.T) {
+		for _, challenge := range []stepup.Kind{stepup.KindPark, stepup.KindAPI} {
+			s := stepup.NewMemoryStore(stepup.MemoryClock(clock.Now), stepup.MemoryLimits(16, 0))
+			for i := range 14 {
+				r := rec(fmt.Sprint("c", i), 1, time.Minute)
+				r.Kind = challenge
+				require.NoError(t, s.Put(ctx, r))
+			}
+			r := rec("c14", 1, time.Minute)
+			r.Kind = challenge
+			assert.ErrorIs(t, s.Put(ctx, r), stepup.ErrStoreFull, "an eighth is kept back from new challenges")
+			for i, kind := range []stepup.Kind{stepup.KindUsed, stepup.KindOutcome} {
+				r := rec(fmt.Sprint("after", i), 1, time.Minute)
+				r.Kind = kind
+				require.NoError(t, s.Put(ctx, r), "kind %d uses the reserve", kind)
+			}
+			for _, kind := range []stepup.Kind{stepup.KindPass, stepup.KindGrant, stepup.KindUsed} {
+				r := rec("full", 1, time.Minute)
+				r.Kind = kind
+				assert.ErrorIs(t, s.Put(ctx, r), stepup.ErrStoreFull, "the reserve is bounded too")
+			}
+		}
+		s := stepup.NewMemoryStore(stepup.MemoryClock(clock.Now), stepup.MemoryLimits(0, 80_000))
+		require.NoError(t, s.Put(ctx, rec("park", 60_000, time.Minute)))
+		assert.ErrorIs(t, s.Put(ctx, rec("park2", 9_800, time.Minute)), stepup.ErrStoreFull, "70,000 bytes is the challenges' share")
+		used := rec("used", 9_800, time.Minute)
+		used.Kind = stepup.KindUsed
+		require.NoError(t, s.Put(ctx, used))
+	})
 }
 
 func TestRecordEncoding(t *testing.T) {

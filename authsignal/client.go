@@ -157,6 +157,12 @@ func NewClient(secretKey string, opts ...Option) *Client {
 	return c
 }
 
+// Err returns the configuration error that every call of c returns
+// (ErrMissingSecretKey, ErrInvalidBaseURL), or nil. It lets a program, or
+// stepup.New, refuse a client that cannot work at start-up instead of at
+// the first request.
+func (c *Client) Err() error { return c.err }
+
 // String describes the client without its secret key.
 func (c *Client) String() string {
 	return fmt.Sprintf("authsignal.Client{baseURL: %q, secretKey: [REDACTED]}", c.baseURL)

@@ -14,6 +14,7 @@ package stepuptest
 
 import (
 	"context"
+	"crypto/rand"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -193,6 +194,9 @@ type Options struct {
 	Config   func(*stepup.Config)                  // change the guard config before New
 	Provider func(stepup.Provider) stepup.Provider // wrap the provider
 	Store    func(now func() time.Time) stepup.Store
+	// SessionID sets Config.SessionID to the id of the application's login
+	// session, a new one at every login.
+	SessionID bool
 }
 
 // NewEnv starts the emulator, builds the guard and mounts the app.
@@ -253,6 +257,9 @@ func (env *Env) serve(a Adapter, o Options) (*stepup.Guard, *httptest.Server) {
 			env.Events.mu.Unlock()
 		},
 	}
+	if o.SessionID {
+		cfg.SessionID = func(r *http.Request) string { return loginSessionID(appSessions, r) }
+	}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -262,6 +269,15 @@ func (env *Env) serve(a Adapter, o Options) (*stepup.Guard, *httptest.Server) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return g, srv
+}
+
+func loginSessionID(store sessions.Store, r *http.Request) string {
+	s, err := store.Get(r, "app")
+	if err != nil {
+		return ""
+	}
+	id, _ := s.Values["sid"].(string)
+	return id
 }
 
 func currentUser(store sessions.Store, r *http.Request) string {
@@ -296,6 +312,7 @@ func (env *Env) handlers(appSessions sessions.Store, g *stepup.Guard) Handlers {
 		Login: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s, _ := appSessions.Get(r, "app")
 			s.Values["user"] = r.FormValue("user")
+			s.Values["sid"] = rand.Text()
 			if err := s.Save(r, w); err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return

@@ -28,6 +28,8 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("remember", func(t *testing.T) { runRemember(t, a) })
 	t.Run("api", func(t *testing.T) { runAPI(t, a) })
 	t.Run("limits", func(t *testing.T) { runLimits(t, a) })
+	t.Run("lock-out and shared capacity", func(t *testing.T) { runLockout(t, a) })
+	t.Run("the guard's cookie", func(t *testing.T) { runGuardCookie(t, a) })
 	t.Run("replay hygiene", func(t *testing.T) { runReplayHygiene(t, a) })
 	t.Run("parsing", func(t *testing.T) { runParsing(t, a) })
 	t.Run("binding", func(t *testing.T) { runBinding(t, a) })
@@ -710,20 +712,24 @@ func runLimits(t *testing.T, a Adapter) {
 		alice, bob := env.NewBrowser(), env.NewBrowser()
 		alice.Login("alice")
 		bob.Login("bob")
+		for range 4 {
+			assert.Equal(t, http.StatusOK, alice.Do(http.MethodPost, "/transfer", Form, "amount=5", nil).StatusCode, "ALLOW never counts")
+		}
 		alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=2001", nil))
 		alice.API(http.MethodPost, "/api/transfer", `{"amount": 2002}`, nil)
 		alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=2003", nil))
+		tracked := len(env.Emulator.Tracked())
 		over := alice.Do(http.MethodPost, "/transfer", Form, "amount=2004", nil)
 		assert.Equal(t, http.StatusTooManyRequests, over.StatusCode)
 		assert.Equal(t, "300", over.Header.Get("Retry-After"))
 		assert.Empty(t, over.Header.Get("Location"))
+		assert.Len(t, env.Emulator.Tracked(), tracked, "the cap is checked before tracking")
 		bob.Challenge(bob.Do(http.MethodPost, "/transfer", Form, "amount=2005", nil)) // others are not affected
-		assert.Equal(t, http.StatusOK, alice.Do(http.MethodPost, "/transfer", Form, "amount=5", nil).StatusCode, "ALLOW is never capped")
 		env.Clock.Advance(5 * time.Minute)
 		alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=2006", nil))
 	})
 	t.Run("session cookie stays small", func(t *testing.T) {
-		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.MaxPending, c.MaxChallengesPerUser = 20, 100 }})
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.MaxPending, c.MaxChallengesPerUser, c.MaxChallengesPerSession = 20, 100, 100 }})
 		b := env.NewBrowser()
 		b.Login("alice")
 		for i := range 25 {
