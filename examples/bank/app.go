@@ -143,9 +143,13 @@ func NewApp(cfg AppConfig) (*App, error) {
 	a.sessions.MaxAge(a.sessions.Options.MaxAge)
 
 	a.guard, err = stepup.New(stepup.Config{
-		Provider:         provider,
-		Sessions:         a.sessions,
-		UserID:           func(r *http.Request) (string, error) { return userFrom(r.Context()), nil },
+		Provider: provider,
+		Sessions: a.sessions,
+		UserID:   func(r *http.Request) (string, error) { return userFrom(r.Context()), nil },
+		// Count challenges per login session, which a client cannot reset
+		// without logging in again: a stolen session cannot use up the
+		// user's whole allowance and lock the real user out.
+		SessionID:        func(r *http.Request) string { sid, _ := r.Context().Value(sessionIDKey{}).(string); return sid },
 		CallbackURL:      cfg.PublicURL + callbackPath,
 		Policies:         policies,
 		ChallengeOrigins: a.origins,
@@ -372,6 +376,9 @@ func (a *App) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 
 type userKey struct{}
 
+// sessionIDKey holds the id of the login session, set at login.
+type sessionIDKey struct{}
+
 func userFrom(ctx context.Context) string {
 	u, _ := ctx.Value(userKey{}).(string)
 	return u
@@ -385,7 +392,9 @@ func (a *App) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 		sess, err := a.sessions.Get(r, sessionName)
 		if err == nil {
 			if id, _ := sess.Values["user"].(string); id != "" && a.bank.exists(id) {
-				c.SetRequest(r.WithContext(context.WithValue(r.Context(), userKey{}, id)))
+				sid, _ := sess.Values["sid"].(string)
+				ctx := context.WithValue(r.Context(), userKey{}, id)
+				c.SetRequest(r.WithContext(context.WithValue(ctx, sessionIDKey{}, sid)))
 			}
 		}
 		return next(c)

@@ -635,3 +635,41 @@ func TestParseAmountAndMoney(t *testing.T) {
 	assert.Equal(t, "0.05", money(5))
 	assert.Equal(t, "100.00", money(100_00))
 }
+
+// A stolen login session cannot lock the real user out of step-up: the
+// bank counts challenges per login session (Config.SessionID), so a thief
+// who replays alice's cookie — dropping the guard's own cookie every time,
+// as a script would — gets five challenges, and alice, logged in anew (her
+// other device, or after logging out the stolen session), is still
+// challenged and completes.
+func TestStolenSessionCannotLockTheUserOut(t *testing.T) {
+	tb := startBank(t)
+	alice := tb.newUser().login("alice")
+	base, _ := url.Parse(tb.url)
+	thief := tb.newUser()
+	stolen := alice.jar.Cookies(base)
+	large := url.Values{"amount": {"5000"}, "to": {"bob"}}
+	for i := 0; ; i++ {
+		thief.jar = mustJar(t)
+		thief.hc.Jar = thief.jar
+		thief.jar.SetCookies(base, stolen) // the bank's session and CSRF cookies, never the guard's
+		resp := thief.post("/transfer", large)
+		if resp.Status == http.StatusTooManyRequests {
+			assert.Equal(t, 5, i, "the thief's login session opens five challenges")
+			break
+		}
+		tb.challenged(resp)
+		require.Less(t, i, 20, "no cap held")
+	}
+	phone := tb.newUser().login("alice")
+	before := phone.balance()
+	resp := phone.get(tb.complete(tb.challenged(phone.post("/transfer", url.Values{"amount": {"1500"}, "to": {"bob"}}))))
+	assert.Less(t, resp.Status, 400, resp.Body)
+	assert.Equal(t, before-150000, phone.balance(), "alice's own transfer went through")
+}
+
+func mustJar(t *testing.T) *cookiejar.Jar {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return jar
+}

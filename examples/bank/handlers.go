@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"mime"
@@ -77,6 +78,7 @@ func (a *App) login(c echo.Context) error {
 	sess, _ := a.sessions.Get(r, sessionName)
 	clear(sess.Values)
 	sess.Values["user"] = user
+	sess.Values["sid"] = rand.Text() // this login's id: the guard counts challenges per login session
 	if err := sess.Save(r, c.Response()); err != nil {
 		return err
 	}
