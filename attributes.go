@@ -485,23 +485,22 @@ func jsonNumber(s string) bool {
 	if i < len(s) && s[i] == '-' {
 		i++
 	}
-	digits := func() int {
-		n := 0
+	digits := func() bool { // consumes [0-9]*, reports whether there was one
+		start := i
 		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
 			i++
-			n++
 		}
-		return n
+		return i > start
 	}
 	switch {
 	case i < len(s) && s[i] == '0':
 		i++
-	case digits() == 0:
+	case !digits():
 		return false
 	}
 	if i < len(s) && s[i] == '.' {
 		i++
-		if digits() == 0 {
+		if !digits() {
 			return false
 		}
 	}
@@ -510,7 +509,7 @@ func jsonNumber(s string) bool {
 		if i < len(s) && (s[i] == '+' || s[i] == '-') {
 			i++
 		}
-		if digits() == 0 {
+		if !digits() {
 			return false
 		}
 	}
