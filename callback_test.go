@@ -167,28 +167,26 @@ func TestRefreshWithoutAKeptAnswerRunsNothing(t *testing.T) {
 // csrfApp puts a form-reading CSRF check in front of the guard, with or
 // without Guard.PreserveBody outermost.
 func csrfApp(preserve bool) stepuptest.Adapter {
+	csrf := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && r.URL.Path != "/login" && r.FormValue("_csrf") != "good" {
+				http.Error(w, "csrf", http.StatusForbidden)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	front := func(g *stepup.Guard) func(http.Handler) http.Handler {
+		if !preserve {
+			return csrf
+		}
+		return func(h http.Handler) http.Handler { return g.PreserveBody(csrf(h)) }
+	}
 	return stepuptest.Adapter{
 		Name:  "servemux+csrf",
 		Param: func(name string) string { return "{" + name + "}" },
 		Mount: func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
-			mux := http.NewServeMux()
-			mux.Handle("POST /login", h.Login)
-			mux.Handle("POST /transfer", h.Transfer)
-			csrf := func(next http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					if r.Method == http.MethodPost && r.URL.Path != "/login" && r.FormValue("_csrf") != "good" {
-						http.Error(w, "csrf", http.StatusForbidden)
-						return
-					}
-					next.ServeHTTP(w, r)
-				})
-			}
-			var root http.Handler = csrf(g.Middleware(mux))
-			if preserve {
-				root = g.PreserveBody(root)
-			}
-			mux.Handle("GET "+stepuptest.CallbackPath, g.Callback(root))
-			return root
+			return fronted(front(g)).Mount(t, g, h)
 		},
 	}
 }

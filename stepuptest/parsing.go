@@ -51,6 +51,15 @@ func runParsing(t *testing.T, a Adapter) {
 		method, target, contentType, body string
 		header                            http.Header
 	}
+	// send runs one request through a fresh environment with the parsing
+	// policies, as alice.
+	send := func(t *testing.T, g given) (*Env, *Response) {
+		t.Helper()
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.Policies = parsingPolicies(a) }})
+		b := env.NewBrowser()
+		b.Login("alice")
+		return env, b.Do(g.method, g.target, g.contentType, g.body, g.header)
+	}
 	refused := []struct {
 		name  string
 		given given
@@ -112,11 +121,7 @@ func runParsing(t *testing.T, a Adapter) {
 	}
 	for _, tc := range refused {
 		t.Run("refused: "+tc.name, func(t *testing.T) {
-			env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.Policies = parsingPolicies(a) }})
-			b := env.NewBrowser()
-			b.Login("alice")
-			g := tc.given
-			resp := b.Do(g.method, g.target, g.contentType, g.body, g.header)
+			env, resp := send(t, tc.given)
 			assert.Equal(t, http.StatusBadRequest, resp.StatusCode, resp.Body)
 			assert.Empty(t, env.Emulator.Tracked(), "nothing tracked")
 			assert.Empty(t, env.Ledger.Runs(""), "no handler ran")
@@ -162,11 +167,7 @@ func runParsing(t *testing.T, a Adapter) {
 	}
 	for _, tc := range agreed {
 		t.Run("agreed: "+tc.name, func(t *testing.T) {
-			env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.Policies = parsingPolicies(a) }})
-			b := env.NewBrowser()
-			b.Login("alice")
-			g := tc.given
-			resp := b.Do(g.method, g.target, g.contentType, g.body, g.header)
+			env, resp := send(t, tc.given)
 			assert.NotEqual(t, http.StatusBadRequest, resp.StatusCode, resp.Body)
 			tracked := env.Emulator.Tracked()
 			require.Len(t, tracked, 1)
