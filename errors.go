@@ -1,8 +1,10 @@
 package stepup
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 )
 
@@ -101,6 +103,11 @@ func errStepUpFailed(cause error) *Error {
 		fmt.Errorf("%w: %w", ErrStepUpFailed, cause))
 }
 
+func errUsed() *Error {
+	return refuse(http.StatusConflict, "already_used",
+		"This verification was already used. Nothing was done again.", ErrAlreadyUsed)
+}
+
 func providerError(cause error) *Error {
 	return refuse(http.StatusServiceUnavailable, "provider_unavailable",
 		"Verification is unavailable right now. Nothing was done; please try again in a moment.",
@@ -133,4 +140,53 @@ func errMisconfigured(reason string) *Error {
 	return refuse(http.StatusInternalServerError, "misconfigured",
 		"This page is protected but not wired correctly, so nothing was done. The administrator has been told.",
 		fmt.Errorf("%w: %s", ErrMisconfigured, reason))
+}
+
+// writeError answers a refusal: Config.ErrorHandler when set, else JSON for
+// API clients and a plain page for browsers. Only the public code and
+// message are written.
+func (g *Guard) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = internalError(err)
+	}
+	if g.cfg.ErrorHandler != nil {
+		g.cfg.ErrorHandler(w, r, e)
+		return
+	}
+	WriteError(w, r, e, g.cfg.IsAPI(r))
+}
+
+// WriteError writes the default answer for a refusal: JSON
+// {"error": code, "message": …} when api is true, else a small HTML page.
+// Error handlers that only want to change some refusals can call it for
+// the others.
+func WriteError(w http.ResponseWriter, r *http.Request, e *Error, api bool) {
+	w.Header().Set("Cache-Control", "no-store")
+	if api {
+		writeJSON(w, e.Status, map[string]string{"error": e.Code, "message": e.Message})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.Status)
+	title := http.StatusText(e.Status)
+	if e.Status == http.StatusForbidden || e.Status == http.StatusConflict {
+		title = "Verification not completed"
+	}
+	_ = refusalPage.Execute(w, struct{ Title, Message string }{title, e.Message})
+}
+
+var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}</style>
+</head><body><h1>{{.Title}}</h1><p id="stepup-message">{{.Message}}</p><p><a href="/">Back to the start page</a></p></body></html>
+`))
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -3,7 +3,6 @@ package stepup
 import (
 	"context"
 	"errors"
-	"html/template"
 	"log/slog"
 	"net/http"
 
@@ -95,46 +94,4 @@ func (g *Guard) refuse(ctx context.Context, ev Event, e *Error) *Error {
 	ev.Err = e.Err
 	g.emit(ctx, ev, EventRefuse, e.Code)
 	return e
-}
-
-var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}</style>
-</head><body><h1>{{.Title}}</h1><p id="stepup-message">{{.Message}}</p><p><a href="/">Back to the start page</a></p></body></html>
-`))
-
-// writeError answers a refusal: Config.ErrorHandler when set, else JSON for
-// API clients and a plain page for browsers. Only the public code and
-// message are written.
-func (g *Guard) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = internalError(err)
-	}
-	if g.cfg.ErrorHandler != nil {
-		g.cfg.ErrorHandler(w, r, e)
-		return
-	}
-	WriteError(w, r, e, g.cfg.IsAPI(r))
-}
-
-// WriteError writes the default answer for a refusal: JSON
-// {"error": code, "message": …} when api is true, else a small HTML page.
-// Error handlers that only want to change some refusals can call it for
-// the others.
-func WriteError(w http.ResponseWriter, r *http.Request, e *Error, api bool) {
-	w.Header().Set("Cache-Control", "no-store")
-	if api {
-		writeJSON(w, e.Status, map[string]string{"error": e.Code, "message": e.Message})
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(e.Status)
-	title := http.StatusText(e.Status)
-	if e.Status == http.StatusForbidden || e.Status == http.StatusConflict {
-		title = "Verification not completed"
-	}
-	_ = refusalPage.Execute(w, struct{ Title, Message string }{title, e.Message})
 }

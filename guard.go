@@ -1,0 +1,295 @@
+package stepup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/stepupkit/stepup/authsignal"
+)
+
+// Provider is what the guard needs from Authsignal. *authsignal.Client
+// implements it; tests may use the emulator through the same client.
+//
+// A Provider that also has a method Err() error, as *authsignal.Client
+// does, is asked once by New: a non-nil answer (a missing secret key, an
+// invalid base URL) makes New fail, rather than every protected request
+// answer 503.
+type Provider interface {
+	Track(ctx context.Context, userID, action string, req authsignal.TrackRequest) (*authsignal.TrackResponse, error)
+	Validate(ctx context.Context, req authsignal.ValidateRequest) (*authsignal.ValidateResponse, error)
+}
+
+var _ Provider = (*authsignal.Client)(nil)
+
+// Config configures a Guard. New applies the defaults to a copy and checks
+// it; a Guard never changes after New.
+type Config struct {
+	// Provider is the Authsignal client. Required.
+	Provider Provider
+	// Sessions stores the guard's small session (ids and expiry times).
+	// Any gorilla/sessions Store. Required. The guard sets the options of
+	// its own session whatever the Store's defaults: Path "/", HttpOnly,
+	// SameSite=Lax (its cookie must come back on the top-level redirect
+	// from the challenge page; Strict would not), Secure when CallbackURL
+	// is https, and a MaxAge no longer than the longest record it points
+	// to (the cookie is deleted when it holds nothing).
+	Sessions sessions.Store
+	// UserID returns the logged-in user's id, or "" when nobody is logged
+	// in. An error refuses the request with a 500. Required.
+	UserID func(r *http.Request) (string, error)
+	// CallbackURL is the absolute URL at which Callback is mounted.
+	// Required.
+	CallbackURL string
+
+	// Policies is the declarative table used by Middleware and the
+	// adapters. Optional.
+	Policies []Policy
+	// Store keeps parked requests, passes, grants and spent tokens.
+	// Optional. Default NewMemoryStore().
+	Store Store
+	// SessionName is the gorilla session name the guard uses. Optional.
+	// Default "stepup".
+	SessionName string
+	// MaxBodyBytes caps the body of a protected request. Optional. Default
+	// 64 KiB.
+	MaxBodyBytes int64
+	// MaxHeaderValues and MaxHeaderBytes cap the request headers a parked
+	// request keeps for its replay (the allow-list and ReplayHeaders): the
+	// number of values, and the sum of name and value lengths over them. A
+	// protected request over either cap is refused with 431 before anything
+	// is tracked or parked, as an oversized body is. Optional. Defaults 32
+	// values and 8 KiB.
+	MaxHeaderValues int
+	MaxHeaderBytes  int
+	// ParkTTL is how long a parked request waits for its callback.
+	// Optional. Default 10 minutes, the lifetime of an Authsignal token.
+	ParkTTL time.Duration
+	// MaxPending is how many parked requests one session may hold; the
+	// oldest is dropped beyond it. Optional. Default 5, at most 20.
+	MaxPending int
+	// MaxChallengesPerUser caps the challenges (browser parks and API
+	// challenges) one user may open per ParkTTL in this process, so that one
+	// account cannot fill the Store for everybody; beyond it the answer is
+	// 429 with Retry-After. Optional. Default 20.
+	MaxChallengesPerUser int
+	// MaxChallengesPerSession caps the challenges one session of a user
+	// may open per ParkTTL, well below MaxChallengesPerUser, so that a
+	// stolen session cannot use up the user's cap and lock the real user
+	// out. Both caps are checked before tracking: a request beyond either
+	// is refused with 429 and nothing is tracked. Optional. Default 5 (or
+	// MaxChallengesPerUser when lower), at most MaxChallengesPerUser.
+	MaxChallengesPerSession int
+	// SessionID returns the id of the application's login session, which
+	// MaxChallengesPerSession counts by. Optional. Default: an id the guard
+	// keeps in its own session (SessionName). A client can drop that cookie
+	// and start a new guard session at every request, so that only
+	// MaxChallengesPerUser holds; set SessionID for a real per-session cap.
+	// "" means no session: only the per-user cap applies.
+	SessionID func(r *http.Request) string
+	// PassTTL is how long the single-use pass for a resumed GET lasts.
+	// Optional. Default 1 minute, at most 1 minute.
+	PassTTL time.Duration
+	// ProviderTimeout bounds every call to the provider. Optional.
+	// Default 5 seconds.
+	ProviderTimeout time.Duration
+	// RetryAfter is the Retry-After sent with a 503 when the provider
+	// fails. Optional. Default 5 seconds.
+	RetryAfter time.Duration
+	// ReviewStatus is the status for REVIEW_REQUIRED. Optional. Default 403.
+	ReviewStatus int
+	// ChallengeOrigins lists where the guard may send a browser for a
+	// challenge: "scheme://host[:port]", with an optional "*." host prefix.
+	// A challenge URL elsewhere is treated as a provider failure. Optional.
+	// Default "https://authsignal.com" and "https://*.authsignal.com". Set
+	// it to the emulator's URL in development.
+	ChallengeOrigins []string
+	// IsAPI tells API and XHR requests (401 with a challenge) from browser
+	// navigations (303 to the challenge). Optional. Default: a request is
+	// a browser navigation when Sec-Fetch-Mode is "navigate", or when it
+	// has no X-Requested-With and its Accept header lists text/html.
+	IsAPI func(r *http.Request) bool
+	// ReplayHeaders are extra request headers kept with a parked request
+	// and replayed, beyond the built-in allow-list. Optional.
+	ReplayHeaders []string
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed when
+	// reporting the client IP to Authsignal. Optional. Default none: the
+	// connection's remote address is used.
+	TrustedProxies []netip.Prefix
+	// DeviceID returns a stable device identifier for risk rules. Optional.
+	DeviceID func(r *http.Request) string
+	// ErrorHandler writes refusals. err is an *Error. Optional. Default: a
+	// short JSON body for API requests, a plain HTML page for browsers.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+	// OnEvent is called for every decision. It must not block. Optional.
+	OnEvent func(ctx context.Context, ev Event)
+	// Logger receives one line per decision, never a token, body, cookie
+	// or key. Optional. Default: slog.Default() receives the decisions at
+	// level Warn and above (refusals other than "not logged in", blocks,
+	// reviews, fail-opens; provider, store and wiring failures at Error),
+	// so that a guard refusing everything is never silent.
+	Logger *slog.Logger
+	// Now is the clock. Optional. Default time.Now.
+	Now func() time.Time
+}
+
+// Guard puts step-up authentication in front of routes. It is safe for
+// concurrent use and immutable after New.
+type Guard struct {
+	cfg           Config
+	rules         table
+	callback      *url.URL
+	origins       []origin
+	replayHeaders map[string]bool
+	tooLarge      Error // the 413 answer, built once
+	limiter       *parkLimiter
+}
+
+// New checks cfg, applies the defaults and compiles the policy table.
+func New(cfg Config) (*Guard, error) {
+	if cfg.Provider == nil {
+		return nil, errors.New("stepup: Config.Provider is required")
+	}
+	if p, ok := cfg.Provider.(interface{ Err() error }); ok {
+		if err := p.Err(); err != nil {
+			return nil, fmt.Errorf("stepup: Config.Provider cannot work: %w", err)
+		}
+	}
+	if cfg.Sessions == nil {
+		return nil, errors.New("stepup: Config.Sessions is required")
+	}
+	if cfg.UserID == nil {
+		return nil, errors.New("stepup: Config.UserID is required")
+	}
+	cb, err := url.Parse(cfg.CallbackURL)
+	if err != nil || (cb.Scheme != "https" && cb.Scheme != "http") || cb.Host == "" || cb.User != nil || cb.Fragment != "" {
+		return nil, fmt.Errorf("stepup: Config.CallbackURL %q must be an absolute http(s) URL", cfg.CallbackURL)
+	}
+	rules, err := compileTable(cfg.Policies)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryStore()
+	}
+	if cfg.SessionName == "" {
+		cfg.SessionName = "stepup"
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.ParkTTL == 0 {
+		cfg.ParkTTL = 10 * time.Minute
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = 5
+	}
+	if cfg.MaxChallengesPerUser == 0 {
+		cfg.MaxChallengesPerUser = 20
+	}
+	if cfg.MaxChallengesPerSession == 0 {
+		cfg.MaxChallengesPerSession = min(5, cfg.MaxChallengesPerUser)
+	}
+	if cfg.MaxHeaderValues == 0 {
+		cfg.MaxHeaderValues = 32
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 8 << 10
+	}
+	if cfg.PassTTL == 0 {
+		cfg.PassTTL = time.Minute
+	}
+	if cfg.ProviderTimeout == 0 {
+		cfg.ProviderTimeout = 5 * time.Second
+	}
+	if cfg.RetryAfter == 0 {
+		cfg.RetryAfter = 5 * time.Second
+	}
+	if cfg.ReviewStatus == 0 {
+		cfg.ReviewStatus = http.StatusForbidden
+	}
+	if cfg.ChallengeOrigins == nil {
+		cfg.ChallengeOrigins = []string{"https://authsignal.com", "https://*.authsignal.com"}
+	}
+	if cfg.IsAPI == nil {
+		cfg.IsAPI = defaultIsAPI
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	switch {
+	case cfg.MaxBodyBytes < 0:
+		return nil, errors.New("stepup: Config.MaxBodyBytes must be positive")
+	case cfg.ParkTTL < 0:
+		return nil, errors.New("stepup: Config.ParkTTL must be positive")
+	case cfg.MaxPending < 0 || cfg.MaxPending > 20:
+		return nil, errors.New("stepup: Config.MaxPending must be between 1 and 20")
+	case cfg.MaxChallengesPerUser < 0:
+		return nil, errors.New("stepup: Config.MaxChallengesPerUser must be positive")
+	case cfg.MaxChallengesPerSession < 0 || cfg.MaxChallengesPerSession > cfg.MaxChallengesPerUser:
+		return nil, errors.New("stepup: Config.MaxChallengesPerSession must be between 1 and MaxChallengesPerUser")
+	case cfg.MaxHeaderValues < 0 || cfg.MaxHeaderBytes < 0:
+		return nil, errors.New("stepup: Config.MaxHeaderValues and MaxHeaderBytes must be positive")
+	case cfg.PassTTL < 0 || cfg.PassTTL > time.Minute:
+		return nil, errors.New("stepup: Config.PassTTL must be positive and at most a minute")
+	case cfg.ProviderTimeout < 0 || cfg.RetryAfter < 0:
+		return nil, errors.New("stepup: Config.ProviderTimeout and RetryAfter must be positive")
+	case cfg.ReviewStatus < 400 || cfg.ReviewStatus > 599:
+		return nil, errors.New("stepup: Config.ReviewStatus must be a 4xx or 5xx status")
+	}
+	// Nothing the caller keeps may change the guard later.
+	cfg.Policies = clonePolicies(cfg.Policies)
+	cfg.TrustedProxies = append([]netip.Prefix(nil), cfg.TrustedProxies...)
+	cfg.ChallengeOrigins = append([]string(nil), cfg.ChallengeOrigins...)
+	cfg.ReplayHeaders = append([]string(nil), cfg.ReplayHeaders...)
+	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{},
+		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL)}
+	for _, o := range cfg.ChallengeOrigins {
+		po, err := parseOrigin(o)
+		if err != nil {
+			return nil, err
+		}
+		g.origins = append(g.origins, po)
+	}
+	g.tooLarge = *refuse(http.StatusRequestEntityTooLarge, "body_too_large",
+		fmt.Sprintf("This request is larger than the %d bytes that can be held while you verify.", cfg.MaxBodyBytes), ErrBodyTooLarge)
+	for _, h := range defaultReplayHeaders {
+		g.replayHeaders[http.CanonicalHeaderKey(h)] = true
+	}
+	for _, h := range cfg.ReplayHeaders {
+		k := http.CanonicalHeaderKey(h)
+		if neverReplay[k] || strings.HasPrefix(k, "X-Forwarded-") {
+			return nil, fmt.Errorf("stepup: Config.ReplayHeaders: %s is never replayed", k)
+		}
+		g.replayHeaders[k] = true
+	}
+	return g, nil
+}
+
+// Policies returns a copy of the policy table the guard was built with.
+func (g *Guard) Policies() []Policy {
+	return clonePolicies(g.cfg.Policies)
+}
+
+func defaultIsAPI(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Mode") {
+	case "navigate":
+		return false
+	case "cors", "same-origin", "no-cors", "websocket":
+		return true
+	}
+	if r.Header.Get("X-Requested-With") != "" {
+		return true
+	}
+	return !strings.Contains(strings.ToLower(r.Header.Get("Accept")), "text/html")
+}
+
+func (g *Guard) now() time.Time { return g.cfg.Now() }

@@ -1,0 +1,236 @@
+package stepup
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// challenge parks the request and answers with the challenge.
+func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user, parkID, challengeURL string,
+	shown [][]byte, body []byte, st *sessionState, ev Event) error {
+	now := g.now()
+	api := g.cfg.IsAPI(r)
+	rec := &Record{
+		ID: parkID, Kind: KindPark, UserID: user, Action: rl.Action, Method: r.Method,
+		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Remember: rl.Remember, Shown: shown,
+		Created: now, Expires: now.Add(g.cfg.ParkTTL),
+	}
+	if !safePath(rec.Path) || !safeQuery(rec.Query) {
+		return g.refuse(r.Context(), ev, refuse(http.StatusBadRequest, "bad_request",
+			"This address cannot be verified and resumed.", ErrBadRequest))
+	}
+	if api {
+		rec.Kind = KindAPI
+		h := sha256.Sum256(body)
+		rec.BodyHash = h[:]
+	} else {
+		rec.Body = body
+		rec.Header = g.keepHeaders(r.Header)
+	}
+	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
+		return g.refuse(r.Context(), ev, errBusy(err))
+	}
+	kind := "browser"
+	if api {
+		kind = "api"
+	}
+	g.emit(r.Context(), ev, EventChallenge, kind)
+	if api {
+		if st != nil && g.cfg.SessionID == nil {
+			// Keep the id the per-session cap counts this challenge by.
+			st.opened(rec.Expires)
+			_ = g.saveSession(w, r, st) // API clients may keep no cookies; the per-user cap still holds
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(
+			`Bearer error="insufficient_user_authentication", error_description="Step-up authentication is required for %s", acr_values="%s"`,
+			rl.Action, rl.Action))
+		writeJSON(w, http.StatusUnauthorized, map[string]any{
+			"error":       "insufficient_user_authentication",
+			"message":     "This action needs an extra verification. Complete the challenge at url, then resend the request with the token in the " + TokenHeader + " header.",
+			"action":      rl.Action,
+			"url":         challengeURL,
+			"tokenHeader": TokenHeader,
+			"expiresIn":   int(g.cfg.ParkTTL / time.Second),
+		})
+		return nil
+	}
+	if st == nil {
+		st = g.loadSession(r, user)
+	}
+	st.addPark(parkID, rec.Expires, g.cfg.MaxPending)
+	if g.cfg.SessionID == nil {
+		st.opened(rec.Expires)
+	}
+	if err := g.saveSession(w, r, st); err != nil {
+		_ = g.cfg.Store.Delete(r.Context(), parkID)
+		return g.refuse(r.Context(), ev, internalError(err))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Location", challengeURL)
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}
+
+var defaultReplayHeaders = []string{
+	"Content-Type", "Accept", "Accept-Language", "Origin", "Referer",
+	"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
+	"X-Requested-With", "X-CSRF-Token", "X-XSRF-Token", "Idempotency-Key",
+}
+
+var neverReplay = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Host": true,
+	"Content-Length": true, "Transfer-Encoding": true, "Content-Encoding": true, "Connection": true,
+	"Keep-Alive": true, "Te": true, "Trailer": true, "Upgrade": true, "Proxy-Connection": true,
+	"Forwarded": true, "X-Real-Ip": true, "X-Http-Method-Override": true, "X-Http-Method": true,
+	"X-Method-Override": true, "X-Original-Url": true, "X-Rewrite-Url": true, "X-Url-Scheme": true, TokenHeader: true,
+}
+
+func (g *Guard) keepHeaders(h http.Header) http.Header {
+	out := http.Header{}
+	for k, vs := range h {
+		if g.replayHeaders[k] && !neverReplay[k] {
+			out[k] = append([]string(nil), vs...)
+		}
+	}
+	return out
+}
+
+// checkHeaders refuses with 431 a request whose headers keepHeaders would
+// park (the allow-listed ones, every value of each: the replay shows the
+// handler what the original request showed it) are over MaxHeaderValues
+// or MaxHeaderBytes.
+func (g *Guard) checkHeaders(h http.Header) *Error {
+	values, size := 0, 0
+	for k, vs := range h {
+		if !g.replayHeaders[k] || neverReplay[k] {
+			continue
+		}
+		values += len(vs)
+		for _, v := range vs {
+			size += len(k) + len(v)
+		}
+		if values > g.cfg.MaxHeaderValues || size > g.cfg.MaxHeaderBytes {
+			return refuse(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+				"This request carries more headers than can be held while you verify.",
+				fmt.Errorf("%w: over %d values or %d bytes", ErrHeaderTooLarge, g.cfg.MaxHeaderValues, g.cfg.MaxHeaderBytes))
+		}
+	}
+	return nil
+}
+
+// readBody buffers a protected request's body up to MaxBodyBytes.
+func (g *Guard) readBody(r *http.Request) ([]byte, *Error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); strings.HasPrefix(mt, "multipart/") {
+		return nil, refuse(http.StatusUnsupportedMediaType, "unsupported_body",
+			"File uploads cannot be held while you verify. Verify first, then upload again.", ErrUnsupportedBody)
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, refuse(http.StatusUnsupportedMediaType, "unsupported_body",
+			"Compressed request bodies are not accepted here.", ErrUnsupportedBody)
+	}
+	tooLarge := &g.tooLarge
+	if r.ContentLength > g.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	var prefix []byte
+	src := io.Reader(r.Body)
+	if pb, ok := r.Body.(*preservedBody); ok {
+		if pb.over {
+			return nil, tooLarge
+		}
+		prefix = pb.buf
+		src = pb.rc
+	} else if r.PostForm != nil || r.MultipartForm != nil {
+		return nil, internalError(ErrBodyConsumed)
+	}
+	rest, err := io.ReadAll(io.LimitReader(src, g.cfg.MaxBodyBytes+1-int64(len(prefix))))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, refuse(http.StatusBadRequest, "bad_request", "The request body could not be read.", fmt.Errorf("%w: %w", ErrBadRequest, err))
+	}
+	body := append(prefix[:len(prefix):len(prefix)], rest...)
+	if int64(len(body)) > g.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	return body, nil
+}
+
+// preservedBody records what earlier middleware reads of a body, so the
+// guard can still park the exact bytes. See PreserveBody.
+type preservedBody struct {
+	rc    io.ReadCloser
+	buf   []byte
+	limit int64
+	over  bool
+}
+
+func (p *preservedBody) Read(b []byte) (int, error) {
+	n, err := p.rc.Read(b)
+	if n > 0 && !p.over {
+		if int64(len(p.buf)+n) > p.limit {
+			p.over = true
+			p.buf = nil
+		} else {
+			p.buf = append(p.buf, b[:n]...)
+		}
+	}
+	return n, err
+}
+
+func (p *preservedBody) Close() error { return p.rc.Close() }
+
+// PreserveBody lets middleware that reads the request body (a CSRF check
+// reading a form field, say) run before the guard: it records up to
+// MaxBodyBytes of what they read, so the guard parks the exact bytes. Put
+// it outermost. Without it the guard refuses with ErrBodyConsumed rather
+// than park a body it no longer has.
+func (g *Guard) PreserveBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r2 := r.WithContext(r.Context())
+		r2.Body = &preservedBody{rc: r.Body, limit: g.cfg.MaxBodyBytes}
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// PreserveBodyOf applies PreserveBody to r in place, for adapters whose
+// framework owns the request (echo's Pre middleware).
+func (g *Guard) PreserveBodyOf(r *http.Request) {
+	if r.Body != nil && r.Body != http.NoBody {
+		if _, ok := r.Body.(*preservedBody); !ok {
+			r.Body = &preservedBody{rc: r.Body, limit: g.cfg.MaxBodyBytes}
+		}
+	}
+}
+
+func hasCookie(r *http.Request, name string) bool {
+	_, err := r.Cookie(name)
+	return err == nil
+}
+
+func withBody(r *http.Request, body []byte) *http.Request {
+	if r.Body == nil || r.Body == http.NoBody {
+		return r
+	}
+	r2 := r.WithContext(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	return r2
+}

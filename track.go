@@ -1,0 +1,123 @@
+package stepup
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/stepupkit/stepup/authsignal"
+)
+
+// checkChallenge refuses a challenge URL the browser must not be sent to,
+// and a response that does not carry the park's idempotency key.
+func (g *Guard) checkChallenge(resp *authsignal.TrackResponse, parkID string) error {
+	if resp.IdempotencyKey != parkID {
+		return errors.New("track answered with another idempotency key")
+	}
+	u, err := url.Parse(resp.URL)
+	if err != nil || resp.URL == "" || u.User != nil || u.Host == "" {
+		return errors.New("challenge URL missing or malformed")
+	}
+	for _, c := range resp.URL {
+		if c < ' ' || c == 0x7f {
+			return errors.New("challenge URL has control characters")
+		}
+	}
+	for _, o := range g.origins {
+		if o.allows(u) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the challenge URL's origin %s://%s is not in Config.ChallengeOrigins %q; add it there if it is your Authsignal (or emulator) host",
+		u.Scheme, u.Host, g.cfg.ChallengeOrigins)
+}
+
+// origin is an allowed challenge origin.
+type origin struct {
+	scheme, host string // host may start with "*."
+}
+
+func parseOrigin(s string) (origin, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil {
+		return origin{}, fmt.Errorf("stepup: ChallengeOrigins: %q is not scheme://host[:port]", s)
+	}
+	host := strings.ToLower(u.Host)
+	if strings.Contains(host, "*") {
+		rest, ok := strings.CutPrefix(host, "*.")
+		h := rest
+		if i := strings.LastIndexByte(h, ':'); i >= 0 {
+			h = h[:i]
+		}
+		// "*." must be followed by a registrable name: at least two labels,
+		// no other wildcard.
+		if !ok || strings.Contains(rest, "*") || strings.Count(h, ".") < 1 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+			return origin{}, fmt.Errorf("stepup: ChallengeOrigins: %q: a wildcard must be a leading \"*.\" before a domain such as authsignal.com", s)
+		}
+		host = "*." + rest
+	}
+	return origin{u.Scheme, host}, nil
+}
+
+func (o origin) allows(u *url.URL) bool {
+	if u.Scheme != o.scheme {
+		return false
+	}
+	host := strings.ToLower(u.Host)
+	if suffix, ok := strings.CutPrefix(o.host, "*"); ok {
+		return strings.HasSuffix(host, suffix) && len(host) > len(suffix)
+	}
+	return host == o.host
+}
+
+func (g *Guard) callbackFor(parkID string) string {
+	u := *g.callback
+	q := u.Query()
+	q.Set("park", parkID)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// clientIP is the connection's address, or the right-most untrusted
+// address of X-Forwarded-For when the connection comes from a trusted
+// proxy.
+func (g *Guard) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return ""
+	}
+	addr = addr.Unmap()
+	if !g.trusted(addr) {
+		return addr.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		a = a.Unmap()
+		if !g.trusted(a) {
+			return a.String()
+		}
+		addr = a
+	}
+	return addr.String()
+}
+
+func (g *Guard) trusted(a netip.Addr) bool {
+	for _, p := range g.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,226 @@
+package stepup
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/stepupkit/stepup/authsignal"
+)
+
+// TokenHeader is the request header an API client uses to resend a
+// request together with the token of the challenge it completed.
+const TokenHeader = "Step-Up-Token"
+
+// usePassOrGrant lets a request through on a GET pass or a Remember
+// grant, consuming the pass in the store.
+func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user string) string {
+	ctx := r.Context()
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		for _, p := range st.data.Passes {
+			if p.Action != rl.Action {
+				continue
+			}
+			rec, err := g.cfg.Store.Get(ctx, p.ID)
+			if err != nil || rec.Kind != KindPass || rec.Consumed || rec.UserID != user || rec.Action != rl.Action ||
+				rec.Path != r.URL.EscapedPath() || rec.Query != r.URL.RawQuery {
+				continue
+			}
+			if _, err := g.cfg.Store.Consume(ctx, p.ID); err != nil {
+				continue
+			}
+			st.removePass(p.ID)
+			return "pass"
+		}
+	}
+	if rl.Remember > 0 {
+		now := g.now()
+		for _, gr := range st.data.Grants {
+			if gr.Action != rl.Action {
+				continue
+			}
+			rec, err := g.cfg.Store.Get(ctx, gr.ID)
+			if err == nil && rec.Kind == KindGrant && rec.UserID == user && rec.Action == rl.Action && now.Before(rec.Expires) {
+				return "remembered"
+			}
+		}
+	}
+	return ""
+}
+
+// redeemToken serves an API retry that carries the token of a completed
+// challenge: validated, bound to the recorded challenge, spent once.
+func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, user, token string, next http.Handler, ev Event) error {
+	body, rerr := g.readBody(r)
+	if rerr != nil {
+		return g.refuse(r.Context(), ev, rerr)
+	}
+	rec, err := g.validate(r, user, rl.Action, token)
+	if err != nil {
+		return g.refuse(r.Context(), ev, err)
+	}
+	h := sha256.Sum256(body)
+	if rec.Kind != KindAPI || rec.Method != r.Method || rec.Path != r.URL.EscapedPath() || rec.Query != r.URL.RawQuery ||
+		!bytes.Equal(rec.BodyHash, h[:]) {
+		return g.refuse(r.Context(), ev, errStepUpFailed(errors.New("retry differs from the challenged request")))
+	}
+	attrs, aerr := rl.attributes(r, body)
+	if aerr != nil {
+		return g.refuse(r.Context(), ev, refuse(http.StatusBadRequest, "bad_request",
+			"This request could not be checked.", fmt.Errorf("%w: attributes: %w", ErrBadRequest, aerr)))
+	}
+	if err := g.spend(r.Context(), rec, token); err != nil {
+		return g.refuse(r.Context(), ev, err)
+	}
+	if rec.Remember > 0 {
+		st := g.loadSession(r, user)
+		g.grant(r.Context(), st, rec)
+		_ = g.saveSession(w, r, st) // API clients may have no session; the grant is then simply not kept
+	}
+	g.emit(r.Context(), ev, EventReplay, "token")
+	next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "token", attrs))
+	return nil
+}
+
+// validate asks the provider about token and checks every binding against
+// the record the token's idempotency key names. It does not spend anything.
+func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, *Error) {
+	if len(token) > 8192 {
+		return nil, errStepUpFailed(errors.New("token too long"))
+	}
+	if _, err := g.cfg.Store.Get(r.Context(), usedID(token)); err == nil {
+		return nil, errUsed()
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, internalError(err)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
+	vr, err := g.cfg.Provider.Validate(ctx, authsignal.ValidateRequest{Token: token, UserID: user, Action: action})
+	cancel()
+	if err != nil {
+		return nil, providerError(err)
+	}
+	if vr == nil || !vr.IsValid || vr.State != authsignal.StateChallengeSucceeded ||
+		vr.UserID != user || vr.Action != action || vr.IdempotencyKey == "" {
+		return nil, errStepUpFailed(fmt.Errorf("validate: valid=%t state=%q", vr != nil && vr.IsValid, stateOf(vr)))
+	}
+	rec, err := g.cfg.Store.Get(r.Context(), vr.IdempotencyKey)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errStepUpFailed(errors.New("no challenge recorded for this token"))
+	case err != nil:
+		return nil, internalError(err)
+	case rec.Consumed:
+		return nil, errUsed()
+	case rec.UserID != user || rec.Action != action || rec.ID != vr.IdempotencyKey:
+		return nil, errStepUpFailed(errors.New("token bound to another challenge"))
+	case rec.wasShown(token):
+		return nil, errStepUpFailed(errors.New("token handed out with the challenge, not earned by it"))
+	}
+	return rec, nil
+}
+
+func stateOf(vr *authsignal.ValidateResponse) authsignal.State {
+	if vr == nil {
+		return ""
+	}
+	return vr.State
+}
+
+// spendReplay spends a replay's token and park when it reaches its route,
+// then settles the callback's session (park done, Remember grant, cookie)
+// before the handler runs.
+func (g *Guard) spendReplay(ctx context.Context, m *replayMark) *Error {
+	if e := g.spend(ctx, m.rec, m.token); e != nil {
+		return e
+	}
+	m.spent.Store(true)
+	if err := m.settle(); err != nil {
+		return internalError(err)
+	}
+	return nil
+}
+
+// spend records the token as used and consumes the record, atomically in
+// the store: of concurrent attempts exactly one gets through.
+func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
+	now := g.now()
+	err := g.cfg.Store.Put(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now, Expires: now.Add(g.cfg.ParkTTL + time.Minute)})
+	if errors.Is(err, ErrExists) {
+		return errUsed()
+	} else if errors.Is(err, ErrStoreFull) {
+		return errBusy(err) // nothing spent: the park stays pending for another try
+	} else if err != nil {
+		return internalError(err)
+	}
+	if _, err := g.cfg.Store.Consume(ctx, rec.ID); errors.Is(err, ErrConsumed) || errors.Is(err, ErrNotFound) {
+		return errUsed()
+	} else if err != nil {
+		return internalError(err)
+	}
+	return nil
+}
+
+// grant gives a Remember grant for rec's action, with a fixed expiry.
+func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
+	now := g.now()
+	id := newID()
+	gr := &Record{ID: id, Kind: KindGrant, UserID: rec.UserID, Action: rec.Action, Created: now, Expires: now.Add(rec.Remember)}
+	if g.cfg.Store.Put(ctx, gr) == nil {
+		st.addGrant(id, rec.Action, gr.Expires)
+	}
+}
+
+// maxShown bounds how many tokens of a track response a record keeps.
+const maxShown = 8
+
+// shownTokens hashes the tokens a track response hands out with the
+// challenge: its token (meant for client SDKs) and every value in the
+// challenge URL's query, which holds a token that whoever opens the page
+// can read. They name the action, so the provider calls them valid once
+// the challenge succeeded, but they prove nothing about who completed it:
+// they never redeem the park.
+func shownTokens(resp *authsignal.TrackResponse) [][]byte {
+	var out [][]byte
+	add := func(tok string) {
+		if tok == "" || len(out) == maxShown {
+			return
+		}
+		h := shownHash(tok)
+		for _, o := range out {
+			if bytes.Equal(o, h) {
+				return
+			}
+		}
+		out = append(out, h)
+	}
+	add(resp.Token)
+	if u, err := url.Parse(resp.URL); err == nil {
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
+	return out
+}
+
+func shownHash(token string) []byte {
+	h := sha256.Sum256([]byte("stepup-shown\x00" + token))
+	return h[:]
+}
+
+// wasShown reports whether token is one the track response handed out.
+func (r *Record) wasShown(token string) bool {
+	h := shownHash(token)
+	found := 0
+	for _, s := range r.Shown {
+		found |= subtle.ConstantTimeCompare(s, h)
+	}
+	return found == 1
+}
