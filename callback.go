@@ -41,34 +41,40 @@ func (g *Guard) Callback(root http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		if err := g.serveCallback(w, r, root); err != nil {
-			g.retryAfter(w, err)
-			g.writeError(w, r, err)
+		if r.Method != http.MethodGet {
+			// Not even HEAD: a replay must never run for a request whose
+			// answer nobody reads. No step-up was asked about: nothing to
+			// report.
+			w.Header().Set("Allow", "GET")
+			g.writeError(w, r, refusal(http.StatusMethodNotAllowed, "method_not_allowed", "This address only answers GET.", ErrBadRequest))
+			return
+		}
+		ev := Event{Method: r.Method, Path: r.URL.Path, Route: "callback"}
+		if e := g.serveCallback(w, r, root, &ev); e != nil {
+			g.report(r.Context(), ev, e)
+			g.retryAfter(w, e)
+			g.writeError(w, r, e)
 		}
 	})
 }
 
-func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.Handler) error {
+// serveCallback resumes the parked request or returns the refusal. It
+// reports every decision but a refusal, and fills in ev (user, action) for
+// the refusal Callback reports.
+func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.Handler, ev *Event) *Error {
 	ctx := r.Context()
-	ev := Event{Method: r.Method, Path: r.URL.Path, Route: "callback"}
-	if r.Method != http.MethodGet {
-		// Not even HEAD: a replay must never run for a request whose
-		// answer nobody reads.
-		w.Header().Set("Allow", "GET")
-		return refuse(http.StatusMethodNotAllowed, "method_not_allowed", "This address only answers GET.", ErrBadRequest)
-	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	parkID, token := q.Get("park"), q.Get("token")
 	if err != nil || !validID(parkID) {
-		return g.refuse(ctx, ev, refuse(http.StatusBadRequest, "bad_request",
-			"This verification link is incomplete. Nothing was done.", ErrBadRequest))
+		return refusal(http.StatusBadRequest, "bad_request",
+			"This verification link is incomplete. Nothing was done.", ErrBadRequest)
 	}
 	user, err := g.cfg.UserID(r)
 	if err != nil {
-		return g.refuse(ctx, ev, internalError(fmt.Errorf("UserID: %w", err)))
+		return internalError(fmt.Errorf("UserID: %w", err))
 	}
 	if user == "" {
-		return g.refuse(ctx, ev, errNotLoggedIn())
+		return errNotLoggedIn()
 	}
 	ev.UserID = user
 	st := g.loadSession(r, user)
@@ -78,7 +84,8 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		if err == nil && rec.Kind == KindAPI && !rec.Consumed && rec.UserID == user && token != "" {
 			// An API challenge completed in a popup: hand the token to
 			// the page that opened it; the retry validates and spends it.
-			return g.handoff(w, rec, token)
+			g.handoff(w, rec, token)
+			return nil
 		}
 		cause := errors.New("park not in this session")
 		if err == nil && rec.Kind == KindPark && !rec.Consumed && rec.UserID == user {
@@ -95,24 +102,33 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		// A park of another session or user, one evicted, expired, or a
 		// callback without a session: all look the same from outside.
 		_ = g.saveSession(w, r, st)
-		return g.refuse(ctx, ev, errStepUpFailed(cause))
+		return errStepUpFailed(cause)
 	}
 	rec, err := g.cfg.Store.Get(ctx, parkID)
 	if errors.Is(err, ErrNotFound) {
-		return g.refuse(ctx, ev, refuse(http.StatusGone, "expired",
-			"This verification took too long and has expired. Nothing was done; please start again.", ErrStepUpFailed))
+		return refusal(http.StatusGone, "expired",
+			"This verification took too long and has expired. Nothing was done; please start again.", ErrStepUpFailed)
 	} else if err != nil {
-		return g.refuse(ctx, ev, internalError(err))
+		return internalError(err)
 	}
 	ev.Action = rec.Action
 	if rec.Kind != KindPark || rec.UserID != user {
-		return g.refuse(ctx, ev, errStepUpFailed(errors.New("park bound to another user")))
+		return errStepUpFailed(errors.New("park bound to another user"))
 	}
 	if rec.Consumed {
-		return g.serveOutcome(w, r, rec, ev)
+		// A refresh of a callback that already ran: the kept response,
+		// never a second execution.
+		out := g.keptOutcome(ctx, rec)
+		if out == nil {
+			return refusal(http.StatusConflict, "already_used",
+				"This request was already carried out after your verification. It was not run again.", ErrAlreadyUsed)
+		}
+		g.emit(ctx, *ev, EventRefuse, "refresh: kept outcome shown")
+		writeOutcome(w, out)
+		return nil
 	}
 	if token == "" {
-		return g.refuse(ctx, ev, errStepUpFailed(errors.New("no token")))
+		return errStepUpFailed(errors.New("no token"))
 	}
 	bound, verr := g.validate(r, user, rec.Action, token)
 	if verr != nil {
@@ -121,21 +137,25 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 			// park; a provider failure leaves it pending for another try.
 			g.dropPark(w, r, st, parkID)
 		}
-		return g.refuse(ctx, ev, verr)
+		return verr
 	}
 	if bound.ID != rec.ID {
 		g.dropPark(w, r, st, parkID)
-		return g.refuse(ctx, ev, errStepUpFailed(errors.New("token issued for another park")))
+		return errStepUpFailed(errors.New("token issued for another park"))
 	}
 	if rec.Method == http.MethodGet || rec.Method == http.MethodHead {
 		// Resumed by a pass, not replayed: spend here.
 		if e := g.spend(ctx, rec, token); e != nil {
-			return g.refuse(ctx, ev, e)
+			return e
 		}
 		g.settle(ctx, st, ref, rec)
-		return g.resumeGet(w, r, st, rec, ev)
+		if e := g.resumeGet(w, r, st, rec); e != nil {
+			return e
+		}
+		g.emit(ctx, *ev, EventReplay, "pass")
+		return nil
 	}
-	return g.replay(w, r, root, st, ref, rec, token, ev)
+	return g.replay(w, r, root, st, ref, rec, token)
 }
 
 // settle records in the session that a spent park is done, and gives its
@@ -150,22 +170,21 @@ func (g *Guard) settle(ctx context.Context, st *sessionState, ref *parkRef, rec 
 
 // resumeGet gives the browser a single-use pass for the parked GET and
 // sends it there.
-func (g *Guard) resumeGet(w http.ResponseWriter, r *http.Request, st *sessionState, rec *Record, ev Event) error {
+func (g *Guard) resumeGet(w http.ResponseWriter, r *http.Request, st *sessionState, rec *Record) *Error {
 	ctx := r.Context()
 	now := g.now()
 	pass := &Record{ID: newID(), Kind: KindPass, UserID: rec.UserID, Action: rec.Action, Method: http.MethodGet,
 		Path: rec.Path, Query: rec.Query, Created: now, Expires: now.Add(g.cfg.PassTTL)}
 	if err := g.cfg.Store.Put(ctx, pass); err != nil {
-		return g.refuse(ctx, ev, internalError(err))
+		return internalError(err)
 	}
 	st.addPass(pass.ID, rec.Action, pass.Expires)
 	if err := g.saveSession(w, r, st); err != nil {
-		return g.refuse(ctx, ev, internalError(err))
+		return internalError(err)
 	}
 	loc := location(rec)
 	_ = g.cfg.Store.Put(ctx, &Record{ID: outcomeID(rec.ID), Kind: KindOutcome, Status: http.StatusSeeOther,
 		Header: http.Header{"Location": {loc}}, Created: now, Expires: rec.Expires})
-	g.emit(ctx, ev, EventReplay, "pass")
 	w.Header().Set("Location", loc)
 	w.WriteHeader(http.StatusSeeOther)
 	return nil
@@ -186,14 +205,14 @@ var handoffPage = template.Must(template.New("handoff").Parse(`<!doctype html>
 // a page that posts the token to its opener, restricted to the callback's
 // own origin. Nothing is validated or spent here: the API client resends
 // its request with the token in the Step-Up-Token header.
-func (g *Guard) handoff(w http.ResponseWriter, rec *Record, token string) error {
+func (g *Guard) handoff(w http.ResponseWriter, rec *Record, token string) {
 	nonce := newID()
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	return handoffPage.Execute(w, struct{ Nonce, Action, Token, Origin string }{
+	_ = handoffPage.Execute(w, struct{ Nonce, Action, Token, Origin string }{
 		nonce, rec.Action, token, g.callback.Scheme + "://" + g.callback.Host})
 }
 

@@ -87,29 +87,37 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-func refuse(status int, code, msg string, err error) *Error {
+// refusal builds a refusal; the entry points report and write it.
+func refusal(status int, code, msg string, err error) *Error {
 	return &Error{Status: status, Code: code, Message: msg, Err: err}
 }
 
 func errNotLoggedIn() *Error {
-	return refuse(http.StatusUnauthorized, "login_required", "Please sign in to continue.", ErrNotLoggedIn)
+	return refusal(http.StatusUnauthorized, "login_required", "Please sign in to continue.", ErrNotLoggedIn)
 }
 
 // errStepUpFailed is every "no" about a token or park: the cause stays in
 // logs, the user sees one plain sentence.
 func errStepUpFailed(cause error) *Error {
-	return refuse(http.StatusForbidden, "step_up_failed",
+	return refusal(http.StatusForbidden, "step_up_failed",
 		"We could not confirm this verification, so nothing was done. Please start again.",
 		fmt.Errorf("%w: %w", ErrStepUpFailed, cause))
 }
 
 func errUsed() *Error {
-	return refuse(http.StatusConflict, "already_used",
+	return refusal(http.StatusConflict, "already_used",
 		"This verification was already used. Nothing was done again.", ErrAlreadyUsed)
 }
 
+// errUncheckable is a request whose attributes the guard cannot read
+// unambiguously: a 400 before anything is tracked.
+func errUncheckable(cause error) *Error {
+	return refusal(http.StatusBadRequest, "bad_request",
+		"This request could not be checked.", fmt.Errorf("%w: attributes: %w", ErrBadRequest, cause))
+}
+
 func providerError(cause error) *Error {
-	return refuse(http.StatusServiceUnavailable, "provider_unavailable",
+	return refusal(http.StatusServiceUnavailable, "provider_unavailable",
 		"Verification is unavailable right now. Nothing was done; please try again in a moment.",
 		fmt.Errorf("%w: %w", ErrProvider, cause))
 }
@@ -117,19 +125,19 @@ func providerError(cause error) *Error {
 // errBusy is a store that cannot take more: nothing was done, and the
 // client may try again later (a 503 carries Retry-After).
 func errBusy(cause error) *Error {
-	return refuse(http.StatusServiceUnavailable, "busy",
+	return refusal(http.StatusServiceUnavailable, "busy",
 		"Verification is unavailable right now. Nothing was done; please try again in a moment.",
 		fmt.Errorf("%w: store: %w", ErrInternal, cause))
 }
 
 func internalError(cause error) *Error {
-	return refuse(http.StatusInternalServerError, "internal_error",
+	return refusal(http.StatusInternalServerError, "internal_error",
 		"Something went wrong on our side. Nothing was done.", fmt.Errorf("%w: %w", ErrInternal, cause))
 }
 
 // errReplayNotReached is a replay answered (with status) before its route.
 func errReplayNotReached(status int) *Error {
-	return refuse(http.StatusInternalServerError, "replay_not_reached",
+	return refusal(http.StatusInternalServerError, "replay_not_reached",
 		"Your verification succeeded, but this request could not be carried out, so nothing was done. "+
 			"Your verification is kept for a few minutes: reload this page to try again.",
 		fmt.Errorf("%w: the application answered %d before the guard", ErrReplayNotReached, status))
@@ -137,7 +145,7 @@ func errReplayNotReached(status int) *Error {
 
 // errMisconfigured is a wiring mistake found at request time.
 func errMisconfigured(reason string) *Error {
-	return refuse(http.StatusInternalServerError, "misconfigured",
+	return refusal(http.StatusInternalServerError, "misconfigured",
 		"This page is protected but not wired correctly, so nothing was done. The administrator has been told.",
 		fmt.Errorf("%w: %s", ErrMisconfigured, reason))
 }

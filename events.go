@@ -86,12 +86,21 @@ func logLevel(typ EventType, err error) slog.Level {
 // to fix the wiring; it is logged, never shown to the client.
 func (g *Guard) Misconfigured(r *http.Request, reason string) *Error {
 	e := errMisconfigured(reason)
-	return g.refuse(r.Context(), Event{Method: r.Method, Path: r.URL.Path}, e)
+	g.report(r.Context(), Event{Method: r.Method, Path: r.URL.Path}, e)
+	return e
 }
 
-// refuse reports a refusal and returns it.
-func (g *Guard) refuse(ctx context.Context, ev Event, e *Error) *Error {
+// report tells Config.OnEvent and the log about a refusal, once, from the
+// entry point that answers it: a BLOCK or REVIEW_REQUIRED answer as such,
+// anything else as EventRefuse with the refusal's code.
+func (g *Guard) report(ctx context.Context, ev Event, e *Error) {
 	ev.Err = e.Err
-	g.emit(ctx, ev, EventRefuse, e.Code)
-	return e
+	switch {
+	case errors.Is(e.Err, ErrBlocked):
+		g.emit(ctx, ev, EventBlock, "")
+	case errors.Is(e.Err, ErrReview):
+		g.emit(ctx, ev, EventReview, "")
+	default:
+		g.emit(ctx, ev, EventRefuse, e.Code)
+	}
 }

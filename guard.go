@@ -259,7 +259,7 @@ func New(cfg Config) (*Guard, error) {
 		}
 		g.origins = append(g.origins, po)
 	}
-	g.tooLarge = *refuse(http.StatusRequestEntityTooLarge, "body_too_large",
+	g.tooLarge = *refusal(http.StatusRequestEntityTooLarge, "body_too_large",
 		fmt.Sprintf("This request is larger than the %d bytes that can be held while you verify.", cfg.MaxBodyBytes), ErrBodyTooLarge)
 	for _, h := range defaultReplayHeaders {
 		g.replayHeaders[http.CanonicalHeaderKey(h)] = true

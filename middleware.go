@@ -88,16 +88,28 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 type Verification struct {
 	Action string
 	UserID string
-	// How is "allow" (Authsignal allowed it), "challenge" (replayed after a
-	// challenge), "token" (an API retry with a token), "pass" (the GET
-	// after a challenge), "remembered" (a Remember grant) or "fail_open".
-	How string
+	// How says how the step-up was satisfied.
+	How How
 	// Attributes are the custom attributes sent to Authsignal for this
 	// request, as the policy read them from it (nil for a pass or a grant).
 	// A handler that acts on the same values the rules judged can read them
 	// here instead of parsing the request its own way.
 	Attributes map[string]any
 }
+
+// How says how the step-up behind a request was satisfied. Its values are
+// stable: they appear in logs and may be stored.
+type How string
+
+// The ways a step-up is satisfied.
+const (
+	HowAllow      How = "allow"      // Authsignal allowed it
+	HowChallenge  How = "challenge"  // replayed after a challenge
+	HowToken      How = "token"      // an API retry with a token
+	HowPass       How = "pass"       // the GET after a challenge
+	HowRemembered How = "remembered" // a Remember grant
+	HowFailOpen   How = "fail_open"  // the provider failed and the policy fails open
+)
 
 type verificationKey struct{}
 
@@ -107,7 +119,7 @@ func VerificationFrom(ctx context.Context) (Verification, bool) {
 	return v, ok
 }
 
-func withVerification(r *http.Request, action, user, how string, attrs map[string]any) *http.Request {
+func withVerification(r *http.Request, action, user string, how How, attrs map[string]any) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), verificationKey{},
 		Verification{Action: action, UserID: user, How: how, Attributes: attrs}))
 }
@@ -115,56 +127,67 @@ func withVerification(r *http.Request, action, user, how string, attrs map[strin
 // Enforce runs the step-up pipeline for one request that rule protects:
 // user → replay / token / pass / grant → body → track → act. When the
 // request may go on, next serves it and Enforce returns nil; it also
-// returns nil after answering with a challenge. Refusals are returned as
-// *Error, unwritten, for the caller's error handling.
+// returns nil after answering with a challenge. A refusal is reported
+// (Config.OnEvent, the log) and returned as *Error, unwritten, for the
+// caller's error handling.
 func (g *Guard) Enforce(w http.ResponseWriter, r *http.Request, rule Rule, next http.Handler) error {
-	err := g.enforce(w, r, rule, next)
-	if err != nil {
-		g.retryAfter(w, err)
-	}
-	return err
-}
-
-// retryAfter adds Retry-After to a 503 refusal.
-func (g *Guard) retryAfter(w http.ResponseWriter, err error) {
-	var e *Error
-	if errors.As(err, &e) && e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.RetryAfter+time.Second-1)/time.Second)))
-	}
-}
-
-func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next http.Handler) error {
 	rl := rule.r
 	if rl == nil {
 		return internalError(errors.New("zero Rule"))
 	}
 	ev := Event{Action: rl.Action, Method: r.Method, Route: rl.Route, Path: r.URL.Path}
+	if e := g.enforce(w, r, rl, next, &ev); e != nil {
+		g.report(r.Context(), ev, e)
+		g.retryAfter(w, e)
+		return e
+	}
+	return nil
+}
+
+// retryAfter adds Retry-After to a 503 refusal.
+func (g *Guard) retryAfter(w http.ResponseWriter, e *Error) {
+	if e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(int((g.cfg.RetryAfter+time.Second-1)/time.Second)))
+	}
+}
+
+// enforce decides, and either serves the request with next, answers with a
+// challenge, or returns the refusal. It reports every decision but a
+// refusal, and fills in ev (user, state) for the refusal Enforce reports.
+func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next http.Handler, ev *Event) *Error {
+	ctx := r.Context()
 	user, err := g.cfg.UserID(r)
 	if err != nil {
-		return g.refuse(r.Context(), ev, internalError(fmt.Errorf("UserID: %w", err)))
+		return internalError(fmt.Errorf("UserID: %w", err))
 	}
 	if user == "" {
-		return g.refuse(r.Context(), ev, errNotLoggedIn())
+		return errNotLoggedIn()
 	}
 	ev.UserID = user
 
-	if m, ok := r.Context().Value(replayKey{}).(*replayMark); ok {
+	if m, ok := ctx.Value(replayKey{}).(*replayMark); ok {
 		if m.rec.Action == rl.Action && m.rec.UserID == user && m.rec.Method == r.Method &&
 			m.rec.Path == r.URL.EscapedPath() && m.used.CompareAndSwap(false, true) {
-			if err := g.spendReplay(r.Context(), m); err != nil {
-				return g.refuse(r.Context(), ev, err)
+			if e := g.spendReplay(ctx, m); e != nil {
+				return e
 			}
-			g.emit(r.Context(), ev, EventReplay, "callback")
+			g.emit(ctx, *ev, EventReplay, "callback")
 			// The parked bytes, whatever middleware in front read of them.
-			r2 := r.WithContext(r.Context())
+			r2 := r.WithContext(ctx)
 			r2.Body, r2.ContentLength = io.NopCloser(bytes.NewReader(m.rec.Body)), int64(len(m.rec.Body))
 			attrs, _ := rl.attributes(r2, m.rec.Body) // the parked bytes the rules judged
-			next.ServeHTTP(w, withVerification(r2, rl.Action, user, "challenge", attrs))
+			next.ServeHTTP(w, withVerification(r2, rl.Action, user, HowChallenge, attrs))
 			return nil
 		}
 	}
 	if tok := r.Header.Get(TokenHeader); tok != "" {
-		return g.redeemToken(w, r, rl, user, tok, next, ev)
+		r2, e := g.redeemToken(w, r, rl, user, tok)
+		if e != nil {
+			return e
+		}
+		g.emit(ctx, *ev, EventReplay, "token")
+		next.ServeHTTP(w, r2)
+		return nil
 	}
 
 	var st *sessionState
@@ -172,25 +195,24 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 		st = g.loadSession(r, user)
 		if how := g.usePassOrGrant(r, st, rl, user); how != "" {
 			if err := g.saveSession(w, r, st); err != nil {
-				return g.refuse(r.Context(), ev, internalError(err))
+				return internalError(err)
 			}
-			g.emit(r.Context(), ev, EventAllow, how)
+			g.emit(ctx, *ev, EventAllow, string(how))
 			next.ServeHTTP(w, withVerification(r, rl.Action, user, how, nil))
 			return nil
 		}
 	}
 
-	body, rerr := g.readBody(r)
-	if rerr != nil {
-		return g.refuse(r.Context(), ev, rerr)
+	body, e := g.readBody(r)
+	if e != nil {
+		return e
 	}
 	custom, err := rl.attributes(r, body)
 	if err != nil {
-		return g.refuse(r.Context(), ev, refuse(http.StatusBadRequest, "bad_request",
-			"This request could not be checked.", fmt.Errorf("%w: attributes: %w", ErrBadRequest, err)))
+		return errUncheckable(err)
 	}
-	if herr := g.checkHeaders(r.Header); herr != nil {
-		return g.refuse(r.Context(), ev, herr)
+	if e := g.checkHeaders(r.Header); e != nil {
+		return e
 	}
 	// Both challenge caps are checked, and a slot taken, before the
 	// provider is asked: concurrent requests cannot get past them.
@@ -209,72 +231,56 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rule Rule, next 
 	slot, wait, ok := g.limiter.reserve(user, sid, g.now())
 	if !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		return g.refuse(r.Context(), ev, refuse(http.StatusTooManyRequests, "too_many_challenges",
-			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrTooManyChallenges))
+		return refusal(http.StatusTooManyRequests, "too_many_challenges",
+			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrTooManyChallenges)
 	}
 	parkID := newID()
-	req := authsignal.TrackRequest{
-		RedirectURL:    g.callbackFor(parkID),
-		IPAddress:      g.clientIP(r),
-		UserAgent:      r.UserAgent(),
-		Custom:         custom,
-		IdempotencyKey: parkID,
-	}
-	if g.cfg.DeviceID != nil {
-		req.DeviceID = g.cfg.DeviceID(r)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
-	resp, err := g.cfg.Provider.Track(ctx, user, rl.Action, req)
-	cancel()
-	if err == nil && resp == nil {
-		err = errors.New("empty track response")
-	}
-	if err == nil && resp.State == authsignal.StateChallengeRequired {
-		err = g.checkChallenge(resp, parkID)
-	}
-	if err == nil && !resp.State.Known() {
-		err = fmt.Errorf("unknown state %q", resp.State)
-	}
+	resp, err := g.track(r, rl, user, parkID, custom)
 	if err != nil || resp.State != authsignal.StateChallengeRequired {
 		g.limiter.release(slot) // no challenge was opened
 	}
 	if err != nil {
 		if rl.FailOpen {
 			ev.Err = err
-			g.emit(r.Context(), ev, EventFailOpen, "provider failed; policy fails open")
-			next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "fail_open", custom))
+			g.emit(ctx, *ev, EventFailOpen, "provider failed; policy fails open")
+			next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, HowFailOpen, custom))
 			return nil
 		}
-		return g.refuse(r.Context(), ev, providerError(err))
+		return providerError(err)
 	}
 	ev.State = resp.State
 	switch resp.State {
 	case authsignal.StateAllow:
-		g.emit(r.Context(), ev, EventAllow, "allow")
-		next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "allow", custom))
+		g.emit(ctx, *ev, EventAllow, string(HowAllow))
+		next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, HowAllow, custom))
 		return nil
 	case authsignal.StateBlock:
-		ev.Err = ErrBlocked
-		g.emit(r.Context(), ev, EventBlock, "")
-		return refuse(http.StatusForbidden, "blocked", "This action is not allowed.", ErrBlocked)
+		return refusal(http.StatusForbidden, "blocked", "This action is not allowed.", ErrBlocked)
 	case authsignal.StateReviewRequired:
-		ev.Err = ErrReview
-		g.emit(r.Context(), ev, EventReview, "")
-		return refuse(g.cfg.ReviewStatus, "review_required",
+		return refusal(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
 	case authsignal.StateChallengeRequired:
 		if st == nil && g.cfg.SessionID == nil {
 			st = g.loadSession(r, user)
 		}
-		if err := g.challenge(w, r, rl, user, parkID, resp.URL, shownTokens(resp), body, st, ev); err != nil {
+		rec, e := g.park(r, rl, user, parkID, shownTokens(resp), body)
+		if e == nil {
+			kind := "browser"
+			if rec.Kind == KindAPI {
+				kind = "api"
+			}
+			g.emit(ctx, *ev, EventChallenge, kind)
+			e = g.challenge(w, r, rec, resp.URL, st)
+		}
+		if e != nil {
 			g.limiter.release(slot)
-			return err
+			return e
 		}
 		if sid == "" && st != nil && st.data.ID != "" {
 			g.limiter.attach(slot, st.data.ID) // the session id made for this challenge
 		}
 		return nil
 	default: // a final state where a fresh decision was expected
-		return g.refuse(r.Context(), ev, providerError(fmt.Errorf("unexpected state %q", resp.State)))
+		return providerError(fmt.Errorf("unexpected state %q", resp.State))
 	}
 }

@@ -12,21 +12,21 @@ import (
 	"time"
 )
 
-// challenge parks the request and answers with the challenge.
-func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user, parkID, challengeURL string,
-	shown [][]byte, body []byte, st *sessionState, ev Event) error {
+// park keeps the request server-side under parkID, for the callback
+// (browser navigations: body and allow-listed headers) or for the token
+// retry (API requests: the body's hash).
+func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]byte, body []byte) (*Record, *Error) {
 	now := g.now()
-	api := g.cfg.IsAPI(r)
 	rec := &Record{
 		ID: parkID, Kind: KindPark, UserID: user, Action: rl.Action, Method: r.Method,
 		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Remember: rl.Remember, Shown: shown,
 		Created: now, Expires: now.Add(g.cfg.ParkTTL),
 	}
 	if !safePath(rec.Path) || !safeQuery(rec.Query) {
-		return g.refuse(r.Context(), ev, refuse(http.StatusBadRequest, "bad_request",
-			"This address cannot be verified and resumed.", ErrBadRequest))
+		return nil, refusal(http.StatusBadRequest, "bad_request",
+			"This address cannot be verified and resumed.", ErrBadRequest)
 	}
-	if api {
+	if g.cfg.IsAPI(r) {
 		rec.Kind = KindAPI
 		h := sha256.Sum256(body)
 		rec.BodyHash = h[:]
@@ -35,14 +35,16 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		rec.Header = g.keepHeaders(r.Header)
 	}
 	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
-		return g.refuse(r.Context(), ev, errBusy(err))
+		return nil, errBusy(err)
 	}
-	kind := "browser"
-	if api {
-		kind = "api"
-	}
-	g.emit(r.Context(), ev, EventChallenge, kind)
-	if api {
+	return rec, nil
+}
+
+// challenge answers a parked request with its challenge: a 401 with the
+// challenge URL for an API request, a 303 to it for a browser, whose
+// session then holds the park id.
+func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rec *Record, challengeURL string, st *sessionState) *Error {
+	if rec.Kind == KindAPI {
 		if st != nil && g.cfg.SessionID == nil {
 			// Keep the id the per-session cap counts this challenge by.
 			st.opened(rec.Expires)
@@ -51,11 +53,11 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(
 			`Bearer error="insufficient_user_authentication", error_description="Step-up authentication is required for %s", acr_values="%s"`,
-			rl.Action, rl.Action))
+			rec.Action, rec.Action))
 		writeJSON(w, http.StatusUnauthorized, map[string]any{
 			"error":       "insufficient_user_authentication",
 			"message":     "This action needs an extra verification. Complete the challenge at url, then resend the request with the token in the " + TokenHeader + " header.",
-			"action":      rl.Action,
+			"action":      rec.Action,
 			"url":         challengeURL,
 			"tokenHeader": TokenHeader,
 			"expiresIn":   int(g.cfg.ParkTTL / time.Second),
@@ -63,15 +65,15 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rl *rule, user
 		return nil
 	}
 	if st == nil {
-		st = g.loadSession(r, user)
+		st = g.loadSession(r, rec.UserID)
 	}
-	st.addPark(parkID, rec.Expires, g.cfg.MaxPending)
+	st.addPark(rec.ID, rec.Expires, g.cfg.MaxPending)
 	if g.cfg.SessionID == nil {
 		st.opened(rec.Expires)
 	}
 	if err := g.saveSession(w, r, st); err != nil {
-		_ = g.cfg.Store.Delete(r.Context(), parkID)
-		return g.refuse(r.Context(), ev, internalError(err))
+		_ = g.cfg.Store.Delete(r.Context(), rec.ID)
+		return internalError(err)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", challengeURL)
@@ -118,7 +120,7 @@ func (g *Guard) checkHeaders(h http.Header) *Error {
 			size += len(k) + len(v)
 		}
 		if values > g.cfg.MaxHeaderValues || size > g.cfg.MaxHeaderBytes {
-			return refuse(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+			return refusal(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
 				"This request carries more headers than can be held while you verify.",
 				fmt.Errorf("%w: over %d values or %d bytes", ErrHeaderTooLarge, g.cfg.MaxHeaderValues, g.cfg.MaxHeaderBytes))
 		}
@@ -132,11 +134,11 @@ func (g *Guard) readBody(r *http.Request) ([]byte, *Error) {
 		return nil, nil
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); strings.HasPrefix(mt, "multipart/") {
-		return nil, refuse(http.StatusUnsupportedMediaType, "unsupported_body",
+		return nil, refusal(http.StatusUnsupportedMediaType, "unsupported_body",
 			"File uploads cannot be held while you verify. Verify first, then upload again.", ErrUnsupportedBody)
 	}
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, refuse(http.StatusUnsupportedMediaType, "unsupported_body",
+		return nil, refusal(http.StatusUnsupportedMediaType, "unsupported_body",
 			"Compressed request bodies are not accepted here.", ErrUnsupportedBody)
 	}
 	tooLarge := &g.tooLarge
@@ -160,7 +162,7 @@ func (g *Guard) readBody(r *http.Request) ([]byte, *Error) {
 		if errors.As(err, &mbe) {
 			return nil, tooLarge
 		}
-		return nil, refuse(http.StatusBadRequest, "bad_request", "The request body could not be read.", fmt.Errorf("%w: %w", ErrBadRequest, err))
+		return nil, refusal(http.StatusBadRequest, "bad_request", "The request body could not be read.", fmt.Errorf("%w: %w", ErrBadRequest, err))
 	}
 	body := append(prefix[:len(prefix):len(prefix)], rest...)
 	if int64(len(body)) > g.cfg.MaxBodyBytes {

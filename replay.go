@@ -29,7 +29,7 @@ type replayMark struct {
 // redirect, a CSRF or login check refusing it) is held back and replaced
 // by a refusal, and the park stays pending for another try.
 func (g *Guard) replay(w http.ResponseWriter, r *http.Request, root http.Handler, st *sessionState, ref *parkRef,
-	rec *Record, token string, ev Event) error {
+	rec *Record, token string) *Error {
 	ctx := r.Context()
 	m := &replayMark{rec: rec, token: token, settle: func() error {
 		g.settle(ctx, st, ref, rec)
@@ -50,7 +50,7 @@ func (g *Guard) replay(w http.ResponseWriter, r *http.Request, root http.Handler
 	for k, vs := range before {
 		h[k] = vs
 	}
-	return g.refuse(ctx, ev, errReplayNotReached(cw.held))
+	return errReplayNotReached(cw.held)
 }
 
 // replayRequest rebuilds the parked request on top of the live one.
@@ -184,15 +184,19 @@ func (g *Guard) keepOutcome(ctx context.Context, rec *Record, cw *captureWriter)
 	_ = g.cfg.Store.Put(ctx, out)
 }
 
-// serveOutcome answers a refresh of a callback that already ran: the kept
-// response when there is one, never a second execution.
-func (g *Guard) serveOutcome(w http.ResponseWriter, r *http.Request, rec *Record, ev Event) error {
-	out, err := g.cfg.Store.Get(r.Context(), outcomeID(rec.ID))
+// keptOutcome returns the response kept for a refresh of a replay's
+// callback, or nil when there is none to show.
+func (g *Guard) keptOutcome(ctx context.Context, rec *Record) *Record {
+	out, err := g.cfg.Store.Get(ctx, outcomeID(rec.ID))
 	if err != nil || out.Kind != KindOutcome || out.Status == 0 || (out.Body == nil && out.Header.Get("Location") == "") {
-		return g.refuse(r.Context(), ev, refuse(http.StatusConflict, "already_used",
-			"This request was already carried out after your verification. It was not run again.", ErrAlreadyUsed))
+		return nil
 	}
-	g.emit(r.Context(), ev, EventRefuse, "refresh: kept outcome shown")
+	return out
+}
+
+// writeOutcome answers with a kept response; only a same-origin Location
+// goes out.
+func writeOutcome(w http.ResponseWriter, out *Record) {
 	if loc := out.Header.Get("Location"); loc != "" && isLocalLocation(loc) {
 		w.Header().Set("Location", loc)
 	}
@@ -202,5 +206,4 @@ func (g *Guard) serveOutcome(w http.ResponseWriter, r *http.Request, rec *Record
 	}
 	w.WriteHeader(out.Status)
 	_, _ = w.Write(out.Body)
-	return nil
 }

@@ -1,6 +1,7 @@
 package stepup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,35 @@ import (
 
 	"github.com/stepupkit/stepup/authsignal"
 )
+
+// track asks the provider about a protected request, under the park id
+// the challenge would get. An error is a provider failure: no answer in
+// time, or an answer the guard cannot trust (see checkChallenge).
+func (g *Guard) track(r *http.Request, rl *rule, user, parkID string, custom map[string]any) (*authsignal.TrackResponse, error) {
+	req := authsignal.TrackRequest{
+		RedirectURL:    g.callbackFor(parkID),
+		IPAddress:      g.clientIP(r),
+		UserAgent:      r.UserAgent(),
+		Custom:         custom,
+		IdempotencyKey: parkID,
+	}
+	if g.cfg.DeviceID != nil {
+		req.DeviceID = g.cfg.DeviceID(r)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
+	resp, err := g.cfg.Provider.Track(ctx, user, rl.Action, req)
+	cancel()
+	if err == nil && resp == nil {
+		err = errors.New("empty track response")
+	}
+	if err == nil && resp.State == authsignal.StateChallengeRequired {
+		err = g.checkChallenge(resp, parkID)
+	}
+	if err == nil && !resp.State.Known() {
+		err = fmt.Errorf("unknown state %q", resp.State)
+	}
+	return resp, err
+}
 
 // checkChallenge refuses a challenge URL the browser must not be sent to,
 // and a response that does not carry the park's idempotency key.

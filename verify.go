@@ -19,8 +19,8 @@ import (
 const TokenHeader = "Step-Up-Token"
 
 // usePassOrGrant lets a request through on a GET pass or a Remember
-// grant, consuming the pass in the store.
-func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user string) string {
+// grant, consuming the pass in the store, and says which; "" means neither.
+func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user string) How {
 	ctx := r.Context()
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		for _, p := range st.data.Passes {
@@ -36,7 +36,7 @@ func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user
 				continue
 			}
 			st.removePass(p.ID)
-			return "pass"
+			return HowPass
 		}
 	}
 	if rl.Remember > 0 {
@@ -47,45 +47,43 @@ func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user
 			}
 			rec, err := g.cfg.Store.Get(ctx, gr.ID)
 			if err == nil && rec.Kind == KindGrant && rec.UserID == user && rec.Action == rl.Action && now.Before(rec.Expires) {
-				return "remembered"
+				return HowRemembered
 			}
 		}
 	}
 	return ""
 }
 
-// redeemToken serves an API retry that carries the token of a completed
-// challenge: validated, bound to the recorded challenge, spent once.
-func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, user, token string, next http.Handler, ev Event) error {
-	body, rerr := g.readBody(r)
-	if rerr != nil {
-		return g.refuse(r.Context(), ev, rerr)
+// redeemToken accepts an API retry that carries the token of a completed
+// challenge: validated, bound to the recorded challenge, spent once. It
+// returns the request to serve, with its verification.
+func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, user, token string) (*http.Request, *Error) {
+	body, e := g.readBody(r)
+	if e != nil {
+		return nil, e
 	}
-	rec, err := g.validate(r, user, rl.Action, token)
-	if err != nil {
-		return g.refuse(r.Context(), ev, err)
+	rec, e := g.validate(r, user, rl.Action, token)
+	if e != nil {
+		return nil, e
 	}
 	h := sha256.Sum256(body)
 	if rec.Kind != KindAPI || rec.Method != r.Method || rec.Path != r.URL.EscapedPath() || rec.Query != r.URL.RawQuery ||
 		!bytes.Equal(rec.BodyHash, h[:]) {
-		return g.refuse(r.Context(), ev, errStepUpFailed(errors.New("retry differs from the challenged request")))
+		return nil, errStepUpFailed(errors.New("retry differs from the challenged request"))
 	}
-	attrs, aerr := rl.attributes(r, body)
-	if aerr != nil {
-		return g.refuse(r.Context(), ev, refuse(http.StatusBadRequest, "bad_request",
-			"This request could not be checked.", fmt.Errorf("%w: attributes: %w", ErrBadRequest, aerr)))
+	attrs, err := rl.attributes(r, body)
+	if err != nil {
+		return nil, errUncheckable(err)
 	}
-	if err := g.spend(r.Context(), rec, token); err != nil {
-		return g.refuse(r.Context(), ev, err)
+	if e := g.spend(r.Context(), rec, token); e != nil {
+		return nil, e
 	}
 	if rec.Remember > 0 {
 		st := g.loadSession(r, user)
 		g.grant(r.Context(), st, rec)
 		_ = g.saveSession(w, r, st) // API clients may have no session; the grant is then simply not kept
 	}
-	g.emit(r.Context(), ev, EventReplay, "token")
-	next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, "token", attrs))
-	return nil
+	return withVerification(withBody(r, body), rl.Action, user, HowToken, attrs), nil
 }
 
 // validate asks the provider about token and checks every binding against

@@ -300,7 +300,7 @@ func (env *Env) handlers(appSessions sessions.Store, g *stepup.Guard) Handlers {
 			v, _ := stepup.VerificationFrom(r.Context())
 			env.Ledger.add(Execution{
 				Name: name, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: body,
-				Header: r.Header.Clone(), User: currentUser(appSessions, r), How: v.How,
+				Header: r.Header.Clone(), User: currentUser(appSessions, r), How: string(v.How),
 				Remote: r.RemoteAddr, Cookies: len(r.Cookies()), ContentLength: r.ContentLength,
 				Attributes: v.Attributes,
 			})

@@ -124,7 +124,7 @@ func verification(r *http.Request, action string) (string, error) {
 	if !ok || v.Action != action || v.UserID != userFrom(r.Context()) {
 		return "", echo.NewHTTPError(http.StatusInternalServerError, "This route is not protected by a step-up policy.")
 	}
-	return v.How, nil
+	return string(v.How), nil
 }
 
 // transfer executes a form transfer. It reads the fields exactly where
