@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 )
 
 // Sentinel errors. Every refusal the guard makes wraps one of them in an
@@ -77,11 +78,19 @@ type Error struct {
 	Err     error  // one of the sentinels above, possibly wrapping a cause
 }
 
+// Error reads "stepup: 403 step_up_failed: step-up verification failed:
+// <cause>": the package's name once, although the sentinel (and a cause
+// from a Store) each start with it.
 func (e *Error) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("stepup: %d %s: %v", e.Status, e.Code, e.Err)
+		return fmt.Sprintf("stepup: %d %s: %s", e.Status, e.Code, unprefixed(e.Err.Error()))
 	}
 	return fmt.Sprintf("stepup: %d %s", e.Status, e.Code)
+}
+
+// unprefixed drops the "stepup: " that starts each error of a chain.
+func unprefixed(s string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(s, "stepup: "), ": stepup: ", ": ")
 }
 
 // Unwrap returns the cause.

@@ -1,0 +1,47 @@
+package stepup_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/stepupkit/stepup"
+)
+
+func TestErrorNamesThePackageOnceAndKeepsItsSentinels(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		given  *stepup.Error
+		expect string
+		is     []error
+	}{
+		{
+			name:   "sentinel with a cause",
+			given:  &stepup.Error{Status: 403, Code: "step_up_failed", Err: fmt.Errorf("%w: validate: no", stepup.ErrStepUpFailed)},
+			expect: "stepup: 403 step_up_failed: step-up verification failed: validate: no",
+			is:     []error{stepup.ErrStepUpFailed},
+		},
+		{
+			name:   "chain of sentinels",
+			given:  &stepup.Error{Status: 503, Code: "busy", Err: fmt.Errorf("%w: store: %w", stepup.ErrInternal, stepup.ErrStoreFull)},
+			expect: "stepup: 503 busy: internal error: store: store is full",
+			is:     []error{stepup.ErrInternal, stepup.ErrStoreFull},
+		},
+		{
+			name:   "no cause",
+			given:  &stepup.Error{Status: 401, Code: "login_required"},
+			expect: "stepup: 401 login_required",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.expect, tc.given.Error())
+			assert.Equal(t, 1, strings.Count(tc.given.Error(), "stepup: "))
+			for _, target := range tc.is {
+				assert.True(t, errors.Is(tc.given, target), "errors.Is %v", target)
+			}
+		})
+	}
+}
