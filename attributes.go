@@ -281,7 +281,7 @@ func (rd *reading) value(a Attribute) (string, bool, error) {
 			return "", false, err
 		}
 		if found {
-			if _, isNum := v.(json.Number); isNum && a.Type == "bool" {
+			if _, isNum := v.(json.Number); isNum && a.Type == TypeBool {
 				return "", false, ambiguous("JSON %q is a number, not a boolean", a.Key)
 			}
 			if err := add("JSON body", scalarText(v)); err != nil {

@@ -34,7 +34,7 @@
 //		CallbackURL: "https://app.example/stepup/callback",
 //		Policies: []stepup.Policy{
 //			{Method: http.MethodPost, Route: "/transfer", Action: "transfer",
-//				Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"}}},
+//				Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: stepup.TypeNumber}}},
 //			{Method: "*", Route: "/admin/", Action: "adminAccess", Remember: 5 * time.Minute},
 //		},
 //	})

@@ -43,7 +43,7 @@ actions:
 		CallbackURL: "http://" + srv.Listener.Addr().String() + "/stepup/callback",
 		Policies: []stepup.Policy{{
 			Method: http.MethodPost, Route: "/transfer", Action: "transfer",
-			Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"}},
+			Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: stepup.TypeNumber}},
 		}},
 		ChallengeOrigins: []string{emu.URL}, // the emulator instead of Authsignal's hosts
 	})

@@ -65,13 +65,22 @@ type Attribute struct {
 	Name string // the name Authsignal's rules see, as custom.<Name>
 	From Source
 	Key  string // field, parameter or header name; a dotted path for JSON
-	// Type converts the value: "string" (default), "number" (the JSON
-	// number grammar only: no spaces, "+", hex, underscores, leading zeros,
-	// NaN or Inf) or "bool" (as strconv.ParseBool). A value that does not
+	// Type converts the value; "" is TypeString. A value that does not
 	// convert refuses the request with a 400: the rules never see "absent"
 	// where a handler could see a value.
-	Type string
+	Type ValueType
 }
+
+// ValueType is the type an Attribute's value is converted to. Its values
+// are what policy files spell.
+type ValueType string
+
+// The types an Attribute's value can have.
+const (
+	TypeString ValueType = "string" // the value as read (the default)
+	TypeNumber ValueType = "number" // the JSON number grammar only: no spaces, "+", hex, underscores, leading zeros, NaN or Inf
+	TypeBool   ValueType = "bool"   // as strconv.ParseBool
+)
 
 var knownMethods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
@@ -131,7 +140,7 @@ func (a Attribute) check() error {
 		return fmt.Errorf("attribute %q: JSON key %q has an empty segment", a.Name, a.Key)
 	}
 	switch a.Type {
-	case "", "string", "number", "bool":
+	case "", TypeString, TypeNumber, TypeBool:
 	default:
 		return fmt.Errorf("attribute %q: unknown type %q (string, number or bool)", a.Name, a.Type)
 	}
@@ -323,7 +332,7 @@ func ParsePolicies(data []byte) (ps []Policy, err error) {
 			p.Remember = d
 		}
 		for _, a := range e.Attributes {
-			p.Attributes = append(p.Attributes, Attribute{Name: a.Name, From: Source(a.From), Key: a.Key, Type: a.Type})
+			p.Attributes = append(p.Attributes, Attribute{Name: a.Name, From: Source(a.From), Key: a.Key, Type: ValueType(a.Type)})
 		}
 		ps = append(ps, p)
 	}

@@ -166,9 +166,9 @@ func foldRune(r rune) rune {
 // convert turns the agreed value into the attribute's type. A value that
 // does not convert is a refusal: the rules must not see "absent" where the
 // handler sees something.
-func convert(raw, typ string) (any, error) {
+func convert(raw string, typ ValueType) (any, error) {
 	switch typ {
-	case "number":
+	case TypeNumber:
 		if !jsonNumber(raw) {
 			return nil, fmt.Errorf("%q is not a plain decimal number", raw)
 		}
@@ -177,7 +177,7 @@ func convert(raw, typ string) (any, error) {
 			return nil, fmt.Errorf("%q is out of range", raw)
 		}
 		return f, nil
-	case "bool":
+	case TypeBool:
 		b, err := strconv.ParseBool(raw)
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a boolean", raw)

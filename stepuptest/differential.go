@@ -58,7 +58,7 @@ func Disagreements(attrs []stepup.Attribute, tracked map[string]any, seen []Obse
 				out = append(out, fmt.Sprintf("%s reads %s=%#v, the rules saw nothing", o.Reader, a.Key, o.Value))
 				continue
 			}
-			if !sameValue(a.Type, tv, o.Value) {
+			if !sameValue(string(a.Type), tv, o.Value) {
 				out = append(out, fmt.Sprintf("%s reads %s=%#v, the rules saw %#v", o.Reader, a.Key, o.Value, tv))
 			}
 		}
