@@ -202,7 +202,7 @@ func (p *preservedBody) Close() error { return p.rc.Close() }
 // than park a body it no longer has.
 func (g *Guard) PreserveBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody {
+		if _, kept := r.Body.(*preservedBody); kept || r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -210,16 +210,6 @@ func (g *Guard) PreserveBody(next http.Handler) http.Handler {
 		r2.Body = &preservedBody{rc: r.Body, limit: g.cfg.MaxBodyBytes}
 		next.ServeHTTP(w, r2)
 	})
-}
-
-// PreserveBodyOf applies PreserveBody to r in place, for adapters whose
-// framework owns the request (echo's Pre middleware).
-func (g *Guard) PreserveBodyOf(r *http.Request) {
-	if r.Body != nil && r.Body != http.NoBody {
-		if _, ok := r.Body.(*preservedBody); !ok {
-			r.Body = &preservedBody{rc: r.Body, limit: g.cfg.MaxBodyBytes}
-		}
-	}
 }
 
 func hasCookie(r *http.Request, name string) bool {

@@ -224,12 +224,7 @@ func Callback(g *stepup.Guard, e *echo.Echo) echo.HandlerFunc {
 // middleware that reads bodies (CSRF reading a form field) may run first.
 // Register it with e.Pre.
 func PreserveBody(g *stepup.Guard) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			g.PreserveBodyOf(c.Request())
-			return next(c)
-		}
-	}
+	return echo.WrapMiddleware(g.PreserveBody)
 }
 
 // CheckRoutes reports the wiring mistakes it can see in e's routes, so
