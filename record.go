@@ -158,6 +158,9 @@ func (r *Record) size() int {
 // bounded store refuses before it is completely full.
 func (r *Record) challenge() bool { return r.Kind == KindPark || r.Kind == KindAPI }
 
+// maxShown bounds how many tokens of a track response a record keeps.
+const maxShown = 8
+
 func newID() string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -53,6 +53,20 @@ func (g *Guard) replay(w http.ResponseWriter, r *http.Request, root http.Handler
 	return errReplayNotReached(cw.held)
 }
 
+// spendReplay spends a replay's token and park when it reaches its route,
+// then settles the callback's session (park done, Remember grant, cookie)
+// before the handler runs.
+func (g *Guard) spendReplay(ctx context.Context, m *replayMark) *Error {
+	if e := g.spend(ctx, m.rec, m.token); e != nil {
+		return e
+	}
+	m.spent.Store(true)
+	if err := m.settle(); err != nil {
+		return internalError(err)
+	}
+	return nil
+}
+
 // replayRequest rebuilds the parked request on top of the live one.
 func (g *Guard) replayRequest(live *http.Request, m *replayMark) *http.Request {
 	rec := m.rec

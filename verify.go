@@ -130,20 +130,6 @@ func stateOf(vr *authsignal.ValidateResponse) authsignal.State {
 	return vr.State
 }
 
-// spendReplay spends a replay's token and park when it reaches its route,
-// then settles the callback's session (park done, Remember grant, cookie)
-// before the handler runs.
-func (g *Guard) spendReplay(ctx context.Context, m *replayMark) *Error {
-	if e := g.spend(ctx, m.rec, m.token); e != nil {
-		return e
-	}
-	m.spent.Store(true)
-	if err := m.settle(); err != nil {
-		return internalError(err)
-	}
-	return nil
-}
-
 // spend records the token as used and consumes the record, atomically in
 // the store: of concurrent attempts exactly one gets through.
 func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
@@ -173,9 +159,6 @@ func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
 		st.addGrant(id, rec.Action, gr.Expires)
 	}
 }
-
-// maxShown bounds how many tokens of a track response a record keeps.
-const maxShown = 8
 
 // shownTokens hashes the tokens a track response hands out with the
 // challenge: its token (meant for client SDKs) and every value in the
