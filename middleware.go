@@ -14,6 +14,54 @@ import (
 	"github.com/stepupkit/stepup/authsignal"
 )
 
+// Rule is a compiled policy, as the adapters hand it to Enforce.
+type Rule struct{ r *rule }
+
+// Policy returns the policy the rule was compiled from.
+func (r Rule) Policy() Policy { return clonePolicies([]Policy{r.r.Policy})[0] }
+
+// Match returns the rule for the method the router dispatched and the
+// route pattern it matched, and false when the route is not protected.
+// It does not allocate.
+func (g *Guard) Match(method, route string) (Rule, bool) {
+	r := g.rules.lookup(method, route)
+	return Rule{r}, r != nil
+}
+
+// RequireOption adjusts the policy that Require builds.
+type RequireOption func(*Policy)
+
+// RememberFor sets Policy.Remember.
+func RememberFor(d time.Duration) RequireOption { return func(p *Policy) { p.Remember = d } }
+
+// WithAttributes sets Policy.Attributes.
+func WithAttributes(a ...Attribute) RequireOption {
+	return func(p *Policy) { p.Attributes = append(p.Attributes, a...) }
+}
+
+// WithCustom sets Policy.Custom.
+func WithCustom(f func(r *http.Request, body []byte) (map[string]any, error)) RequireOption {
+	return func(p *Policy) { p.Custom = f }
+}
+
+// FailOpen sets Policy.FailOpen: the request goes on when the provider
+// fails. Use it only where availability matters more than the step-up.
+func FailOpen() RequireOption { return func(p *Policy) { p.FailOpen = true } }
+
+// NewRule builds a rule for action outside the policy table, for
+// per-route protection.
+func (g *Guard) NewRule(action string, opts ...RequireOption) (Rule, error) {
+	p := Policy{Method: "*", Route: "/", Action: action}
+	for _, o := range opts {
+		o(&p)
+	}
+	r, err := p.compile()
+	if err != nil {
+		return Rule{}, fmt.Errorf("stepup: require %q: %w", action, err)
+	}
+	return Rule{r}, nil
+}
+
 // Require protects one handler with action, whatever the route. It panics
 // on an invalid action code or option, as a route registration would: the
 // mistake shows at start-up.
