@@ -3,12 +3,15 @@ package stepup_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/stepuptest"
 )
 
 func TestErrorNamesThePackageOnceAndKeepsItsSentinels(t *testing.T) {
@@ -44,4 +47,22 @@ func TestErrorNamesThePackageOnceAndKeepsItsSentinels(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestErrorHandlerReceivesTheRefusal(t *testing.T) {
+	var got error
+	env := stepuptest.NewEnv(t, serveMux, stepuptest.Options{Config: func(c *stepup.Config) {
+		c.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			got = err
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	assert.Equal(t, http.StatusTeapot, b.Do(http.MethodPost, "/block", stepuptest.Form, "x=1", nil).StatusCode)
+	var se *stepup.Error
+	require.ErrorAs(t, got, &se)
+	assert.Equal(t, http.StatusForbidden, se.Status)
+	assert.Equal(t, "blocked", se.Code)
+	assert.ErrorIs(t, got, stepup.ErrBlocked)
 }

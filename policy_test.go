@@ -19,7 +19,6 @@ import (
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
-	"github.com/stepupkit/stepup/authsignal/emulator"
 	"github.com/stepupkit/stepup/stepuptest"
 )
 
@@ -175,60 +174,6 @@ func TestParsePoliciesRejects(t *testing.T) {
 			}
 		})
 	}
-}
-
-// muxAdapter mounts login, logout and the routes that register adds on a
-// ServeMux behind guard.Middleware, with the callback replaying through
-// the whole application, as conformance_test.go does for the suite.
-func muxAdapter(register func(mux *http.ServeMux, g *stepup.Guard, h stepuptest.Handlers)) stepuptest.Adapter {
-	return stepuptest.Adapter{
-		Name:  "servemux",
-		Param: func(name string) string { return "{" + name + "}" },
-		Mount: func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
-			mux := http.NewServeMux()
-			mux.Handle("POST /login", h.Login)
-			mux.Handle("POST /logout", h.Logout)
-			register(mux, g, h)
-			root := g.Middleware(mux)
-			mux.Handle("GET "+stepuptest.CallbackPath, g.Callback(root))
-			return root
-		},
-	}
-}
-
-// attributeApp serves POST /pay/{acct} (form, handler "transfer") and
-// POST /api/pay/{acct} (JSON, handler "apiTransfer") under the Authsignal
-// action "transfer", which the emulator allows up to an amount of 1000.
-var attributeApp = muxAdapter(func(mux *http.ServeMux, _ *stepup.Guard, h stepuptest.Handlers) {
-	mux.Handle("POST /pay/{acct}", h.Transfer)
-	mux.Handle("POST /api/pay/{acct}", h.APITrans)
-})
-
-// newPolicyEnv starts an environment whose guard runs policies.
-func newPolicyEnv(t *testing.T, a stepuptest.Adapter, policies []stepup.Policy, more ...func(*stepup.Config)) *stepuptest.Env {
-	t.Helper()
-	return stepuptest.NewEnv(t, a, stepuptest.Options{Config: func(c *stepup.Config) {
-		c.Policies = policies
-		for _, f := range more {
-			f(c)
-		}
-	}})
-}
-
-// trackOne sends one request and returns what Authsignal was told about
-// it; exactly one action must have been tracked.
-func trackOne(t *testing.T, env *stepuptest.Env, b *stepuptest.Browser, req request) (emulator.TrackedAction, *stepuptest.Response) {
-	t.Helper()
-	before := len(env.Emulator.Tracked())
-	resp := b.Do(req.method, req.path, req.contentType, req.body, req.header)
-	tracked := env.Emulator.Tracked()
-	require.Len(t, tracked, before+1, "one track for %s %s (status %d %s)", req.method, req.path, resp.StatusCode, resp.Body)
-	return tracked[len(tracked)-1], resp
-}
-
-type request struct {
-	method, path, contentType, body string
-	header                          http.Header
 }
 
 // refusedAttrs marks a request the guard must refuse with 400 before

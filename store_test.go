@@ -1,7 +1,6 @@
 package stepup_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -99,58 +98,5 @@ func TestMemoryStoreBounds(t *testing.T) {
 		used := rec("used", 9_800, time.Minute)
 		used.Kind = stepup.KindUsed
 		require.NoError(t, s.Put(ctx, used))
-	})
-}
-
-func TestRecordEncoding(t *testing.T) {
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	in := &stepup.Record{ID: "abc", Kind: stepup.KindPark, UserID: "alice", Action: "transfer",
-		Method: http.MethodPost, Path: "/transfer", Query: "x=1", Header: http.Header{"Content-Type": {"text/plain"}},
-		Body: []byte{0, 1, 2, 255}, Remember: time.Minute, Shown: [][]byte{make([]byte, 32), bytes.Repeat([]byte{7}, 32)},
-		Created: now, Expires: now.Add(time.Minute)}
-	b, err := stepup.MarshalRecord(in)
-	require.NoError(t, err)
-	out, err := stepup.UnmarshalRecord(b)
-	require.NoError(t, err)
-	assert.Equal(t, in, out)
-
-	bad := []string{
-		`{}`, `{"v":2,"id":"a","kind":1,"expires":"2026-01-01T00:00:00Z"}`,
-		`{"v":1,"id":"","kind":1,"expires":"2026-01-01T00:00:00Z"}`,
-		`{"v":1,"id":"a","kind":9,"expires":"2026-01-01T00:00:00Z"}`,
-		`{"v":1,"id":"a","kind":1,"path":"//evil.example","expires":"2026-01-01T00:00:00Z"}`,
-		`{"v":1,"id":"a","kind":1,"method":"get","expires":"2026-01-01T00:00:00Z"}`,
-		`{"v":1,"id":"a","kind":1}`, `not json`,
-		`{"v":1,"id":"a","kind":1,"shown":["AAE="],"expires":"2026-01-01T00:00:00Z"}`,
-	}
-	for _, s := range bad {
-		_, err := stepup.UnmarshalRecord([]byte(s))
-		assert.Error(t, err, s)
-	}
-}
-
-func FuzzUnmarshalRecord(f *testing.F) {
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	good, _ := stepup.MarshalRecord(&stepup.Record{ID: "a", Kind: stepup.KindPark, Method: "POST", Path: "/x",
-		Body: []byte("amount=1"), Created: now, Expires: now.Add(time.Minute)})
-	f.Add(good)
-	f.Add([]byte(`{"v":1,"id":"a","kind":1,"path":"//x","expires":"2026-01-01T00:00:00Z"}`))
-	f.Add([]byte(`{"v":1,"id":"a","kind":3,"header":{"A":["b"]},"body":"AAE=","expires":"2026-01-01T00:00:00Z"}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		rec, err := stepup.UnmarshalRecord(data)
-		if err != nil {
-			return
-		}
-		// Whatever decodes is well formed and survives a round trip.
-		if rec.Path != "" && (rec.Path[0] != '/' || (len(rec.Path) > 1 && (rec.Path[1] == '/' || rec.Path[1] == '\\'))) {
-			t.Fatalf("unsafe path accepted: %q", rec.Path)
-		}
-		b, err := stepup.MarshalRecord(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := stepup.UnmarshalRecord(b); err != nil {
-			t.Fatalf("round trip: %v", err)
-		}
 	})
 }

@@ -1,10 +1,8 @@
 package stepup_test
 
 import (
-	"bufio"
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,52 +13,6 @@ import (
 	"github.com/stepupkit/stepup/authsignal"
 	"github.com/stepupkit/stepup/stepuptest"
 )
-
-// FuzzParsePolicies: a policy file never panics the parser, and whatever
-// it accepts, New accepts too and protects exactly as written.
-func FuzzParsePolicies(f *testing.F) {
-	f.Add([]byte(policyYAML))
-	f.Add([]byte(policyJSON))
-	f.Add([]byte("policies:\n  - {method: GET, route: /a, action: a, remember: 1ns}\n"))
-	f.Add([]byte("policies:\n  - {method: '*', route: /, action: a}\n  - {method: GET, route: /{$}, action: b}\n"))
-	f.Add([]byte("policies:\n  - &p {method: GET, route: /a, action: a}\n  - *p\n"))
-	f.Add([]byte("policies:\n  - method: POST\n    route: /x/../y\n    action: x\n"))
-	f.Add([]byte(`{"policies": [{"method": "PUT", "route": "/u/{id}", "action": "u", "attributes": [{"name": "n", "from": "path", "key": "id", "type": "number"}]}]}`))
-	f.Add([]byte("policies: [{method: GET, route: /a, action: a, remember: -1h}]"))
-	f.Add([]byte("policies:\n  - {method: GET, route: \"/a\\tb\", action: a}\n"))
-	f.Add([]byte("\xef\xbb\xbfpolicies: []"))
-	f.Add([]byte("- a\n- b\n"))
-	f.Add([]byte{})
-
-	f.Fuzz(func(t *testing.T, data []byte) {
-		ps, err := stepup.ParsePolicies(data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "stepup: ") {
-				t.Fatalf("error without prefix: %v", err)
-			}
-			return
-		}
-		if len(ps) == 0 {
-			t.Fatal("no error and no policies")
-		}
-		cfg := validConfig()
-		cfg.Policies = ps
-		g, err := stepup.New(cfg)
-		if err != nil {
-			t.Fatalf("ParsePolicies accepted what New refuses: %v", err)
-		}
-		for _, p := range ps {
-			method := p.Method
-			if method == "*" {
-				method = http.MethodPatch
-			}
-			rule, ok := g.Match(method, p.Route)
-			if !ok || rule.Policy().Action != p.Action || rule.Policy().Remember != p.Remember || p.Remember < 0 {
-				t.Fatalf("policy %+v not protected as written", p)
-			}
-		}
-	})
-}
 
 // FuzzCallbackParams sends arbitrary query strings to the callback of a
 // running application whose session holds real parks. "{park}" in the
@@ -173,83 +125,4 @@ func localPath(loc string) bool {
 		}
 	}
 	return true
-}
-
-// FuzzProtectedRoutes sends arbitrary request lines to a ServeMux
-// application guarded by Middleware and, separately, by Require, with a
-// provider that blocks every action: no protected handler may ever run,
-// whatever the method and request target.
-func FuzzProtectedRoutes(f *testing.F) {
-	var ran []string
-	handler := func(name string) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran = append(ran, name) })
-	}
-	policies := []stepup.Policy{
-		{Method: http.MethodPost, Route: "/transfer", Action: "transfer"},
-		{Method: http.MethodPut, Route: "/profile", Action: "profile"},
-		{Method: http.MethodDelete, Route: "/items/{id}", Action: "deleteItem"},
-		{Method: http.MethodGet, Route: "/report", Action: "report"},
-		{Method: "*", Route: "/admin/", Action: "admin"},
-		{Method: http.MethodGet, Route: "/files/{path...}", Action: "files"},
-	}
-	cfg := validConfig()
-	cfg.Provider = &fakeProvider{state: authsignal.StateBlock}
-	cfg.Policies = policies
-	g, err := stepup.New(cfg)
-	require.NoError(f, err)
-
-	byTable := http.NewServeMux()
-	byRoute := http.NewServeMux()
-	for _, p := range policies {
-		pattern := p.Method + " " + p.Route
-		if p.Method == "*" {
-			pattern = p.Route
-		}
-		byTable.Handle(pattern, handler(p.Action))
-		byRoute.Handle(pattern, g.Require(p.Action)(handler(p.Action)))
-	}
-	for _, mux := range []*http.ServeMux{byTable, byRoute} {
-		mux.Handle("/open/", handler("open"))
-		mux.Handle("GET /{$}", handler("open"))
-	}
-	require.NoError(f, g.CheckServeMux(byTable))
-	apps := []http.Handler{g.Middleware(byTable), byRoute}
-
-	for _, v := range pathVariants {
-		f.Add(v.method, v.target, "")
-	}
-	f.Add("GET", "/admin", "")
-	f.Add("OPTIONS", "/admin/x/../../admin/", "X-HTTP-Method-Override: GET")
-	f.Add("GET", "/files/a/../../report", "")
-	f.Add("GET", "/open/../report", "")
-	f.Add("GET", "/open/%2e%2e/report", "")
-	f.Add("GET", "/open/..%2freport", "")
-	f.Add("CONNECT", "app.example:443", "")
-	f.Add("GET", "http://app.example/report", "")
-	f.Add("GET", "/report", "Host: other.example")
-
-	f.Fuzz(func(t *testing.T, method, target, header string) {
-		raw := method + " " + target + " HTTP/1.1\r\nHost: app.example\r\n"
-		if header != "" {
-			raw += header + "\r\n"
-		}
-		for _, app := range apps {
-			req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw + "\r\n")))
-			if err != nil {
-				return
-			}
-			req.RemoteAddr = "192.0.2.1:1234"
-			ran = ran[:0]
-			rec := httptest.NewRecorder()
-			app.ServeHTTP(rec, req)
-			for _, name := range ran {
-				if name != "open" {
-					t.Fatalf("%s %s reached %q past a BLOCK (status %d)", method, target, name, rec.Code)
-				}
-			}
-			if rec.Code >= 500 {
-				t.Fatalf("%s %s: status %d", method, target, rec.Code)
-			}
-		}
-	})
 }

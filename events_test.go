@@ -1,11 +1,8 @@
 package stepup_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -14,24 +11,6 @@ import (
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/stepuptest"
 )
-
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
 
 func TestLogsNeverCarrySecrets(t *testing.T) {
 	var logs syncBuffer
@@ -61,14 +40,6 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	for _, c := range b.Jar.Cookies(mustParse(env.Server.URL)) {
 		assert.NotContains(t, out, c.Value, "cookie %s", c.Name)
 	}
-}
-
-func mustParse(s string) *url.URL {
-	u, err := url.Parse(s)
-	if err != nil {
-		panic(err)
-	}
-	return u
 }
 
 // useDefaultLogger points slog.Default() at a buffer for the test.

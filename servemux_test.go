@@ -1,9 +1,5 @@
 package stepup_test
 
-// SECURITY.md threat 19, net/http side: wiring that silently protects
-// nothing. Each mistake must fail closed at request time or be reported
-// at start-up.
-
 import (
 	"context"
 	"errors"
@@ -20,7 +16,128 @@ import (
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/stepuptest"
 )
+
+func TestCheckServeMux(t *testing.T) {
+	tests := []struct {
+		name     string
+		patterns []string
+		policies []stepup.Policy
+		expect   []string // nil: no error
+	}{
+		{"every policy on a method pattern",
+			[]string{"POST /transfer", "DELETE /items/{id}", "GET /report", "/open"},
+			[]stepup.Policy{
+				{Method: "POST", Route: "/transfer", Action: "transfer"},
+				{Method: "DELETE", Route: "/items/{id}", Action: "deleteItem"},
+				{Method: "GET", Route: "/report", Action: "report"},
+			}, nil},
+		{"* policy on a method-less pattern",
+			[]string{"/admin/", "/transfer"},
+			[]stepup.Policy{{Method: "*", Route: "/admin/", Action: "admin"}, {Method: "*", Route: "/transfer", Action: "transfer"}}, nil},
+		{"host-less pattern with a host in the mux too",
+			[]string{"POST /transfer", "POST admin.example/transfer"},
+			[]stepup.Policy{{Method: "POST", Route: "/transfer", Action: "transfer"}}, nil},
+		{"method policy on a method-less pattern",
+			[]string{"/transfer"},
+			[]stepup.Policy{{Method: "POST", Route: "/transfer", Action: "transfer"}},
+			[]string{"policy POST /transfer", `"/transfer"`, "every method"}},
+		{"route the mux does not have",
+			[]string{"POST /transfer"},
+			[]stepup.Policy{{Method: "POST", Route: "/wire", Action: "wire"}},
+			[]string{"policy POST /wire", `routes it to ""`}},
+		{"method the mux does not serve there",
+			[]string{"POST /profile"},
+			[]stepup.Policy{{Method: "PUT", Route: "/profile", Action: "profile"}},
+			[]string{"policy PUT /profile"}},
+		{"wildcard named differently",
+			[]string{"DELETE /items/{itemID}"},
+			[]stepup.Policy{{Method: "DELETE", Route: "/items/{id}", Action: "deleteItem"}},
+			[]string{"policy DELETE /items/{id}", `"DELETE /items/{itemID}"`}},
+		{"route inside a subtree pattern",
+			[]string{"GET /admin/"},
+			[]stepup.Policy{{Method: "GET", Route: "/admin/users", Action: "admin"}},
+			[]string{"policy GET /admin/users", `"GET /admin/"`}},
+		{"echo syntax on a ServeMux",
+			[]string{"DELETE /items/{id}"},
+			[]stepup.Policy{{Method: "DELETE", Route: "/items/:id", Action: "deleteItem"}},
+			[]string{"policy DELETE /items/:id"}},
+		{"trailing slash differs",
+			[]string{"POST /transfer/"},
+			[]stepup.Policy{{Method: "POST", Route: "/transfer", Action: "transfer"}},
+			[]string{"policy POST /transfer"}},
+		{"every mistake is reported",
+			[]string{"/transfer", "GET /report"},
+			[]stepup.Policy{
+				{Method: "POST", Route: "/transfer", Action: "transfer"},
+				{Method: "GET", Route: "/report", Action: "report"},
+				{Method: "POST", Route: "/wire", Action: "wire"},
+			},
+			[]string{"policy POST /transfer", "policy POST /wire"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			for _, p := range tc.patterns {
+				mux.Handle(p, http.NotFoundHandler())
+			}
+			cfg := validConfig()
+			cfg.Policies = tc.policies
+			g, err := stepup.New(cfg)
+			require.NoError(t, err)
+			err = g.CheckServeMux(mux)
+			if tc.expect == nil {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, want := range tc.expect {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.NotContains(t, err.Error(), "policy GET /report", "a good policy is not reported")
+		})
+	}
+}
+
+func TestRegressionCheckServeMuxFalsePositiveForStarPolicyOnMethodPattern(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("POST /transfer", http.NotFoundHandler())
+	cfg := validConfig()
+	cfg.Provider = &fakeProvider{state: authsignal.StateBlock}
+	cfg.Policies = []stepup.Policy{{Method: "*", Route: "/transfer", Action: "transfer"}}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	g.Middleware(mux).ServeHTTP(rec, httptest.NewRequest("POST", "/transfer", strings.NewReader("")))
+	require.Equal(t, http.StatusForbidden, rec.Code, "the policy does protect POST /transfer")
+	assert.NoError(t, g.CheckServeMux(mux), "yet CheckServeMux reports it")
+}
+
+func TestRegressionHeadPolicyOnGetPatternIsDeadAndUnreported(t *testing.T) {
+	mux := http.NewServeMux()
+	served := 0
+	mux.HandleFunc("GET /report", func(http.ResponseWriter, *http.Request) { served++ })
+	cfg := validConfig()
+	cfg.Provider = &fakeProvider{state: authsignal.StateBlock}
+	cfg.Policies = []stepup.Policy{{Method: "HEAD", Route: "/report", Action: "report"}}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	g.Middleware(mux).ServeHTTP(rec, httptest.NewRequest("HEAD", "/report", nil))
+	assert.Zero(t, served, "HEAD /report ran past a HEAD policy whose provider blocks everything (status %d)", rec.Code)
+	assert.NoError(t, g.CheckServeMux(mux), "the GET pattern serves HEAD, and the HEAD policy now applies")
+}
+
+func TestRegressionPathAttributeMissingUnderMiddleware(t *testing.T) {
+	env := newPolicyEnv(t, attributeApp, []stepup.Policy{{Method: http.MethodPost, Route: "/pay/{acct}", Action: "transfer",
+		Attributes: []stepup.Attribute{{Name: "acct", From: stepup.FromPath, Key: "acct"}}}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	got, resp := trackOne(t, env, b, request{http.MethodPost, "/pay/acc-7", stepuptest.Form, "amount=5", nil})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, map[string]any{"acct": "acc-7"}, got.Custom)
+}
 
 // wiredApp is a guard whose provider blocks every tracked action, so a
 // protected handler can only run if the guard never decided, and which

@@ -1,0 +1,85 @@
+package stepup_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/stepuptest"
+)
+
+func TestChallengeURLOnlyOnAnAllowedOrigin(t *testing.T) {
+	// stepuptest covers a foreign host and credentials in the URL; these
+	// are the near misses of the default origins, https://authsignal.com
+	// and https://*.authsignal.com.
+	tests := []struct {
+		url   string
+		allow bool
+	}{
+		{"https://authsignal.com/challenge?t=1", true},
+		{"https://eu.authsignal.com/challenge?t=1", true},
+		{"https://a.b.authsignal.com/challenge", true},
+		{"https://EU.AuthSignal.COM/challenge", true},
+		{"http://eu.authsignal.com/challenge", false},
+		{"https://eu.authsignal.com:8443/challenge", false},
+		{"https://authsignal.com.evil.example/challenge", false},
+		{"https://evilauthsignal.com/challenge", false},
+		{"https://.authsignal.com/challenge", false},
+		{"https://evil.example/.authsignal.com", false},
+		{"https://evil.example?.authsignal.com", false},
+		{"https://evil.example#.authsignal.com", false},
+		{"https://evil.example\\.authsignal.com/", false},
+		{"https://eu.authsignal.com@evil.example/", false},
+		{"//eu.authsignal.com/challenge", false},
+		{"/challenge", false},
+		{"javascript://eu.authsignal.com/%0aalert(1)", false},
+		{"https://eu.authsignal.com/challenge\r\nSet-Cookie: a=b", false},
+		{"https://eu.authsignal.com/challenge\x00", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.url, func(t *testing.T) {
+			provider := &fakeProvider{state: authsignal.StateChallengeRequired, url: tc.url}
+			env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{
+				Config:   func(c *stepup.Config) { c.ChallengeOrigins = nil },
+				Provider: func(stepup.Provider) stepup.Provider { return provider },
+			})
+			b := env.NewBrowser()
+			b.Login("alice")
+			resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)
+			if tc.allow {
+				require.Equal(t, http.StatusSeeOther, resp.StatusCode, resp.Body)
+				assert.Equal(t, tc.url, resp.Header.Get("Location"))
+			} else {
+				assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "fails closed")
+				assert.Empty(t, resp.Header.Get("Location"))
+			}
+			api := b.API(http.MethodPost, "/api/transfer", `{"amount": 5000}`, nil)
+			if tc.allow {
+				assert.Equal(t, http.StatusUnauthorized, api.StatusCode)
+			} else {
+				assert.Equal(t, http.StatusServiceUnavailable, api.StatusCode)
+				assert.NotContains(t, api.Body, "evil", "the URL is not handed to API clients either")
+			}
+			assert.Empty(t, env.Ledger.Runs(""))
+		})
+	}
+}
+
+func TestRegressionWildcardOriginsThatMatchTooMuch(t *testing.T) {
+	for _, o := range []string{"https://*", "https://*evil.example", "https://*."} {
+		cfg := validConfig()
+		cfg.ChallengeOrigins = []string{o}
+		_, err := stepup.New(cfg)
+		assert.Error(t, err, "New should reject origin %q", o)
+	}
+	for _, o := range []string{"https://*.authsignal.com", "http://127.0.0.1:8787", "https://*.eu.example.com:8443"} {
+		cfg := validConfig()
+		cfg.ChallengeOrigins = []string{o}
+		_, err := stepup.New(cfg)
+		assert.NoError(t, err, o)
+	}
+}
