@@ -14,18 +14,21 @@ import (
 	"github.com/stepupkit/stepup/authsignal"
 )
 
-// Rule is a compiled policy, as the adapters hand it to Enforce.
-type Rule struct{ r *rule }
-
-// Policy returns the policy the rule was compiled from.
-func (r Rule) Policy() Policy { return clonePolicies([]Policy{r.r.Policy})[0] }
-
-// Match returns the rule for the method the router dispatched and the
-// route pattern it matched, and false when the route is not protected.
-// It does not allocate.
-func (g *Guard) Match(method, route string) (Rule, bool) {
-	r := g.rules.lookup(method, route)
-	return Rule{r}, r != nil
+// Require protects one handler with action, whatever the route. It panics
+// on an invalid action code or option, as a route registration would: the
+// mistake shows at start-up.
+func (g *Guard) Require(action string, opts ...RequireOption) func(http.Handler) http.Handler {
+	rl, err := g.NewRule(action, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := g.Enforce(w, r, rl, next); err != nil {
+				g.writeError(w, r, err)
+			}
+		})
+	}
 }
 
 // RequireOption adjusts the policy that Require builds.
@@ -47,37 +50,6 @@ func WithCustom(f func(r *http.Request, body []byte) (map[string]any, error)) Re
 // FailOpen sets Policy.FailOpen: the request goes on when the provider
 // fails. Use it only where availability matters more than the step-up.
 func FailOpen() RequireOption { return func(p *Policy) { p.FailOpen = true } }
-
-// NewRule builds a rule for action outside the policy table, for
-// per-route protection.
-func (g *Guard) NewRule(action string, opts ...RequireOption) (Rule, error) {
-	p := Policy{Method: "*", Route: "/", Action: action}
-	for _, o := range opts {
-		o(&p)
-	}
-	r, err := p.compile()
-	if err != nil {
-		return Rule{}, fmt.Errorf("stepup: require %q: %w", action, err)
-	}
-	return Rule{r}, nil
-}
-
-// Require protects one handler with action, whatever the route. It panics
-// on an invalid action code or option, as a route registration would: the
-// mistake shows at start-up.
-func (g *Guard) Require(action string, opts ...RequireOption) func(http.Handler) http.Handler {
-	rl, err := g.NewRule(action, opts...)
-	if err != nil {
-		panic(err)
-	}
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := g.Enforce(w, r, rl, next); err != nil {
-				g.writeError(w, r, err)
-			}
-		})
-	}
-}
 
 // Middleware protects the routes of the policy table. next should be the
 // application's *http.ServeMux (or anything with its Handler method): the
@@ -131,45 +103,32 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// Verification describes the step-up behind a request that a protected
-// handler is serving.
-type Verification struct {
-	Action string
-	UserID string
-	// How says how the step-up was satisfied.
-	How How
-	// Attributes are the custom attributes sent to Authsignal for this
-	// request, as the policy read them from it (nil for a pass or a grant).
-	// A handler that acts on the same values the rules judged can read them
-	// here instead of parsing the request its own way.
-	Attributes map[string]any
+// Rule is a compiled policy, as the adapters hand it to Enforce.
+type Rule struct{ r *rule }
+
+// Policy returns the policy the rule was compiled from.
+func (r Rule) Policy() Policy { return clonePolicies([]Policy{r.r.Policy})[0] }
+
+// Match returns the rule for the method the router dispatched and the
+// route pattern it matched, and false when the route is not protected.
+// It does not allocate.
+func (g *Guard) Match(method, route string) (Rule, bool) {
+	r := g.rules.lookup(method, route)
+	return Rule{r}, r != nil
 }
 
-// How says how the step-up behind a request was satisfied. Its values are
-// stable: they appear in logs and may be stored.
-type How string
-
-// The ways a step-up is satisfied.
-const (
-	HowAllow      How = "allow"      // Authsignal allowed it
-	HowChallenge  How = "challenge"  // replayed after a challenge
-	HowToken      How = "token"      // an API retry with a token
-	HowPass       How = "pass"       // the GET after a challenge
-	HowRemembered How = "remembered" // a Remember grant
-	HowFailOpen   How = "fail_open"  // the provider failed and the policy fails open
-)
-
-type verificationKey struct{}
-
-// VerificationFrom returns the step-up a protected handler runs under.
-func VerificationFrom(ctx context.Context) (Verification, bool) {
-	v, ok := ctx.Value(verificationKey{}).(Verification)
-	return v, ok
-}
-
-func withVerification(r *http.Request, action, user string, how How, attrs map[string]any) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), verificationKey{},
-		Verification{Action: action, UserID: user, How: how, Attributes: attrs}))
+// NewRule builds a rule for action outside the policy table, for
+// per-route protection.
+func (g *Guard) NewRule(action string, opts ...RequireOption) (Rule, error) {
+	p := Policy{Method: "*", Route: "/", Action: action}
+	for _, o := range opts {
+		o(&p)
+	}
+	r, err := p.compile()
+	if err != nil {
+		return Rule{}, fmt.Errorf("stepup: require %q: %w", action, err)
+	}
+	return Rule{r}, nil
 }
 
 // Enforce runs the step-up pipeline for one request that rule protects:
@@ -331,4 +290,45 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	default: // a final state where a fresh decision was expected
 		return providerError(fmt.Errorf("unexpected state %q", resp.State))
 	}
+}
+
+// Verification describes the step-up behind a request that a protected
+// handler is serving.
+type Verification struct {
+	Action string
+	UserID string
+	// How says how the step-up was satisfied.
+	How How
+	// Attributes are the custom attributes sent to Authsignal for this
+	// request, as the policy read them from it (nil for a pass or a grant).
+	// A handler that acts on the same values the rules judged can read them
+	// here instead of parsing the request its own way.
+	Attributes map[string]any
+}
+
+// How says how the step-up behind a request was satisfied. Its values are
+// stable: they appear in logs and may be stored.
+type How string
+
+// The ways a step-up is satisfied.
+const (
+	HowAllow      How = "allow"      // Authsignal allowed it
+	HowChallenge  How = "challenge"  // replayed after a challenge
+	HowToken      How = "token"      // an API retry with a token
+	HowPass       How = "pass"       // the GET after a challenge
+	HowRemembered How = "remembered" // a Remember grant
+	HowFailOpen   How = "fail_open"  // the provider failed and the policy fails open
+)
+
+type verificationKey struct{}
+
+// VerificationFrom returns the step-up a protected handler runs under.
+func VerificationFrom(ctx context.Context) (Verification, bool) {
+	v, ok := ctx.Value(verificationKey{}).(Verification)
+	return v, ok
+}
+
+func withVerification(r *http.Request, action, user string, how How, attrs map[string]any) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), verificationKey{},
+		Verification{Action: action, UserID: user, How: how, Attributes: attrs}))
 }

@@ -12,6 +12,147 @@ import (
 	"time"
 )
 
+// PreserveBody lets middleware that reads the request body (a CSRF check
+// reading a form field, say) run before the guard: it records up to
+// MaxBodyBytes of what they read, so the guard parks the exact bytes. Put
+// it outermost. Without it the guard refuses with ErrBodyConsumed rather
+// than park a body it no longer has.
+func (g *Guard) PreserveBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, kept := r.Body.(*preservedBody); kept || r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r2 := r.WithContext(r.Context())
+		r2.Body = &preservedBody{rc: r.Body, limit: g.cfg.MaxBodyBytes}
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// preservedBody records what earlier middleware reads of a body, so the
+// guard can still park the exact bytes. See PreserveBody.
+type preservedBody struct {
+	rc    io.ReadCloser
+	buf   []byte
+	limit int64
+	over  bool
+}
+
+func (p *preservedBody) Read(b []byte) (int, error) {
+	n, err := p.rc.Read(b)
+	if n > 0 && !p.over {
+		if int64(len(p.buf)+n) > p.limit {
+			p.over = true
+			p.buf = nil
+		} else {
+			p.buf = append(p.buf, b[:n]...)
+		}
+	}
+	return n, err
+}
+
+func (p *preservedBody) Close() error { return p.rc.Close() }
+
+// readBody buffers a protected request's body up to MaxBodyBytes.
+func (g *Guard) readBody(r *http.Request) ([]byte, *Error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); strings.HasPrefix(mt, "multipart/") {
+		return nil, refusal(http.StatusUnsupportedMediaType, "unsupported_body",
+			"File uploads cannot be held while you verify. Verify first, then upload again.", ErrUnsupportedBody)
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, refusal(http.StatusUnsupportedMediaType, "unsupported_body",
+			"Compressed request bodies are not accepted here.", ErrUnsupportedBody)
+	}
+	tooLarge := &g.tooLarge
+	if r.ContentLength > g.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	var prefix []byte
+	src := io.Reader(r.Body)
+	if pb, ok := r.Body.(*preservedBody); ok {
+		if pb.over {
+			return nil, tooLarge
+		}
+		prefix = pb.buf
+		src = pb.rc
+	} else if r.PostForm != nil || r.MultipartForm != nil {
+		return nil, internalError(ErrBodyConsumed)
+	}
+	rest, err := io.ReadAll(io.LimitReader(src, g.cfg.MaxBodyBytes+1-int64(len(prefix))))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, refusal(http.StatusBadRequest, "bad_request", "The request body could not be read.", fmt.Errorf("%w: %w", ErrBadRequest, err))
+	}
+	body := append(prefix[:len(prefix):len(prefix)], rest...)
+	if int64(len(body)) > g.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	return body, nil
+}
+
+func withBody(r *http.Request, body []byte) *http.Request {
+	if r.Body == nil || r.Body == http.NoBody {
+		return r
+	}
+	r2 := r.WithContext(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	return r2
+}
+
+var defaultReplayHeaders = []string{
+	"Content-Type", "Accept", "Accept-Language", "Origin", "Referer",
+	"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
+	"X-Requested-With", "X-CSRF-Token", "X-XSRF-Token", "Idempotency-Key",
+}
+
+var neverReplay = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Host": true,
+	"Content-Length": true, "Transfer-Encoding": true, "Content-Encoding": true, "Connection": true,
+	"Keep-Alive": true, "Te": true, "Trailer": true, "Upgrade": true, "Proxy-Connection": true,
+	"Forwarded": true, "X-Real-Ip": true, "X-Http-Method-Override": true, "X-Http-Method": true,
+	"X-Method-Override": true, "X-Original-Url": true, "X-Rewrite-Url": true, "X-Url-Scheme": true, TokenHeader: true,
+}
+
+// checkHeaders refuses with 431 a request whose headers keepHeaders would
+// park (the allow-listed ones, every value of each: the replay shows the
+// handler what the original request showed it) are over MaxHeaderValues
+// or MaxHeaderBytes.
+func (g *Guard) checkHeaders(h http.Header) *Error {
+	values, size := 0, 0
+	for k, vs := range h {
+		if !g.replayHeaders[k] || neverReplay[k] {
+			continue
+		}
+		values += len(vs)
+		for _, v := range vs {
+			size += len(k) + len(v)
+		}
+		if values > g.cfg.MaxHeaderValues || size > g.cfg.MaxHeaderBytes {
+			return refusal(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+				"This request carries more headers than can be held while you verify.",
+				fmt.Errorf("%w: over %d values or %d bytes", ErrHeaderTooLarge, g.cfg.MaxHeaderValues, g.cfg.MaxHeaderBytes))
+		}
+	}
+	return nil
+}
+
+func (g *Guard) keepHeaders(h http.Header) http.Header {
+	out := http.Header{}
+	for k, vs := range h {
+		if g.replayHeaders[k] && !neverReplay[k] {
+			out[k] = append([]string(nil), vs...)
+		}
+	}
+	return out
+}
+
 // park keeps the request server-side under parkID, for the callback
 // (browser navigations: body and allow-listed headers) or for the token
 // retry (API requests: the body's hash).
@@ -79,150 +220,4 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rec *Record, c
 	w.Header().Set("Location", challengeURL)
 	w.WriteHeader(http.StatusSeeOther)
 	return nil
-}
-
-var defaultReplayHeaders = []string{
-	"Content-Type", "Accept", "Accept-Language", "Origin", "Referer",
-	"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
-	"X-Requested-With", "X-CSRF-Token", "X-XSRF-Token", "Idempotency-Key",
-}
-
-var neverReplay = map[string]bool{
-	"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Host": true,
-	"Content-Length": true, "Transfer-Encoding": true, "Content-Encoding": true, "Connection": true,
-	"Keep-Alive": true, "Te": true, "Trailer": true, "Upgrade": true, "Proxy-Connection": true,
-	"Forwarded": true, "X-Real-Ip": true, "X-Http-Method-Override": true, "X-Http-Method": true,
-	"X-Method-Override": true, "X-Original-Url": true, "X-Rewrite-Url": true, "X-Url-Scheme": true, TokenHeader: true,
-}
-
-func (g *Guard) keepHeaders(h http.Header) http.Header {
-	out := http.Header{}
-	for k, vs := range h {
-		if g.replayHeaders[k] && !neverReplay[k] {
-			out[k] = append([]string(nil), vs...)
-		}
-	}
-	return out
-}
-
-// checkHeaders refuses with 431 a request whose headers keepHeaders would
-// park (the allow-listed ones, every value of each: the replay shows the
-// handler what the original request showed it) are over MaxHeaderValues
-// or MaxHeaderBytes.
-func (g *Guard) checkHeaders(h http.Header) *Error {
-	values, size := 0, 0
-	for k, vs := range h {
-		if !g.replayHeaders[k] || neverReplay[k] {
-			continue
-		}
-		values += len(vs)
-		for _, v := range vs {
-			size += len(k) + len(v)
-		}
-		if values > g.cfg.MaxHeaderValues || size > g.cfg.MaxHeaderBytes {
-			return refusal(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
-				"This request carries more headers than can be held while you verify.",
-				fmt.Errorf("%w: over %d values or %d bytes", ErrHeaderTooLarge, g.cfg.MaxHeaderValues, g.cfg.MaxHeaderBytes))
-		}
-	}
-	return nil
-}
-
-// readBody buffers a protected request's body up to MaxBodyBytes.
-func (g *Guard) readBody(r *http.Request) ([]byte, *Error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); strings.HasPrefix(mt, "multipart/") {
-		return nil, refusal(http.StatusUnsupportedMediaType, "unsupported_body",
-			"File uploads cannot be held while you verify. Verify first, then upload again.", ErrUnsupportedBody)
-	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, refusal(http.StatusUnsupportedMediaType, "unsupported_body",
-			"Compressed request bodies are not accepted here.", ErrUnsupportedBody)
-	}
-	tooLarge := &g.tooLarge
-	if r.ContentLength > g.cfg.MaxBodyBytes {
-		return nil, tooLarge
-	}
-	var prefix []byte
-	src := io.Reader(r.Body)
-	if pb, ok := r.Body.(*preservedBody); ok {
-		if pb.over {
-			return nil, tooLarge
-		}
-		prefix = pb.buf
-		src = pb.rc
-	} else if r.PostForm != nil || r.MultipartForm != nil {
-		return nil, internalError(ErrBodyConsumed)
-	}
-	rest, err := io.ReadAll(io.LimitReader(src, g.cfg.MaxBodyBytes+1-int64(len(prefix))))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge
-		}
-		return nil, refusal(http.StatusBadRequest, "bad_request", "The request body could not be read.", fmt.Errorf("%w: %w", ErrBadRequest, err))
-	}
-	body := append(prefix[:len(prefix):len(prefix)], rest...)
-	if int64(len(body)) > g.cfg.MaxBodyBytes {
-		return nil, tooLarge
-	}
-	return body, nil
-}
-
-// preservedBody records what earlier middleware reads of a body, so the
-// guard can still park the exact bytes. See PreserveBody.
-type preservedBody struct {
-	rc    io.ReadCloser
-	buf   []byte
-	limit int64
-	over  bool
-}
-
-func (p *preservedBody) Read(b []byte) (int, error) {
-	n, err := p.rc.Read(b)
-	if n > 0 && !p.over {
-		if int64(len(p.buf)+n) > p.limit {
-			p.over = true
-			p.buf = nil
-		} else {
-			p.buf = append(p.buf, b[:n]...)
-		}
-	}
-	return n, err
-}
-
-func (p *preservedBody) Close() error { return p.rc.Close() }
-
-// PreserveBody lets middleware that reads the request body (a CSRF check
-// reading a form field, say) run before the guard: it records up to
-// MaxBodyBytes of what they read, so the guard parks the exact bytes. Put
-// it outermost. Without it the guard refuses with ErrBodyConsumed rather
-// than park a body it no longer has.
-func (g *Guard) PreserveBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, kept := r.Body.(*preservedBody); kept || r.Body == nil || r.Body == http.NoBody {
-			next.ServeHTTP(w, r)
-			return
-		}
-		r2 := r.WithContext(r.Context())
-		r2.Body = &preservedBody{rc: r.Body, limit: g.cfg.MaxBodyBytes}
-		next.ServeHTTP(w, r2)
-	})
-}
-
-func hasCookie(r *http.Request, name string) bool {
-	_, err := r.Cookie(name)
-	return err == nil
-}
-
-func withBody(r *http.Request, body []byte) *http.Request {
-	if r.Body == nil || r.Body == http.NoBody {
-		return r
-	}
-	r2 := r.WithContext(r.Context())
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.ContentLength = int64(len(body))
-	return r2
 }

@@ -294,3 +294,8 @@ func (g *Guard) sessionOptions(maxAge int) *sessions.Options {
 		SameSite: http.SameSiteLaxMode,
 	}
 }
+
+func hasCookie(r *http.Request, name string) bool {
+	_, err := r.Cookie(name)
+	return err == nil
+}

@@ -42,6 +42,54 @@ func (g *Guard) track(r *http.Request, rl *rule, user, parkID string, custom map
 	return resp, err
 }
 
+// clientIP is the connection's address, or the right-most untrusted
+// address of X-Forwarded-For when the connection comes from a trusted
+// proxy.
+func (g *Guard) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return ""
+	}
+	addr = addr.Unmap()
+	if !g.trusted(addr) {
+		return addr.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		a = a.Unmap()
+		if !g.trusted(a) {
+			return a.String()
+		}
+		addr = a
+	}
+	return addr.String()
+}
+
+func (g *Guard) trusted(a netip.Addr) bool {
+	for _, p := range g.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Guard) callbackFor(parkID string) string {
+	u := *g.callback
+	q := u.Query()
+	q.Set("park", parkID)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // checkChallenge refuses a challenge URL the browser must not be sent to,
 // and a response that does not carry the park's idempotency key.
 func (g *Guard) checkChallenge(resp *authsignal.TrackResponse, parkID string) error {
@@ -102,52 +150,4 @@ func (o origin) allows(u *url.URL) bool {
 		return strings.HasSuffix(host, suffix) && len(host) > len(suffix)
 	}
 	return host == o.host
-}
-
-func (g *Guard) callbackFor(parkID string) string {
-	u := *g.callback
-	q := u.Query()
-	q.Set("park", parkID)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// clientIP is the connection's address, or the right-most untrusted
-// address of X-Forwarded-For when the connection comes from a trusted
-// proxy.
-func (g *Guard) clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return ""
-	}
-	addr = addr.Unmap()
-	if !g.trusted(addr) {
-		return addr.String()
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
-		}
-		a = a.Unmap()
-		if !g.trusted(a) {
-			return a.String()
-		}
-		addr = a
-	}
-	return addr.String()
-}
-
-func (g *Guard) trusted(a netip.Addr) bool {
-	for _, p := range g.cfg.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }

@@ -54,6 +54,16 @@ func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user
 	return ""
 }
 
+// grant gives a Remember grant for rec's action, with a fixed expiry.
+func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
+	now := g.now()
+	id := newID()
+	gr := &Record{ID: id, Kind: KindGrant, UserID: rec.UserID, Action: rec.Action, Created: now, Expires: now.Add(rec.Remember)}
+	if g.cfg.Store.Put(ctx, gr) == nil {
+		st.addGrant(id, rec.Action, gr.Expires)
+	}
+}
+
 // redeemToken accepts an API retry that carries the token of a completed
 // challenge: validated, bound to the recorded challenge, spent once. It
 // returns the request to serve, with its verification.
@@ -123,13 +133,6 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 	return rec, nil
 }
 
-func stateOf(vr *authsignal.ValidateResponse) authsignal.State {
-	if vr == nil {
-		return ""
-	}
-	return vr.State
-}
-
 // spend records the token as used and consumes the record, atomically in
 // the store: of concurrent attempts exactly one gets through.
 func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
@@ -148,16 +151,6 @@ func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
 		return internalError(err)
 	}
 	return nil
-}
-
-// grant gives a Remember grant for rec's action, with a fixed expiry.
-func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
-	now := g.now()
-	id := newID()
-	gr := &Record{ID: id, Kind: KindGrant, UserID: rec.UserID, Action: rec.Action, Created: now, Expires: now.Add(rec.Remember)}
-	if g.cfg.Store.Put(ctx, gr) == nil {
-		st.addGrant(id, rec.Action, gr.Expires)
-	}
 }
 
 // shownTokens hashes the tokens a track response hands out with the
@@ -204,4 +197,11 @@ func (r *Record) wasShown(token string) bool {
 		found |= subtle.ConstantTimeCompare(s, h)
 	}
 	return found == 1
+}
+
+func stateOf(vr *authsignal.ValidateResponse) authsignal.State {
+	if vr == nil {
+		return ""
+	}
+	return vr.State
 }
