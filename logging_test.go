@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -55,6 +57,12 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	assert.Contains(t, out, `"event":"replay"`)
 	assert.Contains(t, out, `"event":"refuse"`)
 	assert.Contains(t, out, `"action":"transfer"`)
+	assert.Contains(t, out, `"state":"CHALLENGE_REQUIRED"`, "a decision line carries Authsignal's state")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, `"event":"refuse"`) {
+			assert.NotContains(t, line, `"state"`, "a refusal before any decision has no state: %s", line)
+		}
+	}
 	for _, secret := range []string{stepuptest.Param(cb, "token"), "hunter2", "hunter3", "forged.token.value", "emulator-secret"} {
 		assert.NotContains(t, out, secret)
 	}
@@ -123,4 +131,26 @@ func TestChallengeOriginMistakeIsLoggedWithTheFix(t *testing.T) {
 	assert.Contains(t, out, "Config.ChallengeOrigins")
 	assert.Contains(t, out, env.Emulator.URL, "the origin to add")
 	assert.NotContains(t, out, "token=", "the challenge URL itself holds a token")
+}
+
+// A browser refusal is a plain page whose title says what happened: a
+// failed or used verification reads as such, other refusals by their status.
+func TestRefusalPageTitles(t *testing.T) {
+	tests := []struct {
+		status int
+		title  string
+	}{
+		{http.StatusForbidden, "Verification not completed"},
+		{http.StatusConflict, "Verification not completed"},
+		{http.StatusBadRequest, "Bad Request"},
+		{http.StatusServiceUnavailable, "Service Unavailable"},
+	}
+	for _, tc := range tests {
+		rec := httptest.NewRecorder()
+		stepup.WriteError(rec, httptest.NewRequest(http.MethodGet, "/", nil),
+			&stepup.Error{Status: tc.status, Code: "x", Message: "m"}, false)
+		assert.Equal(t, tc.status, rec.Code)
+		assert.Contains(t, rec.Body.String(), "<title>"+tc.title+"</title>")
+		assert.Equal(t, "nosniff", rec.Header().Get("X-Content-Type-Options"))
+	}
 }
