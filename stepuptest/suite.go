@@ -728,6 +728,35 @@ func runLimits(t *testing.T, a Adapter) {
 		env.Clock.Advance(5 * time.Minute)
 		alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=2006", nil))
 	})
+	t.Run("a request that opens no challenge gives its slot back, whatever came before", func(t *testing.T) {
+		// Per user and per login session: allowed requests between
+		// challenges neither count nor make the guard forget the
+		// challenges already counted.
+		for _, tc := range []struct {
+			name string
+			cfg  func(*stepup.Config)
+		}{
+			{"per user", func(c *stepup.Config) { c.MaxChallengesPerUser, c.MaxChallengesPerSession = 2, 2 }},
+			{"per session", func(c *stepup.Config) { c.MaxChallengesPerUser, c.MaxChallengesPerSession = 20, 2 }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				env := NewEnv(t, a, Options{SessionID: true, Config: tc.cfg})
+				b := env.NewBrowser()
+				b.Login("alice")
+				allow := func() {
+					t.Helper()
+					require.Equal(t, http.StatusOK, b.Do(http.MethodPost, "/transfer", Form, "amount=5", nil).StatusCode)
+				}
+				allow()
+				allow()
+				b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=2001", nil))
+				allow()
+				b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=2002", nil))
+				over := b.Do(http.MethodPost, "/transfer", Form, "amount=2003", nil)
+				assert.Equal(t, http.StatusTooManyRequests, over.StatusCode, "two challenges counted, allowed ones not")
+			})
+		}
+	})
 	t.Run("session cookie stays small", func(t *testing.T) {
 		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.MaxPending, c.MaxChallengesPerUser, c.MaxChallengesPerSession = 20, 100, 100 }})
 		b := env.NewBrowser()
