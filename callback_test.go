@@ -39,6 +39,9 @@ var answerApp = muxAdapter(func(mux *http.ServeMux, _ *stepup.Guard, h stepuptes
 		n, _ := strconv.Atoi(r.PostFormValue("size"))
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte(strings.Repeat("x", n)))
+		if r.PostFormValue("late") != "" {
+			w.WriteHeader(http.StatusTeapot) // superfluous: the answer is already a 200
+		}
 	}))
 })
 
@@ -126,6 +129,8 @@ func TestRefreshKeepsAnswersUpToMaxBodyBytes(t *testing.T) {
 			if size <= limit {
 				assert.Equal(t, http.StatusOK, again.StatusCode)
 				assert.Equal(t, first.Body, again.Body)
+				assert.Equal(t, "text/plain", again.Header.Get("Content-Type"), "the kept answer keeps its type")
+				assert.Equal(t, "nosniff", again.Header.Get("X-Content-Type-Options"))
 			} else {
 				assert.Equal(t, http.StatusConflict, again.StatusCode)
 				assert.NotContains(t, again.Body, strings.Repeat("x", 100))
@@ -133,6 +138,19 @@ func TestRefreshKeepsAnswersUpToMaxBodyBytes(t *testing.T) {
 			assert.Len(t, env.Ledger.Runs("transfer"), 1)
 		})
 	}
+}
+
+// The kept status is the one the browser got: a WriteHeader after the
+// body was written changes nothing on the wire, and nothing on a refresh.
+func TestRefreshKeepsTheStatusTheBrowserGot(t *testing.T) {
+	env := newPolicyEnv(t, answerApp, answerPolicies())
+	b := env.NewBrowser()
+	b.Login("alice")
+	cb, first := verifiedTransfer(t, env, b, url.Values{"size": {"3"}, "late": {"1"}})
+	require.Equal(t, http.StatusOK, first.StatusCode)
+	again := b.Get(cb)
+	assert.Equal(t, http.StatusOK, again.StatusCode)
+	assert.Equal(t, first.Body, again.Body)
 }
 
 // dropOutcomes is a Store that loses kept answers, as a store under
@@ -313,6 +331,7 @@ func TestReplayRefusedBeforeItsRouteSpendsNothing(t *testing.T) {
 	}
 	require.Len(t, notReached, 1, "the guard reports a replay that did not reach its route")
 	assert.ErrorIs(t, notReached[0].Err, stepup.ErrReplayNotReached)
+	assert.ErrorContains(t, notReached[0].Err, "answered 403", "the log names what the application answered first")
 	assert.Equal(t, "transfer", notReached[0].Action)
 
 	// Nothing was spent: once the cookie is back, the same callback runs

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -65,4 +66,26 @@ func TestErrorHandlerReceivesTheRefusal(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, se.Status)
 	assert.Equal(t, "blocked", se.Code)
 	assert.ErrorIs(t, got, stepup.ErrBlocked)
+}
+
+// A browser refusal is a plain page whose title says what happened: a
+// failed or used verification reads as such, other refusals by their status.
+func TestRefusalPageTitles(t *testing.T) {
+	tests := []struct {
+		status int
+		title  string
+	}{
+		{http.StatusForbidden, "Verification not completed"},
+		{http.StatusConflict, "Verification not completed"},
+		{http.StatusBadRequest, "Bad Request"},
+		{http.StatusServiceUnavailable, "Service Unavailable"},
+	}
+	for _, tc := range tests {
+		rec := httptest.NewRecorder()
+		stepup.WriteError(rec, httptest.NewRequest(http.MethodGet, "/", nil),
+			&stepup.Error{Status: tc.status, Code: "x", Message: "m"}, false)
+		assert.Equal(t, tc.status, rec.Code)
+		assert.Contains(t, rec.Body.String(), "<title>"+tc.title+"</title>")
+		assert.Equal(t, "nosniff", rec.Header().Get("X-Content-Type-Options"))
+	}
 }

@@ -3,6 +3,7 @@ package stepup_test
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,6 +35,12 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	assert.Contains(t, out, `"event":"replay"`)
 	assert.Contains(t, out, `"event":"refuse"`)
 	assert.Contains(t, out, `"action":"transfer"`)
+	assert.Contains(t, out, `"state":"CHALLENGE_REQUIRED"`, "a decision line carries Authsignal's state")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, `"event":"refuse"`) {
+			assert.NotContains(t, line, `"state"`, "a refusal before any decision has no state: %s", line)
+		}
+	}
 	for _, secret := range []string{stepuptest.Param(cb, "token"), "hunter2", "hunter3", "forged.token.value", "emulator-secret"} {
 		assert.NotContains(t, out, secret)
 	}

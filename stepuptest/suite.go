@@ -728,6 +728,35 @@ func runLimits(t *testing.T, a Adapter) {
 		env.Clock.Advance(5 * time.Minute)
 		alice.Challenge(alice.Do(http.MethodPost, "/transfer", Form, "amount=2006", nil))
 	})
+	t.Run("a request that opens no challenge gives its slot back, whatever came before", func(t *testing.T) {
+		// Per user and per login session: allowed requests between
+		// challenges neither count nor make the guard forget the
+		// challenges already counted.
+		for _, tc := range []struct {
+			name string
+			cfg  func(*stepup.Config)
+		}{
+			{"per user", func(c *stepup.Config) { c.MaxChallengesPerUser, c.MaxChallengesPerSession = 2, 2 }},
+			{"per session", func(c *stepup.Config) { c.MaxChallengesPerUser, c.MaxChallengesPerSession = 20, 2 }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				env := NewEnv(t, a, Options{SessionID: true, Config: tc.cfg})
+				b := env.NewBrowser()
+				b.Login("alice")
+				allow := func() {
+					t.Helper()
+					require.Equal(t, http.StatusOK, b.Do(http.MethodPost, "/transfer", Form, "amount=5", nil).StatusCode)
+				}
+				allow()
+				allow()
+				b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=2001", nil))
+				allow()
+				b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=2002", nil))
+				over := b.Do(http.MethodPost, "/transfer", Form, "amount=2003", nil)
+				assert.Equal(t, http.StatusTooManyRequests, over.StatusCode, "two challenges counted, allowed ones not")
+			})
+		}
+	})
 	t.Run("session cookie stays small", func(t *testing.T) {
 		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.MaxPending, c.MaxChallengesPerUser, c.MaxChallengesPerSession = 20, 100, 100 }})
 		b := env.NewBrowser()
@@ -767,6 +796,32 @@ func runReplayHygiene(t *testing.T, a Adapter) {
 		assert.Equal(t, http.MethodPost, runs[0].Method)
 		assert.Equal(t, "alice", runs[0].User, "the live cookies authenticate the replay")
 		assert.Equal(t, int64(len("amount=5000")), runs[0].ContentLength, "Content-Length recomputed")
+	})
+	t.Run("the replay describes the live connection, not the parked one", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		b := env.NewBrowser()
+		b.Login("alice")
+		parked := http.Header{"User-Agent": {"parked/1"}, "X-Forwarded-Proto": {"http"}, "Forwarded": {"for=10.9.9.9"},
+			"X-Real-Ip": {"10.9.9.9"}, "X-Url-Scheme": {"http"}}
+		cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=5000", parked)))
+		live := http.Header{"User-Agent": {"live/2"}, "X-Forwarded-Proto": {"https"}, "Forwarded": {"for=192.0.2.1;proto=https"},
+			"X-Real-Ip": {"192.0.2.1"}, "X-Url-Scheme": {"https"}}
+		require.Equal(t, http.StatusOK, b.Do(http.MethodGet, cb, "", "", live).StatusCode)
+		runs := env.Ledger.Runs("transfer")
+		require.Len(t, runs, 1)
+		for k := range live {
+			assert.Equal(t, live.Get(k), runs[0].Header.Get(k), "%s comes from the live callback", k)
+		}
+	})
+	t.Run("an escaped path is replayed exactly", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		b := env.NewBrowser()
+		b.Login("alice")
+		resp := b.Get(b.Complete(b.Challenge(b.Do(http.MethodDelete, "/items/a%2Fb%20c", "", "", nil))))
+		require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+		runs := env.Ledger.Runs("deleteItem")
+		require.Len(t, runs, 1, "the replay reached its route")
+		assert.Equal(t, "/items/a/b c", runs[0].Path)
 	})
 	t.Run("an unsafe path is never parked", func(t *testing.T) {
 		env := NewEnv(t, a, Options{})

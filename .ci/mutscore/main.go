@@ -7,10 +7,14 @@
 //
 // An equivalents line is
 //
-//	file:line:column MUTATOR | the source line, trimmed | why no test can tell it apart
+//	MUTATOR column | the source line, trimmed | why no test can tell it apart
 //
-// and applies only while that line of the file still reads the same: a
-// stale entry is reported and ignored, so an edit can never hide a mutant.
+// where column counts from the first non-blank character of the line (1 is
+// that character). It matches a mutant by its mutator, its place in the
+// line and the line's text, wherever the line moves, so refactoring keeps
+// it; a text that appears on more than one mutated line is refused as
+// ambiguous, and an entry that matches nothing is reported as stale, so an
+// equivalent can never excuse a mutant it was not written for.
 package main
 
 import (
@@ -49,10 +53,12 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	used := map[string]bool{}
-	type tally struct{ killed, lived, equiv int }
-	perFile := map[string]*tally{}
-	var survivors []string
+	type mutant struct {
+		file, key, src string
+		line, col      int
+		status         string
+	}
+	var all []mutant
 	for _, path := range flag.Args() {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -67,35 +73,57 @@ func main() {
 			if err != nil {
 				fail(err)
 			}
-			t := perFile[f.FileName]
-			if t == nil {
-				t = &tally{}
-				perFile[f.FileName] = t
-			}
 			for _, m := range f.Mutations {
-				key := fmt.Sprintf("%s:%d:%d %s", f.FileName, m.Line, m.Column, m.Type)
-				src := ""
+				raw := ""
 				if m.Line-1 < len(lines) {
-					src = strings.TrimSpace(lines[m.Line-1])
+					raw = lines[m.Line-1]
 				}
-				switch m.Status {
-				case "KILLED", "TIMED OUT":
-					t.killed++
-				case "LIVED":
-					if e, ok := equivs[key]; ok && e.source == src {
-						used[key] = true
-						t.equiv++
-						continue
-					}
-					t.lived++
-					survivors = append(survivors, fmt.Sprintf("%s | %s", key, src))
-				}
+				src := strings.TrimSpace(raw)
+				indent := len(raw) - len(strings.TrimLeft(raw, " \t"))
+				all = append(all, mutant{file: f.FileName, src: src, line: m.Line, col: m.Column, status: m.Status,
+					key: fmt.Sprintf("%s %d | %s", m.Type, m.Column-indent, src)})
 			}
 		}
 	}
+	// A source text excuses mutants on one line only.
+	linesOf := map[string]map[string]bool{}
+	for _, m := range all {
+		if linesOf[m.src] == nil {
+			linesOf[m.src] = map[string]bool{}
+		}
+		linesOf[m.src][fmt.Sprintf("%s:%d", m.file, m.line)] = true
+	}
 	for key, e := range equivs {
+		if len(linesOf[e.source]) > 1 {
+			fail(fmt.Errorf("equivalent %q: its source line appears on %d mutated lines; it would excuse them all", key, len(linesOf[e.source])))
+		}
+	}
+	used := map[string]bool{}
+	type tally struct{ killed, lived, equiv int }
+	perFile := map[string]*tally{}
+	var survivors []string
+	for _, m := range all {
+		t := perFile[m.file]
+		if t == nil {
+			t = &tally{}
+			perFile[m.file] = t
+		}
+		switch m.status {
+		case "KILLED", "TIMED OUT":
+			t.killed++
+		case "LIVED":
+			if _, ok := equivs[m.key]; ok {
+				used[m.key] = true
+				t.equiv++
+				continue
+			}
+			t.lived++
+			survivors = append(survivors, fmt.Sprintf("%s:%d:%d  %s", m.file, m.line, m.col, m.key))
+		}
+	}
+	for key := range equivs {
 		if !used[key] {
-			fmt.Printf("stale or unused equivalent (no longer applied): %s | %s\n", key, e.source)
+			fmt.Printf("stale equivalent (matches no surviving mutant): %s\n", key)
 		}
 	}
 	sort.Strings(survivors)
@@ -151,10 +179,12 @@ func readEquivalents(path string) (map[string]equivalent, error) {
 			continue
 		}
 		parts := strings.SplitN(line, "|", 3)
-		if len(parts) != 3 || strings.TrimSpace(parts[2]) == "" {
-			return nil, fmt.Errorf("%s:%d: want \"file:line:col MUTATOR | source | reason\"", path, n)
+		if len(parts) != 3 || strings.TrimSpace(parts[2]) == "" || len(strings.Fields(parts[0])) != 2 {
+			return nil, fmt.Errorf("%s:%d: want \"MUTATOR column | source line | reason\"", path, n)
 		}
-		out[strings.TrimSpace(parts[0])] = equivalent{strings.TrimSpace(parts[1]), strings.TrimSpace(parts[2])}
+		src := strings.TrimSpace(parts[1])
+		key := strings.Join(strings.Fields(parts[0]), " ") + " | " + src
+		out[key] = equivalent{src, strings.TrimSpace(parts[2])}
 	}
 	return out, sc.Err()
 }
