@@ -315,3 +315,36 @@ func TestWiringEmptyTableNeverRefuses(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, 1, a.runs("open"))
 }
+
+// Middleware finds the rule from the mux's own pattern for every shape of
+// pattern: the root ("/{$}"), a subtree ("/files/"), and one bound to a
+// host ("app.example/transfer"). A mistake in cleaning or splitting the
+// pattern would let these routes through unchallenged.
+func TestMiddlewareProtectsRootSubtreeAndHostPatterns(t *testing.T) {
+	app := muxAdapter(func(mux *http.ServeMux, _ *stepup.Guard, h stepuptest.Handlers) {
+		mux.Handle("GET /{$}", h.Report)
+		mux.Handle("GET /files/", h.Admin)
+		mux.Handle("POST app.example/transfer", h.Transfer)
+	})
+	env := newPolicyEnv(t, app, []stepup.Policy{
+		{Method: http.MethodGet, Route: "/{$}", Action: "report"},
+		{Method: http.MethodGet, Route: "/files/", Action: "report"},
+		{Method: http.MethodPost, Route: "/transfer", Action: "transfer",
+			Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: stepup.TypeNumber}}},
+	})
+	b := env.NewBrowser()
+	b.Login("alice")
+	for _, target := range []string{"/", "/files/", "/files/a/b"} {
+		b.Challenge(b.Get(target))
+	}
+	req, err := http.NewRequest(http.MethodPost, env.Server.URL+"/transfer", strings.NewReader("amount=5000"))
+	require.NoError(t, err)
+	req.Host = "app.example"
+	for _, c := range b.Jar.Cookies(mustParse(env.Server.URL)) {
+		req.AddCookie(c) // the client's jar goes by req.Host
+	}
+	req.Header.Set("Content-Type", stepuptest.Form)
+	req.Header.Set("Accept", "text/html")
+	b.Challenge(b.Send(req))
+	assert.Empty(t, env.Ledger.Runs(""), "nothing ran unchallenged")
+}

@@ -1,7 +1,10 @@
 package stepup_test
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -82,4 +85,27 @@ func TestRegressionWildcardOriginsThatMatchTooMuch(t *testing.T) {
 		_, err := stepup.New(cfg)
 		assert.NoError(t, err, o)
 	}
+}
+
+// nilTracker answers a track with neither a response nor an error.
+type nilTracker struct{ fakeProvider }
+
+func (*nilTracker) Track(context.Context, string, string, authsignal.TrackRequest) (*authsignal.TrackResponse, error) {
+	return nil, nil
+}
+
+// A provider that answers nothing at all is a provider failure: 503, the
+// handler never runs.
+func TestEmptyTrackAnswerFailsClosed(t *testing.T) {
+	cfg := validConfig()
+	cfg.Provider = &nilTracker{}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	ran := false
+	h := g.Require("transfer")(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { ran = true }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/transfer", strings.NewReader("amount=5")))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.NotEmpty(t, rec.Header().Get("Retry-After"))
+	assert.False(t, ran)
 }

@@ -173,6 +173,68 @@ func runBinding(t *testing.T, a Adapter) {
 		assert.Equal(t, "bob", runs[0].User)
 	})
 
+	// The 401 tells an API client how long its challenge stays open:
+	// ParkTTL, in seconds.
+	t.Run("API challenge lifetime", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		b := env.NewBrowser()
+		b.Login("alice")
+		resp := b.API(http.MethodPost, "/api/transfer", body, nil)
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		var doc struct {
+			ExpiresIn int `json:"expiresIn"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(resp.Body), &doc))
+		assert.Equal(t, 600, doc.ExpiresIn)
+	})
+
+	// A GET policy covers HEAD, and so does the GET's single-use pass.
+	t.Run("HEAD uses the GET pass", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		b := env.NewBrowser()
+		b.Login("alice")
+		resp := b.Get(b.Complete(b.Challenge(b.Get("/report?month=2026-11"))))
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		head := b.Do(http.MethodHead, "/report?month=2026-11", "", "", nil)
+		if head.StatusCode == http.StatusMethodNotAllowed {
+			t.Skipf("%s routes no HEAD to a GET handler", a.Name)
+		}
+		require.Equal(t, http.StatusOK, head.StatusCode)
+		runs := env.Ledger.Runs("report")
+		require.Len(t, runs, 1)
+		assert.Equal(t, "pass", runs[0].How)
+	})
+
+	// A Remember grant opens only the routes whose policy remembers: a
+	// route sharing the action code without Remember is challenged anyway.
+	t.Run("a grant opens only remembering routes", func(t *testing.T) {
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) {
+			c.Policies = append(a.Policies(), stepup.Policy{Method: "*", Route: "/open", Action: "admin"})
+		}})
+		b := env.NewBrowser()
+		b.Login("alice")
+		require.Equal(t, http.StatusSeeOther, b.Get(b.Complete(b.Challenge(b.Get("/admin")))).StatusCode)
+		require.Equal(t, http.StatusOK, b.Get("/admin").StatusCode, "the grant opens /admin")
+		b.Challenge(b.Do(http.MethodPost, "/open", Form, "x=1", nil))
+		assert.Empty(t, env.Ledger.Runs("open"), "the grant does not open a route that does not remember")
+	})
+
+	// Without Config.SessionID the per-session cap counts by the guard's
+	// own cookie, for API challenges too when the client keeps cookies.
+	t.Run("per-session cap for an API client that keeps cookies", func(t *testing.T) {
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.MaxChallengesPerSession = 2 }})
+		b := env.NewBrowser()
+		b.Login("alice")
+		for range 2 {
+			require.Equal(t, http.StatusUnauthorized, b.API(http.MethodPost, "/api/transfer", body, nil).StatusCode)
+		}
+		assert.Equal(t, http.StatusTooManyRequests, b.API(http.MethodPost, "/api/transfer", body, nil).StatusCode)
+		other := env.NewBrowser()
+		other.Login("alice")
+		assert.Equal(t, http.StatusUnauthorized, other.API(http.MethodPost, "/api/transfer", body, nil).StatusCode,
+			"another session of the user has its own count")
+	})
+
 	// The park id in the callback URL is 22 characters of base64url; any
 	// other shape is refused as malformed (400) before the session or the
 	// Store is read, while a well-formed unknown id is a plain "no" (403).
