@@ -241,6 +241,16 @@ func TestPreserveBodyKeepsExactBytesBehindBodyReaders(t *testing.T) {
 		}
 		assert.ErrorIs(t, refused, stepup.ErrBodyConsumed)
 	})
+	t.Run("PreserveBody at the limit", func(t *testing.T) {
+		env := newPolicyEnv(t, csrfApp(true), answerPolicies(), func(c *stepup.Config) { c.MaxBodyBytes = int64(len(body)) })
+		b := env.NewBrowser()
+		b.Login("alice")
+		resp := b.Get(b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, body, nil))))
+		require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+		runs := env.Ledger.Runs("transfer")
+		require.Len(t, runs, 1)
+		assert.Equal(t, body, string(runs[0].Body), "a body of exactly MaxBodyBytes is kept whole")
+	})
 	t.Run("PreserveBody past the limit", func(t *testing.T) {
 		env := newPolicyEnv(t, csrfApp(true), answerPolicies(), func(c *stepup.Config) { c.MaxBodyBytes = 64 })
 		b := env.NewBrowser()

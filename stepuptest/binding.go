@@ -235,6 +235,22 @@ func runBinding(t *testing.T, a Adapter) {
 			"another session of the user has its own count")
 	})
 
+	// The challenge URL is given to whoever opens the page: a token in its
+	// query never redeems, even when the provider's token field differs.
+	t.Run("a token from the challenge URL's query never redeems", func(t *testing.T) {
+		env := NewEnv(t, a, Options{Provider: func(p stepup.Provider) stepup.Provider { return urlOnlyToken{p} }})
+		attacker, victim := env.NewBrowser(), env.NewBrowser()
+		attacker.Login("alice")
+		victim.Login("alice")
+		challenge := attacker.Challenge(attacker.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil))
+		urlToken := Param(challenge, "token")
+		require.NotEmpty(t, urlToken)
+		cb := victim.Complete(challenge)
+		resp := attacker.Get(WithParam(cb, "token", urlToken))
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
+		assert.Empty(t, env.Ledger.Runs("transfer"))
+	})
+
 	// The park id in the callback URL is 22 characters of base64url; any
 	// other shape is refused as malformed (400) before the session or the
 	// Store is read, while a well-formed unknown id is a plain "no" (403).
@@ -274,4 +290,16 @@ func runBinding(t *testing.T, a Adapter) {
 		}
 		assert.Empty(t, env.Ledger.Runs("apiTransfer"))
 	})
+}
+
+// urlOnlyToken hides the track response's token field: the only copy of
+// the token the page was opened with is in the challenge URL's query.
+type urlOnlyToken struct{ stepup.Provider }
+
+func (p urlOnlyToken) Track(ctx context.Context, user, action string, req authsignal.TrackRequest) (*authsignal.TrackResponse, error) {
+	resp, err := p.Provider.Track(ctx, user, action, req)
+	if resp != nil {
+		resp.Token = ""
+	}
+	return resp, err
 }
