@@ -101,8 +101,8 @@ func (g *Guard) checkChallenge(resp *authsignal.TrackResponse, parkID string) er
 		return errors.New("challenge URL missing or malformed")
 	}
 	for _, c := range resp.URL {
-		if c < ' ' || c == 0x7f {
-			return errors.New("challenge URL has control characters")
+		if c <= ' ' || c == 0x7f {
+			return errors.New("challenge URL has control characters or spaces")
 		}
 	}
 	for _, o := range g.origins {

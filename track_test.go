@@ -42,6 +42,10 @@ func TestChallengeURLOnlyOnAnAllowedOrigin(t *testing.T) {
 		{"javascript://eu.authsignal.com/%0aalert(1)", false},
 		{"https://eu.authsignal.com/challenge\r\nSet-Cookie: a=b", false},
 		{"https://eu.authsignal.com/challenge\x00", false},
+		{"https://eu.authsignal.com/challenge?t=a b", false},
+		{"https://eu.authsignal.com/challenge?t=a\tb", false},
+		{"https://eu.authsignal.com/challenge?t=a\x7fb", false},
+		{"https://eu.authsignal.com/challenge?t=a~b!", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.url, func(t *testing.T) {
