@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml"
+	"github.com/stepupkit/stepup/internal/yamlx"
 )
 
 // Rules decide the state of tracked actions. The zero value allows every
@@ -100,25 +100,13 @@ type Condition struct {
 // ops and states with an error naming the offending entry.
 func ParseRules(data []byte) (*Rules, error) {
 	var r Rules
-	if err := unmarshalYAML(data, &r); err != nil {
+	if err := yamlx.Unmarshal(data, &r); err != nil { // strict, and a parser panic is an error
 		return nil, fmt.Errorf("emulator: rules: %w", err)
 	}
 	if _, err := compileRules(&r); err != nil {
 		return nil, err
 	}
 	return &r, nil
-}
-
-// unmarshalYAML decodes strictly. goccy/go-yaml v1.19.2 panics on some
-// malformed documents (found by FuzzParseRules); that is reported as an
-// error, not passed on to the caller.
-func unmarshalYAML(data []byte, v any) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("malformed YAML (parser panic: %v)", p)
-		}
-	}()
-	return yaml.UnmarshalWithOptions(data, v, yaml.Strict())
 }
 
 // LoadRules reads and parses a rules file.
