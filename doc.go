@@ -55,6 +55,11 @@
 // github.com/stepupkit/stepup/adapters/echo (stepupecho), which matches on
 // echo's c.Path() and speaks echo's idioms.
 //
+// The table can also be read from a YAML or JSON file with package
+// github.com/stepupkit/stepup/policyfile (policyfile.Load), which checks
+// every entry as New does (CheckPolicies). It is a package of its own so
+// that this one links only the standard library and gorilla/sessions.
+//
 // # Matching
 //
 // Policy.Route is the pattern as registered with the router

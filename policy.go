@@ -1,15 +1,11 @@
 package stepup
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/goccy/go-yaml"
 
 	"github.com/stepupkit/stepup/authsignal"
 )
@@ -209,6 +205,17 @@ func compileTable(ps []Policy) (table, error) {
 	return t, nil
 }
 
+// CheckPolicies checks ps exactly as New checks Config.Policies and returns
+// the error New would return, or nil: every policy valid (method, route,
+// action code, remember, attributes), no duplicate, no "*" policy
+// overlapping a per-method one on its route. The error names the offending
+// entry by its index, method and route. It is for code that builds a table
+// outside Go source, such as package policyfile.
+func CheckPolicies(ps []Policy) error {
+	_, err := compileTable(ps)
+	return err
+}
+
 // lookup finds the rule for the method the router dispatched and the
 // pattern it matched. HEAD is covered by GET policies.
 func (t table) lookup(method, route string) *rule {
@@ -224,93 +231,4 @@ func (t table) lookup(method, route string) *rule {
 		}
 	}
 	return t[routeKey{"*", route}]
-}
-
-// PolicyFile is the document LoadPolicies and ParsePolicies read:
-//
-//	policies:
-//	  - method: POST
-//	    route: /transfer
-//	    action: transfer
-//	    attributes:
-//	      - {name: amount, from: form, key: amount, type: number}
-//	  - method: "*"
-//	    route: /admin/*
-//	    action: adminAccess
-//	    remember: 5m
-//	    failOpen: false
-//
-// JSON with the same field names is accepted too. Unknown fields are errors.
-type PolicyFile struct {
-	Policies []PolicyEntry `json:"policies" yaml:"policies"`
-}
-
-// PolicyEntry is one policy as written in a file.
-type PolicyEntry struct {
-	Method     string          `json:"method" yaml:"method"`
-	Route      string          `json:"route" yaml:"route"`
-	Action     string          `json:"action" yaml:"action"`
-	Remember   string          `json:"remember,omitempty" yaml:"remember,omitempty"` // a Go duration: "5m"
-	FailOpen   bool            `json:"failOpen,omitempty" yaml:"failOpen,omitempty"`
-	Attributes []AttributeFile `json:"attributes,omitempty" yaml:"attributes,omitempty"`
-}
-
-// AttributeFile is one attribute as written in a file.
-type AttributeFile struct {
-	Name string `json:"name" yaml:"name"`
-	From string `json:"from" yaml:"from"`
-	Key  string `json:"key" yaml:"key"`
-	Type string `json:"type,omitempty" yaml:"type,omitempty"`
-}
-
-// ParsePolicies reads a policy table from YAML or JSON and checks every
-// entry as New would. Errors name the offending entry.
-func ParsePolicies(data []byte) (ps []Policy, err error) {
-	var f PolicyFile
-	if err := decodeYAML(data, &f); err != nil {
-		return nil, fmt.Errorf("stepup: policy file: %w", err)
-	}
-	if len(f.Policies) == 0 {
-		return nil, errors.New("stepup: policy file: no policies")
-	}
-	ps = make([]Policy, 0, len(f.Policies))
-	for i, e := range f.Policies {
-		p := Policy{Method: e.Method, Route: e.Route, Action: e.Action, FailOpen: e.FailOpen}
-		if e.Remember != "" {
-			d, err := time.ParseDuration(e.Remember)
-			if err != nil {
-				return nil, fmt.Errorf("stepup: policy %d (%s %s): remember: %w", i, e.Method, e.Route, err)
-			}
-			p.Remember = d
-		}
-		for _, a := range e.Attributes {
-			p.Attributes = append(p.Attributes, Attribute{Name: a.Name, From: Source(a.From), Key: a.Key, Type: ValueType(a.Type)})
-		}
-		ps = append(ps, p)
-	}
-	if _, err := compileTable(ps); err != nil {
-		return nil, err
-	}
-	return ps, nil
-}
-
-// decodeYAML shields callers from panics of the YAML decoder on some
-// malformed documents (goccy/go-yaml v1.19.2 dereferences nil on tagged
-// empty nodes).
-func decodeYAML(data []byte, v any) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("malformed document")
-		}
-	}()
-	return yaml.UnmarshalWithOptions(data, v, yaml.DisallowUnknownField())
-}
-
-// LoadPolicies reads a policy file; see ParsePolicies.
-func LoadPolicies(path string) ([]Policy, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("stepup: %w", err)
-	}
-	return ParsePolicies(data)
 }

@@ -27,6 +27,7 @@ import (
 	stepupecho "github.com/stepupkit/stepup/adapters/echo"
 	"github.com/stepupkit/stepup/authsignal"
 	"github.com/stepupkit/stepup/authsignal/emulator"
+	"github.com/stepupkit/stepup/policyfile"
 )
 
 //go:embed policies.yaml rules.yaml
@@ -194,13 +195,13 @@ func (a *App) Close() error {
 
 func (a *App) loadPolicies() ([]stepup.Policy, error) {
 	if a.cfg.PoliciesFile != "" {
-		return stepup.LoadPolicies(a.cfg.PoliciesFile)
+		return policyfile.Load(a.cfg.PoliciesFile)
 	}
 	data, err := configFS.ReadFile("policies.yaml")
 	if err != nil {
 		return nil, err
 	}
-	return stepup.ParsePolicies(data)
+	return policyfile.Parse(data)
 }
 
 func (a *App) loadRules() (*emulator.Rules, error) {

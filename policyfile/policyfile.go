@@ -1,0 +1,100 @@
+// Package policyfile reads a stepup policy table from a YAML or JSON file,
+// so that the table can live beside the application's configuration
+// rather than in its Go source:
+//
+//	policies, err := policyfile.Load("policies.yaml")
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	guard, err := stepup.New(stepup.Config{Policies: policies, …})
+//
+// It is a package of its own so that an application declaring its policies
+// in Go does not link a YAML decoder.
+package policyfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/internal/yamlx"
+)
+
+// File is the document Load and Parse read:
+//
+//	policies:
+//	  - method: POST
+//	    route: /transfer
+//	    action: transfer
+//	    attributes:
+//	      - {name: amount, from: form, key: amount, type: number}
+//	  - method: "*"
+//	    route: /admin/*
+//	    action: adminAccess
+//	    remember: 5m
+//	    failOpen: false
+//
+// JSON with the same field names is accepted too. Unknown fields are errors.
+type File struct {
+	Policies []Entry `json:"policies" yaml:"policies"`
+}
+
+// Entry is one stepup.Policy as written in a file.
+type Entry struct {
+	Method     string      `json:"method" yaml:"method"`
+	Route      string      `json:"route" yaml:"route"`
+	Action     string      `json:"action" yaml:"action"`
+	Remember   string      `json:"remember,omitempty" yaml:"remember,omitempty"` // a Go duration: "5m"
+	FailOpen   bool        `json:"failOpen,omitempty" yaml:"failOpen,omitempty"`
+	Attributes []Attribute `json:"attributes,omitempty" yaml:"attributes,omitempty"`
+}
+
+// Attribute is one stepup.Attribute as written in a file.
+type Attribute struct {
+	Name string `json:"name" yaml:"name"`
+	From string `json:"from" yaml:"from"`
+	Key  string `json:"key" yaml:"key"`
+	Type string `json:"type,omitempty" yaml:"type,omitempty"`
+}
+
+// Parse reads a policy table from YAML or JSON and checks every entry as
+// stepup.New would (stepup.CheckPolicies). Errors name the offending entry.
+func Parse(data []byte) ([]stepup.Policy, error) {
+	var f File
+	if err := yamlx.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("stepup: policy file: %w", err)
+	}
+	if len(f.Policies) == 0 {
+		return nil, errors.New("stepup: policy file: no policies")
+	}
+	ps := make([]stepup.Policy, 0, len(f.Policies))
+	for i, e := range f.Policies {
+		p := stepup.Policy{Method: e.Method, Route: e.Route, Action: e.Action, FailOpen: e.FailOpen}
+		if e.Remember != "" {
+			d, err := time.ParseDuration(e.Remember)
+			if err != nil {
+				return nil, fmt.Errorf("stepup: policy %d (%s %s): remember: %w", i, e.Method, e.Route, err)
+			}
+			p.Remember = d
+		}
+		for _, a := range e.Attributes {
+			p.Attributes = append(p.Attributes, stepup.Attribute{Name: a.Name, From: stepup.Source(a.From), Key: a.Key, Type: stepup.ValueType(a.Type)})
+		}
+		ps = append(ps, p)
+	}
+	if err := stepup.CheckPolicies(ps); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+// Load reads a policy file; see Parse.
+func Load(path string) ([]stepup.Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("stepup: %w", err)
+	}
+	return Parse(data)
+}

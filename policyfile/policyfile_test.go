@@ -1,0 +1,236 @@
+package policyfile_test
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/policyfile"
+)
+
+// validConfig is the smallest Config stepup.New accepts, to check that
+// what Parse accepts, New accepts too.
+func validConfig() stepup.Config {
+	return stepup.Config{
+		Provider:    authsignal.NewClient("secret"),
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL: "https://app.example/stepup/callback",
+	}
+}
+
+const policyYAML = `
+policies:
+  - method: POST
+    route: /transfer
+    action: transfer
+    attributes:
+      - {name: amount, from: form, key: amount, type: number}
+      - {name: to, from: form, key: to}
+  - method: "*"
+    route: /admin/
+    action: adminAccess
+    remember: 5m
+  - method: PUT
+    route: /profile
+    action: profile
+    failOpen: true
+  - method: POST
+    route: /api/pay/{acct}
+    action: pay
+    remember: 1h30m
+    attributes:
+      - name: iban
+        from: json
+        key: payee.iban
+      - {name: acct, from: path, key: acct}
+      - {name: ref, from: query, key: ref, type: string}
+      - {name: urgent, from: header, key: X-Urgent, type: bool}
+`
+
+const policyJSON = `{
+  "policies": [
+    {"method": "POST", "route": "/transfer", "action": "transfer",
+     "attributes": [{"name": "amount", "from": "form", "key": "amount", "type": "number"},
+                    {"name": "to", "from": "form", "key": "to"}]},
+    {"method": "*", "route": "/admin/", "action": "adminAccess", "remember": "5m"},
+    {"method": "PUT", "route": "/profile", "action": "profile", "failOpen": true},
+    {"method": "POST", "route": "/api/pay/{acct}", "action": "pay", "remember": "1h30m",
+     "attributes": [{"name": "iban", "from": "json", "key": "payee.iban"},
+                    {"name": "acct", "from": "path", "key": "acct"},
+                    {"name": "ref", "from": "query", "key": "ref", "type": "string"},
+                    {"name": "urgent", "from": "header", "key": "X-Urgent", "type": "bool"}]}
+  ]
+}`
+
+// policyFileTable is what policyYAML and policyJSON describe.
+var policyFileTable = []stepup.Policy{
+	{Method: http.MethodPost, Route: "/transfer", Action: "transfer", Attributes: []stepup.Attribute{
+		{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"},
+		{Name: "to", From: stepup.FromForm, Key: "to"},
+	}},
+	{Method: "*", Route: "/admin/", Action: "adminAccess", Remember: 5 * time.Minute},
+	{Method: http.MethodPut, Route: "/profile", Action: "profile", FailOpen: true},
+	{Method: http.MethodPost, Route: "/api/pay/{acct}", Action: "pay", Remember: 90 * time.Minute, Attributes: []stepup.Attribute{
+		{Name: "iban", From: stepup.FromJSON, Key: "payee.iban"},
+		{Name: "acct", From: stepup.FromPath, Key: "acct"},
+		{Name: "ref", From: stepup.FromQuery, Key: "ref", Type: "string"},
+		{Name: "urgent", From: stepup.FromHeader, Key: "X-Urgent", Type: "bool"},
+	}},
+}
+
+func TestParse(t *testing.T) {
+	for name, doc := range map[string]string{"YAML": policyYAML, "JSON": policyJSON} {
+		t.Run(name, func(t *testing.T) {
+			ps, err := policyfile.Parse([]byte(doc))
+			require.NoError(t, err)
+			assert.Equal(t, policyFileTable, ps)
+
+			cfg := validConfig()
+			cfg.Policies = ps
+			g, err := stepup.New(cfg)
+			require.NoError(t, err, "what parses is accepted by New")
+			rule, ok := g.Match(http.MethodDelete, "/admin/")
+			require.True(t, ok)
+			assert.Equal(t, 5*time.Minute, rule.Policy().Remember)
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	for name, doc := range map[string]string{"policies.yaml": policyYAML, "policies.json": policyJSON} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			require.NoError(t, os.WriteFile(path, []byte(doc), 0o600))
+			ps, err := policyfile.Load(path)
+			require.NoError(t, err)
+			assert.Equal(t, policyFileTable, ps)
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		_, err := policyfile.Load(filepath.Join(dir, "nope.yaml"))
+		require.Error(t, err)
+		assert.True(t, errors.Is(err, os.ErrNotExist), err.Error())
+		assert.Contains(t, err.Error(), "nope.yaml")
+		assert.True(t, strings.HasPrefix(err.Error(), "stepup: "))
+	})
+	t.Run("invalid file names the entry", func(t *testing.T) {
+		path := filepath.Join(dir, "bad.yaml")
+		require.NoError(t, os.WriteFile(path, []byte("policies:\n  - {method: GET, route: /a, action: a}\n  - {method: GET, route: /b, action: 'b c'}\n"), 0o600))
+		_, err := policyfile.Load(path)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "policy 1 (GET /b)")
+	})
+}
+
+func TestParseRejects(t *testing.T) {
+	entry := func(extra string) string {
+		return "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: POST, route: /transfer, action: transfer" + extra + "}\n"
+	}
+	tests := []struct {
+		name   string
+		given  string
+		expect []string
+	}{
+		{"empty document", "", []string{"no policies"}},
+		{"empty table", "policies: []", []string{"no policies"}},
+		{"null table", "policies: null", []string{"no policies"}},
+		{"not a table", "policies: transfer", []string{"stepup: policy file"}},
+		{"YAML syntax error", "policies:\n  - method: [POST\n", []string{"stepup: policy file"}},
+		{"JSON syntax error", `{"policies": [{"method": "POST"`, []string{"stepup: policy file"}},
+		{"unknown top-level field", "policies:\n  - {method: GET, route: /ok, action: ok}\nversion: 2\n", []string{"stepup: policy file", "version"}},
+		{"unknown policy field", entry(", acton: x"), []string{"stepup: policy file", "acton"}},
+		{"misspelt remember", entry(", rememberFor: 5m"), []string{"stepup: policy file", "rememberFor"}},
+		{"Go field name instead of the file's", entry(", Remember: 5m"), []string{"stepup: policy file", "Remember"}},
+		{"unknown attribute field", entry(", attributes: [{name: a, from: form, key: a, kind: number}]"), []string{"stepup: policy file", "kind"}},
+		{"unknown JSON field", `{"policies": [{"method": "POST", "route": "/x", "action": "x", "custom": "f"}]}`, []string{"stepup: policy file", "custom"}},
+		{"remember not a duration", entry(", remember: 5 minutes"), []string{"policy 1 (POST /transfer)", "remember"}},
+		{"remember without a unit", entry(", remember: '300'"), []string{"policy 1 (POST /transfer)", "remember"}},
+		{"negative remember", entry(", remember: -5m"), []string{"policy 1 (POST /transfer)", "negative remember"}},
+		{"failOpen not a bool", entry(", failOpen: [1]"), []string{"stepup: policy file"}},
+		{"unknown method", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: post, route: /x, action: x}\n", []string{"policy 1 (post /x)", "unknown method"}},
+		{"bad route", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: POST, route: /a/../b, action: x}\n", []string{"policy 1 (POST /a/../b)", "dot segment"}},
+		{"bad action", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: POST, route: /x, action: 'not ok'}\n", []string{"policy 1 (POST /x)", `"not ok"`}},
+		{"action of 65 characters", "policies:\n  - {method: POST, route: /x, action: " + strings.Repeat("a", 65) + "}\n", []string{"policy 0 (POST /x)", "action code"}},
+		{"bad attribute source", entry(", attributes: [{name: a, from: cookie, key: a}]"), []string{"policy 1 (POST /transfer)", `unknown source "cookie"`}},
+		{"bad attribute type", entry(", attributes: [{name: a, from: form, key: a, type: float}]"), []string{"policy 1 (POST /transfer)", `unknown type "float"`}},
+		{"attribute without key", entry(", attributes: [{name: a, from: form}]"), []string{"policy 1 (POST /transfer)", "empty key"}},
+		{"duplicate attribute", entry(", attributes: [{name: a, from: form, key: a}, {name: a, from: query, key: a}]"), []string{"policy 1 (POST /transfer)", "twice"}},
+		{"duplicate policy", "policies:\n  - {method: POST, route: /x, action: x}\n  - {method: POST, route: /x, action: y}\n", []string{"policy 1 (POST /x)", "duplicate"}},
+		{"* and POST on one route", "policies:\n  - {method: POST, route: /x, action: x}\n  - {method: '*', route: /x, action: y}\n", []string{"POST /x", "* /x", "overlap"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ps, err := policyfile.Parse([]byte(tc.given))
+			require.Error(t, err)
+			assert.Nil(t, ps)
+			assert.True(t, strings.HasPrefix(err.Error(), "stepup: "), err.Error())
+			for _, want := range tc.expect {
+				assert.Contains(t, err.Error(), want)
+			}
+		})
+	}
+}
+
+// FuzzParse: a policy file never panics the parser, and whatever
+// it accepts, New accepts too and protects exactly as written.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(policyYAML))
+	f.Add([]byte(policyJSON))
+	f.Add([]byte("policies:\n  - {method: GET, route: /a, action: a, remember: 1ns}\n"))
+	f.Add([]byte("policies:\n  - {method: '*', route: /, action: a}\n  - {method: GET, route: /{$}, action: b}\n"))
+	f.Add([]byte("policies:\n  - &p {method: GET, route: /a, action: a}\n  - *p\n"))
+	f.Add([]byte("policies:\n  - method: POST\n    route: /x/../y\n    action: x\n"))
+	f.Add([]byte(`{"policies": [{"method": "PUT", "route": "/u/{id}", "action": "u", "attributes": [{"name": "n", "from": "path", "key": "id", "type": "number"}]}]}`))
+	f.Add([]byte("policies: [{method: GET, route: /a, action: a, remember: -1h}]"))
+	f.Add([]byte("policies:\n  - {method: GET, route: \"/a\\tb\", action: a}\n"))
+	f.Add([]byte("\xef\xbb\xbfpolicies: []"))
+	f.Add([]byte("- a\n- b\n"))
+	f.Add([]byte{})
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ps, err := policyfile.Parse(data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "stepup: ") {
+				t.Fatalf("error without prefix: %v", err)
+			}
+			return
+		}
+		if len(ps) == 0 {
+			t.Fatal("no error and no policies")
+		}
+		cfg := validConfig()
+		cfg.Policies = ps
+		g, err := stepup.New(cfg)
+		if err != nil {
+			t.Fatalf("Parse accepted what New refuses: %v", err)
+		}
+		for _, p := range ps {
+			method := p.Method
+			if method == "*" {
+				method = http.MethodPatch
+			}
+			rule, ok := g.Match(method, p.Route)
+			if !ok || rule.Policy().Action != p.Action || rule.Policy().Remember != p.Remember || p.Remember < 0 {
+				t.Fatalf("policy %+v not protected as written", p)
+			}
+		}
+	})
+}
+
+func TestRegressionParsePanicsOnTaggedEmptyNode(t *testing.T) {
+	for _, doc := range []string{"policies: !\n", "policies:\n  - attributes: !foo\n"} {
+		assert.NotPanics(t, func() { _, _ = policyfile.Parse([]byte(doc)) }, "%q", doc)
+	}
+}
