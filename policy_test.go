@@ -379,3 +379,38 @@ func TestUncoveredRouteTouchesNothing(t *testing.T) {
 	assert.Positive(t, sess.gets.Load())
 	assert.Len(t, provider.tracked(), 1)
 }
+
+// TestCheckPoliciesChecksAsNew: CheckPolicies, which policyfile relies on,
+// accepts what New accepts and refuses what New refuses with New's error,
+// naming the entry.
+func TestCheckPoliciesChecksAsNew(t *testing.T) {
+	tests := []struct {
+		name   string
+		given  []stepup.Policy
+		expect string // "" when valid
+	}{
+		{"empty table", nil, ""},
+		{"valid table", []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}, {Method: "*", Route: "/admin/", Action: "admin"}}, ""},
+		{"bad action", []stepup.Policy{{Method: http.MethodGet, Route: "/a", Action: "a"}, {Method: http.MethodPost, Route: "/x", Action: "not ok"}}, "stepup: policy 1 (POST /x)"},
+		{"duplicate", []stepup.Policy{{Method: http.MethodPost, Route: "/x", Action: "x"}, {Method: http.MethodPost, Route: "/x", Action: "y"}}, "duplicate"},
+		{"overlap", []stepup.Policy{{Method: http.MethodPost, Route: "/x", Action: "x"}, {Method: "*", Route: "/x", Action: "y"}}, "overlap"},
+		{"bad attribute", []stepup.Policy{{Method: http.MethodPost, Route: "/x", Action: "x", Attributes: []stepup.Attribute{{Name: "a", From: "cookie", Key: "a"}}}}, `unknown source "cookie"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := stepup.CheckPolicies(tc.given)
+			cfg := validConfig()
+			cfg.Policies = tc.given
+			_, newErr := stepup.New(cfg)
+			if tc.expect == "" {
+				assert.NoError(t, err)
+				assert.NoError(t, newErr)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.expect)
+			require.Error(t, newErr)
+			assert.Equal(t, newErr.Error(), err.Error())
+		})
+	}
+}
