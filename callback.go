@@ -163,9 +163,7 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 func (g *Guard) settle(ctx context.Context, st *sessionState, ref *parkRef, rec *Record) {
 	ref.Done = true
 	st.dirty = true
-	if rec.Remember > 0 {
-		g.grant(ctx, st, rec)
-	}
+	g.grant(ctx, st, rec)
 }
 
 // resumeGet gives the browser a single-use pass for the parked GET and

@@ -100,3 +100,37 @@ func TestMemoryStoreBounds(t *testing.T) {
 		require.NoError(t, s.Put(ctx, used))
 	})
 }
+
+// Every part of a record counts against the store's byte limit: a part
+// left out of the count would let one account fill the store's memory
+// past its bound with that part alone.
+func TestMemoryStoreCountsEveryPartOfARecord(t *testing.T) {
+	const limit = 1 << 20
+	big := string(make([]byte, 600<<10)) // two of these never fit in 1 MiB
+	parts := map[string]func(*stepup.Record){
+		"id":           func(r *stepup.Record) { r.ID += big },
+		"user":         func(r *stepup.Record) { r.UserID = big },
+		"action":       func(r *stepup.Record) { r.Action = big },
+		"method":       func(r *stepup.Record) { r.Method = big },
+		"path":         func(r *stepup.Record) { r.Path = big },
+		"query":        func(r *stepup.Record) { r.Query = big },
+		"body":         func(r *stepup.Record) { r.Body = []byte(big) },
+		"body hash":    func(r *stepup.Record) { r.BodyHash = []byte(big) },
+		"shown":        func(r *stepup.Record) { r.Shown = [][]byte{[]byte(big)} },
+		"header key":   func(r *stepup.Record) { r.Header = http.Header{big: {"v"}} },
+		"header value": func(r *stepup.Record) { r.Header = http.Header{"K": {big}} },
+	}
+	for name, set := range parts {
+		t.Run(name, func(t *testing.T) {
+			s := stepup.NewMemoryStore(stepup.MemoryLimits(100, limit))
+			now := time.Now()
+			put := func(id string) error {
+				r := &stepup.Record{ID: id, Kind: stepup.KindGrant, Created: now, Expires: now.Add(time.Hour)}
+				set(r)
+				return s.Put(context.Background(), r)
+			}
+			require.NoError(t, put("a"))
+			assert.ErrorIs(t, put("b"), stepup.ErrStoreFull, "the %s counts", name)
+		})
+	}
+}

@@ -56,6 +56,9 @@ func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user
 
 // grant gives a Remember grant for rec's action, with a fixed expiry.
 func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
+	if rec.Remember <= 0 {
+		return // the policy does not remember
+	}
 	now := g.now()
 	id := newID()
 	gr := &Record{ID: id, Kind: KindGrant, UserID: rec.UserID, Action: rec.Action, Created: now, Expires: now.Add(rec.Remember)}

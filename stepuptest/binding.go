@@ -112,6 +112,11 @@ func runBinding(t *testing.T, a Adapter) {
 
 			require.Equal(t, http.StatusOK, b.Get("/report?month=2026-11").StatusCode, "the pass itself still works")
 			assert.Len(t, env.Ledger.Runs("report"), 1)
+			var resumed bool
+			for _, ev := range env.Events.All() {
+				resumed = resumed || (ev.Type == stepup.EventReplay && ev.Reason == "pass")
+			}
+			assert.True(t, resumed, "the callback reports the GET it resumed with a pass")
 		})
 	}
 
@@ -216,7 +221,24 @@ func runBinding(t *testing.T, a Adapter) {
 		require.Equal(t, http.StatusSeeOther, b.Get(b.Complete(b.Challenge(b.Get("/admin")))).StatusCode)
 		require.Equal(t, http.StatusOK, b.Get("/admin").StatusCode, "the grant opens /admin")
 		b.Challenge(b.Do(http.MethodPost, "/open", Form, "x=1", nil))
+		b.Challenge(b.Get("/open"))
 		assert.Empty(t, env.Ledger.Runs("open"), "the grant does not open a route that does not remember")
+	})
+
+	// An API client that keeps cookies gets the Remember grant of a
+	// remembering route from its token retry, as a browser does from the
+	// callback.
+	t.Run("a token retry on a remembering route gives the grant", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		b := env.NewBrowser()
+		b.Login("alice")
+		token := apiChallenge(t, b, http.MethodGet, "/admin", "")
+		require.Equal(t, http.StatusOK, b.API(http.MethodGet, "/admin", "", http.Header{stepup.TokenHeader: {token}}).StatusCode)
+		again := b.API(http.MethodGet, "/admin", "", nil)
+		require.Equal(t, http.StatusOK, again.StatusCode, again.Body)
+		runs := env.Ledger.Runs("admin")
+		require.Len(t, runs, 2)
+		assert.Equal(t, "remembered", runs[1].How)
 	})
 
 	// Without Config.SessionID the per-session cap counts by the guard's

@@ -102,6 +102,7 @@ func runParsing(t *testing.T, a Adapter) {
 		{"empty number", given{"POST", "/transfer", Form, "amount=", nil}},
 		{"number with a dot and no fraction", given{"POST", "/transfer", Form, "amount=5.", nil}},
 		{"number with an exponent and no digits", given{"POST", "/transfer", Form, "amount=5e%2B", nil}},
+		{"number ending in e", given{"POST", "/transfer", Form, "amount=5e", nil}},
 		{"minus alone", given{"POST", "/transfer", Form, "amount=-", nil}},
 		{"JSON keys that fold alike, all non-ASCII", given{"POST", "/api/transfer", js, "{\"amount\":5,\"k\":1,\"\u212a\":2}", nil}},
 		{"number with a leading zero", given{"POST", "/transfer", Form, "amount=05000", nil}},

@@ -23,7 +23,8 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		return &stepup.Record{
 			ID: id, Kind: stepup.KindPark, UserID: "alice", Action: "transfer", Method: http.MethodPost,
 			Path: "/transfer", Query: "a=1", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
-			Body: []byte("amount=5000"), Shown: [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
+			Body: []byte("amount=5000"), BodyHash: []byte("fedcba9876543210fedcba9876543210"),
+			Shown:   [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
 			Created: clock.Now(), Expires: clock.Now().Add(time.Minute),
 		}
 	}
@@ -36,12 +37,14 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		in.Body[0] = 'X' // the store must not keep the caller's memory
 		in.Header.Set("Content-Type", "changed")
 		in.Shown[0][0] = 'X'
+		in.BodyHash[0] = 'X'
 		got, err := s.Get(ctx, "a")
 		require.NoError(t, err)
 		assert.Equal(t, "amount=5000", string(got.Body))
 		assert.Equal(t, "application/x-www-form-urlencoded", got.Header.Get("Content-Type"))
 		assert.Equal(t, "/transfer", got.Path)
 		assert.Equal(t, [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, got.Shown)
+		assert.Equal(t, "fedcba9876543210fedcba9876543210", string(got.BodyHash))
 		assert.True(t, got.Expires.Equal(clock.Now().Add(time.Minute)))
 		assert.False(t, got.Consumed)
 		got.Body[0] = 'Y'

@@ -7,14 +7,14 @@
 //
 // An equivalents line is
 //
-//	MUTATOR column | the source line, trimmed | why no test can tell it apart
+//	file MUTATOR column | the source line, trimmed | why no test can tell it apart
 //
 // where column counts from the first non-blank character of the line (1 is
-// that character). It matches a mutant by its mutator, its place in the
-// line and the line's text, wherever the line moves, so refactoring keeps
-// it; a text that appears on more than one mutated line is refused as
-// ambiguous, and an entry that matches nothing is reported as stale, so an
-// equivalent can never excuse a mutant it was not written for.
+// that character). It matches a mutant by its file, its mutator, its place
+// in the line and the line's text, wherever the line moves within the file;
+// a text that appears on more than one mutated line of the file is refused
+// as ambiguous, and an entry that matches nothing is reported as stale, so
+// an equivalent can never excuse a mutant it was not written for.
 package main
 
 import (
@@ -41,7 +41,7 @@ type report struct {
 	} `json:"files"`
 }
 
-type equivalent struct{ source, reason string }
+type equivalent struct{ file, source, reason string }
 
 func main() {
 	equivFile := flag.String("equivalents", "", "file listing equivalent mutants")
@@ -81,21 +81,22 @@ func main() {
 				src := strings.TrimSpace(raw)
 				indent := len(raw) - len(strings.TrimLeft(raw, " \t"))
 				all = append(all, mutant{file: f.FileName, src: src, line: m.Line, col: m.Column, status: m.Status,
-					key: fmt.Sprintf("%s %d | %s", m.Type, m.Column-indent, src)})
+					key: fmt.Sprintf("%s %s %d | %s", f.FileName, m.Type, m.Column-indent, src)})
 			}
 		}
 	}
-	// A source text excuses mutants on one line only.
-	linesOf := map[string]map[string]bool{}
+	// A source text excuses mutants on one line of its file only.
+	linesOf := map[string]map[int]bool{}
 	for _, m := range all {
-		if linesOf[m.src] == nil {
-			linesOf[m.src] = map[string]bool{}
+		k := m.file + "\x00" + m.src
+		if linesOf[k] == nil {
+			linesOf[k] = map[int]bool{}
 		}
-		linesOf[m.src][fmt.Sprintf("%s:%d", m.file, m.line)] = true
+		linesOf[k][m.line] = true
 	}
 	for key, e := range equivs {
-		if len(linesOf[e.source]) > 1 {
-			fail(fmt.Errorf("equivalent %q: its source line appears on %d mutated lines; it would excuse them all", key, len(linesOf[e.source])))
+		if n := len(linesOf[e.file+"\x00"+e.source]); n > 1 {
+			fail(fmt.Errorf("equivalent %q: its source line appears on %d mutated lines of %s; it would excuse them all", key, n, e.file))
 		}
 	}
 	used := map[string]bool{}
@@ -179,12 +180,13 @@ func readEquivalents(path string) (map[string]equivalent, error) {
 			continue
 		}
 		parts := strings.SplitN(line, "|", 3)
-		if len(parts) != 3 || strings.TrimSpace(parts[2]) == "" || len(strings.Fields(parts[0])) != 2 {
-			return nil, fmt.Errorf("%s:%d: want \"MUTATOR column | source line | reason\"", path, n)
+		head := strings.Fields(parts[0])
+		if len(parts) != 3 || strings.TrimSpace(parts[2]) == "" || len(head) != 3 {
+			return nil, fmt.Errorf("%s:%d: want \"file MUTATOR column | source line | reason\"", path, n)
 		}
 		src := strings.TrimSpace(parts[1])
-		key := strings.Join(strings.Fields(parts[0]), " ") + " | " + src
-		out[key] = equivalent{src, strings.TrimSpace(parts[2])}
+		key := strings.Join(head, " ") + " | " + src
+		out[key] = equivalent{head[0], src, strings.TrimSpace(parts[2])}
 	}
 	return out, sc.Err()
 }
