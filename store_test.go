@@ -134,3 +134,19 @@ func TestMemoryStoreCountsEveryPartOfARecord(t *testing.T) {
 		})
 	}
 }
+
+// A store whose bytes are taken by expired records makes room for a new
+// one instead of refusing it: expired records never hold capacity.
+func TestMemoryStoreSweepsExpiredBytesWhenFull(t *testing.T) {
+	clock := stepuptest.NewClock()
+	s := stepup.NewMemoryStore(stepup.MemoryLimits(1000, 1<<20), stepup.MemoryClock(clock.Now))
+	big := make([]byte, 600<<10)
+	put := func(id string) error {
+		return s.Put(context.Background(), &stepup.Record{ID: id, Kind: stepup.KindGrant, Body: big,
+			Created: clock.Now(), Expires: clock.Now().Add(time.Minute)})
+	}
+	require.NoError(t, put("a"))
+	require.ErrorIs(t, put("b"), stepup.ErrStoreFull)
+	clock.Advance(time.Minute)
+	assert.NoError(t, put("c"), "the expired record's bytes are swept")
+}

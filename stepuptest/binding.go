@@ -191,6 +191,14 @@ func runBinding(t *testing.T, a Adapter) {
 		}
 		require.NoError(t, json.Unmarshal([]byte(resp.Body), &doc))
 		assert.Equal(t, 600, doc.ExpiresIn)
+		b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil))
+		var kinds []string
+		for _, ev := range env.Events.All() {
+			if ev.Type == stepup.EventChallenge {
+				kinds = append(kinds, ev.Reason)
+			}
+		}
+		assert.Equal(t, []string{"api", "browser"}, kinds, "the challenge event says which kind it was")
 	})
 
 	// A GET policy covers HEAD, and so does the GET's single-use pass.
