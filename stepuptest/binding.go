@@ -3,6 +3,7 @@ package stepuptest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -216,6 +217,24 @@ func runBinding(t *testing.T, a Adapter) {
 		runs := env.Ledger.Runs("report")
 		require.Len(t, runs, 1)
 		assert.Equal(t, "pass", runs[0].How)
+	})
+
+	// Several resumed GETs wait side by side: each pass opens its own URL,
+	// using one leaves the others, up to five at once.
+	t.Run("five passes wait side by side", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		b := env.NewBrowser()
+		b.Login("alice")
+		var next []string
+		for i := range 5 {
+			resp := b.Get(b.Complete(b.Challenge(b.Get(fmt.Sprintf("/report?month=2026-%02d", i+1)))))
+			require.Equal(t, http.StatusSeeOther, resp.StatusCode, resp.Body)
+			next = append(next, resp.Header.Get("Location"))
+		}
+		for _, loc := range next {
+			require.Equal(t, http.StatusOK, b.Get(loc).StatusCode, "the pass for %s", loc)
+		}
+		assert.Len(t, env.Ledger.Runs("report"), 5)
 	})
 
 	// A Remember grant opens only the routes whose policy remembers: a

@@ -489,6 +489,8 @@ func runRefusals(t *testing.T, a Adapter) {
 		cb := park(b, "amount=5000")
 		b.Login("bob")
 		assert.Equal(t, http.StatusForbidden, b.Get(cb).StatusCode)
+		_, err := env.Store.Get(context.Background(), Param(cb, "park"))
+		assert.ErrorIs(t, err, stepup.ErrNotFound, "the previous user's park is deleted from the Store, not only forgotten by the cookie")
 		b.Login("alice")
 		assert.Equal(t, http.StatusForbidden, b.Get(cb).StatusCode, "purged when the user changed")
 		assert.Empty(t, env.Ledger.Runs("transfer"))
