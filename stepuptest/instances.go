@@ -5,9 +5,12 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
 )
 
 // runInstances runs one application as two instances behind a load
@@ -84,7 +87,11 @@ func runInstances(t *testing.T, a Adapter) {
 // ledger and session keys.
 func newTwoInstances(t *testing.T, a Adapter) (*Env, *httptest.Server) {
 	t.Helper()
-	env := NewEnv(t, a, Options{})
-	_, other := env.serve(a, Options{})
+	// Twenty concurrent validations on a loaded two-core machine can take
+	// longer than the suite's short provider deadline; a 503 would be a
+	// correct fail-closed answer, but not the race this test is about.
+	o := Options{Config: func(c *stepup.Config) { c.ProviderTimeout = 15 * time.Second }}
+	env := NewEnv(t, a, o)
+	_, other := env.serve(a, o)
 	return env, other
 }

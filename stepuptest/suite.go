@@ -404,7 +404,9 @@ func runRefusals(t *testing.T, a Adapter) {
 		})
 	}
 	t.Run("20 concurrent callbacks: exactly one execution", func(t *testing.T) {
-		env := NewEnv(t, a, Options{})
+		// A long provider deadline: on a loaded machine a validation may
+		// be slow, and a 503 is not the race this test is about.
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.ProviderTimeout = 15 * time.Second }})
 		b := env.NewBrowser()
 		b.Login("alice")
 		cb := park(b, "amount=5000")
