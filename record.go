@@ -87,6 +87,8 @@ func (r *Record) check() error {
 		return fmt.Errorf("stepup: record %s: unknown kind %d", r.ID, r.Kind)
 	case r.Path != "" && !safePath(r.Path):
 		return fmt.Errorf("stepup: record %s: unsafe path", r.ID)
+	case !safeQuery(r.Query):
+		return fmt.Errorf("stepup: record %s: unsafe query", r.ID)
 	case r.Method != "" && !validMethod(r.Method):
 		return fmt.Errorf("stepup: record %s: bad method", r.ID)
 	case r.Expires.IsZero():

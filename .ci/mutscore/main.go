@@ -179,9 +179,15 @@ func readEquivalents(path string) (map[string]equivalent, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		parts := strings.SplitN(line, "|", 3)
-		head := strings.Fields(parts[0])
-		if len(parts) != 3 || strings.TrimSpace(parts[2]) == "" || len(head) != 3 {
+		// The source may hold "|" itself ("||", "|="): the head ends at
+		// the first " | ", the reason starts after the last one.
+		first, last := strings.Index(line, " | "), strings.LastIndex(line, " | ")
+		if first < 0 || last <= first {
+			return nil, fmt.Errorf("%s:%d: want \"file MUTATOR column | source line | reason\"", path, n)
+		}
+		head := strings.Fields(line[:first])
+		parts := []string{line[:first], line[first+3 : last], line[last+3:]}
+		if strings.TrimSpace(parts[2]) == "" || len(head) != 3 {
 			return nil, fmt.Errorf("%s:%d: want \"file MUTATOR column | source line | reason\"", path, n)
 		}
 		src := strings.TrimSpace(parts[1])
