@@ -211,7 +211,11 @@ func runBinding(t *testing.T, a Adapter) {
 		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 		head := b.Do(http.MethodHead, "/report?month=2026-11", "", "", nil)
 		if head.StatusCode == http.StatusMethodNotAllowed {
-			t.Skipf("%s routes no HEAD to a GET handler", a.Name)
+			// A router that serves no HEAD on a GET route (echo): the
+			// pass lets the request through the guard to the router's
+			// 405, and nothing runs.
+			assert.Empty(t, env.Ledger.Runs("report"))
+			return
 		}
 		require.Equal(t, http.StatusOK, head.StatusCode)
 		runs := env.Ledger.Runs("report")
