@@ -114,8 +114,8 @@ func runBinding(t *testing.T, a Adapter) {
 			require.Equal(t, http.StatusOK, b.Get("/report?month=2026-11").StatusCode, "the pass itself still works")
 			assert.Len(t, env.Ledger.Runs("report"), 1)
 			var resumed bool
-			for _, ev := range env.Events.All() {
-				resumed = resumed || (ev.Type == stepup.EventReplay && ev.Reason == "pass")
+			for _, ev := range env.Events.Of(stepup.EventReplay) {
+				resumed = resumed || ev.Reason == "pass"
 			}
 			assert.True(t, resumed, "the callback reports the GET it resumed with a pass")
 		})
@@ -194,10 +194,8 @@ func runBinding(t *testing.T, a Adapter) {
 		assert.Equal(t, 600, doc.ExpiresIn)
 		b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil))
 		var kinds []string
-		for _, ev := range env.Events.All() {
-			if ev.Type == stepup.EventChallenge {
-				kinds = append(kinds, ev.Reason)
-			}
+		for _, ev := range env.Events.Of(stepup.EventChallenge) {
+			kinds = append(kinds, ev.Reason)
 		}
 		assert.Equal(t, []string{"api", "browser"}, kinds, "the challenge event says which kind it was")
 	})

@@ -189,6 +189,26 @@ func (e *Events) All() []stepup.Event {
 	return append([]stepup.Event(nil), e.evs...)
 }
 
+// Of returns the recorded events of one type, oldest first.
+func (e *Events) Of(typ stepup.EventType) []stepup.Event {
+	var out []stepup.Event
+	for _, ev := range e.All() {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// LastRefusal returns the cause of the last refusal, nil when none.
+func (e *Events) LastRefusal() error {
+	refused := e.Of(stepup.EventRefuse)
+	if len(refused) == 0 {
+		return nil
+	}
+	return refused[len(refused)-1].Err
+}
+
 // Options adjust an Env.
 type Options struct {
 	Config   func(*stepup.Config)                  // change the guard config before New

@@ -126,14 +126,9 @@ func runParsing(t *testing.T, a Adapter) {
 			assert.Equal(t, http.StatusBadRequest, resp.StatusCode, resp.Body)
 			assert.Empty(t, env.Emulator.Tracked(), "nothing tracked")
 			assert.Empty(t, env.Ledger.Runs(""), "no handler ran")
-			var refusal *stepup.Event
-			for _, ev := range env.Events.All() {
-				if ev.Type == stepup.EventRefuse {
-					refusal = &ev
-				}
-			}
-			require.NotNil(t, refusal, "the refusal is reported")
-			assert.ErrorIs(t, refusal.Err, stepup.ErrBadRequest)
+			refused := env.Events.LastRefusal()
+			require.Error(t, refused, "the refusal is reported")
+			assert.ErrorIs(t, refused, stepup.ErrBadRequest)
 		})
 	}
 

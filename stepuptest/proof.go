@@ -69,12 +69,7 @@ func runProof(t *testing.T, a Adapter) {
 		// in a session that never parked anything.
 		cb := victim.Complete(challenge)
 		assert.Equal(t, http.StatusForbidden, victim.Get(cb).StatusCode)
-		var refused error
-		for _, ev := range env.Events.All() {
-			if ev.Type == stepup.EventRefuse {
-				refused = ev.Err
-			}
-		}
+		refused := env.Events.LastRefusal()
 		require.Error(t, refused)
 		assert.Contains(t, refused.Error(), "ended", "the log says the park was ended, not that ending it failed")
 		assert.NotContains(t, refused.Error(), "ending it")
