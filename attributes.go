@@ -251,13 +251,12 @@ func (rd *reading) value(a Attribute) (string, bool, error) {
 		}
 	}
 	for _, key := range keys {
-		fk := foldKey(key)
 		for _, src := range []struct {
 			place string
 			vals  url.Values
 		}{{"query", rd.query}, {"form body", rd.form}, {"parsed form", rd.req.Form}, {"parsed form", rd.req.PostForm}} {
 			for k, vs := range src.vals {
-				if foldKey(k) == fk {
+				if strings.EqualFold(k, key) { // as foldKey(k) == foldKey(key), without allocating
 					if err := add(src.place, vs...); err != nil {
 						return "", false, err
 					}
@@ -265,7 +264,7 @@ func (rd *reading) value(a Attribute) (string, bool, error) {
 			}
 		}
 		for k := range rd.unread {
-			if foldKey(k) == fk {
+			if strings.EqualFold(k, key) { // as foldKey(k) == foldKey(key), without allocating
 				return "", false, ambiguous("%q is in a form body of a %s request, which net/http does not parse", key, rd.req.Method)
 			}
 		}

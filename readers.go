@@ -99,9 +99,8 @@ func jsonPath(doc any, path string) (any, bool, error) {
 		}
 		v, found := m[part]
 		if !found {
-			fp := foldKey(part)
 			for k, kv := range m {
-				if foldKey(k) == fp {
+				if strings.EqualFold(k, part) {
 					v, found = kv, true
 					break
 				}
