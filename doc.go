@@ -52,7 +52,7 @@
 //	log.Fatal(http.ListenAndServe(":8080", handler))
 //
 // Echo v4 applications use the adapter in package
-// github.com/stepupkit/stepup/adapters/echo (stepupecho), which matches on
+// github.com/stepupkit/stepup/adapters/stepupecho (stepupecho), which matches on
 // echo's c.Path() and speaks echo's idioms.
 //
 // The table can also be read from a YAML or JSON file with package

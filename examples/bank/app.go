@@ -24,7 +24,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/stepupkit/stepup"
-	stepupecho "github.com/stepupkit/stepup/adapters/echo"
+	stepupecho "github.com/stepupkit/stepup/adapters/stepupecho"
 	"github.com/stepupkit/stepup/authsignal"
 	"github.com/stepupkit/stepup/authsignal/emulator"
 	"github.com/stepupkit/stepup/policyfile"

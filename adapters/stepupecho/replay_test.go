@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
-	stepupecho "github.com/stepupkit/stepup/adapters/echo"
+	stepupecho "github.com/stepupkit/stepup/adapters/stepupecho"
 	"github.com/stepupkit/stepup/stepuptest"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/stepupkit/stepup"
-	stepupecho "github.com/stepupkit/stepup/adapters/echo"
+	stepupecho "github.com/stepupkit/stepup/adapters/stepupecho"
 	"github.com/stepupkit/stepup/stepuptest"
 )
 

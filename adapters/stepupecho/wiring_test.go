@@ -8,17 +8,20 @@ package stepupecho_test
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
-	stepupecho "github.com/stepupkit/stepup/adapters/echo"
+	stepupecho "github.com/stepupkit/stepup/adapters/stepupecho"
+	"github.com/stepupkit/stepup/authsignal"
 	"github.com/stepupkit/stepup/stepuptest"
 )
 
@@ -322,5 +325,28 @@ func TestCheckRoutesReportsHandlersOpenForOtherMethods(t *testing.T) {
 			}
 			stepuptest.NewEnv(t, app, stepuptest.Options{Config: func(c *stepup.Config) { c.Policies = tc.policies }})
 		})
+	}
+}
+
+// A Middleware whose guard declares no policies protects nothing, so it has
+// nothing to be miswired for: even in e.Pre it lets every request through
+// rather than refuse the whole application (the routes are protected with
+// Require, which never depends on where Middleware sits).
+func TestEchoMiddlewareWithoutPoliciesLetsEverythingThrough(t *testing.T) {
+	g, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("unused", authsignal.WithBaseURL("http://127.0.0.1:1")), // never called
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL: "https://app.example/stepup/callback",
+	})
+	require.NoError(t, err)
+	e := echo.New()
+	e.Pre(stepupecho.Middleware(g))
+	e.GET("/profile", func(c echo.Context) error { return c.String(http.StatusOK, "profile") })
+	for _, path := range []string{"/profile", "/missing"} {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		want := map[string]int{"/profile": http.StatusOK, "/missing": http.StatusNotFound}[path]
+		assert.Equal(t, want, rec.Code, path)
 	}
 }

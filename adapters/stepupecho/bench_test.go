@@ -4,7 +4,7 @@ package stepupecho_test
 // same echo application with a middleware that does nothing, measured in
 // the same run:
 //
-//	go test -run '^$' -bench . -benchmem ./adapters/echo
+//	go test -run '^$' -bench . -benchmem ./adapters/stepupecho
 
 import (
 	"net/http"
@@ -15,7 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/stepupkit/stepup"
-	stepupecho "github.com/stepupkit/stepup/adapters/echo"
+	stepupecho "github.com/stepupkit/stepup/adapters/stepupecho"
 	"github.com/stepupkit/stepup/authsignal"
 )
 
