@@ -114,7 +114,7 @@ func ExampleGuard_Require() {
 	}
 	mux := http.NewServeMux()
 	deleteUser := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
-	mux.Handle("DELETE /users/{id}", guard.Require("deleteUser", stepup.RememberFor(time.Minute),
+	mux.Handle("DELETE /users/{id}", guard.Require("deleteUser", stepup.WithRemember(time.Minute),
 		stepup.WithAttributes(stepup.Attribute{Name: "target", From: stepup.FromPath, Key: "id"}))(deleteUser))
 
 	// Nobody is logged in here: the guard refuses before tracking anything.

@@ -34,8 +34,9 @@ func (g *Guard) Require(action string, opts ...RequireOption) func(http.Handler)
 // RequireOption adjusts the policy that Require builds.
 type RequireOption func(*Policy)
 
-// RememberFor sets Policy.Remember.
-func RememberFor(d time.Duration) RequireOption { return func(p *Policy) { p.Remember = d } }
+// WithRemember sets Policy.Remember: a passed step-up lets the same user
+// through this action for d without another challenge.
+func WithRemember(d time.Duration) RequireOption { return func(p *Policy) { p.Remember = d } }
 
 // WithAttributes sets Policy.Attributes.
 func WithAttributes(a ...Attribute) RequireOption {
@@ -47,9 +48,9 @@ func WithCustom(f func(r *http.Request, body []byte) (map[string]any, error)) Re
 	return func(p *Policy) { p.Custom = f }
 }
 
-// FailOpen sets Policy.FailOpen: the request goes on when the provider
+// WithFailOpen sets Policy.FailOpen: the request goes on when the provider
 // fails. Use it only where availability matters more than the step-up.
-func FailOpen() RequireOption { return func(p *Policy) { p.FailOpen = true } }
+func WithFailOpen() RequireOption { return func(p *Policy) { p.FailOpen = true } }
 
 // Middleware protects the routes of the policy table. next should be the
 // application's *http.ServeMux (or anything with its Handler method): the

@@ -34,7 +34,7 @@ func TestRequirePanicsOnABadRule(t *testing.T) {
 		{"action with a space", "my action", nil, `"my action"`},
 		{"action of 65 characters", strings.Repeat("a", 65), nil, strings.Repeat("a", 65)},
 		{"unicode action", "transfér", nil, `"transfér"`},
-		{"negative RememberFor", "admin", []stepup.RequireOption{stepup.RememberFor(-time.Minute)}, "negative remember"},
+		{"negative WithRemember", "admin", []stepup.RequireOption{stepup.WithRemember(-time.Minute)}, "negative remember"},
 		{"bad attribute", "pay", []stepup.RequireOption{stepup.WithAttributes(stepup.Attribute{Name: "amount", From: "body", Key: "amount"})}, `unknown source "body"`},
 	}
 	for _, tc := range tests {
@@ -55,7 +55,7 @@ func TestRequirePanicsOnABadRule(t *testing.T) {
 
 	t.Run("a good rule does not panic", func(t *testing.T) {
 		assert.NotPanics(t, func() {
-			g.Require(strings.Repeat("a", 64), stepup.RememberFor(time.Minute), stepup.FailOpen(),
+			g.Require(strings.Repeat("a", 64), stepup.WithRemember(time.Minute), stepup.WithFailOpen(),
 				stepup.WithAttributes(stepup.Attribute{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"}))
 		})
 	})
@@ -141,7 +141,7 @@ var requireApp = muxAdapter(func(mux *http.ServeMux, g *stepup.Guard, h stepupte
 	mux.Handle("PUT /profile", g.Require("profile")(h.Profile))
 	mux.Handle("DELETE /items/{id}", g.Require("deleteItem")(h.DeleteItem))
 	mux.Handle("GET /report", g.Require("report")(h.Report))
-	mux.Handle("GET /admin", g.Require("admin", stepup.RememberFor(5*time.Minute))(h.Admin))
+	mux.Handle("GET /admin", g.Require("admin", stepup.WithRemember(5*time.Minute))(h.Admin))
 	mux.Handle("/open", h.Open)
 })
 
