@@ -116,6 +116,29 @@
 // 64 MiB, an eighth of which only the records after a passed challenge may
 // use.
 //
+// # For adapter and store authors
+//
+// An application needs Config, New, Policy, Attribute, Require and its
+// options, Middleware, Callback, Forget, VerificationFrom, the errors and
+// the events. The rest of the exported surface is for the people who plug
+// a router or a store into the guard, and an application never calls it:
+//
+//   - Router adapters (adapters/stepupecho is the reference): Guard.Match
+//     finds the Rule the table holds for a method and the route pattern the
+//     router matched; Guard.NewRule builds one for a per-route Require;
+//     Guard.Enforce runs the guard for a request and a Rule and returns the
+//     refusal for the adapter to hand to the router's error handler
+//     (WriteError renders it as the guard would); Guard.Misconfigured is
+//     the refusal for wiring that cannot be checked (the middleware before
+//     routing), so that an adapter fails closed. Policy is what the
+//     application declares; a Rule is the guard's checked, compiled form of
+//     one, opaque to the adapter.
+//   - Stores: the Store contract, Record and its Kind, MarshalRecord and
+//     UnmarshalRecord for stores that keep bytes (bytes read back are
+//     untrusted and checked), ErrExists, ErrNotFound, ErrConsumed and
+//     ErrStoreFull. stepuptest.RunStore checks a Store against the
+//     contract.
+//
 // See SECURITY.md in the repository for the threats and the rule that
 // answers each.
 package stepup
