@@ -122,6 +122,9 @@ func (e *Emulator) injectFault(w http.ResponseWriter, r *http.Request) bool {
 		case f.Status < 500:
 			code = "invalid_request"
 		}
+		if f.Status == http.StatusTooManyRequests || f.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		writeError(w, f.Status, code, "Fault injected by the emulator.")
 		return true
 	}
