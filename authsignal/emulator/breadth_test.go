@@ -289,3 +289,79 @@ func TestQueryUsers(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, status, q)
 	}
 }
+
+func TestUserUpdateSemantics(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{{ID: "dan", Email: "dan@example.com", PhoneNumber: "+64270000002",
+		Methods: []string{emulator.MethodEmailOTP, emulator.MethodSMS}}}})
+	patch := func(t *testing.T, body map[string]any) map[string]any {
+		t.Helper()
+		status, got := call(t, srv, http.MethodPatch, "/v1/users/dan", body)
+		require.Equal(t, http.StatusOK, status, "%v", got)
+		return got
+	}
+	tests := []struct {
+		name   string
+		given  map[string]any
+		expect map[string]any
+	}{
+		{"the default method moves first", map[string]any{"defaultVerificationMethod": "SMS"},
+			map[string]any{"defaultVerificationMethod": "SMS", "enrolledVerificationMethods": []any{"SMS", "EMAIL_OTP"}}},
+		{"a verified phone number", map[string]any{"phoneNumber": "+64270000003", "phoneNumberVerified": true},
+			map[string]any{"phoneNumber": "+64270000003", "phoneNumberVerified": true}},
+		{"the same number keeps its verification", map[string]any{"phoneNumber": "+64270000003"},
+			map[string]any{"phoneNumberVerified": true}},
+		{"a new number is unverified", map[string]any{"phoneNumber": "+64270000004"},
+			map[string]any{"phoneNumber": "+64270000004", "phoneNumberVerified": false}},
+		{"username", map[string]any{"username": "dan"}, map[string]any{"username": "dan"}},
+		{"null leaves a value alone", map[string]any{"username": nil, "locale": nil}, map[string]any{"username": "dan"}},
+		{"custom replaced", map[string]any{"custom": map[string]any{"a": 1}}, map[string]any{"custom": map[string]any{"a": float64(1)}}},
+		{"custom cleared by {}", map[string]any{"custom": map[string]any{}}, map[string]any{"custom": nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := patch(t, tt.given)
+			for k, v := range tt.expect {
+				assert.Equal(t, v, got[k], k)
+			}
+		})
+	}
+	t.Run("the SMS authenticator follows the user's number", func(t *testing.T) {
+		_, list := callList(t, srv, http.MethodGet, "/v1/users/dan/authenticators", nil)
+		require.Len(t, list, 2)
+		assert.Equal(t, "SMS", list[0]["verificationMethod"], "the default first")
+		assert.Equal(t, "+64270000004", list[0]["phoneNumber"])
+	})
+}
+
+func TestDeleteUserKeepsActionsUnlessAsked(t *testing.T) {
+	srv := start(t, emulator.Config{})
+	a := track(t, srv, "eve", "login", nil)
+	for _, q := range []string{"", "?actions=false", "?actions=FALSE"} {
+		status, _ := call(t, srv, http.MethodDelete, "/v1/users/eve"+q, nil)
+		require.Equal(t, http.StatusOK, status, q)
+		assert.Equal(t, "ALLOW", validate(t, srv, map[string]any{"token": a.Token})["state"], q)
+	}
+	status, _ := call(t, srv, http.MethodDelete, "/v1/users/eve?actions=TRUE", nil)
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, "Action not found.", validate(t, srv, map[string]any{"token": a.Token})["error"])
+	other := track(t, srv, "fay", "login", nil)
+	assert.Equal(t, "ALLOW", validate(t, srv, map[string]any{"token": other.Token})["state"], "another user's actions stay")
+}
+
+func TestQueryFiltersOneByOne(t *testing.T) {
+	srv := start(t, emulator.Config{Users: []emulator.User{alice}})
+	_, _ = call(t, srv, http.MethodPatch, "/v1/users/alice", map[string]any{"username": "al"})
+	_, _ = call(t, srv, http.MethodPatch, "/v1/users/bob", map[string]any{"username": "bo"})
+	_, got := call(t, srv, http.MethodGet, "/v1/users?username=bo", nil)
+	require.Len(t, got["users"], 1)
+	assert.Equal(t, "bob", got["users"].([]any)[0].(map[string]any)["userId"])
+	_, got = call(t, srv, http.MethodGet, "/v1/users?username=", nil)
+	assert.Empty(t, got["users"], "an empty filter matches empty values only")
+
+	w := track(t, srv, "alice", "wire", nil)
+	_, _ = call(t, srv, http.MethodPatch, "/v1/users/alice/actions/wire/"+w.IdempotencyKey, map[string]any{"state": "REVIEW"})
+	status, list := callList(t, srv, http.MethodGet, "/v1/users/alice/actions?state=REVIEW&codes=%20wire%20,", nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, list, 1, "REVIEW reads as REVIEW_REQUIRED; codes are trimmed")
+	assert.Equal(t, "REVIEW_REQUIRED", list[0]["state"])
+}
