@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -27,7 +28,10 @@ const (
 )
 
 const (
-	userAgent = "stepup-authsignal-go/0.1.0"
+	// clientVersion is sent as X-Authsignal-Version, the header in which
+	// the official SDKs (Node, Python, Ruby) send their own version.
+	clientVersion = "0.1.0"
+	userAgent     = "stepup-authsignal-go/" + clientVersion
 
 	// maxBodyBytes caps what is read of any response body.
 	maxBodyBytes = 1 << 20
@@ -242,36 +246,63 @@ func (c *Client) UpdateAction(ctx context.Context, userID, action, idempotencyKe
 	return &out, nil
 }
 
-// GetUser reads a user: GET /users/{userId}.
-func (c *Client) GetUser(ctx context.Context, userID string) (*User, error) {
-	if err := checkUserID(userID); err != nil {
-		return nil, err
-	}
-	var out User
-	if err := c.do(ctx, "get user", http.MethodGet, "/users/"+url.PathEscape(userID), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+// QueryUserActionsRequest filters QueryUserActions. Every field is
+// optional.
+type QueryUserActionsRequest struct {
+	// Codes keeps actions with one of these codes; none keeps all.
+	Codes []string
+	// FromDate keeps actions created at or after it; the zero time lets
+	// the server choose (30 days ago, which is also the earliest it allows).
+	FromDate time.Time
+	// State keeps actions in this state; "" keeps all.
+	State State
 }
 
-// UpdateUser updates a user's attributes: PATCH /users/{userId}.
-func (c *Client) UpdateUser(ctx context.Context, userID string, req UpdateUserRequest) (*User, error) {
-	if err := checkUserID(userID); err != nil {
-		return nil, err
-	}
-	var out User
-	if err := c.do(ctx, "update user", http.MethodPatch, "/users/"+url.PathEscape(userID), req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+// UserAction is one action of a QueryUserActions answer.
+type UserAction struct {
+	ActionCode                string `json:"actionCode"`
+	IdempotencyKey            string `json:"idempotencyKey"`
+	CreatedAt                 string `json:"createdAt,omitempty"`
+	UpdatedAt                 string `json:"updatedAt,omitempty"`
+	State                     State  `json:"state"`
+	StateUpdatedAt            string `json:"stateUpdatedAt,omitempty"`
+	VerificationMethod        string `json:"verificationMethod,omitempty"`
+	VerifiedByAuthenticatorID string `json:"verifiedByAuthenticatorId,omitempty"`
+	UserAgent                 string `json:"userAgent,omitempty"`
+	IPAddress                 string `json:"ipAddress,omitempty"`
+	CountryCode               string `json:"countryCode,omitempty"`
 }
 
-// DeleteUser deletes a user: DELETE /users/{userId}.
-func (c *Client) DeleteUser(ctx context.Context, userID string) error {
+// QueryUserActions lists a user's actions: GET
+// /users/{userId}/actions?codes=&fromDate=&state=.
+func (c *Client) QueryUserActions(ctx context.Context, userID string, req QueryUserActionsRequest) ([]UserAction, error) {
 	if err := checkUserID(userID); err != nil {
-		return err
+		return nil, err
 	}
-	return c.do(ctx, "delete user", http.MethodDelete, "/users/"+url.PathEscape(userID), nil, nil)
+	for _, code := range req.Codes {
+		if err := checkActionCode(code); err != nil {
+			return nil, err
+		}
+	}
+	q := url.Values{}
+	if len(req.Codes) > 0 {
+		q.Set("codes", strings.Join(req.Codes, ","))
+	}
+	if !req.FromDate.IsZero() {
+		q.Set("fromDate", req.FromDate.UTC().Format(time.RFC3339Nano))
+	}
+	if req.State != "" {
+		q.Set("state", string(req.State))
+	}
+	path := "/users/" + url.PathEscape(userID) + "/actions"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out []UserAction
+	if err := c.do(ctx, "query user actions", http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // do runs one API call: body in (nil for no body) is sent as JSON, a 2xx
@@ -292,12 +323,14 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 	defer cancel()
 
 	for retry := 0; ; retry++ {
-		status, respBody, err := c.attempt(ctx, method, c.baseURL+path, body)
+		status, header, respBody, err := c.attempt(ctx, method, c.baseURL+path, body)
 		switch {
 		case err != nil:
 			err = transportError(ctx, op, err)
 		case status < 200 || status > 299:
-			err = parseAPIError(status, respBody)
+			apiErr := parseAPIError(status, respBody)
+			apiErr.RetryAfter = parseRetryAfter(header.Get("Retry-After"), time.Now())
+			err = apiErr
 		case out == nil:
 			return nil
 		default:
@@ -320,31 +353,32 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 
 // attempt sends one request and reads at most maxBodyBytes+1 of the
 // response body. err is non-nil only when no complete response was read.
-func (c *Client) attempt(ctx context.Context, method, url string, body []byte) (int, []byte, error) {
+func (c *Client) attempt(ctx context.Context, method, url string, body []byte) (int, http.Header, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	req.SetBasicAuth(c.secretKey(), "")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("X-Authsignal-Version", clientVersion)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	return resp.StatusCode, b, nil
+	return resp.StatusCode, resp.Header, b, nil
 }
 
 // retryable reports whether a failed attempt may be sent again: see
@@ -396,13 +430,17 @@ func defaultBackoff(retry int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// decodeResponse decodes a 2xx body, which must be one JSON object of at
-// most maxBodyBytes.
+// decodeResponse decodes a 2xx body of at most maxBodyBytes: one JSON
+// array when out points to a slice, else one JSON object.
 func decodeResponse(body []byte, out any) error {
 	if len(body) > maxBodyBytes {
 		return errors.New("body larger than 1 MiB")
 	}
-	if !isJSONObject(body) {
+	if t := reflect.TypeOf(out); t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Slice {
+		if !startsWith(body, '[') {
+			return errors.New("body is not a JSON array")
+		}
+	} else if !isJSONObject(body) {
 		return errors.New("body is not a JSON object")
 	}
 	return json.Unmarshal(body, out)
@@ -431,9 +469,12 @@ func parseAPIError(status int, body []byte) *APIError {
 	return e
 }
 
-func isJSONObject(b []byte) bool {
+func isJSONObject(b []byte) bool { return startsWith(b, '{') }
+
+// startsWith reports whether the first non-blank byte of b is c.
+func startsWith(b []byte, c byte) bool {
 	b = bytes.TrimLeft(b, " \t\r\n")
-	return len(b) > 0 && b[0] == '{'
+	return len(b) > 0 && b[0] == c
 }
 
 func checkUserID(userID string) error {

@@ -25,8 +25,8 @@ const testKey = "sk_test_SUPERSECRET_0123456789"
 
 // seen is one request as the test server received it.
 type seen struct {
-	Method, RequestURI, Auth, ContentType, Accept, UserAgent string
-	Body                                                     string
+	Method, RequestURI, Auth, ContentType, Accept, UserAgent, Version string
+	Body                                                              string
 }
 
 // testServer answers every request with handler and records what it saw.
@@ -45,7 +45,7 @@ func newTestServer(t *testing.T, handler http.HandlerFunc) *testServer {
 		ts.reqs = append(ts.reqs, seen{
 			Method: r.Method, RequestURI: r.RequestURI, Auth: r.Header.Get("Authorization"),
 			ContentType: r.Header.Get("Content-Type"), Accept: r.Header.Get("Accept"),
-			UserAgent: r.Header.Get("User-Agent"), Body: string(b),
+			UserAgent: r.Header.Get("User-Agent"), Version: r.Header.Get("X-Authsignal-Version"), Body: string(b),
 		})
 		ts.mu.Unlock()
 		handler(w, r)
@@ -178,13 +178,72 @@ func TestClientSendsDocumentedRequests(t *testing.T) {
 			name: "update user sends its attributes under their documented names",
 			call: func(ctx context.Context, c *Client) error {
 				_, err := c.UpdateUser(ctx, "u1", UpdateUserRequest{
-					Email: "a@b.c", PhoneNumber: "+6421", Username: "ann", DisplayName: "Ann",
-					Custom: map[string]any{"tier": "gold"},
+					Email: String("a@b.c"), EmailVerified: Bool(true), PhoneNumber: String("+6421"),
+					PhoneNumberVerified: Bool(false), Username: String("ann"), DisplayName: String("Ann"),
+					Locale: String("en"), DefaultVerificationMethod: String("SMS"), Custom: map[string]any{"tier": "gold"},
 				})
 				return err
 			},
 			expectVerb: http.MethodPatch, expectURI: "/v1/users/u1",
-			expectBody: `{"email":"a@b.c","phoneNumber":"+6421","username":"ann","displayName":"Ann","custom":{"tier":"gold"}}`,
+			expectBody: `{"email":"a@b.c","emailVerified":true,"phoneNumber":"+6421","phoneNumberVerified":false,` +
+				`"username":"ann","displayName":"Ann","locale":"en","defaultVerificationMethod":"SMS","custom":{"tier":"gold"}}`,
+		},
+		{
+			name: "update user clears a field with an empty string and leaves nil ones out",
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.UpdateUser(ctx, "u1", UpdateUserRequest{DisplayName: String(""), EmailVerified: Bool(false)})
+				return err
+			},
+			expectVerb: http.MethodPatch, expectURI: "/v1/users/u1",
+			expectBody: `{"displayName":"","emailVerified":false}`,
+		},
+		{
+			name: "track sends customDomain and crypto",
+			call: func(ctx context.Context, c *Client) error {
+				amount := 0.5
+				_, err := c.Track(ctx, "u1", "withdraw", TrackRequest{
+					CustomDomain: "auth.example.com", Crypto: &Crypto{Asset: "BTC", AssetAmount: &amount},
+				})
+				return err
+			},
+			expectVerb: http.MethodPost, expectURI: "/v1/users/u1/actions/withdraw",
+			expectBody: `{"customDomain":"auth.example.com","crypto":{"asset":"BTC","assetAmount":0.5}}`,
+		},
+		{
+			name:       "delete user and actions",
+			call:       func(ctx context.Context, c *Client) error { return c.DeleteUserAndActions(ctx, "u/1") },
+			expectVerb: http.MethodDelete, expectURI: "/v1/users/u%2F1?actions=true",
+		},
+		{
+			name: "enroll verified authenticator",
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.EnrollVerifiedAuthenticator(ctx, "u1", EnrollVerifiedAuthenticatorRequest{
+					VerificationMethod: "SMS", PhoneNumber: "+64270000000", IsDefault: true})
+				return err
+			},
+			expectVerb: http.MethodPost, expectURI: "/v1/users/u1/authenticators",
+			expectBody: `{"verificationMethod":"SMS","phoneNumber":"+64270000000","isDefault":true}`,
+		},
+		{
+			name:       "delete authenticator",
+			call:       func(ctx context.Context, c *Client) error { return c.DeleteAuthenticator(ctx, "u1", "a/1") },
+			expectVerb: http.MethodDelete, expectURI: "/v1/users/u1/authenticators/a%2F1",
+		},
+		{
+			name: "query users sends the filters given",
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.QueryUsers(ctx, QueryUsersRequest{Email: "a+b@c.d", Limit: 10, LastEvaluatedUserID: "u 9"})
+				return err
+			},
+			expectVerb: http.MethodGet, expectURI: "/v1/users?email=a%2Bb%40c.d&lastEvaluatedUserId=u+9&limit=10",
+		},
+		{
+			name: "query users without filters",
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.QueryUsers(ctx, QueryUsersRequest{})
+				return err
+			},
+			expectVerb: http.MethodGet, expectURI: "/v1/users",
 		},
 		{
 			name:       "delete user",
@@ -207,6 +266,7 @@ func TestClientSendsDocumentedRequests(t *testing.T) {
 			assert.Equal(t, wantAuth, got.Auth, "Basic auth, secret key as user name, empty password")
 			assert.Equal(t, "application/json", got.Accept)
 			assert.True(t, strings.HasPrefix(got.UserAgent, "stepup-authsignal-go/"), got.UserAgent)
+			assert.Equal(t, clientVersion, got.Version, "X-Authsignal-Version, as the official SDKs send")
 			if tt.expectBody == "" {
 				assert.Empty(t, got.Body)
 				assert.Empty(t, got.ContentType)

@@ -115,7 +115,7 @@ func TestClientAgainstEmulator(t *testing.T) {
 	t.Run("users", func(t *testing.T) {
 		_, err := c.Track(ctx, "carol", "transfer", authsignal.TrackRequest{})
 		require.NoError(t, err)
-		u, err := c.UpdateUser(ctx, "carol", authsignal.UpdateUserRequest{Email: "carol@example.com"})
+		u, err := c.UpdateUser(ctx, "carol", authsignal.UpdateUserRequest{Email: authsignal.String("carol@example.com")})
 		require.NoError(t, err)
 		assert.Equal(t, "carol@example.com", u.Email)
 		u, err = c.GetUser(ctx, "carol")

@@ -2,8 +2,10 @@ package authsignal
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -31,6 +33,15 @@ var (
 	// ErrInvalidIdempotencyKey is returned, before any request is sent, for
 	// an empty idempotency key or one that is a dot segment.
 	ErrInvalidIdempotencyKey = errors.New("authsignal: invalid idempotency key")
+
+	// ErrInvalidAuthenticatorID is returned, before any request is sent,
+	// for an empty authenticator id or one that is a dot segment.
+	ErrInvalidAuthenticatorID = errors.New("authsignal: invalid authenticator id")
+
+	// ErrMissingVerificationMethod is returned by
+	// EnrollVerifiedAuthenticator, before any request is sent, when the
+	// verification method is empty.
+	ErrMissingVerificationMethod = errors.New("authsignal: missing verification method")
 
 	// ErrMissingToken is returned by Validate, before any request is sent,
 	// when the token is empty.
@@ -65,10 +76,48 @@ var (
 // "invalid_credential", "invalid_configuration", "too_many_requests", …),
 // read from "errorCode" or, when absent, from the deprecated "error". It is
 // empty when the body was not a JSON error object; Description then says so.
+//
+// RetryAfter is how long the server asked the caller to wait (its
+// Retry-After header, in seconds or as an HTTP date, typically on a 429
+// too_many_requests or a 503), capped at MaxRetryAfter; 0 when it sent none
+// or one that does not parse. The client never waits on its own: a 429 is
+// not retried.
 type APIError struct {
 	StatusCode  int
 	Code        string
 	Description string
+	RetryAfter  time.Duration
+}
+
+// MaxRetryAfter caps APIError.RetryAfter, so that a hostile or broken
+// server cannot make a caller that honours it wait for days.
+const MaxRetryAfter = time.Hour
+
+// parseRetryAfter reads a Retry-After value (RFC 9110: delay-seconds or an
+// HTTP date) as a duration from now in [0, MaxRetryAfter]; 0 when absent or
+// malformed.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if v[0] >= '0' && v[0] <= '9' {
+		for i := 0; i < len(v); i++ {
+			if v[i] < '0' || v[i] > '9' {
+				return 0
+			}
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter // all digits: only too large fails
+		}
+		return time.Duration(n) * time.Second
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	return min(max(t.Sub(now), 0), MaxRetryAfter)
 }
 
 // Error describes the failure. It never includes the secret key, and it
@@ -84,6 +133,11 @@ func (e *APIError) Error() string {
 	if e.Description != "" {
 		b.WriteString(": ")
 		b.WriteString(sanitize(e.Description, 256))
+	}
+	if e.RetryAfter > 0 {
+		b.WriteString(" (retry after ")
+		b.WriteString(e.RetryAfter.String())
+		b.WriteByte(')')
 	}
 	return b.String()
 }

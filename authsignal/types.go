@@ -72,6 +72,20 @@ type TrackRequest struct {
 	IdempotencyKey     string         `json:"idempotencyKey,omitempty"`
 	ChallengeID        string         `json:"challengeId,omitempty"`
 	Locale             string         `json:"locale,omitempty"`
+	// CustomDomain is the custom domain the pre-built UI is served on, as
+	// the Node SDK sends it.
+	CustomDomain string `json:"customDomain,omitempty"`
+	// Crypto describes a crypto transaction for rules, as the Go SDK sends it.
+	Crypto *Crypto `json:"crypto,omitempty"`
+}
+
+// Crypto is the crypto transaction a track may describe.
+type Crypto struct {
+	Asset          string   `json:"asset,omitempty"`
+	Address        string   `json:"address,omitempty"`
+	TxnHash        string   `json:"txnHash,omitempty"`
+	AssetAmount    *float64 `json:"assetAmount,omitempty"`
+	AssetAmountUSD *float64 `json:"assetAmountUsd,omitempty"`
 }
 
 // TrackResponse is Authsignal's answer to a track call.
@@ -135,27 +149,4 @@ type Action struct {
 	RuleIDs            []string         `json:"ruleIds,omitempty"`
 	Rules              []map[string]any `json:"rules,omitempty"`
 	Output             map[string]any   `json:"output,omitempty"`
-}
-
-// User is a user as returned by GET/PATCH /users/{userId}.
-type User struct {
-	IsEnrolled                  bool           `json:"isEnrolled"`
-	Email                       string         `json:"email,omitempty"`
-	PhoneNumber                 string         `json:"phoneNumber,omitempty"`
-	Username                    string         `json:"username,omitempty"`
-	DisplayName                 string         `json:"displayName,omitempty"`
-	EnrolledVerificationMethods []string       `json:"enrolledVerificationMethods,omitempty"`
-	AllowedVerificationMethods  []string       `json:"allowedVerificationMethods,omitempty"`
-	DefaultVerificationMethod   string         `json:"defaultVerificationMethod,omitempty"`
-	Custom                      map[string]any `json:"custom,omitempty"`
-}
-
-// UpdateUserRequest is the body of PATCH /users/{userId}. Only non-empty
-// fields are sent.
-type UpdateUserRequest struct {
-	Email       string         `json:"email,omitempty"`
-	PhoneNumber string         `json:"phoneNumber,omitempty"`
-	Username    string         `json:"username,omitempty"`
-	DisplayName string         `json:"displayName,omitempty"`
-	Custom      map[string]any `json:"custom,omitempty"`
 }

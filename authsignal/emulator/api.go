@@ -122,6 +122,9 @@ func (e *Emulator) injectFault(w http.ResponseWriter, r *http.Request) bool {
 		case f.Status < 500:
 			code = "invalid_request"
 		}
+		if f.Status == http.StatusTooManyRequests || f.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		writeError(w, f.Status, code, "Fault injected by the emulator.")
 		return true
 	}
@@ -142,9 +145,26 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 		if allow(w, r, http.MethodPost) {
 			e.validate(w, r)
 		}
+	case n == 2 && segs[1] == "users":
+		if allow(w, r, http.MethodGet) {
+			e.queryUsers(w, r)
+		}
 	case n == 3 && segs[1] == "users":
-		if allow(w, r, http.MethodGet, http.MethodPatch, http.MethodDelete) && checkUserID(w, segs[2]) {
+		// POST is the Ruby SDK's update user (and identify).
+		if allow(w, r, http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete) && checkUserID(w, segs[2]) {
 			e.serveUser(w, r, segs[2])
+		}
+	case n == 4 && segs[1] == "users" && segs[3] == "actions":
+		if allow(w, r, http.MethodGet) && checkUserID(w, segs[2]) {
+			e.queryActions(w, r, segs[2])
+		}
+	case n == 4 && segs[1] == "users" && segs[3] == "authenticators":
+		if allow(w, r, http.MethodGet, http.MethodPost) && checkUserID(w, segs[2]) {
+			e.serveAuthenticators(w, r, segs[2])
+		}
+	case n == 5 && segs[1] == "users" && segs[3] == "authenticators":
+		if allow(w, r, http.MethodDelete) && checkUserID(w, segs[2]) {
+			e.deleteAuthenticator(w, r, segs[2], segs[4])
 		}
 	case (n == 5 || n == 6) && segs[1] == "users" && segs[3] == "actions":
 		if !checkUserID(w, segs[2]) {
@@ -255,7 +275,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, fields []string, dst any
 }
 
 var trackFields = []string{"redirectUrl", "redirectToSettings", "email", "phoneNumber", "username",
-	"ipAddress", "userAgent", "deviceId", "scope", "custom", "idempotencyKey", "challengeId", "locale"}
+	"ipAddress", "userAgent", "deviceId", "scope", "custom", "idempotencyKey", "challengeId", "locale",
+	"customDomain", // Node SDK 2.21
+	"crypto",       // Go SDK v2
+}
 
 type trackResponse struct {
 	State                       string   `json:"state"`
@@ -467,12 +490,15 @@ type actionResponse struct {
 	Output             map[string]any   `json:"output"`
 }
 
-// allowedTransitions are the state changes PATCH accepts: settling a review,
-// or a challenge completed outside the hosted page.
-var allowedTransitions = map[string][]string{
-	StateReviewRequired:    {StateReviewSucceeded, StateReviewFailed},
-	StateChallengeRequired: {StateChallengeSucceeded, StateChallengeFailed},
-}
+// patchableStates are the states PATCH may set, from any state: the API
+// documents no transition graph, and the Node SDK's own tests move
+// CHALLENGE_REQUIRED to REVIEW_REQUIRED. Only the secret key's holder can
+// PATCH; what keeps a guard safe is that validate calls a token valid only
+// in a succeeded state and only for its own user, action and idempotency
+// key, and that nothing reachable from the hosted page sets
+// CHALLENGE_SUCCEEDED without the right code.
+var patchableStates = []string{StateAllow, StateBlock, StateChallengeRequired, StateChallengeSucceeded,
+	StateChallengeFailed, StateReviewRequired, StateReviewSucceeded, StateReviewFailed}
 
 // serveAction handles GET and PATCH /v1/users/{userId}/actions/{action}/{idempotencyKey}.
 func (e *Emulator) serveAction(w http.ResponseWriter, r *http.Request, k actionKey) {
@@ -489,11 +515,14 @@ func (e *Emulator) serveAction(w http.ResponseWriter, r *http.Request, k actionK
 		notFound(w, "No such action.")
 		return
 	}
+	if patch.State == "REVIEW" {
+		patch.State = StateReviewRequired // the alias some docs use
+	}
+	if r.Method == http.MethodPatch && !contains(patchableStates, patch.State) {
+		badRequest(w, fmt.Sprintf("The state %.64q is not an action state.", patch.State))
+		return
+	}
 	if r.Method == http.MethodPatch && patch.State != rec.state {
-		if !contains(allowedTransitions[rec.state], patch.State) {
-			badRequest(w, fmt.Sprintf("The state cannot change from %s to %q.", rec.state, patch.State))
-			return
-		}
 		e.setStateLocked(rec, patch.State, "")
 		e.logf("emulator: update user=%q action=%q state=%s", k.user, k.action, patch.State)
 	}
@@ -508,86 +537,6 @@ func (e *Emulator) serveAction(w http.ResponseWriter, r *http.Request, k actionK
 	}
 	for _, id := range rec.ruleIDs {
 		resp.Rules = append(resp.Rules, map[string]any{"ruleId": id, "name": id})
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-type userResponse struct {
-	IsEnrolled                  bool           `json:"isEnrolled"`
-	Email                       string         `json:"email,omitempty"`
-	PhoneNumber                 string         `json:"phoneNumber,omitempty"`
-	Username                    string         `json:"username,omitempty"`
-	DisplayName                 string         `json:"displayName,omitempty"`
-	EnrolledVerificationMethods []string       `json:"enrolledVerificationMethods"`
-	AllowedVerificationMethods  []string       `json:"allowedVerificationMethods"`
-	DefaultVerificationMethod   string         `json:"defaultVerificationMethod,omitempty"`
-	Custom                      map[string]any `json:"custom,omitempty"`
-}
-
-type userPatch struct {
-	Email       *string        `json:"email"`
-	PhoneNumber *string        `json:"phoneNumber"`
-	Username    *string        `json:"username"`
-	DisplayName *string        `json:"displayName"`
-	Custom      map[string]any `json:"custom"`
-}
-
-// serveUser handles GET, PATCH and DELETE /v1/users/{userId}. An unknown
-// user reads as not enrolled; PATCH creates it; DELETE also drops its
-// actions and always succeeds.
-func (e *Emulator) serveUser(w http.ResponseWriter, r *http.Request, id string) {
-	var patch userPatch
-	if r.Method == http.MethodPatch && !decodeBody(w, r, []string{"email", "phoneNumber", "username", "displayName", "custom"}, &patch) {
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	u := e.users[id]
-	switch r.Method {
-	case http.MethodDelete:
-		if u != nil {
-			if u.elem != nil {
-				e.userOrder.Remove(u.elem)
-			}
-			delete(e.users, id)
-		}
-		for el := e.order.Front(); el != nil; {
-			next := el.Next()
-			if rec := el.Value.(*actionRecord); rec.key.user == id {
-				e.removeActionLocked(rec)
-			}
-			el = next
-		}
-		e.logf("emulator: delete user=%q", id)
-		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
-		return
-	case http.MethodPatch:
-		u = e.userLocked(id)
-		set := func(dst *string, v *string) {
-			if v != nil {
-				*dst = *v
-			}
-		}
-		set(&u.email, patch.Email)
-		set(&u.phone, patch.PhoneNumber)
-		set(&u.username, patch.Username)
-		set(&u.displayName, patch.DisplayName)
-		if patch.Custom != nil {
-			u.custom = patch.Custom
-		}
-	}
-	methods := e.methodsOf(u)
-	resp := userResponse{
-		IsEnrolled:                  e.enrolled(u),
-		EnrolledVerificationMethods: methods,
-		AllowedVerificationMethods:  []string{MethodEmailOTP, MethodSMS},
-	}
-	if len(methods) > 0 {
-		resp.DefaultVerificationMethod = methods[0]
-	}
-	if u != nil {
-		resp.Email, resp.PhoneNumber, resp.Username, resp.DisplayName = u.email, u.phone, u.username, u.displayName
-		resp.Custom = copyMap(u.custom)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

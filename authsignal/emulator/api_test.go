@@ -470,8 +470,8 @@ func TestActionGetAndPatch(t *testing.T) {
 		expectStatus int
 	}{
 		{"same state is a no-op", path, map[string]any{"state": "REVIEW_SUCCEEDED"}, 200},
-		{"settled review cannot change", path, map[string]any{"state": "REVIEW_FAILED"}, 400},
 		{"unknown state", path, map[string]any{"state": "MAYBE"}, 400},
+		{"empty state", path, map[string]any{"state": ""}, 400},
 		{"unknown field", path, map[string]any{"state": "REVIEW_FAILED", "note": "x"}, 400},
 		{"unknown action", "/v1/users/alice/actions/wire/nope", map[string]any{"state": "REVIEW_FAILED"}, 404},
 		{"another user's key", "/v1/users/bob/actions/wire/" + wire.IdempotencyKey, map[string]any{"state": "REVIEW_FAILED"}, 404},
@@ -483,11 +483,39 @@ func TestActionGetAndPatch(t *testing.T) {
 		})
 	}
 
-	t.Run("allow cannot become a success", func(t *testing.T) {
+	t.Run("any documented state may follow any other, as with the API", func(t *testing.T) {
+		// The Node SDK's own tests move CHALLENGE_REQUIRED to REVIEW_REQUIRED.
+		c := track(t, srv, "alice", "changeEmail", nil)
+		p := "/v1/users/alice/actions/changeEmail/" + c.IdempotencyKey
+		for _, st := range []string{"REVIEW_REQUIRED", "REVIEW_SUCCEEDED", "REVIEW_FAILED", "BLOCK", "CHALLENGE_REQUIRED"} {
+			status, body := call(t, srv, http.MethodPatch, p, map[string]any{"state": st})
+			require.Equal(t, http.StatusOK, status, "%s: %v", st, body)
+			assert.Equal(t, st, body["state"])
+		}
+		status, body := call(t, srv, http.MethodPatch, p, map[string]any{"state": "REVIEW"})
+		require.Equal(t, http.StatusOK, status)
+		assert.Equal(t, "REVIEW_REQUIRED", body["state"], "the REVIEW alias is normalised")
+	})
+	t.Run("validate follows the state and stays bound to user and action", func(t *testing.T) {
 		a := track(t, srv, "alice", "transfer", map[string]any{"custom": map[string]any{"amount": 1}})
-		status, _ := call(t, srv, http.MethodPatch, "/v1/users/alice/actions/transfer/"+a.IdempotencyKey,
-			map[string]any{"state": "CHALLENGE_SUCCEEDED"})
-		assert.Equal(t, http.StatusBadRequest, status)
+		require.Equal(t, "ALLOW", a.State)
+		p := "/v1/users/alice/actions/transfer/" + a.IdempotencyKey
+		status, _ := call(t, srv, http.MethodPatch, p, map[string]any{"state": "CHALLENGE_SUCCEEDED"})
+		require.Equal(t, http.StatusOK, status)
+		v := validate(t, srv, map[string]any{"token": a.Token, "userId": "alice", "action": "transfer"})
+		assert.Equal(t, true, v["isValid"])
+		assert.Equal(t, "CHALLENGE_SUCCEEDED", v["state"])
+		assert.Equal(t, a.IdempotencyKey, v["idempotencyKey"])
+		assert.Equal(t, map[string]any{"isValid": false, "error": "User is invalid."},
+			validate(t, srv, map[string]any{"token": a.Token, "userId": "mallory"}))
+		assert.Equal(t, map[string]any{"isValid": false, "error": "Action is invalid."},
+			validate(t, srv, map[string]any{"token": a.Token, "action": "wire"}))
+
+		status, _ = call(t, srv, http.MethodPatch, p, map[string]any{"state": "CHALLENGE_FAILED"})
+		require.Equal(t, http.StatusOK, status)
+		v = validate(t, srv, map[string]any{"token": a.Token})
+		assert.Equal(t, false, v["isValid"], "a success taken back no longer validates")
+		assert.Equal(t, "CHALLENGE_FAILED", v["state"])
 	})
 	t.Run("a challenge settled by the server", func(t *testing.T) {
 		c := track(t, srv, "alice", "changeEmail", nil)
@@ -497,6 +525,20 @@ func TestActionGetAndPatch(t *testing.T) {
 		assert.Equal(t, "CHALLENGE_FAILED", body["state"])
 		assert.Equal(t, []any{}, body["ruleIds"])
 	})
+}
+
+func TestReopenedChallengeDoesNotSucceed(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
+	c := track(t, srv, "alice", "changeEmail", nil)
+	p := "/v1/users/alice/actions/changeEmail/" + c.IdempotencyKey
+	// A failed challenge sends codes and spends the attempts; the server reopens it.
+	_, err := srv.FailChallenge(ctx(t), c.URL)
+	require.NoError(t, err)
+	status, _ := call(t, srv, http.MethodPatch, p, map[string]any{"state": "CHALLENGE_REQUIRED"})
+	require.Equal(t, http.StatusOK, status)
+	v := validate(t, srv, map[string]any{"token": c.Token})
+	assert.Equal(t, false, v["isValid"], "reopening a challenge does not make it succeed")
+	assert.Equal(t, "CHALLENGE_REQUIRED", v["state"])
 }
 
 func TestUsers(t *testing.T) {
@@ -530,10 +572,21 @@ func TestUsers(t *testing.T) {
 	assert.Equal(t, map[string]any{"success": true}, got)
 	_, got = call(t, srv, http.MethodGet, "/v1/users/alice", nil)
 	assert.Equal(t, false, got["isEnrolled"])
+	assert.Equal(t, "ALLOW", validate(t, srv, map[string]any{"token": a.Token})["state"],
+		"without ?actions=true the user's actions are kept, as the API documents")
+	assert.Len(t, srv.Tracked(), 1)
+
+	status, got = call(t, srv, http.MethodDelete, "/v1/users/alice?actions=true", nil)
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, map[string]any{"success": true}, got)
 	assert.Equal(t, map[string]any{"isValid": false, "error": "Action not found."}, validate(t, srv, map[string]any{"token": a.Token}))
 	assert.Empty(t, srv.Tracked())
 
-	status, _ = call(t, srv, http.MethodPost, "/v1/users/alice", map[string]any{})
+	for _, q := range []string{"?actions=yes", "?actions=true&actions=false", "?purge=true", "?actions=%zz"} {
+		status, _ = call(t, srv, http.MethodDelete, "/v1/users/alice"+q, nil)
+		assert.Equal(t, http.StatusBadRequest, status, q)
+	}
+	status, _ = call(t, srv, http.MethodPut, "/v1/users/alice", map[string]any{})
 	assert.Equal(t, http.StatusMethodNotAllowed, status)
 }
 

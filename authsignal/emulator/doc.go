@@ -25,16 +25,28 @@
 // included. Errors are {"error", "errorCode", "errorDescription"} with the
 // same value in error and errorCode: unauthorized (401), invalid_request
 // (400, or 413 for a body over 1 MiB), not_found (404), method_not_allowed
-// (405). Request bodies must be JSON objects sent as application/json whose
-// keys are spelled exactly as in the contract; unknown keys and wrong types
-// are invalid_request.
+// (405). Request bodies must be JSON objects sent as application/json. Every
+// key the API reference or an official SDK (Node 2.21, Go v2, Python, Ruby)
+// sends is accepted, spelled exactly, and kept where the API returns it; a
+// key none of them knows, or a wrong type, is invalid_request, so that a
+// typo in a client shows.
 //
 //	POST   /v1/users/{userId}/actions/{action}                  track
 //	GET    /v1/users/{userId}/actions/{action}/{idempotencyKey} get an action
 //	PATCH  /v1/users/{userId}/actions/{action}/{idempotencyKey} {"state": …}
+//	GET    /v1/users/{userId}/actions?codes=&fromDate=&state=   query a user's actions
 //	POST   /v1/validate                                         {"token", "userId"?, "action"?}
-//	GET    /v1/users/{userId}, PATCH /v1/users/{userId}, DELETE /v1/users/{userId}
+//	GET    /v1/users/{userId}                                   get a user
+//	PATCH  /v1/users/{userId} (or POST, as the Ruby SDK sends)  update a user
+//	DELETE /v1/users/{userId}[?actions=true]                    delete a user
+//	GET    /v1/users?username=&email=&phoneNumber=&token=&limit=&lastEvaluatedUserId=
+//	GET    /v1/users/{userId}/authenticators                    list authenticators
+//	POST   /v1/users/{userId}/authenticators                    enrol a verified authenticator
+//	DELETE /v1/users/{userId}/authenticators/{userAuthenticatorId}
 //	GET    /v1/__emulator/tracked, GET /v1/__emulator/outbox    emulator only
+//
+// Track also takes customDomain (Node SDK) and crypto (Go SDK): both are kept
+// in Tracked, neither changes the decision or the URL.
 //
 // Path segments are URL-escaped: a user id "a/b" is sent as "a%2Fb".
 //
@@ -63,12 +75,53 @@
 // validating twice gives the same answer twice; refusing a replay is the
 // client library's job.
 //
-// PATCH on an action accepts REVIEW_REQUIRED → REVIEW_SUCCEEDED or
-// REVIEW_FAILED and CHALLENGE_REQUIRED → CHALLENGE_SUCCEEDED or
-// CHALLENGE_FAILED (or the current state, a no-op); anything else is
-// invalid_request. GET on an unknown user answers isEnrolled false; PATCH
-// creates the user; DELETE removes it and its actions and answers
-// {"success": true}.
+// PATCH on an action sets any of the eight action states (REVIEW is read as
+// REVIEW_REQUIRED), from any state, as the API does: it documents no
+// transition graph, and the Node SDK's own tests move CHALLENGE_REQUIRED to
+// REVIEW_REQUIRED. Any other value is invalid_request. A PATCH that changes
+// the state drops the code the page may have sent. Only the secret key's holder can PATCH; what
+// a step-up guard relies on is unchanged: validate calls a token valid only
+// in a succeeded state, and only for its own user, action and idempotency
+// key, and nothing the hosted page offers sets CHALLENGE_SUCCEEDED without
+// the right code.
+//
+// Query actions lists the user's actions created since fromDate (RFC 3339;
+// default, and earliest, 30 days ago), filtered by comma-separated codes and
+// by state, newest first, with actionCode, idempotencyKey, createdAt,
+// updatedAt, state, stateUpdatedAt, verificationMethod, userAgent and
+// ipAddress.
+//
+// GET on an unknown user answers isEnrolled false. An update creates the
+// user and takes email, emailVerified, phoneNumber, phoneNumberVerified,
+// username, displayName, custom, locale and defaultVerificationMethod (one
+// of the user's enrolled methods); a null or missing key leaves the value
+// alone, "" clears it, and a changed email or phone number is unverified
+// unless the same request says it is verified. It answers the user with
+// userId; GET answers it without. DELETE removes the user and its
+// authenticators, and with ?actions=true its actions too (as the API
+// documents; without it a token of a completed challenge still validates),
+// and answers {"success": true}.
+//
+// Query users matches username, email and phoneNumber exactly (all given
+// must hold); token, a token this emulator issued, selects its user and is
+// answered as tokenPayload (an invalid one is invalid_request). Users come in
+// user id order, limit (default 100, at most 1000) per page, with
+// lastEvaluatedUserId only when more remain. Unknown query parameters are
+// invalid_request.
+//
+// Authenticators: the emulator runs EMAIL_OTP and SMS only, one authenticator
+// per method per user, whose email or phone number is the user's (where the
+// page sends codes). Enrolling takes verificationMethod (or the deprecated
+// oobChannel), email (EMAIL_OTP), phoneNumber (SMS, E.164), otpUri and
+// isDefault; it sets the user's email or phone number, marks it verified,
+// and answers {"authenticator": {…}}. A documented method the page cannot
+// run (EMAIL_MAGIC_LINK, AUTHENTICATOR_APP, PASSKEY, WHATSAPP) is
+// invalid_request rather than an authenticator nobody could use. Ids stay
+// stable while the method stays enrolled; deleting the last authenticator
+// leaves the user not enrolled. With Config.AutoEnroll every user has an
+// EMAIL_OTP authenticator that deleting does not remove.
+//
+// Injected 429 and 503 faults carry Retry-After: 1.
 //
 // # Rules
 //

@@ -107,6 +107,8 @@ type Request struct {
 	IdempotencyKey     string         `json:"idempotencyKey,omitempty"`
 	ChallengeID        string         `json:"challengeId,omitempty"`
 	Locale             string         `json:"locale,omitempty"`
+	CustomDomain       string         `json:"customDomain,omitempty"` // sent by the Node SDK; kept, not used
+	Crypto             map[string]any `json:"crypto,omitempty"`       // sent by the Go SDK; kept, not used
 }
 
 // TrackedAction is a copy of a tracked action. The embedded Request is the
@@ -202,6 +204,7 @@ type userRecord struct {
 	pinned      bool // configured or enrolled by a test: never evicted
 	seen        map[string]struct{}
 	elem        *list.Element
+	profile     profile // what the users and authenticators endpoints add: users.go
 }
 
 // NewHandler returns an Emulator to mount as an http.Handler. It validates
@@ -326,7 +329,7 @@ func (e *Emulator) userLocked(id string) *userRecord {
 	if u, ok := e.users[id]; ok {
 		return u
 	}
-	u := &userRecord{id: id, seen: make(map[string]struct{})}
+	u := &userRecord{id: id, seen: make(map[string]struct{}), profile: profile{createdAt: e.now()}}
 	e.users[id] = u
 	u.elem = e.userOrder.PushBack(u)
 	for e.userOrder.Len() > e.cfg.MaxActions {
@@ -407,6 +410,7 @@ func (e *Emulator) Tracked() []TrackedAction {
 		rec := el.Value.(*actionRecord)
 		req := rec.req
 		req.Custom = copyMap(req.Custom)
+		req.Crypto = copyMap(req.Crypto)
 		out = append(out, TrackedAction{
 			UserID:             rec.key.user,
 			Action:             rec.key.action,
