@@ -57,7 +57,7 @@ var typicalRecords = map[string]func(now time.Time) *stepup.Record{
 	"outcome": func(now time.Time) *stepup.Record {
 		return &stepup.Record{ID: "o." + randomID(), Kind: stepup.KindOutcome, Status: http.StatusSeeOther,
 			Header: http.Header{"Location": {fresh("/accounts/4711")}, "Content-Type": {fresh("text/html; charset=utf-8")}},
-			Body: []byte(`<a href="/accounts/4711">See Other</a>.` + "\n"), Park: randomID(),
+			Body:   []byte(`<a href="/accounts/4711">See Other</a>.` + "\n"), Park: randomID(),
 			Created: now, Expires: now.Add(10 * time.Minute)}
 	},
 }
