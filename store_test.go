@@ -2,8 +2,12 @@ package stepup_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,4 +374,107 @@ func TestMemoryStoreSweepsExpiredBytesWhenFull(t *testing.T) {
 	require.ErrorIs(t, put("b"), stepup.ErrStoreFull)
 	clock.Advance(time.Minute)
 	assert.NoError(t, put("c"), "the expired record's bytes are swept")
+}
+
+// Expired records are dropped by their expiry, whatever the order they
+// were written in: a full store takes exactly as many new records as have
+// expired, and every record still live stays.
+func TestMemoryStoreExpiresInOrderOfExpiry(t *testing.T) {
+	ctx := context.Background()
+	clock := stepuptest.NewClock()
+	const n = 500
+	s := stepup.NewMemoryStore(stepup.MemoryClock(clock.Now), stepup.MemoryLimits(n, 0))
+	ttl := make([]time.Duration, n)
+	for i, p := range rand.New(rand.NewPCG(1, 2)).Perm(n) {
+		ttl[i] = time.Duration(p+1) * time.Second // every TTL from 1 s to n s, shuffled
+		require.NoError(t, s.Put(ctx, &stepup.Record{ID: fmt.Sprint("r", i), Kind: stepup.KindUsed,
+			Created: clock.Now(), Expires: clock.Now().Add(ttl[i])}))
+	}
+	start := clock.Now()
+	for _, step := range []int{1, 9, 90, 150, 249} { // seconds of expiry to let pass, n in all
+		clock.Advance(time.Duration(step) * time.Second)
+		elapsed := clock.Now().Sub(start)
+		for j := 0; j < step; j++ {
+			require.NoError(t, s.Put(ctx, &stepup.Record{ID: fmt.Sprint("new", elapsed, ".", j), Kind: stepup.KindUsed,
+				Created: clock.Now(), Expires: clock.Now().Add(time.Hour)}), "one room per expired record")
+		}
+		assert.ErrorIs(t, s.Put(ctx, &stepup.Record{ID: "one-too-many", Kind: stepup.KindUsed,
+			Created: clock.Now(), Expires: clock.Now().Add(time.Hour)}), stepup.ErrStoreFull, "no live record was evicted")
+		for i := range n {
+			_, err := s.Get(ctx, fmt.Sprint("r", i))
+			if ttl[i] <= elapsed {
+				assert.ErrorIs(t, err, stepup.ErrNotFound)
+			} else {
+				assert.NoError(t, err, "record %d lives until %s", i, ttl[i])
+			}
+		}
+	}
+	assert.Equal(t, n, s.Len())
+}
+
+// Concurrent Puts at the limit never take the store past it, in entries
+// or in bytes, for plain records and for challenges with their
+// reservations.
+func TestMemoryStoreNeverOvershootsUnderConcurrentPuts(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	const workers, each = 8, 200
+	run := func(s *stepup.MemoryStore, mk func(id string) *stepup.Record) int {
+		var ok atomic.Int64
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := range each {
+					switch err := s.Put(ctx, mk(fmt.Sprint(w, ".", i))); {
+					case err == nil:
+						ok.Add(1)
+					case !errors.Is(err, stepup.ErrStoreFull):
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return int(ok.Load())
+	}
+	grant := func(id string) *stepup.Record {
+		return &stepup.Record{ID: fmt.Sprintf("%08s", id), Kind: stepup.KindGrant, UserID: "alice", Action: "transfer",
+			Created: now, Expires: now.Add(time.Hour)}
+	}
+	park := func(id string) *stepup.Record {
+		return &stepup.Record{ID: fmt.Sprintf("%08s", id), Kind: stepup.KindPark, UserID: "alice", Action: "transfer",
+			Method: http.MethodPost, Path: "/transfer", Body: make([]byte, 100), Created: now, Expires: now.Add(time.Hour)}
+	}
+	one := stepup.NewMemoryStore()
+	require.NoError(t, one.Put(ctx, grant("x")))
+	size := one.Usage().Bytes
+
+	t.Run("entries", func(t *testing.T) {
+		s := stepup.NewMemoryStore(stepup.MemoryLimits(1000, 0))
+		assert.Equal(t, 1000, run(s, grant))
+		assert.Equal(t, 1000, s.Len())
+	})
+	t.Run("bytes", func(t *testing.T) {
+		s := stepup.NewMemoryStore(stepup.MemoryLimits(0, 700*size+size/2))
+		assert.Equal(t, 700, run(s, grant))
+		assert.LessOrEqual(t, s.Usage().Bytes, 700*size+size/2)
+	})
+	t.Run("challenges and their reservations", func(t *testing.T) {
+		s := stepup.NewMemoryStore(stepup.MemoryLimits(1200, 0)) // 1,050 for challenges: 350 parks and 700 reserved
+		assert.Equal(t, 350, run(s, park))
+		u := s.Usage()
+		assert.Equal(t, 350, u.Records)
+		assert.Equal(t, 700, u.ReservedEntries)
+	})
+}
+
+// The bytes a MemoryStore counts for a record are within 5% of the heap
+// it really holds, for each record the guard writes.
+func TestMemoryStoreCountsTheHeapItHolds(t *testing.T) {
+	for name, mk := range typicalRecords {
+		t.Run(name, func(t *testing.T) {
+			measured, counted := heapPerRecord(t, 20_000, mk)
+			assert.InEpsilon(t, measured, counted, 0.05, "measured %.0f B, counted %.0f B", measured, counted)
+		})
+	}
 }
