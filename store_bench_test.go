@@ -10,9 +10,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,6 +117,182 @@ func BenchmarkMemoryStoreHeap(b *testing.B) {
 			b.ReportMetric(measured, "heap-B/rec")
 			b.ReportMetric(counted, "counted-B/rec")
 			b.ReportMetric(100*(counted-measured)/measured, "error-%")
+		})
+	}
+}
+
+// storeImpls are the stores compared: the baseline first.
+var storeImpls = []struct {
+	name string
+	make func(entries, bytes int) stepup.Store
+}{
+	{"legacy", func(entries, bytes int) stepup.Store { return stepup.NewLegacyMemoryStore(entries, bytes, time.Now) }},
+	{"sharded", func(entries, bytes int) stepup.Store {
+		return stepup.NewMemoryStore(stepup.MemoryLimits(entries, bytes))
+	}},
+}
+
+// spentToken is a small record like the one a spent token leaves.
+func spentToken(id string, now time.Time) *stepup.Record {
+	return &stepup.Record{ID: id, Kind: stepup.KindUsed, Created: now, Expires: now.Add(11 * time.Minute)}
+}
+
+// filled returns a store of the kind holding n spent-token records, with
+// room for as many more, and their ids.
+func filled(b *testing.B, mk func(entries, bytes int) stepup.Store, n int) (stepup.Store, []string) {
+	b.Helper()
+	ctx := context.Background()
+	s := mk(2*n+1024, 1<<40)
+	ids := make([]string, n)
+	now := time.Now()
+	for i := range ids {
+		ids[i] = fmt.Sprintf("t.%020d", i)
+		if err := s.Put(ctx, spentToken(ids[i], now)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, ids
+}
+
+// BenchmarkMemoryStoreScale: Put, Get and Consume in a store that already
+// holds n records, one goroutine.
+func BenchmarkMemoryStoreScale(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		for _, impl := range storeImpls {
+			var s stepup.Store
+			var ids []string
+			setup := func(b *testing.B) {
+				if s == nil {
+					s, ids = filled(b, impl.make, n)
+				}
+			}
+			b.Run(fmt.Sprintf("n=%d/%s/Put+Delete", n, impl.name), func(b *testing.B) {
+				setup(b)
+				now := time.Now()
+				recs := make([]*stepup.Record, 1024)
+				for i := range recs {
+					recs[i] = spentToken(fmt.Sprintf("new.%020d", i), now)
+				}
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					r := recs[i%len(recs)]
+					i++
+					if err := s.Put(ctx, r); err != nil {
+						b.Fatal(err)
+					}
+					_ = s.Delete(ctx, r.ID)
+				}
+			})
+			b.Run(fmt.Sprintf("n=%d/%s/Get", n, impl.name), func(b *testing.B) {
+				setup(b)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					i += 7919
+					if _, err := s.Get(ctx, ids[i%len(ids)]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("n=%d/%s/Put+Consume+Delete", n, impl.name), func(b *testing.B) {
+				setup(b)
+				now := time.Now()
+				r := spentToken("consumed.00000000000000", now)
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := s.Put(ctx, r); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := s.Consume(ctx, r.ID); err != nil {
+						b.Fatal(err)
+					}
+					_ = s.Delete(ctx, r.ID)
+				}
+			})
+			s, ids = nil, nil
+		}
+	}
+}
+
+// BenchmarkMemoryStoreFill: filling an empty store with n records, one
+// after another; ns/op is the whole fill, max-put-ns the slowest Put.
+func BenchmarkMemoryStoreFill(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		recs := make([]*stepup.Record, n)
+		now := time.Now()
+		for i := range recs {
+			recs[i] = spentToken(fmt.Sprintf("t.%020d", i), now)
+		}
+		for _, impl := range storeImpls {
+			b.Run(fmt.Sprintf("n=%d/%s", n, impl.name), func(b *testing.B) {
+				var worst time.Duration
+				for b.Loop() {
+					s := impl.make(n, 1<<40)
+					for _, r := range recs {
+						start := time.Now()
+						if err := s.Put(ctx, r); err != nil {
+							b.Fatal(err)
+						}
+						worst = max(worst, time.Since(start))
+					}
+				}
+				b.ReportMetric(float64(worst.Nanoseconds()), "max-put-ns")
+			})
+		}
+	}
+}
+
+// BenchmarkMemoryStoreGetAtCapacity: Gets from every goroutine while the
+// store is full and one Put in 16 is refused, the load of a store that
+// turns challenges away. max-get-ns is the longest a Get waited.
+func BenchmarkMemoryStoreGetAtCapacity(b *testing.B) {
+	ctx := context.Background()
+	const n = 100_000
+	for _, impl := range storeImpls {
+		b.Run(impl.name, func(b *testing.B) {
+			s := impl.make(n, 1<<40)
+			ids := make([]string, n)
+			now := time.Now()
+			for i := range ids {
+				ids[i] = fmt.Sprintf("t.%020d", i)
+				if err := s.Put(ctx, spentToken(ids[i], now)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			refused := spentToken("refused.000000000000000", now)
+			var worst atomic.Int64
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1)) * 7919
+				for pb.Next() {
+					i++
+					if i%16 == 0 {
+						if err := s.Put(ctx, refused); !errors.Is(err, stepup.ErrStoreFull) {
+							b.Errorf("put into a full store: %v", err)
+							return
+						}
+						continue
+					}
+					start := time.Now()
+					if _, err := s.Get(ctx, ids[i%n]); err != nil {
+						b.Error(err)
+						return
+					}
+					d := time.Since(start).Nanoseconds()
+					for {
+						w := worst.Load()
+						if d <= w || worst.CompareAndSwap(w, d) {
+							break
+						}
+					}
+				}
+			})
+			b.ReportMetric(float64(worst.Load()), "max-get-ns")
 		})
 	}
 }

@@ -478,3 +478,56 @@ func TestMemoryStoreCountsTheHeapItHolds(t *testing.T) {
 		})
 	}
 }
+
+// The default limits hold a sustained 50 challenges a second with the
+// guard's default TTLs, whether every challenge is passed (its park, spent
+// token and kept answer live up to 11 minutes) or none is (each park keeps
+// its reservation for 10 minutes), and refuse new challenges at twice that
+// rate. Limits and rate are scaled down by ten together: the store's
+// accounting is linear in both.
+func TestMemoryStoreDefaultsHold50ChallengesPerSecond(t *testing.T) {
+	const scale = 10
+	ctx := context.Background()
+	run := func(t *testing.T, perSecond int, complete bool) (refused int, peak stepup.MemoryUsage) {
+		clock := stepuptest.NewClock()
+		s := stepup.NewMemoryStore(stepup.MemoryClock(clock.Now),
+			stepup.MemoryLimits(stepup.DefaultMemoryEntries/scale, stepup.DefaultMemoryBytes/scale))
+		mkPark, mkUsed, mkOutcome := typicalRecords["park"], typicalRecords["used"], typicalRecords["outcome"]
+		for sec := range 30 * 60 {
+			for range perSecond {
+				park := mkPark(clock.Now())
+				if err := s.Put(ctx, park); err != nil {
+					require.ErrorIs(t, err, stepup.ErrStoreFull)
+					refused++
+					continue
+				}
+				if !complete {
+					continue
+				}
+				used, out := mkUsed(clock.Now()), mkOutcome(clock.Now())
+				used.Park, out.Park, out.ID, out.Expires = park.ID, park.ID, "o."+park.ID, park.Expires
+				require.NoError(t, s.Put(ctx, used), "a passed challenge completes")
+				_, err := s.Consume(ctx, park.ID)
+				require.NoError(t, err)
+				require.NoError(t, s.Put(ctx, out))
+			}
+			if sec%60 == 59 {
+				if u := s.Usage(); u.Bytes+u.ReservedBytes > peak.Bytes+peak.ReservedBytes {
+					peak = u
+				}
+			}
+			clock.Advance(time.Second)
+		}
+		return refused, peak
+	}
+	for _, complete := range []bool{true, false} {
+		t.Run(fmt.Sprintf("passed=%t", complete), func(t *testing.T) {
+			refused, peak := run(t, 50/scale, complete)
+			assert.Zero(t, refused, "50 challenges a second are all taken")
+			t.Logf("peak at 50/s: %d records, %d reserved entries, %.1f MiB held, %.1f MiB reserved", peak.Records*scale,
+				peak.ReservedEntries*scale, float64(peak.Bytes*scale)/(1<<20), float64(peak.ReservedBytes*scale)/(1<<20))
+			refused, _ = run(t, 100/scale, complete)
+			assert.NotZero(t, refused, "100 challenges a second are beyond the defaults")
+		})
+	}
+}
