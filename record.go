@@ -145,14 +145,21 @@ const (
 // own), as counted against a store's byte limit.
 func (r *Record) size() int {
 	strs, keys, values := r.stringBytes()
-	n := recordOverhead + bytesOf(strs) + bytesOf(len(r.Body)) + bytesOf(len(r.BodyHash))
+	n := recordSize(strs, len(r.Body), r.Header != nil, keys, values) + bytesOf(len(r.BodyHash))
 	if len(r.Shown) > 0 {
 		n += bytesOf(shownOverhead * len(r.Shown))
 		for _, h := range r.Shown {
 			n += bytesOf(len(h))
 		}
 	}
-	if r.Header != nil {
+	return n
+}
+
+// recordSize is size for a record with strs bytes of strings, body bytes
+// of body, and a header of keys keys and values values when header is set.
+func recordSize(strs, body int, header bool, keys, values int) int {
+	n := recordOverhead + bytesOf(strs) + bytesOf(body)
+	if header {
 		n += headerSize(keys, values)
 	}
 	return n
@@ -325,31 +332,32 @@ func (rs reserve) bytes() int64 {
 // (see spend, grant, resumeGet and keepOutcome), each sized as size counts
 // it: the spent token (KindUsed); the Remember grant when r has one; for
 // a browser park, the kept answer (KindOutcome: a redirect to r's own
-// location for a GET, otherwise up to outcomeBody bytes of body and header
-// values) and, for a GET, the single-use pass.
+// location for a GET, otherwise up to outcomeBody bytes of body and 256
+// bytes of Content-Type and Location) and, for a GET, the single-use pass.
 func (r *Record) successors(outcomeBody int) reserve {
 	var rs reserve
 	set := func(k Kind, n int) { rs[successorSlot(k)] = int32(min(n, math.MaxInt32)) }
-	const ids = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" // as long as a usedID; newID is shorter
-	used := Record{ID: ids[:45], Park: r.ID}
-	set(KindUsed, used.size())
+	const usedID, newID, outcomeID = 45, 22, 24 // the lengths of usedID, newID and outcomeID's ids
+	park := len(r.ID)                           // each successor names its challenge
+	set(KindUsed, recordSize(usedID+park, 0, false, 0, 0))
 	if r.Remember > 0 {
-		grant := Record{ID: ids[:22], UserID: r.UserID, Action: r.Action, Park: r.ID}
-		set(KindGrant, grant.size())
+		set(KindGrant, recordSize(newID+len(r.UserID)+len(r.Action)+park, 0, false, 0, 0))
 	}
 	if r.Kind != KindPark {
 		return rs
 	}
-	outcome := Record{ID: r.ID, Park: r.ID} // outcomeID adds 2 bytes, within the ID's size class or counted below
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		pass := Record{ID: ids[:22], UserID: r.UserID, Action: r.Action, Method: http.MethodGet, Path: r.Path, Query: r.Query,
-			Park: r.ID}
-		set(KindPass, pass.size())
-		set(KindOutcome, outcome.size()+8+str("Location")+str(location(r))+headerSize(1, 1))
+		set(KindPass, recordSize(newID+len(r.UserID)+len(r.Action)+len(http.MethodGet)+len(r.Path)+len(r.Query)+park,
+			0, false, 0, 0))
+		loc := len(r.Path) // location(r)
+		if r.Query != "" {
+			loc += 1 + len(r.Query)
+		}
+		set(KindOutcome, recordSize(outcomeID+park+len("Location")+max(loc, 1), 0, true, 1, 1))
 		return rs
 	}
-	body := max(outcomeBody, 0)
-	set(KindOutcome, outcome.size()+8+str("Content-Type")+str("Location")+headerSize(2, 2)+bytesOf(body)+64)
+	body := min(max(outcomeBody, 0), math.MaxInt32)
+	set(KindOutcome, recordSize(outcomeID+park+len("Content-Type")+len("Location")+256, body, true, 2, 2))
 	return rs
 }
 

@@ -117,14 +117,19 @@ const (
 // retry of a user who passed one.
 //
 // Capacity with the defaults and the guard's default TTLs (ParkTTL 10
-// minutes): a browser flow (a POST with a 1 KiB body and 10 headers,
-// parked, passed, replayed; its answer a redirect) holds 3 records for up
-// to 11 minutes, about 4.5 KiB; a flow left pending holds one record and
-// its reservation, about 5.5 KiB. The challenges' share of the defaults
-// (140,000 entries, 224 MiB) takes about 46,000 flows per ParkTTL, 77
-// challenges a second sustained, whether they are completed or not; bodies
-// of 16 KiB bring it to about 13,000 flows (22 a second). See
-// /BENCHMARKS.md for how this was measured.
+// minutes, a spent token kept 11): a browser flow, a POST with a 1 KiB
+// body and 10 headers whose replay answers with a redirect, holds 3
+// records, about 4.4 KiB together, for up to 11 minutes once passed, and
+// one record with its reservation (3 entries, about 5.4 KiB) for 10
+// minutes while pending. The challenges' share of the defaults (140,000
+// entries, 224 MiB) thus takes about 42,000 such flows per ParkTTL, 70
+// challenges a second sustained, passed or not (50 a second hold 94,000
+// entries and 128 to 158 MiB). Larger bodies are bound by bytes: 16 KiB
+// bodies allow about 11,300 flows per ParkTTL (19 a second), 64 KiB
+// bodies about 3,300 (5.5 a second). A Remember grant adds about 450 bytes
+// for as long as it lasts, a GET pass as much for a minute. With the
+// per-user cap (MaxChallengesPerUser, 20 per ParkTTL), filling the store
+// takes over 2,000 accounts.
 func MemoryLimits(entries, bytes int) MemoryOption {
 	return func(s *MemoryStore) {
 		if entries > 0 {
@@ -137,9 +142,9 @@ func MemoryLimits(entries, bytes int) MemoryOption {
 }
 
 // MemoryOutcomeReserve sets how many bytes a parked browser request
-// (KindPark, not a GET) reserves for the body and header values of the
-// answer its replay keeps for a refresh of the callback. Default 1 KiB: a
-// redirect or a short page. A longer answer is kept too when the store has
+// (KindPark, not a GET) reserves for the body of the answer its replay
+// keeps for a refresh of the callback (and 256 bytes for its Content-Type
+// and Location). Default 1 KiB: a redirect or a short page. A longer answer is kept too when the store has
 // room beyond the reservation; when it has not, the request still runs
 // once and its answer reaches the browser, and a refresh of the callback
 // says the request was already carried out instead of showing it again.

@@ -170,8 +170,8 @@ func TestMemoryStoreReservesForSuccessors(t *testing.T) {
 	fill := func(t *testing.T, s *stepup.MemoryStore) { // with big records, then small ones: not a byte to spare
 		t.Helper()
 		for _, body := range []int{512, 0} {
-			for i := 0; ; i++ {
-				err := s.Put(ctx, &stepup.Record{ID: fmt.Sprint("filler", body, ".", i), Kind: stepup.KindGrant,
+			for {
+				err := s.Put(ctx, &stepup.Record{ID: fmt.Sprint("filler", body, ".", s.Len()), Kind: stepup.KindGrant,
 					Body: make([]byte, body), Created: clock.Now(), Expires: clock.Now().Add(time.Hour)})
 				if err != nil {
 					require.ErrorIs(t, err, stepup.ErrStoreFull)
@@ -205,6 +205,7 @@ func TestMemoryStoreReservesForSuccessors(t *testing.T) {
 				u := s.Usage()
 				assert.Zero(t, u.ReservedEntries, "every reservation was taken or given back")
 				assert.Zero(t, u.ReservedBytes)
+				fill(t, s) // what a smaller kept answer left of its reservation
 				again := successor(park, stepup.KindUsed, clock.Now())
 				again.ID = "t.another-token-for-the-same-challenge-xxxxxx"
 				assert.ErrorIs(t, s.Put(ctx, again), stepup.ErrStoreFull, "a record is reserved once per challenge")
@@ -530,4 +531,34 @@ func TestMemoryStoreDefaultsHold50ChallengesPerSecond(t *testing.T) {
 			assert.NotZero(t, refused, "100 challenges a second are beyond the defaults")
 		})
 	}
+}
+
+// A parked request reserves the room of the records written once its
+// challenge is passed; they take it, and a full store still has it for
+// them.
+func ExampleMemoryStore_Usage() {
+	ctx := context.Background()
+	store := stepup.NewMemoryStore(stepup.MemoryLimits(100_000, 128<<20), stepup.MemoryOutcomeReserve(4<<10))
+	now := time.Now()
+	park := &stepup.Record{ID: "k7Qe0n3cDg2m9VvRZkT1xw", Kind: stepup.KindPark, UserID: "alice", Action: "transfer",
+		Method: http.MethodPost, Path: "/transfer", Body: []byte("amount=5000&to=bob"),
+		Created: now, Expires: now.Add(10 * time.Minute)}
+	if err := store.Put(ctx, park); err != nil {
+		fmt.Println(err)
+		return
+	}
+	u := store.Usage()
+	fmt.Println("after the park:", u.Records, "record,", u.ReservedEntries, "entries reserved (spent token, kept answer)")
+
+	spent := &stepup.Record{ID: "t.spent-token-hash", Kind: stepup.KindUsed, Park: park.ID,
+		Created: now, Expires: now.Add(11 * time.Minute)}
+	if err := store.Put(ctx, spent); err != nil {
+		fmt.Println(err)
+		return
+	}
+	u = store.Usage()
+	fmt.Println("after the spent token:", u.Records, "records,", u.ReservedEntries, "entry reserved")
+	// Output:
+	// after the park: 1 record, 2 entries reserved (spent token, kept answer)
+	// after the spent token: 2 records, 1 entry reserved
 }
