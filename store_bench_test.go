@@ -109,7 +109,7 @@ func heapPerRecord(tb testing.TB, n int, mk func(now time.Time) *stepup.Record) 
 // limit for it (counted-B/rec).
 func BenchmarkMemoryStoreHeap(b *testing.B) {
 	for _, name := range []string{"park", "api", "used", "grant", "outcome"} {
-		b.Run(name, func(b *testing.B) {
+		b.Run("rec="+name, func(b *testing.B) {
 			var measured, counted float64
 			for b.Loop() {
 				measured, counted = heapPerRecord(b, 20_000, typicalRecords[name])
@@ -167,7 +167,7 @@ func BenchmarkMemoryStoreScale(b *testing.B) {
 					s, ids = filled(b, impl.make, n)
 				}
 			}
-			b.Run(fmt.Sprintf("n=%d/%s/Put+Delete", n, impl.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("op=Put+Delete/n=%d/impl=%s", n, impl.name), func(b *testing.B) {
 				setup(b)
 				now := time.Now()
 				recs := make([]*stepup.Record, 1024)
@@ -185,7 +185,7 @@ func BenchmarkMemoryStoreScale(b *testing.B) {
 					_ = s.Delete(ctx, r.ID)
 				}
 			})
-			b.Run(fmt.Sprintf("n=%d/%s/Get", n, impl.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("op=Get/n=%d/impl=%s", n, impl.name), func(b *testing.B) {
 				setup(b)
 				b.ReportAllocs()
 				i := 0
@@ -196,7 +196,7 @@ func BenchmarkMemoryStoreScale(b *testing.B) {
 					}
 				}
 			})
-			b.Run(fmt.Sprintf("n=%d/%s/Put+Consume+Delete", n, impl.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("op=Put+Consume+Delete/n=%d/impl=%s", n, impl.name), func(b *testing.B) {
 				setup(b)
 				now := time.Now()
 				r := spentToken("consumed.00000000000000", now)
@@ -227,7 +227,7 @@ func BenchmarkMemoryStoreFill(b *testing.B) {
 			recs[i] = spentToken(fmt.Sprintf("t.%020d", i), now)
 		}
 		for _, impl := range storeImpls {
-			b.Run(fmt.Sprintf("n=%d/%s", n, impl.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("n=%d/impl=%s", n, impl.name), func(b *testing.B) {
 				var worst time.Duration
 				for b.Loop() {
 					s := impl.make(n, 1<<40)
@@ -252,7 +252,7 @@ func BenchmarkMemoryStoreGetAtCapacity(b *testing.B) {
 	ctx := context.Background()
 	const n = 100_000
 	for _, impl := range storeImpls {
-		b.Run(impl.name, func(b *testing.B) {
+		b.Run("impl="+impl.name, func(b *testing.B) {
 			s := impl.make(n, 1<<40)
 			ids := make([]string, n)
 			now := time.Now()
