@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,12 +119,12 @@ const (
 // minutes, a spent token kept 11): a browser flow, a POST with a 1 KiB
 // body and 10 headers whose replay answers with a redirect, holds 3
 // records, about 4.4 KiB together, for up to 11 minutes once passed, and
-// one record with its reservation (3 entries, about 5.4 KiB) for 10
+// one record with its reservation (3 entries, about 5.5 KiB) for 10
 // minutes while pending. The challenges' share of the defaults (140,000
 // entries, 224 MiB) thus takes about 42,000 such flows per ParkTTL, 70
 // challenges a second sustained, passed or not (50 a second hold 94,000
-// entries and 128 to 158 MiB). Larger bodies are bound by bytes: 16 KiB
-// bodies allow about 11,300 flows per ParkTTL (19 a second), 64 KiB
+// entries and 128 to 165 MiB). Larger bodies are bound by bytes: 16 KiB
+// bodies allow about 11,000 flows per ParkTTL (18 a second), 64 KiB
 // bodies about 3,300 (5.5 a second). A Remember grant adds about 450 bytes
 // for as long as it lasts, a GET pass as much for a minute. With the
 // per-user cap (MaxChallengesPerUser, 20 per ParkTTL), filling the store
@@ -441,83 +440,4 @@ func (s *MemoryStore) unlockPair(i, j int) {
 	if j >= 0 && j != i {
 		s.shards[j].mu.Unlock()
 	}
-}
-
-// unixNano is t in Unix nanoseconds, clamped to what an int64 holds.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.Before(minUnixNano):
-		return math.MinInt64
-	case t.After(maxUnixNano):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-var (
-	minUnixNano = time.Unix(0, math.MinInt64)
-	maxUnixNano = time.Unix(0, math.MaxInt64)
-)
-
-// expiryHeap is a min-heap of entries on exp; each entry knows its index,
-// so that any entry is removed in O(log n).
-type expiryHeap []*memoryEntry
-
-func (h *expiryHeap) push(e *memoryEntry) {
-	e.idx = int32(len(*h))
-	*h = append(*h, e)
-	h.up(int(e.idx))
-}
-
-func (h *expiryHeap) remove(i int) {
-	old := *h
-	last := len(old) - 1
-	if i != last {
-		old.swap(i, last)
-	}
-	old[last] = nil
-	*h = old[:last]
-	if i != last {
-		if !h.down(i) {
-			h.up(i)
-		}
-	}
-}
-
-func (h expiryHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx = int32(i)
-	h[j].idx = int32(j)
-}
-
-func (h expiryHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if h[p].exp <= h[i].exp {
-			return
-		}
-		h.swap(i, p)
-		i = p
-	}
-}
-
-// down moves the entry at i down to its place and reports whether it moved.
-func (h expiryHeap) down(i int) bool {
-	start := i
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			break
-		}
-		c := l
-		if r := l + 1; r < len(h) && h[r].exp < h[l].exp {
-			c = r
-		}
-		if h[i].exp <= h[c].exp {
-			break
-		}
-		h.swap(i, c)
-		i = c
-	}
-	return i > start
 }
