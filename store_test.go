@@ -345,6 +345,7 @@ func TestMemoryStoreCountsEveryPartOfARecord(t *testing.T) {
 		"shown":        func(r *stepup.Record) { r.Shown = [][]byte{[]byte(big)} },
 		"header key":   func(r *stepup.Record) { r.Header = http.Header{big: {"v"}} },
 		"header value": func(r *stepup.Record) { r.Header = http.Header{"K": {big}} },
+		"park":         func(r *stepup.Record) { r.Park = big },
 	}
 	for name, set := range parts {
 		t.Run(name, func(t *testing.T) {
