@@ -20,9 +20,12 @@ import (
 //   - A bounded store keeps a reserve: it refuses a new challenge (KindPark,
 //     KindAPI) with ErrStoreFull before it is completely full, and lets the
 //     records that follow a passed challenge (KindUsed, KindOutcome,
-//     KindPass, KindGrant) use the reserve. A full store then turns away new
-//     challenges (the guard answers 503 with Retry-After) but never the
-//     callback or token retry of a user who already passed one.
+//     KindPass, KindGrant; each names its challenge in Park) use the
+//     reserve. A full store then turns away new challenges (the guard
+//     answers 503 with Retry-After) but never the callback or token retry
+//     of a user who already passed one. MemoryStore makes that certain by
+//     reserving, when it takes a challenge, the room of every record that
+//     will name it in Park.
 //   - Get returns a copy of the record, consumed or not. A missing record or
 //     one whose Expires has passed is ErrNotFound.
 //   - Consume atomically marks a pending record consumed and returns it. Of
