@@ -2,6 +2,7 @@ package stepup_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -255,7 +256,8 @@ func TestMemoryStoreReservesForSuccessors(t *testing.T) {
 // A store filled with challenges, and then to the last entry with other
 // records, refuses a new challenge with 503 and Retry-After, and still
 // completes every challenge it accepted: replayed POSTs, GETs resumed with
-// a pass, Remember grants, kept answers for a refresh.
+// a pass, Remember grants, kept answers for a refresh, API retries with
+// their token.
 func TestFullStoreCompletesEveryAcceptedChallenge(t *testing.T) {
 	var store *stepup.MemoryStore
 	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
@@ -268,22 +270,32 @@ func TestFullStoreCompletesEveryAcceptedChallenge(t *testing.T) {
 		challenge string
 	}
 	var flows []flow
-	routes := []string{"/transfer", "/report", "/admin"}
+	routes := []string{"/transfer", "/report", "/admin", "/api/transfer"}
 	refused := false
 	for u := 0; !refused; u++ {
 		b := env.NewBrowser()
 		b.Login(fmt.Sprint("user", u))
 		for _, path := range routes {
 			var resp *stepuptest.Response
-			if path == "/transfer" {
+			switch path {
+			case "/transfer":
 				resp = b.Do(http.MethodPost, path, stepuptest.Form, "amount=5000&to=bob", nil)
-			} else {
+			case "/api/transfer":
+				resp = b.API(http.MethodPost, path, apiTransfer, nil)
+			default:
 				resp = b.Get(path)
 			}
 			if resp.StatusCode == http.StatusServiceUnavailable {
 				assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 				refused = true
 				break
+			}
+			if path == "/api/transfer" {
+				require.Equal(t, http.StatusUnauthorized, resp.StatusCode, resp.Body)
+				var doc struct{ URL string }
+				require.NoError(t, json.Unmarshal([]byte(resp.Body), &doc))
+				flows = append(flows, flow{b, path, doc.URL})
+				continue
 			}
 			flows = append(flows, flow{b, path, b.Challenge(resp)})
 		}
@@ -302,8 +314,16 @@ func TestFullStoreCompletesEveryAcceptedChallenge(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, late.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil).StatusCode,
 		"a full store refuses new challenges")
 
+	runs := map[string]int{}
 	for _, f := range flows {
+		runs[f.path]++
 		cb := f.b.Complete(f.challenge)
+		if f.path == "/api/transfer" {
+			token := stepuptest.Param(cb, "token")
+			resp := f.b.API(http.MethodPost, f.path, apiTransfer, http.Header{stepup.TokenHeader: {token}})
+			require.Equal(t, http.StatusOK, resp.StatusCode, "the API retry completes: %s", resp.Body)
+			continue
+		}
 		resp := f.b.Get(cb)
 		if f.path != "/transfer" { // a GET resumes with a pass
 			require.Equal(t, http.StatusSeeOther, resp.StatusCode, "%s: %s", f.path, resp.Body)
@@ -317,15 +337,11 @@ func TestFullStoreCompletesEveryAcceptedChallenge(t *testing.T) {
 			assert.Equal(t, http.StatusOK, f.b.Get("/admin").StatusCode, "the Remember grant was kept")
 		}
 	}
-	assert.Len(t, env.Ledger.Runs("transfer"), len(flows)/3+boolInt(len(flows)%3 > 0))
+	assert.Len(t, env.Ledger.Runs("transfer"), runs["/transfer"])
+	assert.Len(t, env.Ledger.Runs("apiTransfer"), runs["/api/transfer"])
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
+const apiTransfer = `{"amount": 6000, "to": "bob"}`
 
 // Every part of a record counts against the store's byte limit: a part
 // left out of the count would let one account fill the store's memory
