@@ -172,7 +172,7 @@ func (g *Guard) resumeGet(w http.ResponseWriter, r *http.Request, st *sessionSta
 	ctx := r.Context()
 	now := g.now()
 	pass := &Record{ID: newID(), Kind: KindPass, UserID: rec.UserID, Action: rec.Action, Method: http.MethodGet,
-		Path: rec.Path, Query: rec.Query, Created: now, Expires: now.Add(g.cfg.PassTTL)}
+		Path: rec.Path, Query: rec.Query, Created: now, Expires: now.Add(g.cfg.PassTTL), Park: rec.ID}
 	if err := g.cfg.Store.Put(ctx, pass); err != nil {
 		return internalError(err)
 	}
@@ -182,7 +182,7 @@ func (g *Guard) resumeGet(w http.ResponseWriter, r *http.Request, st *sessionSta
 	}
 	loc := location(rec)
 	_ = g.cfg.Store.Put(ctx, &Record{ID: outcomeID(rec.ID), Kind: KindOutcome, Status: http.StatusSeeOther,
-		Header: http.Header{"Location": {loc}}, Created: now, Expires: rec.Expires})
+		Header: http.Header{"Location": {loc}}, Created: now, Expires: rec.Expires, Park: rec.ID})
 	w.Header().Set("Location", loc)
 	w.WriteHeader(http.StatusSeeOther)
 	return nil

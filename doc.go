@@ -112,9 +112,10 @@
 // MaxChallengesPerSession, checked before tracking), parked headers 32
 // values and 8 KiB (MaxHeaderValues, MaxHeaderBytes; 431 before
 // tracking), GET pass 1 minute (PassTTL), provider calls 5 seconds
-// (ProviderTimeout). The default MemoryStore holds 10,000 records and
-// 64 MiB, an eighth of which only the records after a passed challenge may
-// use.
+// (ProviderTimeout). The default MemoryStore holds 160,000 records and
+// 256 MiB (about 42,000 flows per ParkTTL, 70 challenges a second); every
+// challenge reserves the room of what follows it once passed, and an
+// eighth of each limit is kept back from new challenges.
 //
 // # For adapter and store authors
 //

@@ -191,7 +191,7 @@ func (g *Guard) keepOutcome(ctx context.Context, rec *Record, cw *captureWriter)
 		}
 	}
 	out := &Record{ID: outcomeID(rec.ID), Kind: KindOutcome, Status: status, Header: h,
-		Created: g.now(), Expires: rec.Expires}
+		Created: g.now(), Expires: rec.Expires, Park: rec.ID}
 	if !cw.over {
 		out.Body = cw.body.Bytes()
 	}

@@ -61,7 +61,8 @@ func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
 	}
 	now := g.now()
 	id := newID()
-	gr := &Record{ID: id, Kind: KindGrant, UserID: rec.UserID, Action: rec.Action, Created: now, Expires: now.Add(rec.Remember)}
+	gr := &Record{ID: id, Kind: KindGrant, UserID: rec.UserID, Action: rec.Action, Created: now, Expires: now.Add(rec.Remember),
+		Park: rec.ID}
 	if g.cfg.Store.Put(ctx, gr) == nil {
 		st.addGrant(id, rec.Action, gr.Expires)
 	}
@@ -140,7 +141,8 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 // the store: of concurrent attempts exactly one gets through.
 func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
 	now := g.now()
-	err := g.cfg.Store.Put(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now, Expires: now.Add(g.cfg.ParkTTL + time.Minute)})
+	err := g.cfg.Store.Put(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now, Expires: now.Add(g.cfg.ParkTTL + time.Minute),
+		Park: rec.ID})
 	if errors.Is(err, ErrExists) {
 		return errUsed()
 	} else if errors.Is(err, ErrStoreFull) {
