@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/go-chi/chi/v5"
@@ -144,7 +145,7 @@ func unrouted(rctx *chi.Context, r *http.Request) string {
 	if len(pats) > 0 && !strings.HasSuffix(pats[len(pats)-1], "*") {
 		return ""
 	}
-	if len(pats) > 0 && !mountPoint(rctx.Routes, pats) {
+	if len(pats) > 0 && !mountPoints.at(rctx.Routes, pats) {
 		return ""
 	}
 	if rctx.Routes == nil {
@@ -163,14 +164,41 @@ func unrouted(rctx *chi.Context, r *http.Request) string {
 	if target == "" {
 		return "" // chi's 404 or 405: no route handler runs
 	}
-	where := "on the root router"
+	where := "with r.Use on the root router"
 	if len(pats) > 0 {
-		where = "on the router mounted at " + rctx.RoutePattern()
+		where = "at the mount point " + rctx.RoutePattern() + " (with r.Use on the mounted router, or inline around the Mount or Route)"
 	}
-	return fmt.Sprintf("stepupchi.Middleware ran before chi routed %s %s (to %s): it is registered with r.Use %s, "+
+	return fmt.Sprintf("stepupchi.Middleware ran before chi routed %s %s (to %s): it is registered %s, "+
 		"where chi has not matched the route yet; register it inline, with r.With(stepupchi.Middleware(guard)) "+
-		"or r.Use inside r.Group(func(r chi.Router) { ... }), with the routes it protects",
+		"or r.Use inside r.Group(func(r chi.Router) { ... }), on the router that holds the routes it protects",
 		method, r.URL.Path, target, where)
+}
+
+// mountPoints caches mountPoint by router and pattern chain. A chain is a
+// path through the route table, which only grows, and whose routes never
+// turn from endpoint to mount point or back (chi panics on a Mount over an
+// existing route), so an answer never goes stale; there are no more keys
+// than routes.
+var mountPoints mountCache
+
+type mountCache struct{ m sync.Map }
+
+type mountKey struct {
+	root  chi.Routes
+	chain string
+}
+
+func (c *mountCache) at(root chi.Routes, pats []string) bool {
+	k := mountKey{root, pats[0]}
+	if len(pats) > 1 {
+		k.chain = strings.Join(pats, "\x00")
+	}
+	if v, ok := c.m.Load(k); ok {
+		return v.(bool)
+	}
+	mp := mountPoint(root, pats)
+	c.m.Store(k, mp)
+	return mp
 }
 
 // mountPoint reports whether the chain of patterns chi matched so far ends
