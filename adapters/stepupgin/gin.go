@@ -77,7 +77,12 @@ func (t *table) serve(c *gin.Context) {
 		}
 		return
 	}
-	if e := unreadable(c, rule.Policy()); e != nil {
+	p := rule.Policy()
+	if e := unreadable(c, p); e != nil {
+		abort(c, e)
+		return
+	}
+	if e := bracketKeys(c, t.g, p); e != nil {
 		abort(c, e)
 		return
 	}
@@ -168,6 +173,46 @@ func unreadable(c *gin.Context, p stepup.Policy) *stepup.Error {
 		Err:     fmt.Errorf("%w: gin binds %s bodies, which the guard cannot read", stepup.ErrUnsupportedBody, ct)}
 }
 
+// bracketKeys refuses a request whose query or form body holds a key that
+// gin's map readers (c.QueryMap, c.PostFormMap, a map field bound from a
+// form) would turn into a value of one of p's dotted attribute keys:
+// "payee[iban]=x" is c.PostFormMap("payee")["iban"], which the guard does
+// not judge as "payee.iban". The form is parsed as gin parses it
+// (net/http's ParseForm), through the guard's PreserveBody so that the
+// guard still parks the exact body.
+func bracketKeys(c *gin.Context, g *stepup.Guard, p stepup.Policy) *stepup.Error {
+	var dotted []string
+	for _, a := range p.Attributes {
+		if strings.Contains(a.Key, ".") {
+			dotted = append(dotted, a.Key)
+		}
+	}
+	if len(dotted) == 0 {
+		return nil
+	}
+	g.PreserveBody(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { c.Request = r })).ServeHTTP(c.Writer, c.Request)
+	_ = c.Request.ParseForm() // malformed input is the guard's to refuse
+	for k := range c.Request.Form {
+		i := strings.IndexByte(k, '[')
+		if i < 1 {
+			continue
+		}
+		j := strings.IndexByte(k[i+1:], ']')
+		if j < 1 {
+			continue
+		}
+		alias := k[:i] + "." + k[i+1:i+1+j]
+		for _, key := range dotted {
+			if strings.EqualFold(alias, key) {
+				return &stepup.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "This request could not be checked.",
+					Err: fmt.Errorf("%w: attributes: %q names %q as gin's map readers see it, which the guard does not read",
+						stepup.ErrBadRequest, k, key)}
+			}
+		}
+	}
+	return nil
+}
+
 // abort answers a refusal the adapter made itself, records it in c.Errors
 // and stops the chain.
 func abort(c *gin.Context, e *stepup.Error) {
@@ -201,6 +246,10 @@ func Require(g *stepup.Guard, action string, opts ...stepup.RequireOption) gin.H
 	}
 	return func(c *gin.Context) {
 		if e := unreadable(c, p); e != nil {
+			abort(c, e)
+			return
+		}
+		if e := bracketKeys(c, g, p); e != nil {
 			abort(c, e)
 			return
 		}
