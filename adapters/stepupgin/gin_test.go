@@ -262,3 +262,34 @@ func TestGinPathVariantsNeverBypass(t *testing.T) {
 		})
 	}
 }
+
+func TestGinRefusesMapKeysNamingADottedAttribute(t *testing.T) {
+	a := ginAdapter
+	a.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		e := app(t, g, h, stepupgin.PreserveBody(g))
+		e.POST("/payees", stepupgin.Require(g, "transfer", stepup.WithAttributes(
+			stepup.Attribute{Name: "iban", From: stepup.FromJSON, Key: "payee.iban"})), func(c *gin.Context) {
+			c.String(http.StatusOK, "payee %s", c.PostFormMap("payee")["iban"])
+		})
+		return e
+	}
+	env := stepuptest.NewEnv(t, a, stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+	for _, tc := range []struct{ target, body string }{
+		{"/payees", "payee[iban]=DE00"},
+		{"/payees", "PAYEE[IBAN]=DE00"},
+		{"/payees?payee%5Biban%5D=DE00", "to=bob"},
+	} {
+		resp := b.Do(http.MethodPost, tc.target, stepuptest.Form, tc.body, nil)
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s %s", tc.target, tc.body)
+	}
+	assert.Empty(t, env.Emulator.Tracked())
+
+	// Other keys in map syntax are no concern (the suite's rules allow a
+	// transfer without an amount over 1000).
+	resp := b.Do(http.MethodPost, "/payees", stepuptest.Form, "meta[x]=1&payee.iban=DE01", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+	require.Len(t, env.Emulator.Tracked(), 1)
+	assert.Equal(t, "DE01", env.Emulator.Tracked()[0].Custom["iban"])
+}
