@@ -30,7 +30,9 @@ import (
 // the request is about to run, a middleware changed the method after
 // routing, and the request is refused with a 500 wrapping
 // stepup.ErrMisconfigured instead of running a protected handler
-// undecided. Change methods before gin routes: wrap the engine.
+// undecided. A protected request gets the same check, so that a method
+// changed into another protected one is not judged by that one's policy.
+// Change methods before gin routes: wrap the engine.
 //
 // gin's path parameters (c.Params) are set on the request (r.PathValue)
 // for FromPath attributes. On a protected route whose policy reads
@@ -76,6 +78,14 @@ func (t *table) serve(c *gin.Context) {
 			abort(c, t.g.Misconfigured(c.Request, reason))
 		}
 		return
+	}
+	if t.e != nil {
+		// The method may have been changed after routing into another
+		// protected one, whose policy would then judge this handler.
+		if reason := t.methodChanged(c, method, pattern); reason != "" {
+			abort(c, t.g.Misconfigured(c.Request, reason))
+			return
+		}
 	}
 	p := rule.Policy()
 	if e := unreadable(c, p); e != nil {

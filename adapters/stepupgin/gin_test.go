@@ -293,3 +293,36 @@ func TestGinRefusesMapKeysNamingADottedAttribute(t *testing.T) {
 	require.Len(t, env.Emulator.Tracked(), 1)
 	assert.Equal(t, "DE01", env.Emulator.Tracked()[0].Custom["iban"])
 }
+
+func TestGinMethodChangedIntoAnotherProtectedMethodFailsClosed(t *testing.T) {
+	// POST /transfer (amount judged) and PUT /transfer (nothing judged)
+	// are both protected: POST's handler must not run judged by PUT's
+	// policy.
+	a := ginAdapter
+	a.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		e := gin.New()
+		e.Use(stepupgin.PreserveBody(g), func(c *gin.Context) {
+			if m := c.GetHeader("X-Rewrite-Method"); m != "" {
+				c.Request.Method = m
+			}
+		}, stepupgin.Middleware(g, e))
+		routes(e, g, h)
+		e.PUT("/transfer", gin.WrapH(h.Profile))
+		require.NoError(t, stepupgin.CheckRoutes(g, e))
+		return e
+	}
+	env := stepuptest.NewEnv(t, a, stepuptest.Options{Config: func(c *stepup.Config) {
+		c.Policies = append(c.Policies, stepup.Policy{Method: http.MethodPut, Route: "/transfer", Action: "profile"})
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000&to=mallory", http.Header{"X-Rewrite-Method": {http.MethodPut}})
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.Empty(t, env.Emulator.Tracked())
+	require.Len(t, env.Events.Of(stepup.EventRefuse), 1)
+	assert.ErrorIs(t, env.Events.LastRefusal(), stepup.ErrMisconfigured)
+	assert.Empty(t, env.Ledger.Runs(""))
+
+	b.Challenge(b.Do(http.MethodPut, "/transfer", stepuptest.Form, "x=1", nil))
+	b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil))
+}
