@@ -1,0 +1,232 @@
+package stepupchi_test
+
+// SECURITY.md threat 19, chi side: wiring that silently protects nothing.
+// The table registered with r.Use, where chi has not routed yet, must fail
+// closed at request time; routes open for methods a policy leaves out must
+// be reported by CheckRoutes.
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/sessions"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/adapters/stepupchi"
+	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/stepuptest"
+)
+
+// misconfigured returns the reasons of the guard's ErrMisconfigured
+// refusals, as logged.
+func misconfigured(env *stepuptest.Env) []string {
+	var out []string
+	for _, ev := range env.Events.Of(stepup.EventRefuse) {
+		if errors.Is(ev.Err, stepup.ErrMisconfigured) {
+			out = append(out, ev.Err.Error())
+		}
+	}
+	return out
+}
+
+func TestChiMiddlewareBeforeRoutingFailsClosed(t *testing.T) {
+	onRoot := func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		r := chi.NewRouter()
+		r.Use(stepupchi.Middleware(g)) // the mistake: chi has not routed yet
+		routes(r, h)
+		r.Get(stepuptest.CallbackPath, stepupchi.Callback(g, r).ServeHTTP)
+		return r
+	}
+	onSubRouter := func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		r := chi.NewRouter()
+		sub := chi.NewRouter()
+		sub.Use(stepupchi.Middleware(g)) // the mistake: the pattern is the mount point
+		routes(sub, h)
+		r.Mount("/", sub)
+		return r
+	}
+	onMount := func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		r := chi.NewRouter()
+		sub := chi.NewRouter()
+		routes(sub, h)
+		r.With(stepupchi.Middleware(g)).Mount("/", sub) // inline, but on the mount point
+		return r
+	}
+	for name, mount := range map[string]func(testing.TB, *stepup.Guard, stepuptest.Handlers) http.Handler{
+		"r.Use on the root router":  onRoot,
+		"r.Use on a mounted router": onSubRouter,
+		"r.With on a mount point":   onMount,
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := chiAdapter
+			a.Mount = mount
+			env := stepuptest.NewEnv(t, a, stepuptest.Options{})
+			b := env.NewBrowser()
+			for _, req := range []struct{ method, path, handler string }{
+				{http.MethodPost, "/transfer", "transfer"},
+				{http.MethodGet, "/admin", "admin"},
+				{http.MethodDelete, "/items/7", "deleteItem"},
+				{http.MethodGet, "/open", "open"}, // open or not, the guard cannot tell before routing
+			} {
+				resp := b.Do(req.method, req.path, stepuptest.Form, "amount=5000&to=mallory", nil)
+				assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "%s %s", req.method, req.path)
+				assert.Contains(t, resp.Body, "not wired correctly")
+				assert.Empty(t, env.Ledger.Runs(req.handler), "%s ran though the guard never decided", req.handler)
+			}
+			assert.Empty(t, env.Emulator.Tracked())
+			reasons := misconfigured(env)
+			require.Len(t, reasons, 4)
+			assert.Contains(t, reasons[0], "register it inline, with r.With(stepupchi.Middleware(guard))")
+
+			assert.Equal(t, http.StatusNotFound, b.Do(http.MethodGet, "/nowhere", "", "", nil).StatusCode,
+				"a request no route matches stays chi's 404")
+			assert.Equal(t, http.StatusMethodNotAllowed, b.Do(http.MethodGet, "/transfer", "", "", nil).StatusCode,
+				"and one no method matches chi's 405")
+			assert.Len(t, misconfigured(env), 4)
+		})
+	}
+}
+
+func TestChiMiddlewareInlineKeepsMissesAndCatchAlls(t *testing.T) {
+	a := chiAdapter
+	a.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		r := chi.NewRouter()
+		r.Group(func(r chi.Router) {
+			r.Use(stepupchi.Middleware(g))
+			routes(r, h)
+			r.NotFound(http.NotFound) // wrapped by the group's middleware
+			r.Handle("/files/*", h.Open)
+		})
+		r.Get(stepuptest.CallbackPath, stepupchi.Callback(g, r).ServeHTTP)
+		return r
+	}
+	env := stepuptest.NewEnv(t, a, stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+	for _, path := range []string{"/nowhere", "/transfer/x", "/items"} {
+		assert.Equal(t, http.StatusNotFound, b.Do(http.MethodPost, path, stepuptest.Form, "a=1", nil).StatusCode, path)
+	}
+	assert.Equal(t, http.StatusOK, b.Do(http.MethodPost, "/files/a/b", stepuptest.Form, "a=1", nil).StatusCode,
+		"a catch-all endpoint is a finished route")
+	assert.Empty(t, misconfigured(env))
+}
+
+func TestChiMiddlewareOutsideChiFailsClosed(t *testing.T) {
+	a := chiAdapter
+	a.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		mux := http.NewServeMux()
+		mux.Handle("POST /transfer", h.Transfer)
+		return stepupchi.Middleware(g)(mux)
+	}
+	env := stepuptest.NewEnv(t, a, stepuptest.Options{})
+	b := env.NewBrowser()
+	resp := b.API(http.MethodPost, "/transfer", `{"amount":5000}`, nil)
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.Contains(t, resp.Body, `"error":"misconfigured"`, "JSON for an API client")
+	assert.Empty(t, env.Ledger.Runs("transfer"))
+	reasons := misconfigured(env)
+	require.Len(t, reasons, 1)
+	assert.Contains(t, reasons[0], "outside a chi router")
+}
+
+// A Middleware whose guard declares no policies protects nothing, so it has
+// nothing to be miswired for: even with r.Use it lets every request
+// through (the routes are protected with Require).
+func TestChiMiddlewareWithoutPoliciesLetsEverythingThrough(t *testing.T) {
+	g, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("unused", authsignal.WithBaseURL("http://127.0.0.1:1")), // never called
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL: "https://app.example/stepup/callback",
+	})
+	require.NoError(t, err)
+	r := chi.NewRouter()
+	r.Use(stepupchi.Middleware(g))
+	r.Get("/profile", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("profile")) })
+	for path, want := range map[string]int{"/profile": http.StatusOK, "/missing": http.StatusNotFound} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		assert.Equal(t, want, rec.Code, path)
+	}
+}
+
+func TestCheckRoutes(t *testing.T) {
+	admin := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }
+	other := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) }
+	getAdmin := []stepup.Policy{{Method: http.MethodGet, Route: "/admin", Action: "admin"}}
+	tests := []struct {
+		name     string
+		policies []stepup.Policy
+		routes   func(r chi.Router)
+		expect   []string // nil: no error
+	}{
+		{"r.HandleFunc under a GET policy", getAdmin,
+			func(r chi.Router) { r.HandleFunc("/admin", admin) },
+			[]string{"route /admin", "protected for GET, HEAD", "POST", "PUT", "DELETE", `use Method "*"`}},
+		{"one function for two methods under a GET policy", getAdmin,
+			func(r chi.Router) { r.Get("/admin", admin); r.Post("/admin", admin) },
+			[]string{"route /admin", "protected for GET but registered for POST too"}},
+		{"r.Handle in a mounted router under a GET policy", getAdmin,
+			func(r chi.Router) { r.Route("/admin", func(r chi.Router) { r.HandleFunc("/", admin) }) },
+			[]string{"route /admin", "POST"}},
+		{"a policy naming no route", []stepup.Policy{{Method: http.MethodPut, Route: "/profile", Action: "profile"}},
+			func(r chi.Router) { r.Post("/profile", admin) },
+			[]string{"policy PUT /profile: no such chi route"}},
+		{"a policy with a trailing slash", []stepup.Policy{{Method: http.MethodGet, Route: "/admin/", Action: "admin"}},
+			func(r chi.Router) { r.Get("/admin/", admin) },
+			[]string{`no such chi route (chi's RoutePattern has no trailing slash: name it "/admin")`}},
+		{"a sub-router hidden behind a wrapper", []stepup.Policy{{Method: http.MethodPost, Route: "/api/transfer", Action: "transfer"}},
+			func(r chi.Router) {
+				sub := chi.NewRouter()
+				sub.Post("/transfer", admin)
+				r.Mount("/api", http.HandlerFunc(sub.ServeHTTP)) // logging(sub), say
+			},
+			[]string{"policy POST /api/transfer: no such chi route"}},
+		{"r.HandleFunc under a * policy", []stepup.Policy{{Method: "*", Route: "/admin", Action: "admin"}},
+			func(r chi.Router) { r.HandleFunc("/admin", admin) }, nil},
+		{"a policy for every method a function is registered for",
+			[]stepup.Policy{{Method: http.MethodGet, Route: "/admin", Action: "admin"}, {Method: http.MethodPost, Route: "/admin", Action: "admin"}},
+			func(r chi.Router) { r.Get("/admin", admin); r.Post("/admin", admin) }, nil},
+		{"another handler for another method", getAdmin,
+			func(r chi.Router) { r.Get("/admin", admin); r.Post("/admin", other) }, nil},
+		{"two closures of one factory", getAdmin,
+			func(r chi.Router) {
+				r.Method(http.MethodGet, "/admin", http.NotFoundHandler())
+				r.Method(http.MethodPost, "/admin", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { admin(w, r) }))
+			}, nil},
+		{"the same handler on another path is no concern", getAdmin,
+			func(r chi.Router) { r.Get("/admin", admin); r.Post("/other", admin) }, nil},
+		{"a mounted router's route", []stepup.Policy{{Method: http.MethodPost, Route: "/api/v1/transfer", Action: "transfer"}},
+			func(r chi.Router) {
+				r.Route("/api", func(r chi.Router) { r.Route("/v1", func(r chi.Router) { r.Post("/transfer", admin) }) })
+			}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := chiAdapter
+			a.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+				r := chi.NewRouter()
+				r.Group(func(r chi.Router) {
+					r.Use(stepupchi.Middleware(g))
+					tc.routes(r)
+				})
+				err := stepupchi.CheckRoutes(g, r)
+				if tc.expect == nil {
+					assert.NoError(t, err)
+					return r
+				}
+				require.Error(t, err)
+				for _, want := range tc.expect {
+					assert.Contains(t, err.Error(), want)
+				}
+				return r
+			}
+			stepuptest.NewEnv(t, a, stepuptest.Options{Config: func(c *stepup.Config) { c.Policies = tc.policies }})
+		})
+	}
+}
