@@ -579,3 +579,39 @@ func ExampleMemoryStore_Usage() {
 	// after the park: 1 record, 2 entries reserved (spent token, kept answer)
 	// after the spent token: 2 records, 1 entry reserved
 }
+
+// Get and Consume hand out copies: a caller that writes into a record it
+// got back (its body, body hash, shown hashes or headers) changes nothing
+// the store holds, so the next reader — the callback replaying the park —
+// sees what was parked.
+func TestMemoryStoreHandsOutCopies(t *testing.T) {
+	ctx := context.Background()
+	s := stepup.NewMemoryStore()
+	now := time.Now()
+	rec := &stepup.Record{ID: "p0123456789abcdefghijk", Kind: stepup.KindAPI, UserID: "alice", Action: "transfer",
+		Method: http.MethodPost, Path: "/transfer", Header: http.Header{"Content-Type": {"application/json"}},
+		Body: []byte(`{"amount":5000}`), BodyHash: []byte{1, 2, 3}, Shown: [][]byte{{4, 5, 6}},
+		Created: now, Expires: now.Add(time.Minute)}
+	require.NoError(t, s.Put(ctx, rec))
+	scribble := func(r *stepup.Record) {
+		r.Body[0] = 'X'
+		r.BodyHash[0] = 9
+		r.Shown[0][0] = 9
+		r.Header.Set("Content-Type", "text/plain")
+	}
+	got, err := s.Get(ctx, rec.ID)
+	require.NoError(t, err)
+	scribble(got)
+	got, err = s.Consume(ctx, rec.ID)
+	require.NoError(t, err)
+	assert.Equal(t, `{"amount":5000}`, string(got.Body))
+	assert.Equal(t, []byte{1, 2, 3}, got.BodyHash)
+	assert.Equal(t, [][]byte{{4, 5, 6}}, got.Shown)
+	assert.Equal(t, "application/json", got.Header.Get("Content-Type"))
+	scribble(got)
+	got, err = s.Get(ctx, rec.ID)
+	require.NoError(t, err)
+	assert.Equal(t, `{"amount":5000}`, string(got.Body))
+	assert.Equal(t, []byte{1, 2, 3}, got.BodyHash)
+	assert.Equal(t, [][]byte{{4, 5, 6}}, got.Shown)
+}
