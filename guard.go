@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/stepupkit/stepup/authsignal"
@@ -151,6 +152,7 @@ type Guard struct {
 	replayHeaders map[string]bool
 	tooLarge      Error // the 413 answer, built once
 	limiter       *parkLimiter
+	codecs        []securecookie.Codec // the guard's own cookie codecs with a CookieStore, else nil (sessioncodec.go)
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -251,7 +253,8 @@ func New(cfg Config) (*Guard, error) {
 	cfg.ChallengeOrigins = append([]string(nil), cfg.ChallengeOrigins...)
 	cfg.ReplayHeaders = append([]string(nil), cfg.ReplayHeaders...)
 	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{},
-		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL)}
+		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL),
+		codecs:  ownCodecs(cfg.Sessions)}
 	for _, o := range cfg.ChallengeOrigins {
 		po, err := parseOrigin(o)
 		if err != nil {
