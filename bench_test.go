@@ -282,10 +282,15 @@ func BenchmarkAllowPath(b *testing.B) {
 		{"noop_wrapper", noop(mux), http.StatusOK},
 		{"guard.Middleware/ALLOW", allowGuard.Middleware(mux), http.StatusOK},
 		{"guard.Require/ALLOW", requireMux, http.StatusOK},
+		{"guard.Middleware/ALLOW_no_attributes", allowGuard.Middleware(mux), http.StatusOK},
 		{"guard.Middleware/BLOCK", blockGuard.Middleware(mux), http.StatusForbidden},
 	} {
+		method, target := http.MethodPost, "/transfer"
+		if strings.HasSuffix(tc.name, "no_attributes") {
+			method, target = http.MethodPut, "/profile" // a policy without attributes: no form parse
+		}
 		b.Run(tc.name, func(b *testing.B) {
-			serveFresh(b, tc.h, http.MethodPost, "/transfer", data, "", tc.want)
+			serveFresh(b, tc.h, method, target, data, "", tc.want)
 		})
 	}
 }

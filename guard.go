@@ -145,14 +145,16 @@ type Config struct {
 // Guard puts step-up authentication in front of routes. It is safe for
 // concurrent use and immutable after New.
 type Guard struct {
-	cfg           Config
-	rules         table
-	callback      *url.URL
-	origins       []origin
-	replayHeaders map[string]bool
-	tooLarge      Error // the 413 answer, built once
-	limiter       *parkLimiter
-	codecs        []securecookie.Codec // the guard's own cookie codecs with a CookieStore, else nil (sessioncodec.go)
+	cfg            Config
+	rules          table
+	callback       *url.URL
+	origins        []origin
+	replayHeaders  map[string]bool
+	tooLarge       Error // the 413 answer, built once
+	limiter        *parkLimiter
+	callbackPrefix string // the callback URL up to the park id (callbackParts)
+	callbackSuffix string
+	codecs         []securecookie.Codec // the guard's own cookie codecs with a CookieStore, else nil (sessioncodec.go)
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -255,6 +257,7 @@ func New(cfg Config) (*Guard, error) {
 	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{},
 		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL),
 		codecs:  ownCodecs(cfg.Sessions)}
+	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
 	for _, o := range cfg.ChallengeOrigins {
 		po, err := parseOrigin(o)
 		if err != nil {

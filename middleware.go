@@ -1,11 +1,9 @@
 package stepup
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -181,10 +179,10 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 			}
 			g.emit(ctx, *ev, EventReplay, "callback")
 			// The parked bytes, whatever middleware in front read of them.
-			r2 := r.WithContext(ctx)
-			r2.Body, r2.ContentLength = io.NopCloser(bytes.NewReader(m.rec.Body)), int64(len(m.rec.Body))
-			attrs, _ := rl.attributes(r2, m.rec.Body) // the parked bytes the rules judged
-			next.ServeHTTP(w, withVerification(r2, rl.Action, user, HowChallenge, attrs))
+			r2, v := withVerification(r, rl.Action, user, HowChallenge, nil, true, m.rec.Body)
+			v.v.Attributes, _ = rl.attributes(r2, m.rec.Body) // the parked bytes the rules judged
+			v.ready = true
+			next.ServeHTTP(w, r2)
 			return nil
 		}
 	}
@@ -206,7 +204,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 				return internalError(err)
 			}
 			g.emit(ctx, *ev, EventAllow, string(how))
-			next.ServeHTTP(w, withVerification(r, rl.Action, user, how, nil))
+			next.ServeHTTP(w, verified(r, rl.Action, user, how, nil, false, nil))
 			return nil
 		}
 	}
@@ -251,7 +249,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		if rl.FailOpen {
 			ev.Err = err
 			g.emit(ctx, *ev, EventFailOpen, "provider failed; policy fails open")
-			next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, HowFailOpen, custom))
+			next.ServeHTTP(w, verified(r, rl.Action, user, HowFailOpen, custom, hasBody(r), body))
 			return nil
 		}
 		return providerError(err)
@@ -260,7 +258,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	switch resp.State {
 	case authsignal.StateAllow:
 		g.emit(ctx, *ev, EventAllow, string(HowAllow))
-		next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, HowAllow, custom))
+		next.ServeHTTP(w, verified(r, rl.Action, user, HowAllow, custom, hasBody(r), body))
 		return nil
 	case authsignal.StateBlock:
 		return refusal(http.StatusForbidden, "blocked", "This action is not allowed.", ErrBlocked)
@@ -323,13 +321,38 @@ const (
 
 type verificationKey struct{}
 
-// VerificationFrom returns the step-up a protected handler runs under.
-func VerificationFrom(ctx context.Context) (Verification, bool) {
-	v, ok := ctx.Value(verificationKey{}).(Verification)
-	return v, ok
+// verification is what the request's context holds: ready is false while
+// the attributes of a replay are still being read.
+type verification struct {
+	v     Verification
+	ready bool
 }
 
-func withVerification(r *http.Request, action, user string, how How, attrs map[string]any) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), verificationKey{},
-		Verification{Action: action, UserID: user, How: how, Attributes: attrs}))
+// VerificationFrom returns the step-up a protected handler runs under.
+func VerificationFrom(ctx context.Context) (Verification, bool) {
+	p, ok := ctx.Value(verificationKey{}).(*verification)
+	if !ok || !p.ready {
+		return Verification{}, false
+	}
+	return p.v, true
+}
+
+// verified returns the request a protected handler serves: one copy of r
+// carrying the verification and, with setBody, body as its body.
+func verified(r *http.Request, action, user string, how How, attrs map[string]any, setBody bool, body []byte) *http.Request {
+	r2, v := withVerification(r, action, user, how, attrs, setBody, body)
+	v.ready = true
+	return r2
+}
+
+// withVerification is verified with the verification not yet ready, for
+// the caller to finish.
+func withVerification(r *http.Request, action, user string, how How, attrs map[string]any, setBody bool,
+	body []byte) (*http.Request, *verification) {
+	v := &verification{v: Verification{Action: action, UserID: user, How: how, Attributes: attrs}}
+	r2 := r.WithContext(context.WithValue(r.Context(), verificationKey{}, v))
+	if setBody {
+		r2.Body, r2.ContentLength = newBodyReader(body), int64(len(body))
+	}
+	return r2, v
 }
