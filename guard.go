@@ -152,7 +152,8 @@ type Guard struct {
 	replayHeaders  map[string]bool
 	tooLarge       Error // the 413 answer, built once
 	limiter        *parkLimiter
-	callbackPrefix string // the callback URL up to the park id (callbackParts)
+	firstSegments  map[string]bool // of the protected routes, nil when any may match (mayBeProtected)
+	callbackPrefix string          // the callback URL up to the park id (callbackParts)
 	callbackSuffix string
 	codecs         []securecookie.Codec // the guard's own cookie codecs with a CookieStore, else nil (sessioncodec.go)
 }
@@ -258,6 +259,7 @@ func New(cfg Config) (*Guard, error) {
 		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL),
 		codecs:  ownCodecs(cfg.Sessions)}
 	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
+	g.firstSegments = firstSegments(rules)
 	for _, o := range cfg.ChallengeOrigins {
 		po, err := parseOrigin(o)
 		if err != nil {

@@ -63,6 +63,8 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	mux, _ := next.(interface {
 		Handler(*http.Request) (http.Handler, string)
 	})
+	// Only for a ServeMux are its matching rules known (mayBeProtected).
+	_, std := next.(*http.ServeMux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(g.rules) == 0 {
 			next.ServeHTTP(w, r)
@@ -76,6 +78,10 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		if mux != nil {
+			if std && !g.mayBeProtected(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
 			if ep := r.URL.EscapedPath(); r.Method != http.MethodConnect && cleanPath(ep) != ep {
 				// The mux answers an unclean path with a redirect to the
 				// clean one and runs no handler; the guard decides then.
@@ -84,22 +90,67 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			}
 			_, pattern = mux.Handler(r)
 		}
-		method, route := splitPattern(pattern, r.Method)
-		if r.Method == http.MethodHead && method == http.MethodGet {
-			method = http.MethodHead // a HEAD policy first, then the GET one
-		}
-		rl := g.rules.lookup(method, route)
+		rl := g.lookupPattern(pattern, r.Method)
 		if rl == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if mux != nil && r.Pattern == "" && strings.Contains(route, "{") {
+		if _, route := splitPattern(pattern, r.Method); mux != nil && r.Pattern == "" && strings.Contains(route, "{") {
 			r = withPathValues(r, route) // mux.Handler does not set them
 		}
 		if err := g.Enforce(w, r, Rule{rl}, next); err != nil {
 			g.writeError(w, r, err)
 		}
 	})
+}
+
+// lookupPattern returns the rule for a request of method that the mux
+// dispatched to pattern, or nil.
+func (g *Guard) lookupPattern(pattern, method string) *rule {
+	m, route := splitPattern(pattern, method)
+	if method == http.MethodHead && m == http.MethodGet {
+		m = http.MethodHead // a HEAD policy first, then the GET one
+	}
+	return g.rules.lookup(m, route)
+}
+
+// mayBeProtected is false for a request that no protected pattern can
+// match, so that Middleware leaves it to the mux without asking it for
+// its match first. A ServeMux matches a pattern's literal segments
+// against the request's unescaped path segments; a pattern whose first
+// segment is a literal without '%' (which a pattern may use to spell a
+// '/' inside a segment) matches only requests whose decoded path
+// (URL.Path) has that same first segment. When some protected route starts
+// with a wildcard, is "/", or has a '%' in its first segment, every
+// request may be protected (firstSegments is nil). The decision itself
+// always comes from the mux's own match: this only skips asking.
+func (g *Guard) mayBeProtected(r *http.Request) bool {
+	p := r.URL.Path
+	if g.firstSegments == nil || r.Method == http.MethodConnect || p == "" || p[0] != '/' {
+		return true
+	}
+	seg := p[1:]
+	if i := strings.IndexByte(seg, '/'); i >= 0 {
+		seg = seg[:i]
+	}
+	return g.firstSegments[seg]
+}
+
+// firstSegments returns the first path segments of the routes of t, or nil
+// when one of them can match any first segment (see mayBeProtected).
+func firstSegments(t table) map[string]bool {
+	out := map[string]bool{}
+	for k := range t {
+		seg := strings.TrimPrefix(k.route, "/")
+		if i := strings.IndexByte(seg, '/'); i >= 0 {
+			seg = seg[:i]
+		}
+		if seg == "" || strings.ContainsAny(seg, "{}%*:") {
+			return nil
+		}
+		out[seg] = true
+	}
+	return out
 }
 
 // Rule is a compiled policy, as the adapters hand it to Enforce.
