@@ -90,7 +90,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			}
 			_, pattern = mux.Handler(r)
 		}
-		rl := g.lookupPattern(pattern, r.Method)
+		rl := lookupPattern(g.rules, pattern, r.Method)
 		if rl == nil {
 			next.ServeHTTP(w, r)
 			return
@@ -104,14 +104,14 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// lookupPattern returns the rule for a request of method that the mux
-// dispatched to pattern, or nil.
-func (g *Guard) lookupPattern(pattern, method string) *rule {
+// lookupPattern returns the rule of t for a request of method that the
+// mux dispatched to pattern, or nil.
+func lookupPattern(t table, pattern, method string) *rule {
 	m, route := splitPattern(pattern, method)
 	if method == http.MethodHead && m == http.MethodGet {
 		m = http.MethodHead // a HEAD policy first, then the GET one
 	}
-	return g.rules.lookup(m, route)
+	return t.lookup(m, route)
 }
 
 // mayBeProtected is false for a request that no protected pattern can

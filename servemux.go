@@ -140,15 +140,18 @@ func samplePath(route string) string {
 type ServeMux struct {
 	g       *Guard
 	mux     *http.ServeMux
-	covered map[string]bool // the routes some policy names
+	covered map[string]table // the policies of each route some policy names
 }
 
 // NewServeMux returns an empty ServeMux protected by the guard's policy
 // table.
 func (g *Guard) NewServeMux() *ServeMux {
-	m := &ServeMux{g: g, mux: http.NewServeMux(), covered: map[string]bool{}}
-	for k := range g.rules {
-		m.covered[k.route] = true
+	m := &ServeMux{g: g, mux: http.NewServeMux(), covered: map[string]table{}}
+	for k, r := range g.rules {
+		if m.covered[k.route] == nil {
+			m.covered[k.route] = table{}
+		}
+		m.covered[k.route][k] = r
 	}
 	return m
 }
@@ -157,8 +160,9 @@ func (g *Guard) NewServeMux() *ServeMux {
 // (and panics as it does on an invalid or conflicting pattern), wrapped
 // by the guard when a policy names the pattern's route.
 func (m *ServeMux) Handle(pattern string, handler http.Handler) {
-	if _, route := splitPattern(pattern, ""); m.covered[route] {
-		handler = &routeGuard{g: m.g, next: handler}
+	if _, route := splitPattern(pattern, ""); m.covered[route] != nil {
+		// The route's own policies: a request never looks up the whole table.
+		handler = &routeGuard{g: m.g, rules: m.covered[route], next: handler}
 	}
 	m.mux.Handle(pattern, handler)
 }
@@ -184,8 +188,9 @@ func (m *ServeMux) Check() error { return m.g.CheckServeMux(m.mux) }
 // routeGuard runs the step-up in front of one handler of a ServeMux, for
 // the policy of the pattern the mux matched and the method it dispatched.
 type routeGuard struct {
-	g    *Guard
-	next http.Handler
+	g     *Guard
+	rules table // the policies of the route
+	next  http.Handler
 }
 
 func (h *routeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -194,7 +199,7 @@ func (h *routeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.g.writeError(w, r, h.g.Misconfigured(r, "a stepup.ServeMux handler ran without the pattern its mux matched"))
 		return
 	}
-	rl := h.g.lookupPattern(r.Pattern, r.Method)
+	rl := lookupPattern(h.rules, r.Pattern, r.Method)
 	if rl == nil {
 		h.next.ServeHTTP(w, r)
 		return
