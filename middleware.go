@@ -59,6 +59,12 @@ func WithFailOpen() RequireOption { return func(p *Policy) { p.FailOpen = true }
 // reaches neither, such as guard.Middleware(logging(mux)), is refused with
 // a 500 (ErrMisconfigured) while the table is not empty: the guard cannot
 // tell which route it is, so it protects nothing unless it refuses.
+//
+// In front of a *http.ServeMux, a request whose first path segment no
+// protected route has goes straight to the mux; any other request is
+// matched twice (once for the rule, once by the mux to serve it). Register
+// the routes on NewServeMux instead to have unprotected requests never
+// reach the guard.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	mux, _ := next.(interface {
 		Handler(*http.Request) (http.Handler, string)

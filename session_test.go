@@ -241,3 +241,22 @@ func FuzzGuardSessionData(f *testing.F) {
 		assert.False(t, ran)
 	})
 }
+
+// Why the guard encodes its own data rather than ask for a lighter
+// gorilla serializer: a gorilla session's Values is a
+// map[interface{}]interface{}, which encoding/json cannot encode, so a
+// CookieStore whose codecs use securecookie.JSONEncoder cannot save any
+// session at all.
+func TestGorillaSessionsCannotUseJSONEncoder(t *testing.T) {
+	store := sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef"))
+	for _, c := range store.Codecs {
+		c.(*securecookie.SecureCookie).SetSerializer(securecookie.JSONEncoder{})
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	s, err := store.New(r, "stepup")
+	require.NoError(t, err)
+	s.Values["stepup"] = "{}"
+	err = s.Save(r, httptest.NewRecorder())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "map[interface {}]interface {}")
+}
