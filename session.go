@@ -13,8 +13,13 @@ import (
 // What the guard keeps in its session: ids and expiry times only. Parked
 // bodies, grants and passes live in the Store, where a client cannot roll
 // them back; the cookie only says which of them belong to this browser.
-// The data is encoded compactly (sessioncodec.go): with the largest limits
-// (20 parks, 16 grants, 5 passes) well under securecookie's 4096 bytes.
+// The data is encoded compactly (sessioncodec.go): 29 bytes a park, 29
+// plus the action code a grant or pass. With the default MaxPending (5)
+// even 16 grants and 5 passes of 64-character action codes (2.1 KB) stay
+// under securecookie's 4096 bytes once encrypted and encoded (about
+// 1.8x); with MaxPending 20 and such codes they would not. A cookie that
+// cannot be saved refuses the park (500) rather than lose it
+// (TestUnsavableSessionRefusesToPark).
 //
 // With a gorilla CookieStore the guard writes its cookie itself, through
 // copies of the store's own codecs (the same hash and block keys, so the
