@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/stepupkit/stepup/authsignal"
@@ -144,13 +145,17 @@ type Config struct {
 // Guard puts step-up authentication in front of routes. It is safe for
 // concurrent use and immutable after New.
 type Guard struct {
-	cfg           Config
-	rules         table
-	callback      *url.URL
-	origins       []origin
-	replayHeaders map[string]bool
-	tooLarge      Error // the 413 answer, built once
-	limiter       *parkLimiter
+	cfg            Config
+	rules          table
+	callback       *url.URL
+	origins        []origin
+	replayHeaders  map[string]bool
+	tooLarge       Error // the 413 answer, built once
+	limiter        *parkLimiter
+	firstSegments  map[string]bool // of the protected routes, nil when any may match (mayBeProtected)
+	callbackPrefix string          // the callback URL up to the park id (callbackParts)
+	callbackSuffix string
+	codecs         []securecookie.Codec // the guard's own cookie codecs with a CookieStore, else nil (sessioncodec.go)
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -251,7 +256,10 @@ func New(cfg Config) (*Guard, error) {
 	cfg.ChallengeOrigins = append([]string(nil), cfg.ChallengeOrigins...)
 	cfg.ReplayHeaders = append([]string(nil), cfg.ReplayHeaders...)
 	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{},
-		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL)}
+		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL),
+		codecs:  ownCodecs(cfg.Sessions)}
+	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
+	g.firstSegments = firstSegments(rules)
 	for _, o := range cfg.ChallengeOrigins {
 		po, err := parseOrigin(o)
 		if err != nil {

@@ -1,11 +1,9 @@
 package stepup
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -61,10 +59,18 @@ func WithFailOpen() RequireOption { return func(p *Policy) { p.FailOpen = true }
 // reaches neither, such as guard.Middleware(logging(mux)), is refused with
 // a 500 (ErrMisconfigured) while the table is not empty: the guard cannot
 // tell which route it is, so it protects nothing unless it refuses.
+//
+// In front of a *http.ServeMux, a request whose first path segment no
+// protected route has goes straight to the mux; any other request is
+// matched twice (once for the rule, once by the mux to serve it). Register
+// the routes on NewServeMux instead to have unprotected requests never
+// reach the guard.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	mux, _ := next.(interface {
 		Handler(*http.Request) (http.Handler, string)
 	})
+	// Only for a ServeMux are its matching rules known (mayBeProtected).
+	_, std := next.(*http.ServeMux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(g.rules) == 0 {
 			next.ServeHTTP(w, r)
@@ -78,6 +84,10 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		if mux != nil {
+			if std && !g.mayBeProtected(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
 			if ep := r.URL.EscapedPath(); r.Method != http.MethodConnect && cleanPath(ep) != ep {
 				// The mux answers an unclean path with a redirect to the
 				// clean one and runs no handler; the guard decides then.
@@ -86,22 +96,67 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			}
 			_, pattern = mux.Handler(r)
 		}
-		method, route := splitPattern(pattern, r.Method)
-		if r.Method == http.MethodHead && method == http.MethodGet {
-			method = http.MethodHead // a HEAD policy first, then the GET one
-		}
-		rl := g.rules.lookup(method, route)
+		rl := lookupPattern(g.rules, pattern, r.Method)
 		if rl == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if mux != nil && r.Pattern == "" && strings.Contains(route, "{") {
+		if _, route := splitPattern(pattern, r.Method); mux != nil && r.Pattern == "" && strings.Contains(route, "{") {
 			r = withPathValues(r, route) // mux.Handler does not set them
 		}
 		if err := g.Enforce(w, r, Rule{rl}, next); err != nil {
 			g.writeError(w, r, err)
 		}
 	})
+}
+
+// lookupPattern returns the rule of t for a request of method that the
+// mux dispatched to pattern, or nil.
+func lookupPattern(t table, pattern, method string) *rule {
+	m, route := splitPattern(pattern, method)
+	if method == http.MethodHead && m == http.MethodGet {
+		m = http.MethodHead // a HEAD policy first, then the GET one
+	}
+	return t.lookup(m, route)
+}
+
+// mayBeProtected is false for a request that no protected pattern can
+// match, so that Middleware leaves it to the mux without asking it for
+// its match first. A ServeMux matches a pattern's literal segments
+// against the request's unescaped path segments; a pattern whose first
+// segment is a literal without '%' (which a pattern may use to spell a
+// '/' inside a segment) matches only requests whose decoded path
+// (URL.Path) has that same first segment. When some protected route starts
+// with a wildcard, is "/", or has a '%' in its first segment, every
+// request may be protected (firstSegments is nil). The decision itself
+// always comes from the mux's own match: this only skips asking.
+func (g *Guard) mayBeProtected(r *http.Request) bool {
+	p := r.URL.Path
+	if g.firstSegments == nil || r.Method == http.MethodConnect || p == "" || p[0] != '/' {
+		return true
+	}
+	seg := p[1:]
+	if i := strings.IndexByte(seg, '/'); i >= 0 {
+		seg = seg[:i]
+	}
+	return g.firstSegments[seg]
+}
+
+// firstSegments returns the first path segments of the routes of t, or nil
+// when one of them can match any first segment (see mayBeProtected).
+func firstSegments(t table) map[string]bool {
+	out := map[string]bool{}
+	for k := range t {
+		seg := strings.TrimPrefix(k.route, "/")
+		if i := strings.IndexByte(seg, '/'); i >= 0 {
+			seg = seg[:i]
+		}
+		if seg == "" || strings.ContainsAny(seg, "{}%*:") {
+			return nil
+		}
+		out[seg] = true
+	}
+	return out
 }
 
 // Rule is a compiled policy, as the adapters hand it to Enforce.
@@ -181,10 +236,10 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 			}
 			g.emit(ctx, *ev, EventReplay, "callback")
 			// The parked bytes, whatever middleware in front read of them.
-			r2 := r.WithContext(ctx)
-			r2.Body, r2.ContentLength = io.NopCloser(bytes.NewReader(m.rec.Body)), int64(len(m.rec.Body))
-			attrs, _ := rl.attributes(r2, m.rec.Body) // the parked bytes the rules judged
-			next.ServeHTTP(w, withVerification(r2, rl.Action, user, HowChallenge, attrs))
+			r2, v := withVerification(r, rl.Action, user, HowChallenge, nil, true, m.rec.Body)
+			v.v.Attributes, _ = rl.attributes(r2, m.rec.Body) // the parked bytes the rules judged
+			v.ready = true
+			next.ServeHTTP(w, r2)
 			return nil
 		}
 	}
@@ -206,7 +261,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 				return internalError(err)
 			}
 			g.emit(ctx, *ev, EventAllow, string(how))
-			next.ServeHTTP(w, withVerification(r, rl.Action, user, how, nil))
+			next.ServeHTTP(w, verified(r, rl.Action, user, how, nil, false, nil))
 			return nil
 		}
 	}
@@ -251,7 +306,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		if rl.FailOpen {
 			ev.Err = err
 			g.emit(ctx, *ev, EventFailOpen, "provider failed; policy fails open")
-			next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, HowFailOpen, custom))
+			next.ServeHTTP(w, verified(r, rl.Action, user, HowFailOpen, custom, hasBody(r), body))
 			return nil
 		}
 		return providerError(err)
@@ -260,7 +315,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	switch resp.State {
 	case authsignal.StateAllow:
 		g.emit(ctx, *ev, EventAllow, string(HowAllow))
-		next.ServeHTTP(w, withVerification(withBody(r, body), rl.Action, user, HowAllow, custom))
+		next.ServeHTTP(w, verified(r, rl.Action, user, HowAllow, custom, hasBody(r), body))
 		return nil
 	case authsignal.StateBlock:
 		return refusal(http.StatusForbidden, "blocked", "This action is not allowed.", ErrBlocked)
@@ -323,13 +378,38 @@ const (
 
 type verificationKey struct{}
 
-// VerificationFrom returns the step-up a protected handler runs under.
-func VerificationFrom(ctx context.Context) (Verification, bool) {
-	v, ok := ctx.Value(verificationKey{}).(Verification)
-	return v, ok
+// verification is what the request's context holds: ready is false while
+// the attributes of a replay are still being read.
+type verification struct {
+	v     Verification
+	ready bool
 }
 
-func withVerification(r *http.Request, action, user string, how How, attrs map[string]any) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), verificationKey{},
-		Verification{Action: action, UserID: user, How: how, Attributes: attrs}))
+// VerificationFrom returns the step-up a protected handler runs under.
+func VerificationFrom(ctx context.Context) (Verification, bool) {
+	p, ok := ctx.Value(verificationKey{}).(*verification)
+	if !ok || !p.ready {
+		return Verification{}, false
+	}
+	return p.v, true
+}
+
+// verified returns the request a protected handler serves: one copy of r
+// carrying the verification and, with setBody, body as its body.
+func verified(r *http.Request, action, user string, how How, attrs map[string]any, setBody bool, body []byte) *http.Request {
+	r2, v := withVerification(r, action, user, how, attrs, setBody, body)
+	v.ready = true
+	return r2
+}
+
+// withVerification is verified with the verification not yet ready, for
+// the caller to finish.
+func withVerification(r *http.Request, action, user string, how How, attrs map[string]any, setBody bool,
+	body []byte) (*http.Request, *verification) {
+	v := &verification{v: Verification{Action: action, UserID: user, How: how, Attributes: attrs}}
+	r2 := r.WithContext(context.WithValue(r.Context(), verificationKey{}, v))
+	if setBody {
+		r2.Body, r2.ContentLength = newBodyReader(body), int64(len(body))
+	}
+	return r2, v
 }

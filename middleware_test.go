@@ -152,7 +152,7 @@ type mounting struct {
 	table bool // the suite's policy table (Middleware), or none (Require)
 }
 
-var mountings = []mounting{{"Middleware", guardedApp, true}, {"Require", requireApp, false}}
+var mountings = []mounting{{"Middleware", guardedApp, true}, {"Require", requireApp, false}, {"ServeMux", guardServeMux, true}}
 
 func (m mounting) newEnv(t *testing.T) *stepuptest.Env {
 	t.Helper()

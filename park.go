@@ -58,7 +58,7 @@ func (g *Guard) readBody(r *http.Request) ([]byte, *Error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); strings.HasPrefix(mt, "multipart/") {
+	if ct := r.Header.Get("Content-Type"); mayBeMultipart(ct) && isMultipart(ct) {
 		return nil, refusal(http.StatusUnsupportedMediaType, "unsupported_body",
 			"File uploads cannot be held while you verify. Verify first, then upload again.", ErrUnsupportedBody)
 	}
@@ -81,7 +81,7 @@ func (g *Guard) readBody(r *http.Request) ([]byte, *Error) {
 	} else if r.PostForm != nil || r.MultipartForm != nil {
 		return nil, internalError(ErrBodyConsumed)
 	}
-	rest, err := io.ReadAll(io.LimitReader(src, g.cfg.MaxBodyBytes+1-int64(len(prefix))))
+	rest, err := readAtMost(src, g.cfg.MaxBodyBytes+1-int64(len(prefix)), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -89,21 +89,68 @@ func (g *Guard) readBody(r *http.Request) ([]byte, *Error) {
 		}
 		return nil, refusal(http.StatusBadRequest, "bad_request", "The request body could not be read.", fmt.Errorf("%w: %w", ErrBadRequest, err))
 	}
-	body := append(prefix[:len(prefix):len(prefix)], rest...)
+	body := rest
+	if len(prefix) > 0 {
+		body = append(prefix[:len(prefix):len(prefix)], rest...)
+	}
 	if int64(len(body)) > g.cfg.MaxBodyBytes {
 		return nil, tooLarge
 	}
 	return body, nil
 }
 
-func withBody(r *http.Request, body []byte) *http.Request {
-	if r.Body == nil || r.Body == http.NoBody {
-		return r
+// mayBeMultipart reports whether ct mentions multipart at all, without
+// allocating; only then is it parsed.
+func mayBeMultipart(ct string) bool {
+	for i := 0; i+len("multipart") <= len(ct); i++ {
+		if strings.EqualFold(ct[i:i+len("multipart")], "multipart") {
+			return true
+		}
 	}
-	r2 := r.WithContext(r.Context())
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.ContentLength = int64(len(body))
-	return r2
+	return false
+}
+
+func isMultipart(ct string) bool {
+	mt, _, _ := mime.ParseMediaType(ct)
+	return strings.HasPrefix(mt, "multipart/")
+}
+
+// readAtMost reads src until EOF or limit bytes, into one buffer sized
+// from the announced length when there is one (never beyond limit).
+func readAtMost(src io.Reader, limit, announced int64) ([]byte, error) {
+	size := int64(512)
+	if announced >= 0 {
+		size = announced + 1 // room to see EOF without growing
+	}
+	buf := make([]byte, 0, min(size, limit))
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		n, err := src.Read(buf[len(buf):int(min(int64(cap(buf)), limit))])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
+
+// bodyReader is a buffered body handed to the handler: a reader and its
+// no-op Close in one allocation.
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }
+
+func newBodyReader(body []byte) io.ReadCloser {
+	b := &bodyReader{}
+	b.Reset(body)
+	return b
 }
 
 var defaultReplayHeaders = []string{

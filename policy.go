@@ -114,15 +114,15 @@ func (p Policy) compile() (*rule, error) {
 	if p.Remember < 0 {
 		return nil, fmt.Errorf("negative remember %v", p.Remember)
 	}
-	names := map[string]bool{}
 	for i, a := range p.Attributes {
 		if err := a.check(); err != nil {
 			return nil, fmt.Errorf("attribute %d: %w", i, err)
 		}
-		if names[a.Name] {
-			return nil, fmt.Errorf("attribute %q listed twice", a.Name)
+		for _, b := range p.Attributes[:i] { // a handful: no map per policy
+			if b.Name == a.Name {
+				return nil, fmt.Errorf("attribute %q listed twice", a.Name)
+			}
 		}
-		names[a.Name] = true
 	}
 	p.Attributes = append([]Attribute(nil), p.Attributes...)
 	return &rule{Policy: p}, nil
@@ -164,16 +164,19 @@ func checkRoute(route string) error {
 			return fmt.Errorf("route %q has a forbidden character %q", route, c)
 		}
 	}
-	segs := strings.Split(route[1:], "/")
-	for i, s := range segs {
-		if s == "" && i != len(segs)-1 {
+	for rest := route[1:]; ; {
+		s, more, found := strings.Cut(rest, "/")
+		if s == "" && found {
 			return fmt.Errorf("route %q has an empty segment", route)
 		}
 		if s == "." || s == ".." {
 			return fmt.Errorf("route %q has a dot segment", route)
 		}
+		if !found {
+			return nil
+		}
+		rest = more
 	}
-	return nil
 }
 
 // table is the compiled policy table: one map lookup per request,

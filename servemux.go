@@ -82,7 +82,11 @@ func (g *Guard) CheckServeMux(mux *http.ServeMux) error {
 		path := samplePath(k.route)
 		var err error
 		for _, m := range methods {
-			req := &http.Request{Method: m, URL: &url.URL{Path: path}, Host: "example.invalid", Header: http.Header{}}
+			u := &url.URL{Path: path}
+			if p, err := url.PathUnescape(path); err == nil && p != path {
+				u.Path, u.RawPath = p, path // a route may escape a character, as a pattern may
+			}
+			req := &http.Request{Method: m, URL: u, Host: "example.invalid", Header: http.Header{}}
 			_, pattern := mux.Handler(req)
 			pm, route := splitPattern(pattern, "")
 			switch {
@@ -119,4 +123,88 @@ func samplePath(route string) string {
 		}
 	}
 	return strings.Join(segs, "/")
+}
+
+// ServeMux is an http.ServeMux whose protected routes the guard wraps as
+// they are registered, the way Require wraps one handler: a pattern that
+// a policy of the table names (for any method) gets a handler that runs
+// the step-up for the policy of the method the mux dispatched; every
+// other pattern is registered as given, so that a request to an
+// unprotected route never reaches the guard at all. The rule is chosen
+// from the pattern the mux matched (the request's Pattern), as
+// Middleware chooses it.
+//
+// The mux inside is not reachable: every handler goes through Handle, so
+// no protected route can be registered unwrapped. Call Check once the
+// routes are registered.
+type ServeMux struct {
+	g       *Guard
+	mux     *http.ServeMux
+	covered map[string]table // the policies of each route some policy names
+}
+
+// NewServeMux returns an empty ServeMux protected by the guard's policy
+// table.
+func (g *Guard) NewServeMux() *ServeMux {
+	m := &ServeMux{g: g, mux: http.NewServeMux(), covered: map[string]table{}}
+	for k, r := range g.rules {
+		if m.covered[k.route] == nil {
+			m.covered[k.route] = table{}
+		}
+		m.covered[k.route][k] = r
+	}
+	return m
+}
+
+// Handle registers handler for pattern, as http.ServeMux.Handle does
+// (and panics as it does on an invalid or conflicting pattern), wrapped
+// by the guard when a policy names the pattern's route.
+func (m *ServeMux) Handle(pattern string, handler http.Handler) {
+	if _, route := splitPattern(pattern, ""); m.covered[route] != nil {
+		// The route's own policies: a request never looks up the whole table.
+		handler = &routeGuard{g: m.g, rules: m.covered[route], next: handler}
+	}
+	m.mux.Handle(pattern, handler)
+}
+
+// HandleFunc registers handler for pattern; see Handle.
+func (m *ServeMux) HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(handler))
+}
+
+// ServeHTTP dispatches the request to the handler whose pattern matches
+// it, as http.ServeMux does.
+func (m *ServeMux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
+
+// Handler returns the handler and pattern the mux would use for r, as
+// http.ServeMux.Handler does.
+func (m *ServeMux) Handler(r *http.Request) (http.Handler, string) { return m.mux.Handler(r) }
+
+// Check reports, as CheckServeMux does, every policy that names a route
+// the mux does not have or whose method its pattern does not pin down.
+// Call it at start-up, after the routes are registered.
+func (m *ServeMux) Check() error { return m.g.CheckServeMux(m.mux) }
+
+// routeGuard runs the step-up in front of one handler of a ServeMux, for
+// the policy of the pattern the mux matched and the method it dispatched.
+type routeGuard struct {
+	g     *Guard
+	rules table // the policies of the route
+	next  http.Handler
+}
+
+func (h *routeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Pattern == "" {
+		// Only a ServeMux calls this handler, and it sets the pattern.
+		h.g.writeError(w, r, h.g.Misconfigured(r, "a stepup.ServeMux handler ran without the pattern its mux matched"))
+		return
+	}
+	rl := lookupPattern(h.rules, r.Pattern, r.Method)
+	if rl == nil {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	if err := h.g.Enforce(w, r, Rule{rl}, h.next); err != nil {
+		h.g.writeError(w, r, err)
+	}
 }

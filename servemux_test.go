@@ -3,14 +3,17 @@ package stepup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/gorilla/sessions"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -347,4 +350,154 @@ func TestMiddlewareProtectsRootSubtreeAndHostPatterns(t *testing.T) {
 	req.Header.Set("Accept", "text/html")
 	b.Challenge(b.Send(req))
 	assert.Empty(t, env.Ledger.Runs(""), "nothing ran unchallenged")
+}
+
+// guardServeMux mounts the conformance application on a stepup.ServeMux:
+// the protected handlers wrapped when registered, checked at start-up.
+var guardServeMux = stepuptest.Adapter{
+	Name:  "stepup.ServeMux",
+	Param: guardedApp.Param,
+	Mount: func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		mux := g.NewServeMux()
+		mux.Handle("POST /login", h.Login)
+		mux.Handle("POST /logout", h.Logout)
+		mux.Handle("POST /transfer", h.Transfer)
+		mux.Handle("POST /api/transfer", h.APITrans)
+		mux.Handle("PUT /profile", h.Profile)
+		mux.Handle("DELETE /items/{id}", h.DeleteItem)
+		mux.Handle("GET /report", h.Report)
+		mux.Handle("GET /admin", h.Admin)
+		mux.Handle("/open", h.Open)
+		mux.Handle("POST /block", h.Block)
+		mux.Handle("POST /review", h.Review)
+		mux.Handle("GET "+stepuptest.CallbackPath, g.Callback(mux))
+		require.NoError(t, mux.Check())
+		return mux
+	},
+}
+
+func TestConformanceGuardServeMux(t *testing.T) {
+	stepuptest.Run(t, guardServeMux)
+}
+
+// A stepup.ServeMux wraps exactly the handlers of the routes the table
+// names: an unprotected request never reaches the guard (no user lookup,
+// no session, no store), a protected one is decided on the pattern the mux
+// matched and the method it dispatched (HEAD by a GET policy, a method-less
+// pattern per method), and Check reports a policy without its route.
+func TestGuardServeMuxWrapsOnlyProtectedRoutes(t *testing.T) {
+	var userCalls atomic.Int64
+	cfg := validConfig()
+	cfg.Provider = &fakeProvider{state: authsignal.StateBlock}
+	cfg.UserID = func(*http.Request) (string, error) { userCalls.Add(1); return "alice", nil }
+	cfg.Policies = []stepup.Policy{
+		{Method: http.MethodPost, Route: "/transfer", Action: "transfer"},
+		{Method: http.MethodGet, Route: "/report/{id}", Action: "report"},
+		{Method: http.MethodDelete, Route: "/admin/", Action: "admin"},
+		{Method: http.MethodPost, Route: "/missing", Action: "missing"},
+	}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	mux := g.NewServeMux()
+	served := map[string]int{}
+	for _, p := range []string{"POST /transfer", "GET /transfer", "GET /report/{id}", "/admin/", "GET /open", "GET /users/{id}"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) { served[r.Method+" "+r.Pattern]++ })
+	}
+	err = mux.Check()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "/missing")
+
+	for _, tc := range []struct {
+		method, target string
+		want           int
+		user           bool // the guard ran
+	}{
+		{http.MethodGet, "/open", http.StatusOK, false},
+		{http.MethodGet, "/users/42", http.StatusOK, false},
+		{http.MethodGet, "/nowhere", http.StatusNotFound, false},
+		{http.MethodGet, "/transfer", http.StatusOK, false}, // its own handler, no policy
+		{http.MethodPost, "/transfer", http.StatusForbidden, true},
+		{http.MethodGet, "/report/7", http.StatusForbidden, true},
+		{http.MethodHead, "/report/7", http.StatusForbidden, true},
+		{http.MethodDelete, "/admin/users/1", http.StatusForbidden, true},
+		{http.MethodPost, "/admin/users/1", http.StatusOK, true}, // the wrapped handler, no policy for POST
+		{http.MethodPost, "/./transfer", http.StatusTemporaryRedirect, false},
+	} {
+		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
+			before := userCalls.Load()
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, httptest.NewRequest(tc.method, tc.target, strings.NewReader("a=1")))
+			assert.Equal(t, tc.want, w.Code)
+			if tc.user && tc.want == http.StatusForbidden {
+				assert.Equal(t, before+1, userCalls.Load(), "decided by the guard")
+			} else {
+				assert.Equal(t, before, userCalls.Load(), "the guard decided nothing")
+			}
+		})
+	}
+	assert.Zero(t, served["POST POST /transfer"]+served["GET GET /report/{id}"]+served["DELETE /admin/"])
+}
+
+// Middleware's shortcut for requests that no protected pattern can match
+// (by their first path segment) must not skip one that a pattern matches:
+// a route whose first segment spells a '/' as %2F, as a ServeMux pattern
+// may, or is a wildcard.
+func TestMiddlewareShortcutNeverSkipsAProtectedRoute(t *testing.T) {
+	for _, tc := range []struct {
+		route   string
+		targets []string
+	}{
+		{"/a%2Fb/x", []string{"/a%2Fb/x", "/a%2fb/x", "/%61%2Fb/x"}},
+		{"/{tenant}/pay", []string{"/acme/pay", "/%61/pay"}},
+	} {
+		t.Run(tc.route, func(t *testing.T) {
+			testShortcut(t, tc.route, tc.targets)
+		})
+	}
+}
+
+func testShortcut(t *testing.T, route string, targets []string) {
+	cfg := validConfig()
+	cfg.Provider = &fakeProvider{state: authsignal.StateBlock}
+	cfg.Policies = []stepup.Policy{{Method: http.MethodPost, Route: route, Action: "pay"}, {Method: http.MethodPost, Route: "/other", Action: "other"}}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	ran := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+route, func(http.ResponseWriter, *http.Request) { ran++ })
+	mux.HandleFunc("POST /other", func(http.ResponseWriter, *http.Request) { ran++ })
+	require.NoError(t, g.CheckServeMux(mux))
+	for _, target := range targets {
+		w := httptest.NewRecorder()
+		g.Middleware(mux).ServeHTTP(w, httptest.NewRequest(http.MethodPost, target, strings.NewReader("a=1")))
+		assert.Equal(t, http.StatusForbidden, w.Code, target)
+	}
+	assert.Zero(t, ran)
+}
+
+func ExampleGuard_NewServeMux() {
+	guard, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("secret"),
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL: "https://app.example/stepup/callback",
+		Policies:    []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	mux := guard.NewServeMux()
+	mux.HandleFunc("POST /transfer", func(http.ResponseWriter, *http.Request) {}) // wrapped: a policy names it
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, _ *http.Request) {        // as given: the guard never sees it
+		fmt.Fprintln(w, "home")
+	})
+	mux.Handle("GET /stepup/callback", guard.Callback(mux))
+	if err := mux.Check(); err != nil {
+		panic(err) // a policy without its route protects nothing
+	}
+
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	fmt.Print(w.Body.String())
+	// Output: home
 }

@@ -3,18 +3,30 @@ package stepup
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 )
 
-// What the guard keeps in the gorilla/sessions session: ids and expiry
-// times only. Parked bodies, grants and passes live in the Store, where a
-// client cannot roll them back; the cookie only says which of them belong
-// to this browser. With the default limits the encoded value stays under
-// 1.5 KiB, far below securecookie's 4096 bytes.
+// What the guard keeps in its session: ids and expiry times only. Parked
+// bodies, grants and passes live in the Store, where a client cannot roll
+// them back; the cookie only says which of them belong to this browser.
+// The data is encoded compactly (sessioncodec.go): 29 bytes a park, 29
+// plus the action code a grant or pass. With the default MaxPending (5)
+// even 16 grants and 5 passes of 64-character action codes (2.1 KB) stay
+// under securecookie's 4096 bytes once encrypted and encoded (about
+// 1.8x); with MaxPending 20 and such codes they would not. A cookie that
+// cannot be saved refuses the park (500) rather than lose it
+// (TestUnsavableSessionRefusesToPark).
+//
+// With a gorilla CookieStore the guard writes its cookie itself, through
+// copies of the store's own codecs (the same hash and block keys, so the
+// same HMAC and encryption) whose serializer passes these bytes through:
+// no gob, no gorilla map. With any other gorilla Store (filesystem, Redis,
+// a wrapper) the bytes go into the gorilla session under sessionKey and
+// the Store keeps them its way.
 const sessionKey = "stepup"
 
 const (
@@ -23,24 +35,24 @@ const (
 )
 
 type sessionData struct {
-	User   string     `json:"u,omitempty"` // hash of the user id the data belongs to
-	ID     string     `json:"s,omitempty"` // the session id MaxChallengesPerSession counts by, without Config.SessionID
-	Open   int64      `json:"o,omitempty"` // unix seconds until which the last challenge counts against ID
-	Parks  []parkRef  `json:"p,omitempty"` // oldest first
-	Grants []grantRef `json:"g,omitempty"`
-	Passes []grantRef `json:"x,omitempty"`
+	User   string    // hash of the user id the data belongs to
+	ID     string    // the session id MaxChallengesPerSession counts by, without Config.SessionID
+	Open   int64     // unix seconds until which the last challenge counts against ID
+	Parks  []parkRef // oldest first
+	Grants []grantRef
+	Passes []grantRef
 }
 
 type parkRef struct {
-	ID      string `json:"i"`
-	Expires int64  `json:"e"` // unix seconds
-	Done    bool   `json:"d,omitempty"`
+	ID      string
+	Expires int64 // unix seconds
+	Done    bool
 }
 
 type grantRef struct {
-	ID      string `json:"i"`
-	Action  string `json:"a"`
-	Expires int64  `json:"e"`
+	ID      string
+	Action  string
+	Expires int64
 }
 
 // sessionState is the guard's view of one request's session.
@@ -62,18 +74,9 @@ func userHash(userID string) string {
 // another user is dropped and its store records queued for deletion.
 func (g *Guard) loadSession(r *http.Request, userID string) *sessionState {
 	st := &sessionState{}
-	sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
-	if sess == nil {
-		sess = sessions.NewSession(g.cfg.Sessions, g.cfg.SessionName)
-	}
-	st.sess = sess
-	if err == nil {
-		if raw, ok := sess.Values[sessionKey].(string); ok && len(raw) < 8192 {
-			if json.Unmarshal([]byte(raw), &st.data) != nil {
-				st.data = sessionData{}
-				st.dirty = true
-			}
-		}
+	if raw, ok := g.readSession(r, st); ok && decodeSession(raw, &st.data) != nil {
+		st.data = sessionData{}
+		st.dirty = true
 	}
 	uh := userHash(userID)
 	if st.data.User != uh {
@@ -85,6 +88,34 @@ func (g *Guard) loadSession(r *http.Request, userID string) *sessionState {
 	}
 	st.prune(g.now())
 	return st
+}
+
+// readSession returns the encoded session data of r, and false when r
+// has none (no cookie, or one that does not decode). With a gorilla
+// Store other than a CookieStore it keeps the gorilla session in st for
+// saveSession.
+func (g *Guard) readSession(r *http.Request, st *sessionState) ([]byte, bool) {
+	if g.codecs != nil {
+		c, err := r.Cookie(g.cfg.SessionName)
+		if err != nil {
+			return nil, false
+		}
+		var raw []byte
+		if securecookie.DecodeMulti(g.cfg.SessionName, c.Value, &raw, g.codecs...) != nil {
+			return nil, false
+		}
+		return raw, true
+	}
+	sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
+	if sess == nil {
+		sess = sessions.NewSession(g.cfg.Sessions, g.cfg.SessionName)
+	}
+	st.sess = sess
+	if err != nil {
+		return nil, false
+	}
+	raw, ok := sess.Values[sessionKey].([]byte)
+	return raw, ok
 }
 
 func (st *sessionState) allIDs() []string {
@@ -241,42 +272,69 @@ func (g *Guard) saveSession(w http.ResponseWriter, r *http.Request, st *sessionS
 	if !st.dirty {
 		return nil
 	}
-	b, err := json.Marshal(st.data)
-	if err != nil {
-		return err
-	}
-	st.sess.Values[sessionKey] = string(b)
 	now := g.now().Unix()
 	maxAge := -1 // the session holds nothing: delete the cookie
 	if t := st.until(); t > now {
 		maxAge = int(t - now)
 	}
-	st.sess.Options = g.sessionOptions(maxAge)
-	if err := st.sess.Save(r, w); err != nil {
+	if err := g.writeSession(w, r, st, encodeSession(&st.data), maxAge); err != nil {
 		return err
 	}
 	st.dirty = false
 	return nil
 }
 
+// writeSession writes the encoded session data: the guard's own cookie
+// when the Store is a CookieStore, else through the gorilla session.
+func (g *Guard) writeSession(w http.ResponseWriter, r *http.Request, st *sessionState, raw []byte, maxAge int) error {
+	opts := g.sessionOptions(maxAge)
+	if g.codecs != nil {
+		v, err := securecookie.EncodeMulti(g.cfg.SessionName, raw, g.codecs...)
+		if err != nil {
+			return err
+		}
+		http.SetCookie(w, sessions.NewCookie(g.cfg.SessionName, v, opts))
+		return nil
+	}
+	if st.sess == nil {
+		sess, _ := g.cfg.Sessions.Get(r, g.cfg.SessionName)
+		if sess == nil {
+			sess = sessions.NewSession(g.cfg.Sessions, g.cfg.SessionName)
+		}
+		st.sess = sess
+	}
+	if raw == nil {
+		delete(st.sess.Values, sessionKey)
+	} else {
+		st.sess.Values[sessionKey] = raw
+	}
+	st.sess.Options = opts
+	return st.sess.Save(r, w)
+}
+
 // Forget ends every step-up state of the current browser: pending parks,
 // Remember grants and passes are deleted from the Store and the session is
 // cleared. Call it at logout.
 func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
-	sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
-	if sess == nil {
-		return err
+	st := &sessionState{}
+	var raw []byte
+	ok := false
+	if g.codecs != nil {
+		raw, ok = g.readSession(r, st)
+	} else {
+		sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
+		if sess == nil {
+			return err
+		}
+		st.sess = sess
+		raw, ok = sess.Values[sessionKey].([]byte)
 	}
-	var data sessionData
-	if raw, ok := sess.Values[sessionKey].(string); ok && json.Unmarshal([]byte(raw), &data) == nil {
-		st := sessionState{data: data}
+	if ok && decodeSession(raw, &st.data) == nil {
 		for _, id := range st.allIDs() {
 			_ = g.cfg.Store.Delete(r.Context(), id)
 		}
 	}
-	delete(sess.Values, sessionKey)
-	sess.Options = g.sessionOptions(-1)
-	return sess.Save(r, w)
+	return g.writeSession(w, r, st, nil, -1)
 }
 
 // sessionOptions are the cookie options of the guard's own session,

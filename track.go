@@ -56,7 +56,7 @@ func (g *Guard) clientIP(r *http.Request) string {
 	}
 	addr = addr.Unmap()
 	if !g.trusted(addr) {
-		return addr.String()
+		return addrString(addr, host)
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -73,6 +73,16 @@ func (g *Guard) clientIP(r *http.Request) string {
 	return addr.String()
 }
 
+// addrString is addr's text; host when that is what it already says, so
+// that the common case does not allocate.
+func addrString(addr netip.Addr, host string) string {
+	var buf [64]byte
+	if string(addr.AppendTo(buf[:0])) == host {
+		return host
+	}
+	return addr.String()
+}
+
 func (g *Guard) trusted(a netip.Addr) bool {
 	for _, p := range g.cfg.TrustedProxies {
 		if p.Contains(a) {
@@ -82,12 +92,37 @@ func (g *Guard) trusted(a netip.Addr) bool {
 	return false
 }
 
+// callbackFor is the callback URL with the park parameter, as
+// url.Values.Encode would write it (keys sorted): built from the parts
+// precomputed in New (callbackParts). A park id needs no escaping.
 func (g *Guard) callbackFor(parkID string) string {
-	u := *g.callback
-	q := u.Query()
-	q.Set("park", parkID)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return g.callbackPrefix + parkID + g.callbackSuffix
+}
+
+// callbackParts splits the callback URL around the value of its park
+// parameter, which replaces any park the configured URL has.
+func callbackParts(cb *url.URL) (prefix, suffix string) {
+	q := cb.Query()
+	q.Del("park")
+	before, after := url.Values{}, url.Values{}
+	for k, vs := range q {
+		if k < "park" {
+			before[k] = vs
+		} else {
+			after[k] = vs
+		}
+	}
+	u := *cb
+	u.RawQuery, u.ForceQuery = "", false
+	prefix = u.String() + "?"
+	if e := before.Encode(); e != "" {
+		prefix += e + "&"
+	}
+	prefix += "park="
+	if e := after.Encode(); e != "" {
+		suffix = "&" + e
+	}
+	return prefix, suffix
 }
 
 // checkChallenge refuses a challenge URL the browser must not be sent to,

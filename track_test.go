@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -112,4 +113,42 @@ func TestEmptyTrackAnswerFailsClosed(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.NotEmpty(t, rec.Header().Get("Retry-After"))
 	assert.False(t, ran)
+}
+
+// The track request names the callback URL with the park id as its park
+// parameter, the configured URL's other parameters kept and sorted (as
+// url.Values.Encode writes them), a configured park replaced; and the
+// client address as netip writes it, whatever spelling the connection
+// reported.
+func TestTrackRequestCallbackURLAndClientIP(t *testing.T) {
+	for _, tc := range []struct{ callback, remote, wantIP string }{
+		{"https://app.example/stepup/callback", "203.0.113.7:51234", "203.0.113.7"},
+		{"https://app.example:8443/a%20b/cb?z=1&a=2&park=old&q=%C3%A9+x", "[::ffff:203.0.113.7]:1", "203.0.113.7"},
+		{"http://app.example/cb?", "[2001:DB8::0001]:443", "2001:db8::1"},
+		{"http://app.example/cb?park=&parka=1&par=2", "198.51.100.1", "198.51.100.1"},
+	} {
+		t.Run(tc.callback, func(t *testing.T) {
+			fp := &fakeProvider{state: authsignal.StateAllow, record: true}
+			cfg := validConfig()
+			cfg.Provider = fp
+			cfg.CallbackURL = tc.callback
+			g, err := stepup.New(cfg)
+			require.NoError(t, err)
+			h := g.Require("transfer")(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			r := httptest.NewRequest(http.MethodPost, "/transfer", strings.NewReader("amount=5"))
+			r.RemoteAddr = tc.remote
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			tracks := fp.tracked()
+			require.Len(t, tracks, 1)
+			got := tracks[0]
+
+			want, err := url.Parse(tc.callback)
+			require.NoError(t, err)
+			q := want.Query()
+			q.Set("park", got.IdempotencyKey)
+			want.RawQuery = q.Encode()
+			assert.Equal(t, want.String(), got.RedirectURL)
+			assert.Equal(t, tc.wantIP, got.IPAddress)
+		})
+	}
 }

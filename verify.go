@@ -97,7 +97,7 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 		g.grant(r.Context(), st, rec)
 		_ = g.saveSession(w, r, st) // API clients may have no session; the grant is then simply not kept
 	}
-	return withVerification(withBody(r, body), rl.Action, user, HowToken, attrs), nil
+	return verified(r, rl.Action, user, HowToken, attrs, hasBody(r), body), nil
 }
 
 // validate asks the provider about token and checks every binding against

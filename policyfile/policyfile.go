@@ -63,7 +63,11 @@ type Attribute struct {
 // stepup.New would (stepup.CheckPolicies). Errors name the offending entry.
 func Parse(data []byte) ([]stepup.Policy, error) {
 	var f File
-	if err := yamlx.Unmarshal(data, &f); err != nil {
+	decode := yamlx.Unmarshal
+	if isJSON(data) {
+		decode = func(data []byte, v any) error { return decodeJSON(data, v.(*File)) }
+	}
+	if err := decode(data, &f); err != nil {
 		return nil, fmt.Errorf("stepup: policy file: %w", err)
 	}
 	if len(f.Policies) == 0 {

@@ -1,6 +1,7 @@
 package policyfile_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/internal/yamlx"
 	"github.com/stepupkit/stepup/policyfile"
 )
 
@@ -233,4 +235,40 @@ func TestRegressionParsePanicsOnTaggedEmptyNode(t *testing.T) {
 	for _, doc := range []string{"policies: !\n", "policies:\n  - attributes: !foo\n"} {
 		assert.NotPanics(t, func() { _, _ = policyfile.Parse([]byte(doc)) }, "%q", doc)
 	}
+}
+
+// FuzzParseJSONAsYAML: a JSON document is decoded by a path of its own
+// (fast on large tables); whatever it accepts, the YAML decoder, which read
+// every document before, accepts too and reads the same way. It may refuse
+// more (a number where a string belongs), never less.
+func FuzzParseJSONAsYAML(f *testing.F) {
+	f.Add([]byte(policyJSON))
+	f.Add([]byte(`{"policies": [{"method": "POST", "route": "/\u0078", "action": "x", "failOpen": null, "attributes": null}]}`))
+	f.Add([]byte(`{"poli\u0063ies": [{"method": "POST", "route": "/x", "action": "x", "remember": "1h"}]}`))
+	f.Add([]byte("\xef\xbb\xbf {\"policies\": [{\"method\": \"GET\", \"route\": \"/a\", \"action\": \"a\", \"failOpen\": true}]}"))
+	f.Add([]byte(`{"policies": [{"method": "GET", "route": "/a\ud83d\ude00", "action": "a", "attributes": [{"name": "n", "from": "query", "key": "k\"q"}]}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ps, err := policyfile.Parse(data)
+		if err != nil || !json.Valid(data) {
+			return
+		}
+		var file policyfile.File
+		require.NoError(t, yamlx.Unmarshal(data, &file), "accepted as JSON, refused as YAML")
+		require.Len(t, ps, len(file.Policies))
+		for i, e := range file.Policies {
+			p := ps[i]
+			assert.Equal(t, []string{e.Method, e.Route, e.Action}, []string{p.Method, p.Route, p.Action})
+			assert.Equal(t, e.FailOpen, p.FailOpen)
+			var remember time.Duration
+			if e.Remember != "" {
+				remember, err = time.ParseDuration(e.Remember)
+				require.NoError(t, err)
+			}
+			assert.Equal(t, remember, p.Remember)
+			require.Len(t, p.Attributes, len(e.Attributes))
+			for j, a := range e.Attributes {
+				assert.Equal(t, stepup.Attribute{Name: a.Name, From: stepup.Source(a.From), Key: a.Key, Type: stepup.ValueType(a.Type)}, p.Attributes[j])
+			}
+		}
+	})
 }
