@@ -108,7 +108,7 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 	if _, err := g.cfg.Store.Get(r.Context(), usedID(token)); err == nil {
 		return nil, errUsed()
 	} else if !errors.Is(err, ErrNotFound) {
-		return nil, internalError(err)
+		return nil, errBusy(err)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
 	vr, err := g.cfg.Provider.Validate(ctx, authsignal.ValidateRequest{Token: token, UserID: user, Action: action})
@@ -125,7 +125,7 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 	case errors.Is(err, ErrNotFound):
 		return nil, errStepUpFailed(errors.New("no challenge recorded for this token"))
 	case err != nil:
-		return nil, internalError(err)
+		return nil, errBusy(err)
 	case rec.Consumed:
 		return nil, errUsed()
 	case rec.UserID != user || rec.Action != action || rec.ID != vr.IdempotencyKey:
@@ -143,15 +143,16 @@ func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
 	err := g.cfg.Store.Put(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now, Expires: now.Add(g.cfg.ParkTTL + time.Minute)})
 	if errors.Is(err, ErrExists) {
 		return errUsed()
-	} else if errors.Is(err, ErrStoreFull) {
-		return errBusy(err) // nothing spent: the park stays pending for another try
 	} else if err != nil {
-		return internalError(err)
+		return errBusy(err) // nothing spent: the park stays pending for another try
 	}
 	if _, err := g.cfg.Store.Consume(ctx, rec.ID); errors.Is(err, ErrConsumed) || errors.Is(err, ErrNotFound) {
 		return errUsed()
 	} else if err != nil {
-		return internalError(err)
+		// The store failed between the two steps: give the token back, so
+		// that the park, still pending, can complete once the store is back.
+		_ = g.cfg.Store.Delete(ctx, usedID(token))
+		return errBusy(err)
 	}
 	return nil
 }
