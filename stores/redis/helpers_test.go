@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
-	redisstore "github.com/stepupkit/stepup/stores/redis"
 	"github.com/stepupkit/stepup/stepuptest"
+	redisstore "github.com/stepupkit/stepup/stores/redis"
 )
 
 // backend is a Redis the tests run against.

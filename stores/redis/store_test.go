@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
-	redisstore "github.com/stepupkit/stepup/stores/redis"
 	"github.com/stepupkit/stepup/stepuptest"
+	redisstore "github.com/stepupkit/stepup/stores/redis"
 )
 
 func TestStoreContract(t *testing.T) {
