@@ -32,10 +32,16 @@ type backend struct {
 // is installed; on CI (CI=true) a missing redis-server fails the test.
 func backends(t testing.TB) []backend {
 	bs := []backend{{"miniredis", func(t testing.TB) redis.UniversalClient {
-		return redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+		c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+		t.Cleanup(func() { c.Close() })
+		return c
 	}}}
 	if srv := sharedServer(t); srv != nil {
-		bs = append(bs, backend{"redis-server", func(testing.TB) redis.UniversalClient { return srv.client() }})
+		bs = append(bs, backend{"redis-server", func(t testing.TB) redis.UniversalClient {
+			c := srv.client()
+			t.Cleanup(func() { c.Close() })
+			return c
+		}})
 	}
 	return bs
 }
