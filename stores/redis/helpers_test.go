@@ -54,13 +54,14 @@ func freshPrefix() redisstore.Option {
 }
 
 // redisServer is a redis-server the test started in a temporary directory,
-// on a free port of 127.0.0.1, with every write on disk before it answers.
+// on a free port of 127.0.0.1.
 type redisServer struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
+	t       testing.TB
+	bin     string
+	dir     string
+	port    int
+	persist bool // an append-only file, synced before every answer
+	cmd     *exec.Cmd
 }
 
 // redisBinary returns the path of redis-server, "" to skip the tests that
@@ -82,8 +83,9 @@ var shared struct {
 	done bool
 }
 
-// sharedServer is one redis-server for the tests that only need a Redis,
-// started at the first use and stopped by TestMain; nil without the binary.
+// sharedServer is one redis-server, in memory only, for the tests and
+// benchmarks that only need a Redis, started at the first use and stopped
+// by TestMain; nil without the binary.
 func sharedServer(t testing.TB) *redisServer {
 	t.Helper()
 	if !shared.done {
@@ -116,7 +118,7 @@ func startRedis(t *testing.T) *redisServer {
 	if bin == "" {
 		t.Skip("redis-server is not installed (apt-get install redis-server); CI=true makes this a failure")
 	}
-	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), port: freePort(t)}
+	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), port: freePort(t), persist: true}
 	s.start()
 	t.Cleanup(s.kill)
 	return s
@@ -139,9 +141,12 @@ func (s *redisServer) client() *redis.Client {
 // start runs redis-server and waits until it answers PING.
 func (s *redisServer) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction",
-		"--logfile", filepath.Join(s.dir, "redis.log"))
+	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir, "--save", "",
+		"--maxmemory-policy", "noeviction", "--logfile", filepath.Join(s.dir, "redis.log")}
+	if s.persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	s.cmd = exec.Command(s.bin, args...)
 	require.NoError(s.t, s.cmd.Start())
 	c := s.client()
 	defer c.Close()
