@@ -3,6 +3,7 @@ package stepup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -128,4 +129,26 @@ func TestStoreDownFailsClosedAndTheParkSurvives(t *testing.T) {
 			assert.Len(t, env.Ledger.Runs("transfer"), 1, "the park completed once the store was back")
 		})
 	}
+}
+
+// fullCounter is a Counter whose caps are always reached, with no time
+// left to wait.
+type fullCounter struct{ brokenCounter }
+
+func (fullCounter) Reserve(context.Context, stepup.Slot, int, int) (time.Duration, error) {
+	return 0, fmt.Errorf("shared caps: %w", stepup.ErrTooManyChallenges)
+}
+
+func TestCounterRefusal(t *testing.T) {
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
+		return sharedStore{stepup.NewMemoryStore(stepup.MemoryClock(now)), fullCounter{}}
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"), "never 0: a client would retry at once")
+	assert.Empty(t, env.Emulator.Tracked())
+	assert.ErrorIs(t, env.Events.LastRefusal(), stepup.ErrTooManyChallenges)
+	assert.ErrorContains(t, env.Events.LastRefusal(), "shared caps", "a wrapped refusal keeps its words")
 }

@@ -107,6 +107,20 @@ func RunCounter(t *testing.T, newCounter func() stepup.Counter) {
 		ok, _ = reserve(t, c, slot("alice", "new", t0.Add(window)), 5, 2)
 		assert.True(t, ok, "and expires with the slot")
 	})
+	t.Run("an attached slot that expires before the session's own stops counting first", func(t *testing.T) {
+		c := newCounter()
+		old := slot("alice", "", t0)
+		ok, _ := reserve(t, c, old, 5, 2)
+		require.True(t, ok)
+		ok, _ = reserve(t, c, slot("alice", "s1", t0.Add(time.Minute)), 5, 2)
+		require.True(t, ok)
+		require.NoError(t, c.Attach(ctx, old, "s1"))
+		ok, _ = reserve(t, c, slot("alice", "s1", t0.Add(window)), 5, 2)
+		assert.True(t, ok, "the attached slot expired; the session's own still counts")
+		ok, wait := reserve(t, c, slot("alice", "s1", t0.Add(window)), 5, 2)
+		assert.False(t, ok)
+		assert.Equal(t, time.Minute, wait, "until the session's own slot expires")
+	})
 	t.Run("concurrent reserves never get past a cap", func(t *testing.T) {
 		for _, tc := range []struct {
 			name    string
