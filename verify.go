@@ -144,7 +144,11 @@ func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
 	if errors.Is(err, ErrExists) {
 		return errUsed()
 	} else if err != nil {
-		return errBusy(err) // nothing spent: the park stays pending for another try
+		// Nothing spent: the park stays pending for another try. A write
+		// that failed only on its way back is undone: the park's Consume,
+		// not this record, is what lets exactly one attempt through.
+		_ = g.cfg.Store.Delete(ctx, usedID(token))
+		return errBusy(err)
 	}
 	if _, err := g.cfg.Store.Consume(ctx, rec.ID); errors.Is(err, ErrConsumed) || errors.Is(err, ErrNotFound) {
 		return errUsed()
