@@ -33,6 +33,10 @@
 //     has to start again; a full Redis then refuses new writes (an out of
 //     memory answer is stepup.ErrStoreFull, a 503).
 //   - persistence (appendonly yes) if parks should survive a restart.
+//   - reads from the primary: a client that routes reads to replicas
+//     (ReadOnly, RouteByLatency, RouteRandomly) may see a park or pass a
+//     moment late, and the user has to start again. Exactly-once does not
+//     depend on it: Put and Consume always run on the primary.
 //   - with replicas, a failover can lose the writes the old primary had
 //     not replicated yet, among them a Consume: keep failovers manual or
 //     rare, or give each application its own primary, if a replayed
