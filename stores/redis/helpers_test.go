@@ -36,7 +36,10 @@ func backends(t testing.TB) []backend {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}}}
-	if srv := sharedServer(t); srv != nil {
+	srv := sharedServer(t)
+	if srv == nil {
+		t.Log("redis-server is not installed: miniredis only (CI=true makes this a failure)")
+	} else {
 		bs = append(bs, backend{"redis-server", func(t testing.TB) redis.UniversalClient {
 			c := srv.client()
 			t.Cleanup(func() { c.Close() })
