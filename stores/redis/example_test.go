@@ -66,3 +66,29 @@ func ExampleStore_Consume() {
 	// amount=5000 <nil>
 	// true
 }
+
+// The challenge caps count across instances: with a cap of two per user,
+// the third challenge is refused whichever instance asks.
+func ExampleStore_Reserve() {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer mr.Close()
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	instances := []*redisstore.Store{redisstore.New(rdb), redisstore.New(rdb)}
+
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		slot := stepup.Slot{ID: fmt.Sprint("challenge-", i), User: "alice", Session: fmt.Sprint("session-", i),
+			At: at.Add(time.Duration(i) * time.Minute), Expires: at.Add(time.Duration(i)*time.Minute + 10*time.Minute)}
+		wait, err := instances[i%2].Reserve(ctx, slot, 2, 1)
+		fmt.Println(i, err, wait)
+	}
+	// Output:
+	// 0 <nil> 0s
+	// 1 <nil> 0s
+	// 2 stepup: too many challenges 8m0s
+}
