@@ -55,6 +55,23 @@ func benchRecord(id string, now time.Time) *stepup.Record {
 
 var benchRun atomic.Int64
 
+// BenchmarkRoundTrip: one PING, the floor under every operation of the
+// Redis store (each is one command or one script: one round trip).
+func BenchmarkRoundTrip(b *testing.B) {
+	ctx := context.Background()
+	for _, be := range backends(b) {
+		b.Run("redis="+be.name, func(b *testing.B) {
+			c := be.client(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.Ping(ctx).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkPut: one parked request with a 1 KiB body, a new id each time.
 func BenchmarkPut(b *testing.B) {
 	ctx := context.Background()
