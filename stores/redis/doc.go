@@ -29,9 +29,12 @@
 // completes once Redis is back, if Redis kept it.
 //
 // Run Redis so that it keeps what it acknowledged:
-//   - maxmemory-policy noeviction: an evicted park or pass is a user who
-//     has to start again; a full Redis then refuses new writes (an out of
-//     memory answer is stepup.ErrStoreFull, a 503).
+//   - maxmemory with maxmemory-policy noeviction: an evicted park or pass
+//     is a user who has to start again. Past 7/8 of maxmemory the store
+//     refuses new challenges (stepup.ErrStoreFull, a 503) and keeps the
+//     last eighth for the records that follow a passed challenge, so that
+//     a user who passed one can finish; a Redis out of memory refuses
+//     every write (ErrStoreFull too).
 //   - persistence (appendonly yes) if parks should survive a restart.
 //   - reads from the primary: a client that routes reads to replicas
 //     (ReadOnly, RouteByLatency, RouteRandomly) may see a park or pass a

@@ -78,11 +78,22 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 // make a command that go-redis retries after a lost answer find its own
 // write, rather than report ErrExists or ErrConsumed for it.
 
+// putScript answers 1 when written, 0 when a live record has the id, -1
+// when a new challenge (ARGV[7] "1") would eat into the reserve: Redis
+// uses more than 7/8 of its maxmemory.
 var putScript = redis.NewScript(`
 local e = redis.call('HGET', KEYS[1], 'e')
 if e and e > ARGV[1] then
   if redis.call('HGET', KEYS[1], 'n') == ARGV[5] then return 1 end
   return 0
+end
+if ARGV[7] == '1' then
+  local info = redis.pcall('INFO', 'memory')
+  if type(info) == 'string' then
+    local used = tonumber(string.match(info, 'used_memory:(%d+)'))
+    local limit = tonumber(string.match(info, 'maxmemory:(%d+)'))
+    if used and limit and limit > 0 and used * 8 > limit * 7 then return -1 end
+  end
 end
 redis.call('HSET', KEYS[1], 'r', ARGV[3], 'e', ARGV[2], 'c', ARGV[4], 'n', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
@@ -141,7 +152,9 @@ func (s *Store) call(ctx context.Context, op string, f func(ctx context.Context)
 
 // Put implements stepup.Store: one script checks that no live record has
 // the id and writes the record with its expiry. A Redis out of memory is
-// stepup.ErrStoreFull.
+// stepup.ErrStoreFull; so is a new challenge (KindPark, KindAPI) when Redis
+// has a maxmemory and uses more than 7/8 of it: the last eighth is a
+// reserve for the records that follow a passed challenge (see stepup.Store).
 func (s *Store) Put(ctx context.Context, rec *stepup.Record) error {
 	if rec == nil || rec.ID == "" {
 		return errors.New("redisstore: put: record without id")
@@ -150,23 +163,29 @@ func (s *Store) Put(ctx context.Context, rec *stepup.Record) error {
 	if err != nil {
 		return fmt.Errorf("redisstore: put: %w", err)
 	}
-	consumed := "0"
+	consumed, challenge := "0", "0"
 	if rec.Consumed {
 		consumed = "1"
+	}
+	if rec.Kind == stepup.KindPark || rec.Kind == stepup.KindAPI {
+		challenge = "1"
 	}
 	now := s.now()
 	var written int64
 	err = s.call(ctx, "put", func(ctx context.Context) error {
 		var err error
 		written, err = putScript.Run(ctx, s.rdb, []string{s.recordKey(rec.ID)},
-			stamp(now), stamp(rec.Expires), data, consumed, nonce(), ttl(now, rec.Expires)).Int64()
+			stamp(now), stamp(rec.Expires), data, consumed, nonce(), ttl(now, rec.Expires), challenge).Int64()
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if written == 0 {
+	switch written {
+	case 0:
 		return stepup.ErrExists
+	case -1:
+		return fmt.Errorf("redisstore: put: %w: no new challenges while Redis uses over 7/8 of its maxmemory", stepup.ErrStoreFull)
 	}
 	return nil
 }

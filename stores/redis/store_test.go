@@ -2,8 +2,10 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -164,6 +166,38 @@ func TestRedisNotAnswering(t *testing.T) {
 	_, err = s.Reserve(ctx, stepup.Slot{ID: "s", User: "alice", At: now, Expires: now.Add(time.Minute)}, 1, 1)
 	assert.ErrorContains(t, err, "redisstore: reserve: ")
 	assert.NotErrorIs(t, err, stepup.ErrTooManyChallenges)
+}
+
+// TestRedisReserve: a Redis past 7/8 of its maxmemory refuses new
+// challenges, and still takes what follows a passed one.
+func TestRedisReserve(t *testing.T) {
+	srv := startRedis(t)
+	c := srv.client()
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	s := redisstore.New(c)
+	now := time.Now()
+	require.NoError(t, s.Put(ctx, park(now, "before")), "no maxmemory: no reserve")
+
+	info, err := c.InfoMap(ctx, "memory").Result()
+	require.NoError(t, err)
+	total, err := strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
+	require.NoError(t, err)
+	require.NoError(t, c.ConfigSet(ctx, "maxmemory", strconv.FormatInt(total+total/10, 10)).Err())
+
+	for _, kind := range []stepup.Kind{stepup.KindPark, stepup.KindAPI} {
+		rec := park(now, fmt.Sprint("new-", kind))
+		rec.Kind = kind
+		err := s.Put(ctx, rec)
+		assert.ErrorIs(t, err, stepup.ErrStoreFull, "kind %d", kind)
+		assert.ErrorContains(t, err, "redisstore: put: ")
+	}
+	for _, kind := range []stepup.Kind{stepup.KindUsed, stepup.KindOutcome, stepup.KindPass, stepup.KindGrant} {
+		assert.NoError(t, s.Put(ctx, &stepup.Record{ID: fmt.Sprint("after-", kind), Kind: kind, UserID: "alice",
+			Created: now, Expires: now.Add(time.Minute)}), "kind %d uses the reserve", kind)
+	}
+	_, err = s.Consume(ctx, "before")
+	assert.NoError(t, err, "a park opened before completes")
 }
 
 // TestRedisFull: a Redis out of memory refuses writes with ErrStoreFull,
