@@ -150,6 +150,7 @@ func (s *redisServer) start() {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	}
 	s.cmd = exec.Command(s.bin, args...)
+	dieWithTest(s.cmd)
 	require.NoError(s.t, s.cmd.Start())
 	c := s.client()
 	defer c.Close()
