@@ -109,7 +109,7 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		return refusal(http.StatusGone, "expired",
 			"This verification took too long and has expired. Nothing was done; please start again.", ErrStepUpFailed)
 	} else if err != nil {
-		return internalError(err)
+		return errBusy(err)
 	}
 	ev.Action = rec.Action
 	if rec.Kind != KindPark || rec.UserID != user {
@@ -174,7 +174,7 @@ func (g *Guard) resumeGet(w http.ResponseWriter, r *http.Request, st *sessionSta
 	pass := &Record{ID: newID(), Kind: KindPass, UserID: rec.UserID, Action: rec.Action, Method: http.MethodGet,
 		Path: rec.Path, Query: rec.Query, Created: now, Expires: now.Add(g.cfg.PassTTL), Park: rec.ID}
 	if err := g.cfg.Store.Put(ctx, pass); err != nil {
-		return internalError(err)
+		return errBusy(err)
 	}
 	st.addPass(pass.ID, rec.Action, pass.Expires)
 	if err := g.saveSession(w, r, st); err != nil {

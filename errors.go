@@ -131,8 +131,8 @@ func providerError(cause error) *Error {
 		fmt.Errorf("%w: %w", ErrProvider, cause))
 }
 
-// errBusy is a store that cannot take more: nothing was done, and the
-// client may try again later (a 503 carries Retry-After).
+// errBusy is a store that cannot take more or cannot answer: nothing was
+// done, and the client may try again later (a 503 carries Retry-After).
 func errBusy(cause error) *Error {
 	return refusal(http.StatusServiceUnavailable, "busy",
 		"Verification is unavailable right now. Nothing was done; please try again in a moment.",

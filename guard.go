@@ -78,9 +78,11 @@ type Config struct {
 	// oldest is dropped beyond it. Optional. Default 5, at most 20.
 	MaxPending int
 	// MaxChallengesPerUser caps the challenges (browser parks and API
-	// challenges) one user may open per ParkTTL in this process, so that one
-	// account cannot fill the Store for everybody; beyond it the answer is
-	// 429 with Retry-After. Optional. Default 20.
+	// challenges) one user may open per ParkTTL, so that one account cannot
+	// fill the Store for everybody; beyond it the answer is 429 with
+	// Retry-After. The caps are counted across every instance when the
+	// Store is a Counter (stores/redis is), else in this process. Optional.
+	// Default 20.
 	MaxChallengesPerUser int
 	// MaxChallengesPerSession caps the challenges one session of a user
 	// may open per ParkTTL, well below MaxChallengesPerUser, so that a
@@ -150,8 +152,8 @@ type Guard struct {
 	callback       *url.URL
 	origins        []origin
 	replayHeaders  map[string]bool
-	tooLarge       Error // the 413 answer, built once
-	limiter        *parkLimiter
+	tooLarge       Error           // the 413 answer, built once
+	limiter        Counter         // Config.Store when it is one, else in-process
 	firstSegments  map[string]bool // of the protected routes, nil when any may match (mayBeProtected)
 	callbackPrefix string          // the callback URL up to the park id (callbackParts)
 	callbackSuffix string
@@ -256,8 +258,10 @@ func New(cfg Config) (*Guard, error) {
 	cfg.ChallengeOrigins = append([]string(nil), cfg.ChallengeOrigins...)
 	cfg.ReplayHeaders = append([]string(nil), cfg.ReplayHeaders...)
 	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{},
-		limiter: newParkLimiter(cfg.MaxChallengesPerUser, cfg.MaxChallengesPerSession, cfg.ParkTTL),
-		codecs:  ownCodecs(cfg.Sessions)}
+		limiter: newParkLimiter(), codecs: ownCodecs(cfg.Sessions)}
+	if c, ok := cfg.Store.(Counter); ok {
+		g.limiter = c // the caps hold across the instances sharing the Store
+	}
 	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
 	g.firstSegments = firstSegments(rules)
 	for _, o := range cfg.ChallengeOrigins {

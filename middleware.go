@@ -281,7 +281,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	// provider is asked: concurrent requests cannot get past them.
 	// Without Config.SessionID the session is the guard's own; a request
 	// without its cookie has no session yet, and the challenge it may open
-	// is counted for the one it gets (limiter.attach).
+	// is counted for the one it gets (Counter.Attach).
 	sid := ""
 	if g.cfg.SessionID != nil {
 		sid = g.cfg.SessionID(r)
@@ -291,16 +291,14 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		}
 		sid = st.data.ID
 	}
-	slot, wait, ok := g.limiter.reserve(user, sid, g.now())
-	if !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		return refusal(http.StatusTooManyRequests, "too_many_challenges",
-			"Too many verifications were started. Nothing was done; finish or wait for the open ones.", ErrTooManyChallenges)
-	}
 	parkID := newID()
+	slot, e := g.reserve(w, r, parkID, user, sid)
+	if e != nil {
+		return e
+	}
 	resp, err := g.track(r, rl, user, parkID, custom)
 	if err != nil || resp.State != authsignal.StateChallengeRequired {
-		g.limiter.release(slot) // no challenge was opened
+		_ = g.limiter.Release(ctx, slot) // no challenge was opened; a slot not given back expires
 	}
 	if err != nil {
 		if rl.FailOpen {
@@ -336,11 +334,13 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 			e = g.challenge(w, r, rec, resp.URL, st)
 		}
 		if e != nil {
-			g.limiter.release(slot)
+			_ = g.limiter.Release(ctx, slot)
 			return e
 		}
 		if sid == "" && st != nil && st.data.ID != "" {
-			g.limiter.attach(slot, st.data.ID) // the session id made for this challenge
+			// The session id made for this challenge; should the counter
+			// fail now, the challenge still counts for its user.
+			_ = g.limiter.Attach(ctx, slot, st.data.ID)
 		}
 		return nil
 	default: // a final state where a fresh decision was expected

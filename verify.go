@@ -109,7 +109,7 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 	if _, err := g.cfg.Store.Get(r.Context(), usedID(token)); err == nil {
 		return nil, errUsed()
 	} else if !errors.Is(err, ErrNotFound) {
-		return nil, internalError(err)
+		return nil, errBusy(err)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
 	vr, err := g.cfg.Provider.Validate(ctx, authsignal.ValidateRequest{Token: token, UserID: user, Action: action})
@@ -126,7 +126,7 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 	case errors.Is(err, ErrNotFound):
 		return nil, errStepUpFailed(errors.New("no challenge recorded for this token"))
 	case err != nil:
-		return nil, internalError(err)
+		return nil, errBusy(err)
 	case rec.Consumed:
 		return nil, errUsed()
 	case rec.UserID != user || rec.Action != action || rec.ID != vr.IdempotencyKey:
@@ -145,15 +145,20 @@ func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
 		Park: rec.ID})
 	if errors.Is(err, ErrExists) {
 		return errUsed()
-	} else if errors.Is(err, ErrStoreFull) {
-		return errBusy(err) // nothing spent: the park stays pending for another try
 	} else if err != nil {
-		return internalError(err)
+		// Nothing spent: the park stays pending for another try. A write
+		// that failed only on its way back is undone: the park's Consume,
+		// not this record, is what lets exactly one attempt through.
+		_ = g.cfg.Store.Delete(ctx, usedID(token))
+		return errBusy(err)
 	}
 	if _, err := g.cfg.Store.Consume(ctx, rec.ID); errors.Is(err, ErrConsumed) || errors.Is(err, ErrNotFound) {
 		return errUsed()
 	} else if err != nil {
-		return internalError(err)
+		// The store failed between the two steps: give the token back, so
+		// that the park, still pending, can complete once the store is back.
+		_ = g.cfg.Store.Delete(ctx, usedID(token))
+		return errBusy(err)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package stepuptest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,5 +159,126 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		close(start)
 		wg.Wait()
 		assert.Equal(t, int32(1), wins.Load())
+	})
+}
+
+// Instance starts another instance of env's application: its own guard,
+// built with o (o.Store is ignored), on env's Store, provider, clock,
+// ledger and session keys, behind its own server. A request may land on
+// any instance; only the Store holds what they share.
+func (env *Env) Instance(a Adapter, o Options) *httptest.Server {
+	env.T.Helper()
+	_, srv := env.serve(a, o)
+	return srv
+}
+
+// OnInstance returns rawURL (such as a callback URL) pointing at srv,
+// as a load balancer would send it there.
+func OnInstance(rawURL string, srv *httptest.Server) string { return onInstance(rawURL, srv) }
+
+// RunShared runs flows across two instances of a's application that share
+// one Store, as newStore returns it (with the clock it gets): a park, its
+// spent token, the pass and the Remember grant that follow it are seen by
+// both instances, and a park is replayed exactly once whichever instances
+// its callbacks reach. When the Store is a stepup.Counter, the challenge
+// caps hold across both instances too.
+func RunShared(t *testing.T, a Adapter, newStore func(now func() time.Time) stepup.Store) {
+	// Fifty concurrent validations on a loaded machine can take longer than
+	// the suite's short provider deadline; a 503 would be a correct
+	// fail-closed answer, but not the race this is about.
+	slow := func(c *stepup.Config) { c.ProviderTimeout = 30 * time.Second }
+	twoInstances := func(t *testing.T, config func(*stepup.Config)) (*Env, *httptest.Server) {
+		o := Options{Store: newStore, Config: func(c *stepup.Config) {
+			slow(c)
+			if config != nil {
+				config(c)
+			}
+		}}
+		env := NewEnv(t, a, o)
+		return env, env.Instance(a, o)
+	}
+
+	t.Run("50 concurrent callbacks over both instances: exactly one execution", func(t *testing.T) {
+		env, other := twoInstances(t, nil)
+		b := env.NewBrowser()
+		b.Login("alice")
+		cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=5000&to=bob", nil)))
+		targets := []string{onInstance(cb, env.Server), onInstance(cb, other)}
+		statuses := make([]int, 50)
+		bodies := make([]string, 50)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range statuses {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, err := http.NewRequest(http.MethodGet, targets[i%2], nil)
+				if !assert.NoError(t, err) {
+					return
+				}
+				req.Header.Set("Accept", "text/html")
+				<-start
+				resp, err := b.C.Do(req)
+				if !assert.NoError(t, err) {
+					return
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				statuses[i], bodies[i] = resp.StatusCode, string(body)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		ok := 0
+		for i, s := range statuses {
+			require.Contains(t, []int{http.StatusOK, http.StatusConflict}, s, "a clear answer, never an error: %s", bodies[i])
+			if s == http.StatusOK {
+				ok++
+				assert.Equal(t, "done: transfer POST /transfer amount=5000&to=bob", bodies[i])
+			}
+		}
+		assert.GreaterOrEqual(t, ok, 1)
+		runs := env.Ledger.Runs("transfer")
+		require.Len(t, runs, 1, "exactly one execution")
+		assert.Equal(t, "amount=5000&to=bob", string(runs[0].Body))
+	})
+	t.Run("the pass and the Remember grant of one instance hold on the other", func(t *testing.T) {
+		env, other := twoInstances(t, nil)
+		b := env.NewBrowser()
+		b.Login("alice")
+		cb := b.Complete(b.Challenge(b.Get("/admin")))
+		resumed := b.Get(onInstance(cb, env.Server))
+		require.Equal(t, http.StatusSeeOther, resumed.StatusCode, resumed.Body)
+		again := b.Get(onInstance(cb, other))
+		assert.Equal(t, http.StatusSeeOther, again.StatusCode, "the other instance shows the kept outcome")
+		assert.Equal(t, resumed.Header.Get("Location"), again.Header.Get("Location"))
+
+		pass := b.Get(other.URL + resumed.Header.Get("Location"))
+		require.Equal(t, http.StatusOK, pass.StatusCode, pass.Body)
+		remembered := b.Get(other.URL + "/admin")
+		require.Equal(t, http.StatusOK, remembered.StatusCode, remembered.Body)
+		runs := env.Ledger.Runs("admin")
+		require.Len(t, runs, 2)
+		assert.Equal(t, "pass", runs[0].How)
+		assert.Equal(t, "remembered", runs[1].How)
+	})
+	t.Run("the per-user cap holds across instances", func(t *testing.T) {
+		if _, ok := newStore(NewClock().Now).(stepup.Counter); !ok {
+			t.Skip("the Store is not a stepup.Counter: each instance counts on its own")
+		}
+		env, other := twoInstances(t, func(c *stepup.Config) { c.MaxChallengesPerUser = 3 })
+		servers := []*httptest.Server{env.Server, other}
+		statuses := map[int]int{}
+		for i := range 8 {
+			b := env.NewBrowser() // a session each: only the user's cap applies
+			b.Login("alice")
+			resp := b.Do(http.MethodPost, servers[i%2].URL+"/transfer", Form, fmt.Sprintf("amount=%d", 5000+i), nil)
+			statuses[resp.StatusCode]++
+			if resp.StatusCode == http.StatusTooManyRequests {
+				assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+			}
+		}
+		assert.Equal(t, map[int]int{http.StatusSeeOther: 3, http.StatusTooManyRequests: 5}, statuses)
+		assert.Len(t, env.Emulator.Tracked(), 3, "a request beyond the cap is never tracked")
 	})
 }

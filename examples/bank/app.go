@@ -65,6 +65,11 @@ type AppConfig struct {
 	PoliciesFile string
 	RulesFile    string
 
+	// Store keeps the guard's records. Optional. Default: in memory, for
+	// one instance; instances that share a Redis store (and SessionSecret)
+	// share parks, spent tokens, grants and challenge caps.
+	Store stepup.Store
+
 	// SessionSecret derives the cookie keys; at least 32 bytes. Optional.
 	// Default: random keys, so sessions end when the process does.
 	SessionSecret string
@@ -153,6 +158,7 @@ func NewApp(cfg AppConfig) (*App, error) {
 		SessionID:        func(r *http.Request) string { sid, _ := r.Context().Value(sessionIDKey{}).(string); return sid },
 		CallbackURL:      cfg.PublicURL + callbackPath,
 		Policies:         policies,
+		Store:            cfg.Store,
 		ChallengeOrigins: a.origins,
 		ErrorHandler:     a.guardError,
 		OnEvent:          a.events.add,

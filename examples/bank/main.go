@@ -11,10 +11,23 @@
 //	-emulator-addr  BANK_EMULATOR_ADDR   embedded emulator address (default 127.0.0.1:8787)
 //	-policies       BANK_POLICIES        policy file (default: the embedded policies.yaml)
 //	-rules          BANK_RULES           emulator rules (default: the embedded rules.yaml)
+//	-redis          BANK_REDIS_URL       keep step-up records in Redis, redis://[:password@]host:port/db
+//	                                     (default: in memory, for one instance)
 //	                BANK_SESSION_SECRET  derives the cookie keys (default: random per run)
 //	                AUTHSIGNAL_SECRET    use Authsignal instead of the emulator
 //	                AUTHSIGNAL_API_URL   Authsignal API base URL, e.g. https://api.authsignal.com/v1
 //	                AUTHSIGNAL_REGION    us, eu, au or ca (when AUTHSIGNAL_API_URL is not set)
+//
+// Two instances sharing one Redis, one emulator and the session keys, as
+// behind a load balancer (from the repository's root, with redis-server
+// installed; Ctrl-C stops the bank on :8081, then `kill %1 %2 %3`):
+//
+//	redis-server --port 6390 --save '' & go run ./cmd/authsignal-emulator -rules examples/bank/rules.yaml -auto-enroll & export BANK_REDIS_URL=redis://127.0.0.1:6390/0 BANK_SESSION_SECRET=$(openssl rand -hex 32) AUTHSIGNAL_SECRET=emulator-secret AUTHSIGNAL_API_URL=http://127.0.0.1:8787/v1; go run ./examples/bank -addr 127.0.0.1:8080 & go run ./examples/bank -addr 127.0.0.1:8081
+//
+// Log in on one, start a large transfer on the other: the parked request,
+// the spent token, the admin area's Remember grant and the challenge caps
+// live in Redis, so a challenge's callback URL works on either port, once.
+// Balances are each instance's own (the demo keeps them in memory).
 package main
 
 import (
@@ -30,6 +43,11 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stepupkit/stepup"
+	redisstore "github.com/stepupkit/stepup/stores/redis"
 )
 
 func main() {
@@ -53,9 +71,15 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	emuAddr := fset.String("emulator-addr", env("BANK_EMULATOR_ADDR", "127.0.0.1:8787"), "address of the embedded Authsignal emulator")
 	policies := fset.String("policies", env("BANK_POLICIES", ""), "policy file (default: the embedded policies.yaml)")
 	rules := fset.String("rules", env("BANK_RULES", ""), "emulator rules file (default: the embedded rules.yaml)")
+	redisURL := fset.String("redis", env("BANK_REDIS_URL", ""), "Redis URL, redis://[:password@]host:port/db, for step-up records shared by instances (default: in memory)")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
+	store, where, closeStore, err := openStore(*redisURL)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	ln, err := net.Listen("tcp", *addr)
@@ -75,6 +99,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		PoliciesFile:     *policies,
 		RulesFile:        *rules,
 		SessionSecret:    getenv("BANK_SESSION_SECRET"),
+		Store:            store,
 		Logger:           logger,
 	})
 	if err != nil {
@@ -91,7 +116,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	printBanner(stdout, *publicURL, app.EmulatorURL())
+	printBanner(stdout, *publicURL, app.EmulatorURL(), where)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -114,7 +139,28 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	return nil
 }
 
-func printBanner(w io.Writer, publicURL, emulatorURL string) {
+// openStore returns the Redis store rawURL names, and where it is for the
+// banner (never the password); nil, "in memory" for "".
+func openStore(rawURL string) (stepup.Store, string, func(), error) {
+	if rawURL == "" {
+		return nil, "in memory (this instance only)", func() {}, nil
+	}
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("-redis: %w", err)
+	}
+	client := redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, "", nil, fmt.Errorf("-redis: %s: %w", opts.Addr, err)
+	}
+	where := fmt.Sprintf("Redis at %s, db %d (shared by every instance using it)", opts.Addr, opts.DB)
+	return redisstore.New(client, redisstore.Prefix("bank:stepup:")), where, func() { client.Close() }, nil
+}
+
+func printBanner(w io.Writer, publicURL, emulatorURL, store string) {
 	fmt.Fprintf(w, "\nStepup Bank is running.\n\n")
 	fmt.Fprintf(w, "  Open          %s\n", publicURL)
 	fmt.Fprintf(w, "  Log in as     alice / alice-password (customer and admin)   or   bob / bob-password (customer)\n")
@@ -124,6 +170,7 @@ func printBanner(w io.Writer, publicURL, emulatorURL string) {
 	} else {
 		fmt.Fprintf(w, "  Step-up by    Authsignal (AUTHSIGNAL_SECRET is set)\n")
 	}
+	fmt.Fprintf(w, "  Records in    %s\n", store)
 	fmt.Fprintf(w, "  Try           a transfer over 1,000.00, changing your email, the admin area,\n")
 	fmt.Fprintf(w, "                and the JSON API form on the dashboard\n\n")
 	fmt.Fprintf(w, "  Use the address above exactly: the session cookie and the step-up\n")

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup"
 )
 
 // run serves until SIGINT or SIGTERM, then shuts down gracefully.
@@ -58,4 +63,57 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	err = run([]string{"-addr", "127.0.0.1:0", "-emulator-addr", "127.0.0.1:0", "-policies", "/no/such/file"},
 		func(string) string { return "" }, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "/no/such/file")
+}
+
+func TestRedisFlag(t *testing.T) {
+	mr := miniredis.RunT(t)
+	mr.RequireAuth("s3cret")
+	closed := func() string { // a port nothing listens on
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+
+	for _, tc := range []struct {
+		name   string
+		given  string
+		expect string // the error, "" for a Redis store
+	}{
+		{"not a Redis URL", "http://127.0.0.1:6379", "-redis: redis: invalid URL scheme: http"},
+		{"no Redis there", "redis://:s3cret@" + closed + "/0", "-redis: " + closed + ": "},
+		{"wrong password", "redis://:nope@" + mr.Addr() + "/0", "-redis: " + mr.Addr() + ": "},
+		{"Redis", "redis://:s3cret@" + mr.Addr() + "/0", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, where, closeStore, err := openStore(tc.given)
+			if tc.expect != "" {
+				assert.ErrorContains(t, err, tc.expect)
+				assert.NotContains(t, err.Error(), "s3cret", "the password stays out of errors")
+				return
+			}
+			require.NoError(t, err)
+			defer closeStore()
+			assert.Equal(t, "Redis at "+mr.Addr()+", db 0 (shared by every instance using it)", where)
+			now := time.Now()
+			require.NoError(t, store.Put(context.Background(), &stepup.Record{ID: "p1", Kind: stepup.KindPark,
+				Method: http.MethodPost, Path: "/transfer", Created: now, Expires: now.Add(time.Minute)}))
+			assert.True(t, mr.Exists("bank:stepup:r:p1"), "the record is in Redis, under the bank's prefix")
+		})
+	}
+
+	t.Run("no URL: in memory", func(t *testing.T) {
+		store, where, closeStore, err := openStore("")
+		require.NoError(t, err)
+		closeStore()
+		assert.Nil(t, store, "the guard's default MemoryStore")
+		assert.Equal(t, "in memory (this instance only)", where)
+	})
+	t.Run("BANK_REDIS_URL, and -redis over it", func(t *testing.T) {
+		env := map[string]string{"BANK_REDIS_URL": "http://from-env"}
+		err := run(nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		assert.ErrorContains(t, err, "invalid URL scheme: http")
+		err = run([]string{"-redis", "ftp://from-flag"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		assert.ErrorContains(t, err, "invalid URL scheme: ftp")
+	})
 }

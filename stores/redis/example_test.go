@@ -1,0 +1,94 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gorilla/sessions"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/authsignal"
+	redisstore "github.com/stepupkit/stepup/stores/redis"
+)
+
+// Every instance of the application builds its guard on the same Redis
+// (and the same session keys): parks, spent tokens, passes, grants and the
+// challenge caps are then shared by all of them.
+func Example() {
+	mr := miniredis.NewMiniRedis() // stands in for your Redis here
+	if err := mr.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer mr.Close()
+
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()}) // e.g. redis.ParseURL(os.Getenv("REDIS_URL"))
+	defer rdb.Close()
+	guard, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("your-secret-key"),
+		Sessions:    sessions.NewCookieStore([]byte("a 32-byte hash key shared by all")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil }, // your login here
+		CallbackURL: "https://bank.example/stepup/callback",
+		Store:       redisstore.New(rdb, redisstore.Prefix("bank:stepup:")),
+	})
+	fmt.Println(guard != nil, err)
+	// Output: true <nil>
+}
+
+// Of two instances consuming the same parked request, one wins.
+func ExampleStore_Consume() {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer mr.Close()
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	instanceA, instanceB := redisstore.New(rdb), redisstore.New(rdb)
+
+	now := time.Now()
+	err := instanceA.Put(ctx, &stepup.Record{ID: "park-1", Kind: stepup.KindPark, UserID: "alice",
+		Method: http.MethodPost, Path: "/transfer", Body: []byte("amount=5000"), Created: now, Expires: now.Add(10 * time.Minute)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	rec, err := instanceB.Consume(ctx, "park-1")
+	fmt.Println(string(rec.Body), err)
+	_, err = instanceA.Consume(ctx, "park-1")
+	fmt.Println(errors.Is(err, stepup.ErrConsumed))
+	// Output:
+	// amount=5000 <nil>
+	// true
+}
+
+// The challenge caps count across instances: with a cap of two per user,
+// the third challenge is refused whichever instance asks.
+func ExampleStore_Reserve() {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer mr.Close()
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	instances := []*redisstore.Store{redisstore.New(rdb), redisstore.New(rdb)}
+
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		slot := stepup.Slot{ID: fmt.Sprint("challenge-", i), User: "alice", Session: fmt.Sprint("session-", i),
+			At: at.Add(time.Duration(i) * time.Minute), Expires: at.Add(time.Duration(i)*time.Minute + 10*time.Minute)}
+		wait, err := instances[i%2].Reserve(ctx, slot, 2, 1)
+		fmt.Println(i, err, wait)
+	}
+	// Output:
+	// 0 <nil> 0s
+	// 1 <nil> 0s
+	// 2 stepup: too many challenges 8m0s
+}
