@@ -3,18 +3,17 @@ package main
 import (
 	"context"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup/examples/internal/browsertest"
 )
 
 // TestSDK drives the real @authsignal/browser (the vendored 1.16.0) in
@@ -22,7 +21,7 @@ import (
 // (127.0.0.1 and localhost) with third-party cookies blocked: popup mode
 // (a cross-site iframe) and window mode, finished, closed and failed.
 func TestSDK(t *testing.T) {
-	browser := newBrowser(t)
+	browser := browsertest.Chromium(t)
 	s := startServers(t)
 	emu := s.Emulator
 
@@ -42,85 +41,32 @@ func TestSDK(t *testing.T) {
 	}
 	// launch fills the form, presses the mode's button and returns the
 	// challenge page's browser target: the SDK's iframe or its window.
-	// The challenge page runs in a target of its own: the SDK's cross-site
-	// iframe (site isolation) or its window. chromedp does not follow such
-	// a target through a navigation, so each step attaches afresh and runs
-	// a script there; a click that navigates is deferred, so that the
-	// script returns first.
-	old := map[target.ID]bool{}
-	var detachAll []context.CancelFunc
-	defer func() { // cancelling closes the target: only once the test is over
-		for _, d := range detachAll {
-			d()
-		}
-	}()
-	inChallenge := func(kind, expr string) (string, error) {
-		infos, err := chromedp.Targets(browser)
-		if err != nil {
-			return "", err
-		}
-		for _, i := range infos {
-			if i.Type != kind || old[i.TargetID] || !strings.HasPrefix(i.URL, s.EmulatorURL+"/challenge") {
-				continue
-			}
-			page, detach := chromedp.NewContext(browser, chromedp.WithTargetID(i.TargetID))
-			detachAll = append(detachAll, detach)
-			ctx, cancel := context.WithTimeout(page, 5*time.Second)
-			defer cancel()
-			return chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-		}
-		return "", nil
-	}
-	// waitChallenge runs expr in the challenge page until it returns a
-	// non-empty string, and returns that.
-	waitChallenge := func(t *testing.T, kind, expr string) string {
+	// launch submits the form with the mode's button and returns the
+	// challenge page the SDK opens.
+	launch := func(t *testing.T, amount, mode string) *browsertest.Challenge {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
-		defer cancel()
-		for {
-			if v, err := inChallenge(kind, expr); err == nil && v != "" {
-				return v
-			}
-			_, err := chromedp.Run(ctx, chromedp.Sleep(50*time.Millisecond))
-			require.NoError(t, err, "waiting in the challenge page for %s", expr)
-		}
-	}
-	// click presses a button of the challenge page and, unless last, waits
-	// for the page it leads to.
-	click := func(t *testing.T, kind, sel string, last bool) {
-		t.Helper()
-		waitChallenge(t, kind, `document.querySelector('`+sel+`') ? 'ok' : ''`)
-		waitChallenge(t, kind, `window.stepupOld = true; setTimeout(function () { document.querySelector('`+sel+`').click(); }, 50); 'ok'`)
-		if !last {
-			waitChallenge(t, kind, `!window.stepupOld && document.readyState === 'complete' ? 'ok' : ''`)
-		}
-	}
-	sendCode := func(t *testing.T, kind string) string {
-		t.Helper()
-		click(t, kind, `button[name=method][value=EMAIL_OTP]`, false)
-		code, ok := emu.LastCode("alice")
-		require.True(t, ok)
-		return code
-	}
-	enterCode := func(t *testing.T, kind, code string, last bool) {
-		t.Helper()
-		waitChallenge(t, kind, `document.querySelector('#code').value = '`+code+`'; 'ok'`)
-		click(t, kind, `#verify`, last)
-	}
-	launch := func(t *testing.T, amount, mode string) {
-		t.Helper()
-		infos, err := chromedp.Targets(browser)
-		require.NoError(t, err)
-		for _, i := range infos {
-			old[i.TargetID] = true
-		}
+		kind := map[string]string{"popup": "iframe", "window": "page"}[mode]
+		c := browsertest.NewChallenge(t, browser, s.EmulatorURL, kind)
 		// A new guard session each time: a session may open five
 		// challenges per ParkTTL, and the closed ones count.
-		_, err = chromedp.Call(browser, network.ClearBrowserCookies, cdp.Empty{})
+		_, err := chromedp.Call(browser, network.ClearBrowserCookies, cdp.Empty{})
 		require.NoError(t, err)
 		run(t, browser,
 			chromedp.Navigate(s.AppURL+"/"), chromedp.WaitVisible(chromedp.ID("amount")),
 			chromedp.SetValue(chromedp.ID("amount"), amount), chromedp.Click(chromedp.ID(mode)))
+		return c
+	}
+	sendCode := func(t *testing.T, c *browsertest.Challenge) string {
+		t.Helper()
+		c.Click(t, `button[name=method][value=EMAIL_OTP]`, false)
+		code, ok := emu.LastCode("alice")
+		require.True(t, ok)
+		return code
+	}
+	enterCode := func(t *testing.T, c *browsertest.Challenge, code string, last bool) {
+		t.Helper()
+		c.Fill(t, "#code", code)
+		c.Click(t, "#verify", last)
 	}
 	waitResult := func(t *testing.T) string {
 		t.Helper()
@@ -130,7 +76,7 @@ func TestSDK(t *testing.T) {
 
 	t.Run("popup: verified, the request runs once", func(t *testing.T) {
 		before := s.App.Transfers.Load()
-		launch(t, "500", "popup")
+		frame := launch(t, "500", "popup")
 		run(t, browser, chromedp.WaitVisible(chromedp.ID("__authsignal-popup-iframe")))
 		ctx, cancel := context.WithTimeout(browser, 10*time.Second)
 		defer cancel()
@@ -142,9 +88,9 @@ func TestSDK(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, allow.Value, "publickey-credentials-get *")
 
-		assert.Equal(t, "no cookie", waitChallenge(t, "iframe", `document.cookie = 'probe=1; path=/'; document.cookie || 'no cookie'`),
+		assert.Equal(t, "no cookie", frame.Wait(t, `document.cookie = 'probe=1; path=/'; document.cookie || 'no cookie'`),
 			"the cross-site iframe keeps no cookie, and the challenge still works")
-		enterCode(t, "iframe", sendCode(t, "iframe"), true)
+		enterCode(t, frame, sendCode(t, frame), true)
 
 		assert.Equal(t, "200 Sent 500.00 to bob after verification (token).", waitResult(t))
 		run(t, browser, chromedp.WaitNotPresent(chromedp.ID("__authsignal-popup-container")))
@@ -154,8 +100,8 @@ func TestSDK(t *testing.T) {
 
 	t.Run("popup: closed by the user, nothing runs", func(t *testing.T) {
 		before := s.App.Transfers.Load()
-		launch(t, "600", "popup")
-		waitChallenge(t, "iframe", `document.querySelector('#cancel') ? 'ok' : ''`)
+		frame := launch(t, "600", "popup")
+		frame.Wait(t, `document.querySelector('#cancel') ? 'ok' : ''`)
 		run(t, browser, chromedp.WaitVisible(chromedp.ID("__authsignal-popup-iframe")),
 			chromedp.MouseClickXY(5, 5)) // the backdrop
 		assert.Equal(t, "You closed the verification: nothing was sent.", waitResult(t))
@@ -164,23 +110,22 @@ func TestSDK(t *testing.T) {
 
 	t.Run("popup: cancel on the page, nothing runs", func(t *testing.T) {
 		before := s.App.Transfers.Load()
-		launch(t, "650", "popup")
-		click(t, "iframe", "#cancel", true)
+		launch(t, "650", "popup").Click(t, "#cancel", true)
 		assert.Equal(t, "You closed the verification: nothing was sent.", waitResult(t))
 		assert.Equal(t, before, s.App.Transfers.Load())
 	})
 
 	t.Run("popup: a failed challenge, the guard refuses", func(t *testing.T) {
 		before := s.App.Transfers.Load()
-		launch(t, "700", "popup")
-		code := sendCode(t, "iframe")
+		frame := launch(t, "700", "popup")
+		code := sendCode(t, frame)
 		wrong := "000000"
 		if code == wrong {
 			wrong = "111111"
 		}
-		enterCode(t, "iframe", wrong, false)
-		enterCode(t, "iframe", wrong, false)
-		enterCode(t, "iframe", wrong, true)
+		enterCode(t, frame, wrong, false)
+		enterCode(t, frame, wrong, false)
+		enterCode(t, frame, wrong, true)
 		result := waitResult(t)
 		assert.True(t, strings.HasPrefix(result, "403 step_up_failed: "), result)
 		assert.Equal(t, before, s.App.Transfers.Load(), "nothing ran")
@@ -189,16 +134,15 @@ func TestSDK(t *testing.T) {
 
 	t.Run("window: verified, the request runs once", func(t *testing.T) {
 		before := s.App.Transfers.Load()
-		launch(t, "800", "window")
-		enterCode(t, "page", sendCode(t, "page"), true)
+		win := launch(t, "800", "window")
+		enterCode(t, win, sendCode(t, win), true)
 		assert.Equal(t, "200 Sent 800.00 to bob after verification (token).", waitResult(t))
 		assert.Equal(t, before+1, s.App.Transfers.Load())
 	})
 
 	t.Run("window: cancel on the page, nothing runs", func(t *testing.T) {
 		before := s.App.Transfers.Load()
-		launch(t, "900", "window")
-		click(t, "page", "#cancel", true)
+		launch(t, "900", "window").Click(t, "#cancel", true)
 		assert.Equal(t, "You closed the verification: nothing was sent.", waitResult(t))
 		assert.Equal(t, before, s.App.Transfers.Load())
 	})
@@ -222,53 +166,4 @@ func startServers(t *testing.T) *servers {
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s
-}
-
-// newBrowser starts headless Chromium with a fresh profile that blocks
-// third-party cookies. Without a Chromium the test is skipped, unless
-// CI=true, where that is a failure.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path := findChromium()
-	if path == "" {
-		msg := "Chromium not found: install it (Debian/Ubuntu: apt-get install -y chromium) or set CHROMIUM to its path"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("test-third-party-cookie-phaseout", true), // block third-party cookies
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1024, 900),
-	)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	_, err := chromedp.Run(ctx, chromedp.Location())
-	require.NoError(t, err, "starting %s", path)
-	return ctx
-}
-
-func findChromium() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
 }
