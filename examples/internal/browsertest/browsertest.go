@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,14 +83,11 @@ type Challenge struct {
 	Origin  string // the challenge page's origin, e.g. the emulator's URL
 	Kind    string // "iframe" or "page"
 
-	mu     sync.Mutex
-	old    map[target.ID]bool
-	detach []context.CancelFunc
+	old map[target.ID]bool
 }
 
 // NewChallenge notes the targets open now, which are not the challenge
-// page: call it before the action that opens the challenge. Its
-// attachments end with the test (ending one earlier would close its target).
+// page: call it before the action that opens the challenge.
 func NewChallenge(t *testing.T, browser context.Context, origin, kind string) *Challenge {
 	t.Helper()
 	c := &Challenge{Browser: browser, Origin: origin, Kind: kind, old: map[target.ID]bool{}}
@@ -100,13 +96,6 @@ func NewChallenge(t *testing.T, browser context.Context, origin, kind string) *C
 	for _, i := range infos {
 		c.old[i.TargetID] = true
 	}
-	t.Cleanup(func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, d := range c.detach {
-			d()
-		}
-	})
 	return c
 }
 
@@ -121,10 +110,9 @@ func (c *Challenge) Eval(expr string) (string, error) {
 		if i.Type != c.Kind || c.old[i.TargetID] || !strings.HasPrefix(i.URL, c.Origin+"/") {
 			continue
 		}
-		page, detach := chromedp.NewContext(c.Browser, chromedp.WithTargetID(i.TargetID))
-		c.mu.Lock()
-		c.detach = append(c.detach, detach)
-		c.mu.Unlock()
+		// The attachment ends with the browser: cancelling it would close
+		// the target, and with an iframe's, the page it is in.
+		page, _ := chromedp.NewContext(c.Browser, chromedp.WithTargetID(i.TargetID))
 		ctx, cancel := context.WithTimeout(page, 5*time.Second)
 		defer cancel()
 		return chromedp.Run(ctx, chromedp.Evaluate[string](expr))
