@@ -6,12 +6,17 @@ package browsertest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
@@ -43,6 +48,9 @@ func Chromium(t *testing.T) context.Context {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("test-third-party-cookie-phaseout", true), // block third-party cookies, as browsers now do
+		// A cross-site iframe stays in its page's process (see Challenge).
+		chromedp.Flag("disable-features", "SitePerProcess,IsolateOrigins"),
+		chromedp.Flag("disable-site-isolation-trials", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1024, 900),
 	)
@@ -72,59 +80,106 @@ func FindChromium() string {
 	return ""
 }
 
-// Challenge works in a challenge page the SDK opens: Kind "iframe" for
-// popup mode (a cross-site iframe is a target of its own under site
-// isolation) or "page" for window mode. chromedp does not follow such a
-// target through a navigation, so each step attaches afresh and runs a
-// script there; a click that navigates is deferred so that the script
-// returns first.
+// Challenge works in the challenge page the SDK opens from a tab: in popup
+// mode an iframe of the tab ("iframe"), in window mode a new window
+// ("page"). Each step runs a script there and returns a string; a click
+// that navigates is deferred so that the script returns first.
+//
+// The iframe is reached through the tab's own session (its frame tree and
+// an isolated world), never by attaching to it: chromedp does not follow
+// an attached iframe through a navigation, and attaching while a page
+// loads races inside chromedp. Chromium therefore runs without site
+// isolation (see Chromium): a cross-site iframe stays in the tab's process,
+// which changes nothing the web platform sees (origins, sites, cookies,
+// CSP, postMessage).
 type Challenge struct {
-	Browser context.Context
-	Origin  string // the challenge page's origin, e.g. the emulator's URL
-	Kind    string // "iframe" or "page"
-
-	old map[target.ID]bool
+	tab    context.Context
+	origin string
+	kind   string
+	window <-chan target.ID
+	winID  target.ID
 }
 
-// NewChallenge notes the targets open now, which are not the challenge
-// page: call it before the action that opens the challenge.
-func NewChallenge(t *testing.T, browser context.Context, origin, kind string) *Challenge {
+// NewChallenge prepares to work in the challenge page at origin that the
+// next action in tab opens, kind "iframe" or "page". Call it before that
+// action.
+func NewChallenge(t *testing.T, tab context.Context, origin, kind string) *Challenge {
 	t.Helper()
-	c := &Challenge{Browser: browser, Origin: origin, Kind: kind, old: map[target.ID]bool{}}
-	infos, err := chromedp.Targets(browser)
-	require.NoError(t, err)
-	for _, i := range infos {
-		c.old[i.TargetID] = true
+	c := &Challenge{tab: tab, origin: origin, kind: kind}
+	if kind == "page" {
+		ctx, cancel := context.WithCancel(tab)
+		t.Cleanup(cancel)
+		c.window = chromedp.WaitNewTarget(ctx, func(i *target.Info) bool { return i.Type == "page" })
 	}
 	return c
 }
 
 // Eval runs expr in the challenge page and returns its string value, or ""
-// when the page is not open.
+// when the page is not open (yet, or any more).
 func (c *Challenge) Eval(expr string) (string, error) {
-	infos, err := chromedp.Targets(c.Browser)
+	ctx, cancel := context.WithTimeout(c.tab, 5*time.Second)
+	defer cancel()
+	if c.kind == "page" {
+		if c.winID == "" {
+			select {
+			case c.winID = <-c.window:
+			default:
+				return "", nil
+			}
+		}
+		// A fresh attachment each time: chromedp answers only the first
+		// evaluation on an attached window. It ends with the browser
+		// (cancelling it would close the window).
+		win, _ := chromedp.NewContext(c.tab, chromedp.WithTargetID(c.winID))
+		wctx, wcancel := context.WithTimeout(win, 5*time.Second)
+		defer wcancel()
+		return chromedp.Run(wctx, chromedp.Evaluate[string](`location.href.indexOf(`+jsString(c.origin+"/")+`) === 0 ? (function () { return `+expr+`; })() : ''`))
+	}
+	tree, err := chromedp.Call(ctx, page.GetFrameTree, cdp.Empty{})
 	if err != nil {
 		return "", err
 	}
-	for _, i := range infos {
-		if i.Type != c.Kind || c.old[i.TargetID] || !strings.HasPrefix(i.URL, c.Origin+"/") {
-			continue
-		}
-		// The attachment ends with the browser: cancelling it would close
-		// the target, and with an iframe's, the page it is in.
-		page, _ := chromedp.NewContext(c.Browser, chromedp.WithTargetID(i.TargetID))
-		ctx, cancel := context.WithTimeout(page, 5*time.Second)
-		defer cancel()
-		return chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	frame := findFrame(tree.FrameTree, c.origin+"/")
+	if frame == nil {
+		return "", nil
 	}
-	return "", nil
+	world, err := chromedp.Call(ctx, page.CreateIsolatedWorld, page.CreateIsolatedWorldParams{FrameID: frame.ID, WorldName: "browsertest"})
+	if err != nil {
+		return "", err
+	}
+	res, err := chromedp.Call(ctx, runtime.Evaluate, runtime.EvaluateParams{
+		Expression: expr, ContextID: world.ExecutionContextID, ReturnByValue: ptr(true)})
+	if err != nil {
+		return "", err
+	}
+	if res.ExceptionDetails != nil {
+		return "", fmt.Errorf("browsertest: %s: %s", expr, res.ExceptionDetails.Text)
+	}
+	var v string
+	_ = json.Unmarshal(res.Result.Value, &v)
+	return v, nil
+}
+
+func findFrame(t *page.FrameTree, prefix string) *cdp.Frame {
+	if t == nil {
+		return nil
+	}
+	if t.Frame != nil && t.Frame.ParentID != "" && strings.HasPrefix(t.Frame.URL, prefix) {
+		return t.Frame
+	}
+	for _, child := range t.ChildFrames {
+		if f := findFrame(child, prefix); f != nil {
+			return f
+		}
+	}
+	return nil
 }
 
 // Wait runs expr in the challenge page until it returns a non-empty
 // string, and returns that.
 func (c *Challenge) Wait(t *testing.T, expr string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(c.Browser, 20*time.Second)
+	ctx, cancel := context.WithTimeout(c.tab, 20*time.Second)
 	defer cancel()
 	for {
 		if v, err := c.Eval(expr); err == nil && v != "" {
@@ -142,9 +197,9 @@ func (c *Challenge) Click(t *testing.T, sel string, last bool) {
 	t.Helper()
 	q := `document.querySelector(` + jsString(sel) + `)`
 	c.Wait(t, q+` ? 'ok' : ''`)
-	c.Wait(t, `window.browsertestOld = true; setTimeout(function () { `+q+`.click(); }, 50); 'ok'`)
+	c.Wait(t, `(document.documentElement.dataset.browsertestOld = '1') && setTimeout(function () { `+q+`.click(); }, 50) && 'ok'`)
 	if !last {
-		c.Wait(t, `!window.browsertestOld && document.readyState === 'complete' ? 'ok' : ''`)
+		c.Wait(t, `!document.documentElement.dataset.browsertestOld && document.readyState === 'complete' ? 'ok' : ''`)
 	}
 }
 
@@ -157,3 +212,5 @@ func (c *Challenge) Fill(t *testing.T, sel, value string) {
 func jsString(s string) string {
 	return `'` + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + `'`
 }
+
+func ptr[T any](v T) *T { return &v }
