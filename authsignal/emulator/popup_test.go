@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -272,4 +273,47 @@ func TestAppOrigins(t *testing.T) {
 			assert.Equal(t, tt.expect, sc.origins)
 		})
 	}
+}
+
+// FuzzPage sends arbitrary queries and forms to the hosted page: it never
+// fails with a 500, and it runs a script only under a nonce its CSP names.
+func FuzzPage(f *testing.F) {
+	srv := start(f, emulator.Config{Rules: mustRules(f, trackRules), Users: []emulator.User{alice}, AppOrigins: []string{appOrigin}})
+	h := srv.Emulator
+	got := track(f, srv, "alice", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb"})
+	token := url.QueryEscape(got.Token)
+	f.Add("/challenge", "token="+token+"&mode=popup", "")
+	f.Add("/challenge/done", "token="+token+"&mode=window", "")
+	f.Add("/challenge/left", "token="+token+"&mode=popup&mode=redirect", "")
+	f.Add("/challenge/cancel", "", "token="+token+"&mode=popup&csrf=x")
+	f.Add("/challenge", "token="+token+"&mode=%22%3E%3Cscript%3E", "")
+	f.Fuzz(func(t *testing.T, path, query, form string) {
+		method := http.MethodGet
+		var body *strings.Reader
+		if form != "" {
+			method, body = http.MethodPost, strings.NewReader(form)
+		} else {
+			body = strings.NewReader("")
+		}
+		req, err := http.NewRequest(method, "http://emulator.test/", body)
+		require.NoError(t, err)
+		req.URL.Path, req.URL.RawQuery = "/challenge"+strings.TrimPrefix(path, "/challenge"), query
+		if form != "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		assert.Less(t, rec.Code, 500)
+		csp := rec.Header().Get("Content-Security-Policy")
+		page := rec.Body.String()
+		scripts := regexp.MustCompile(`<script[^>]*>`).FindAllString(page, -1)
+		if !strings.Contains(csp, "script-src") {
+			assert.Empty(t, scripts, "no script without a nonce in the CSP")
+			return
+		}
+		m := nonceRE.FindStringSubmatch(page)
+		require.NotNil(t, m)
+		assert.Equal(t, []string{`<script nonce="` + m[1] + `">`}, scripts)
+		assert.Contains(t, csp, "script-src 'nonce-"+m[1]+"';")
+	})
 }
