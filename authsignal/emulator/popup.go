@@ -65,7 +65,7 @@ func originOf(raw string) (string, bool) {
 // whoever opened or framed the page.
 func (e *Emulator) messageTargets(redirectURL string) []string {
 	targets := append([]string{}, e.cfg.AppOrigins...)
-	if o, ok := originOf(redirectURL); ok && redirectURL != "" && !contains(targets, o) {
+	if o, ok := originOf(redirectURL); ok && !contains(targets, o) {
 		targets = append(targets, o)
 	}
 	return targets
