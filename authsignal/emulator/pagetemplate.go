@@ -133,4 +133,3 @@ button{font:inherit;padding:.4rem 1rem;margin:.25rem .25rem .25rem 0;cursor:poin
 
 // Ready is the AUTHSIGNAL_READY message the page's script posts.
 func (pageData) Ready() string { return readyMessage }
-
