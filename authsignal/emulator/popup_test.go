@@ -317,3 +317,18 @@ func FuzzPage(f *testing.F) {
 		assert.Contains(t, csp, "script-src 'nonce-"+m[1]+"';")
 	})
 }
+
+func TestDriverKeepsThePopupMode(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}, AppOrigins: []string{appOrigin}})
+	got := track(t, srv, "alice", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb"})
+	loc, err := srv.CompleteChallenge(ctx(t), popupURL(got.URL))
+	require.NoError(t, err)
+	assert.Equal(t, "/challenge/done", loc.Path, "popup mode: no redirect to the redirectUrl")
+	assert.Equal(t, "popup", loc.Query().Get("mode"))
+	assert.Equal(t, true, validate(t, srv, map[string]any{"token": loc.Query().Get("token")})["isValid"])
+
+	other := track(t, srv, "alice", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb"})
+	loc, err = srv.CancelChallenge(ctx(t), popupURL(other.URL))
+	require.NoError(t, err)
+	assert.Equal(t, "/challenge/left", loc.Path, "cancel in popup mode hands over no token")
+}
