@@ -90,11 +90,13 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 	case "/challenge/verify":
 		status, location, d = e.verifyLocked(rec, r, token, csrf, base)
 	case "/challenge/cancel":
-		status, location = http.StatusSeeOther, e.finishLocationLocked(rec, base, mode)
+		status = http.StatusSeeOther
 		if active, _ := e.pageMode(rec); active && mode != "" {
 			// Left in popup or window mode: the SDK resolves {token: undefined},
 			// as when the user closes the popup.
 			location = "/challenge/left?token=" + url.QueryEscape(token) + "&mode=" + mode
+		} else {
+			location = e.finishLocationLocked(rec, base, mode)
 		}
 		e.logf("emulator: challenge left user=%q action=%q state=%s", rec.key.user, rec.key.action, rec.state)
 	}
