@@ -176,7 +176,8 @@
 // one as CHALLENGE_FAILED; Cancel leaves the state as it is. Each then
 // redirects (303) to the track's redirectUrl with token=<fresh token>
 // appended to its query, or, without a redirectUrl, to /challenge/done,
-// which shows the token. A user with no authenticator (an enrol rule, or an
+// which shows the token (in popup and window modes, see below, to
+// /challenge/done or /challenge/left, which hand over the result). A user with no authenticator (an enrol rule, or an
 // ALLOW action sent to the URL to enrol, as Authsignal's helpers do) first
 // gives an email address; verifying the code enrols it.
 //
@@ -191,10 +192,45 @@
 //	#error                                the last error
 //	#state, #token                        on the done page
 //
-// Forms are protected by a signed double-submit token (HMAC of a random
-// HttpOnly cookie with the secret, compared in constant time); every value is
-// escaped by html/template; responses carry Cache-Control: no-store,
-// Referrer-Policy: no-referrer and a CSP without scripts.
+// The page sets no cookie, so that it works in a cross-site iframe where
+// the browser blocks third-party cookies. Its forms are bound to the
+// challenge instead: each carries the challenge token and an HMAC of it
+// with the secret (compared in constant time), and a form sent from another
+// site is refused (Sec-Fetch-Site, else Origin, as net/http's
+// CrossOriginProtection checks them). Every value is escaped by
+// html/template; responses carry Cache-Control: no-store, Referrer-Policy:
+// no-referrer, and a CSP with default-src 'none' and no script at all in
+// redirect mode.
+//
+// # Popup and window modes (Authsignal's browser SDK)
+//
+// The page speaks the pre-built UI protocol of @authsignal/browser.
+// launch(url, {mode: "popup"}) loads url+"&mode=popup" in an iframe,
+// launch(url, {mode: "window"}) in a window.open window with the same
+// "&mode=popup" ("mode=window" is accepted too). In these modes the page
+// keeps the mode through its forms and runs one inline script, allowed by a
+// fresh CSP nonce, that posts to its parent (iframe) or opener (window)
+// JSON strings, as the SDK expects, and raw height objects:
+//
+//	{"event":"AUTHSIGNAL_READY"}                  each page, when shown
+//	{height: n} (an object)                       each page: its height, on load and resize
+//	{"event":"AUTHSIGNAL_CLOSE_POPUP","token":…}  the challenge ended: verified, failed, or
+//	                                              Continue when there was nothing to verify
+//	{"event":"AUTHSIGNAL_CLOSE_POPUP"}            Cancel: the SDK resolves {token: undefined},
+//	                                              as when the user closes the popup
+//
+// The token is a fresh one, validated by the application's backend as in
+// redirect mode; the page does not redirect to the redirectUrl. Messages
+// are posted only to the origins in Config.AppOrigins and to the origin of
+// the track's redirectUrl, one postMessage per origin with that origin as
+// the target: the browser delivers none to a window of any other origin,
+// whoever framed or opened the page. With no such origin the page runs no
+// script and the done page shows the token.
+//
+// Only Config.AppOrigins (the -app-origin flag of cmd/authsignal-emulator)
+// may frame the page: CSP frame-ancestors lists them. Without them the page
+// sends frame-ancestors 'none' and X-Frame-Options: DENY, so popup mode
+// needs them; window and redirect modes work without.
 //
 // # Controls for tests
 //

@@ -18,7 +18,8 @@ import (
 // browser would (its own cookie jar): it chooses email OTP (or the user's
 // only method), reads the code from the outbox and submits it. It returns
 // where the page redirects: the track's redirectUrl with token=… appended,
-// or the emulator's done page when there was none. The challenge URL must
+// or the emulator's done page when there was none or when challengeURL has
+// the browser SDK's mode=popup (or window). The challenge URL must
 // point at a listening emulator (New, or NewHandler behind a server).
 func (e *Emulator) CompleteChallenge(ctx context.Context, challengeURL string) (*url.URL, error) {
 	b, err := e.startDriver(ctx, challengeURL)
@@ -69,6 +70,7 @@ type driver struct {
 	client *http.Client
 	base   *url.URL
 	token  string
+	mode   string // the challenge URL's mode (popup, window), carried by the forms as the page's are
 	key    actionKey
 	page   string // the last page's HTML
 }
@@ -97,6 +99,7 @@ func (e *Emulator) startDriver(ctx context.Context, challengeURL string) (*drive
 		}},
 		base:  &url.URL{Scheme: u.Scheme, Host: u.Host},
 		token: token,
+		mode:  launchMode(u.Query().Get("mode")),
 		key:   c.key(),
 	}
 	if err := d.get(ctx, challengeURL); err != nil {
@@ -140,6 +143,9 @@ func (d *driver) post(ctx context.Context, path string, form url.Values, want in
 	}
 	form.Set("token", d.token)
 	form.Set("csrf", html.UnescapeString(m[1]))
+	if d.mode != "" {
+		form.Set("mode", d.mode)
+	}
 	target := d.base.ResolveReference(&url.URL{Path: path})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(form.Encode()))
 	if err != nil {

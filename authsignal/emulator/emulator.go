@@ -75,6 +75,16 @@ type Config struct {
 	// and Host. New sets it to the server's URL.
 	PublicURL string
 
+	// AppOrigins are the origins, http(s)://host[:port], of the applications
+	// that launch the hosted page with Authsignal's browser SDK in popup mode
+	// (an iframe): only they may frame the page (CSP frame-ancestors). In
+	// popup and window mode the page posts its messages, the token included,
+	// to these origins and to the origin of the track's redirectUrl, never to
+	// any other. Optional. Default none: no site may frame the page
+	// (X-Frame-Options: DENY), and window mode works for the origin of the
+	// redirectUrl.
+	AppOrigins []string
+
 	// MaxActions bounds the stored actions, the outbox and the users created
 	// through the API; the oldest are evicted first. Optional. Default 10000.
 	MaxActions int
@@ -230,6 +240,11 @@ func NewHandler(cfg Config) (*Emulator, error) {
 		}
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
+	origins, err := appOrigins(cfg.AppOrigins)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AppOrigins = origins
 	rs, err := compileRules(cfg.Rules)
 	if err != nil {
 		return nil, err

@@ -4,118 +4,13 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
-	"html/template"
 	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
 )
 
-const (
-	csrfCookieName = "emulator_csrf"
-	maxFormBytes   = 64 << 10
-)
-
-// pageData is everything the page template shows; html/template escapes it.
-type pageData struct {
-	Title     string
-	Step      string // invalid, choose, code, status, done
-	UserID    string
-	Action    string
-	Token     string // the challenge token, carried in the forms
-	CSRF      string
-	Error     string
-	Enrol     bool
-	Email     string
-	Methods   []methodChoice
-	Method    string
-	Channel   string
-	To        string
-	DevCode   string
-	Attempts  int // attempts left
-	State     string
-	Message   string
-	DoneToken string
-	Active    bool
-}
-
-type methodChoice struct{ Code, Label string }
-
-var methodLabels = map[string]string{MethodEmailOTP: "Email me a code", MethodSMS: "Text me a code"}
-
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}} · Authsignal emulator</title>
-<style>
-body{font:16px/1.5 system-ui,sans-serif;color:#1f2328;background:#f6f8fa;margin:0}
-main{max-width:26rem;margin:4rem auto;background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:1.5rem 2rem}
-h1{font-size:1.4rem;margin:0 0 .5rem}
-.meta{color:#59636e;font-size:.9rem}
-code{overflow-wrap:anywhere}
-form{margin:1rem 0}
-label{display:block;margin:.5rem 0 .25rem}
-input{font:inherit;padding:.4rem;width:100%;box-sizing:border-box}
-button{font:inherit;padding:.4rem 1rem;margin:.25rem .25rem .25rem 0;cursor:pointer}
-.error{color:#d1242f}
-.dev{background:#fff8c5;padding:.5rem}
-.note{color:#59636e;font-size:.8rem;margin-top:2rem}
-</style>
-</head>
-<body>
-<main>
-<h1>{{.Title}}</h1>
-{{if .Action}}<p class="meta">Action <code id="action">{{.Action}}</code> for user <code id="user">{{.UserID}}</code></p>{{end}}
-{{with .Error}}<p class="error" id="error" role="alert">{{.}}</p>{{end}}
-{{if eq .Step "choose"}}
-<form method="post" action="/challenge/send">
-<input type="hidden" name="token" value="{{.Token}}">
-<input type="hidden" name="csrf" value="{{.CSRF}}">
-{{if .Enrol}}<p>Set up verification by email to continue.</p>
-<label for="email">Email address</label>
-<input id="email" name="email" type="email" value="{{.Email}}" autocomplete="email" required>
-{{else}}<p>Choose how to verify it's you.</p>{{end}}
-{{range .Methods}}<button type="submit" name="method" value="{{.Code}}">{{.Label}}</button>
-{{end}}</form>
-{{else if eq .Step "code"}}
-<p>We sent a 6-digit code by {{.Channel}}{{with .To}} to <span id="to">{{.}}</span>{{end}}.</p>
-{{with .DevCode}}<p class="dev">Dev mode — your code is <strong id="dev-code">{{.}}</strong></p>{{end}}
-<form method="post" action="/challenge/verify">
-<input type="hidden" name="token" value="{{.Token}}">
-<input type="hidden" name="csrf" value="{{.CSRF}}">
-<label for="code">Code ({{.Attempts}} attempts left)</label>
-<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus>
-<button id="verify" type="submit">Verify</button>
-</form>
-<form method="post" action="/challenge/send">
-<input type="hidden" name="token" value="{{.Token}}">
-<input type="hidden" name="csrf" value="{{.CSRF}}">
-<input type="hidden" name="method" value="{{.Method}}">
-{{if .Enrol}}<input type="hidden" name="email" value="{{.Email}}">{{end}}
-<button id="resend" type="submit">Send a new code</button>
-</form>
-{{else if eq .Step "status"}}
-<p id="status">{{.Message}}</p>
-{{else if eq .Step "done"}}
-<p>Finished with state <code id="state">{{.State}}</code>. There is no redirect URL; hand this token to your application:</p>
-<p><code id="token">{{.DoneToken}}</code></p>
-{{else}}
-<p id="status">{{.Message}}</p>
-{{end}}
-{{if or (eq .Step "choose") (eq .Step "code") (eq .Step "status")}}
-<form method="post" action="/challenge/cancel">
-<input type="hidden" name="token" value="{{.Token}}">
-<input type="hidden" name="csrf" value="{{.CSRF}}">
-{{if .Active}}<button id="cancel" type="submit">Cancel</button>{{else}}<button id="continue" type="submit">Continue</button>{{end}}
-</form>
-{{end}}
-<p class="note">Authsignal emulator — for development and tests only.</p>
-</main>
-</body>
-</html>
-`))
+const maxFormBytes = 64 << 10
 
 // servePage serves the hosted challenge page. It never requires the API
 // key and no fault applies to it.
@@ -124,10 +19,12 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
+	if len(e.cfg.AppOrigins) == 0 {
+		h.Set("X-Frame-Options", "DENY") // CSP frame-ancestors says the same; this is for old browsers
+	}
 	var post bool
 	switch r.URL.Path {
-	case "/challenge", "/challenge/done":
+	case "/challenge", "/challenge/done", "/challenge/left":
 	case "/challenge/send", "/challenge/verify", "/challenge/cancel":
 		post = true
 	default:
@@ -143,7 +40,7 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 		e.renderMessage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use "+want+".")
 		return
 	}
-	var token string
+	var token, mode string
 	if post {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		if err := r.ParseForm(); err != nil {
@@ -151,19 +48,20 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !e.checkCSRF(r) {
-			e.renderMessage(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong. Reload the page and try again.")
+			e.renderMessage(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong, or it was sent from another site. Reload the page and try again.")
 			return
 		}
-		token = r.PostForm.Get("token")
+		token, mode = r.PostForm.Get("token"), launchMode(r.PostForm.Get("mode"))
 	} else {
-		token = r.URL.Query().Get("token")
+		q := r.URL.Query()
+		token, mode = q.Get("token"), launchMode(q.Get("mode"))
 	}
 	c, err := verifyToken(e.secret, token, e.now())
 	if err != nil {
 		e.renderMessage(w, http.StatusBadRequest, "Link expired", "This challenge link is invalid or has expired. Go back and try again.")
 		return
 	}
-	csrf := e.csrfFor(w, r)
+	csrf := e.csrfToken(token)
 	base := e.baseURL(r)
 
 	e.mu.Lock()
@@ -179,12 +77,27 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 		d = e.pageLocked(rec, token, csrf, "")
 	case "/challenge/done":
 		d = pageData{Title: "Done", Step: "done", UserID: rec.key.user, Action: rec.key.action, State: rec.state, DoneToken: token}
+		if mode != "" {
+			d.Close = closeMessage(token)
+		}
+	case "/challenge/left":
+		d = pageData{Title: "Verification cancelled", Step: "left", UserID: rec.key.user, Action: rec.key.action, State: rec.state}
+		if mode != "" {
+			d.Close = closeMessage("")
+		}
 	case "/challenge/send":
 		status, location, d = e.sendCodeLocked(rec, r, token, csrf)
 	case "/challenge/verify":
 		status, location, d = e.verifyLocked(rec, r, token, csrf, base)
 	case "/challenge/cancel":
-		status, location = http.StatusSeeOther, e.finishLocationLocked(rec, base)
+		status = http.StatusSeeOther
+		if active, _ := e.pageMode(rec); active && mode != "" {
+			// Left in popup or window mode: the SDK resolves {token: undefined},
+			// as when the user closes the popup.
+			location = "/challenge/left?token=" + url.QueryEscape(token) + "&mode=" + mode
+		} else {
+			location = e.finishLocationLocked(rec, base, mode)
+		}
 		e.logf("emulator: challenge left user=%q action=%q state=%s", rec.key.user, rec.key.action, rec.state)
 	}
 	redirect := rec.req.RedirectURL
@@ -194,6 +107,10 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 		h.Set("Location", location)
 		w.WriteHeader(status)
 		return
+	}
+	d.Mode = mode
+	if mode != "" {
+		d.Origins = e.messageTargets(redirect)
 	}
 	e.render(w, status, d, redirect)
 }
@@ -312,7 +229,11 @@ func (e *Emulator) sendCodeLocked(rec *actionRecord, r *http.Request, token, csr
 	} else {
 		e.logf("emulator: %s code sent for user=%q action=%q", channelOf(method), rec.key.user, rec.key.action)
 	}
-	return http.StatusSeeOther, "/challenge?token=" + url.QueryEscape(token), pageData{}
+	loc := "/challenge?token=" + url.QueryEscape(token)
+	if mode := launchMode(r.PostForm.Get("mode")); mode != "" {
+		loc += "&mode=" + mode
+	}
+	return http.StatusSeeOther, loc, pageData{}
 }
 
 // verifyLocked checks a submitted code. The right code settles the action
@@ -337,7 +258,7 @@ func (e *Emulator) verifyLocked(rec *actionRecord, r *http.Request, token, csrf,
 		if rec.attempts >= maxCodeAttempts {
 			e.setStateLocked(rec, StateChallengeFailed, "")
 			e.logf("emulator: challenge failed user=%q action=%q", rec.key.user, rec.key.action)
-			return http.StatusSeeOther, e.finishLocationLocked(rec, base), pageData{}
+			return http.StatusSeeOther, e.finishLocationLocked(rec, base, launchMode(r.PostForm.Get("mode"))), pageData{}
 		}
 		left := maxCodeAttempts - rec.attempts
 		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf,
@@ -349,14 +270,19 @@ func (e *Emulator) verifyLocked(rec *actionRecord, r *http.Request, token, csrf,
 	}
 	e.setStateLocked(rec, StateChallengeSucceeded, code.method)
 	e.logf("emulator: challenge succeeded user=%q action=%q method=%s", rec.key.user, rec.key.action, code.method)
-	return http.StatusSeeOther, e.finishLocationLocked(rec, base), pageData{}
+	return http.StatusSeeOther, e.finishLocationLocked(rec, base, launchMode(r.PostForm.Get("mode"))), pageData{}
 }
 
 // finishLocationLocked is where the page sends the browser when it is done:
-// the track's redirectUrl with token=<fresh token> appended (other query
-// parameters kept as they were, any old token dropped), or the done page.
-func (e *Emulator) finishLocationLocked(rec *actionRecord, base string) string {
+// in redirect mode the track's redirectUrl with token=<fresh token> appended
+// (other query parameters kept as they were, any old token dropped), or the
+// done page when there is none; in popup and window mode the done page,
+// which hands the fresh token to the SDK.
+func (e *Emulator) finishLocationLocked(rec *actionRecord, base, mode string) string {
 	token := url.QueryEscape(e.issueToken(rec, base))
+	if mode != "" {
+		return "/challenge/done?token=" + token + "&mode=" + mode
+	}
 	if rec.req.RedirectURL == "" {
 		return "/challenge/done?token=" + token
 	}
@@ -377,15 +303,27 @@ func (e *Emulator) finishLocationLocked(rec *actionRecord, base string) string {
 	return u.String()
 }
 
+// render writes the page. Redirect mode runs no script; popup and window
+// mode run one inline script, allowed by a fresh nonce, when there is an
+// origin to post to.
 func (e *Emulator) render(w http.ResponseWriter, status int, d pageData, redirectURL string) {
 	formAction := "'self'"
 	if u, err := url.Parse(redirectURL); err == nil && redirectURL != "" && validHost(u.Host) &&
 		(u.Scheme == "http" || u.Scheme == "https") {
 		formAction += " " + u.Scheme + "://" + u.Host // the page's forms redirect there
 	}
+	scripts := ""
+	if d.Mode != "" && len(d.Origins) > 0 {
+		var b [18]byte
+		rand.Read(b[:])
+		d.Nonce = b64(b[:])
+		scripts = "script-src 'nonce-" + d.Nonce + "'; "
+	} else {
+		d.Close = "" // nobody to tell: the done page shows the token instead
+	}
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction+
-		"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; "+scripts+"style-src 'unsafe-inline'; form-action "+formAction+
+		"; frame-ancestors "+e.frameAncestors()+"; base-uri 'none'")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := pageTemplate.Execute(w, d); err != nil {
@@ -397,29 +335,20 @@ func (e *Emulator) renderMessage(w http.ResponseWriter, status int, title, msg s
 	e.render(w, status, pageData{Title: title, Step: "invalid", Message: msg}, "")
 }
 
-// csrfFor returns the browser's CSRF cookie value, setting a new one if it
-// has none; forms carry HMAC(secret, cookie).
-func (e *Emulator) csrfFor(w http.ResponseWriter, r *http.Request) string {
-	c, err := r.Cookie(csrfCookieName)
-	if err != nil || len(c.Value) != 43 {
-		var b [32]byte
-		rand.Read(b[:])
-		c = &http.Cookie{Name: csrfCookieName, Value: b64(b[:]), Path: "/challenge",
-			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil}
-		http.SetCookie(w, c)
-	}
-	return e.csrfToken(c.Value)
-}
+func (e *Emulator) csrfToken(token string) string { return b64(mac(e.secret, "csrf\x00"+token)) }
 
-func (e *Emulator) csrfToken(cookie string) string { return b64(mac(e.secret, "csrf\x00"+cookie)) }
-
+// checkCSRF refuses a form sent from another site, and one whose csrf field
+// is not HMAC(secret, its challenge token). No cookie is involved: the page
+// must work in a cross-site iframe, where browsers withhold cookies.
+// Browsers say where a form comes from (Sec-Fetch-Site, else Origin);
+// clients that say neither are not browsers and cannot be forged into
+// sending anything.
 func (e *Emulator) checkCSRF(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookieName)
-	if err != nil || c.Value == "" {
+	if http.NewCrossOriginProtection().Check(r) != nil {
 		return false
 	}
 	got := r.PostForm.Get("csrf")
-	return subtle.ConstantTimeCompare([]byte(got), []byte(e.csrfToken(c.Value))) == 1
+	return subtle.ConstantTimeCompare([]byte(got), []byte(e.csrfToken(r.PostForm.Get("token")))) == 1
 }
 
 func newCode() string {

@@ -50,8 +50,18 @@ func (b *browser) get(target string) (*http.Response, string) {
 
 func (b *browser) post(target string, form url.Values) (*http.Response, string) {
 	b.t.Helper()
+	return b.postWith(target, form, nil)
+}
+
+// postWith posts form with extra headers, such as the fetch metadata a
+// browser adds.
+func (b *browser) postWith(target string, form url.Values, header http.Header) (*http.Response, string) {
+	b.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
 	require.NoError(b.t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return b.do(req)
 }
@@ -284,22 +294,24 @@ func TestPageNothingToVerify(t *testing.T) {
 func TestPageRefusesForgedForms(t *testing.T) {
 	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
 	got := track(t, srv, "alice", "changeEmail", nil)
-	victim := newBrowser(t)
-	_, page := victim.get(got.URL)
+	other := track(t, srv, "alice", "changeEmail", nil)
+	b := newBrowser(t)
+	_, page := b.get(got.URL)
 	csrf := csrfOf(t, page)
-	attacker := newBrowser(t)
-	_, attackerPage := attacker.get(got.URL)
+	_, otherPage := b.get(other.URL)
 
 	tests := []struct {
-		name string
-		b    *browser
-		csrf []string
+		name   string
+		csrf   []string
+		header http.Header
 	}{
-		{"missing field", victim, nil},
-		{"empty field", victim, []string{""}},
-		{"wrong field", victim, []string{csrf[:len(csrf)-2] + "AA"}},
-		{"no cookie", newBrowser(t), []string{csrf}},
-		{"another browser's field", victim, []string{csrfOf(t, attackerPage)}},
+		{"missing field", nil, nil},
+		{"empty field", []string{""}, nil},
+		{"wrong field", []string{csrf[:len(csrf)-2] + "AA"}, nil},
+		{"another challenge's field", []string{csrfOf(t, otherPage)}, nil},
+		{"sent from another site", []string{csrf}, http.Header{"Sec-Fetch-Site": {"cross-site"}}},
+		{"sent from a sibling site", []string{csrf}, http.Header{"Sec-Fetch-Site": {"same-site"}}},
+		{"another origin, no fetch metadata", []string{csrf}, http.Header{"Origin": {"https://evil.example"}}},
 	}
 	for _, tt := range tests {
 		for _, path := range []string{"/challenge/send", "/challenge/verify", "/challenge/cancel"} {
@@ -308,7 +320,7 @@ func TestPageRefusesForgedForms(t *testing.T) {
 				if tt.csrf != nil {
 					form["csrf"] = tt.csrf
 				}
-				resp, _ := tt.b.post(srv.URL+path, form)
+				resp, _ := b.postWith(srv.URL+path, form, tt.header)
 				assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 			})
 		}
@@ -316,7 +328,8 @@ func TestPageRefusesForgedForms(t *testing.T) {
 	assert.Empty(t, srv.Outbox())
 	assert.Equal(t, "CHALLENGE_REQUIRED", srv.Tracked()[0].State)
 
-	resp, _ := victim.post(srv.URL+"/challenge/send", url.Values{"token": {got.Token}, "csrf": {csrf}, "method": {"EMAIL_OTP"}})
+	resp, _ := b.postWith(srv.URL+"/challenge/send", url.Values{"token": {got.Token}, "csrf": {csrf}, "method": {"EMAIL_OTP"}},
+		http.Header{"Sec-Fetch-Site": {"same-origin"}, "Origin": {"null"}})
 	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "the genuine form works")
 }
 

@@ -6,11 +6,18 @@
 //
 //	authsignal-emulator [-addr 127.0.0.1:8787] [-secret KEY] [-rules rules.yaml]
 //	                    [-dev=true] [-public-url URL] [-auto-enroll] [-user id:email]...
+//	                    [-app-origin http://127.0.0.1:8080]...
 //
 // The secret defaults to $AUTHSIGNAL_SECRET, else "emulator-secret". Point
 // the client at the printed API URL:
 //
 //	authsignal.NewClient(secret, authsignal.WithBaseURL("http://127.0.0.1:8787/v1"))
+//
+// An application that launches the hosted page with Authsignal's browser
+// SDK in popup mode (an iframe) names its origin with -app-origin: only those
+// origins may frame the page, and the page posts the token only to them and
+// to the origin of the track's redirectUrl. Without it the page cannot be
+// framed; window and redirect modes work.
 //
 // SIGINT or SIGTERM shuts it down gracefully. It never logs the secret or
 // tokens; one-time codes are logged only with -dev.
@@ -59,6 +66,16 @@ func (u *users) Set(s string) error {
 	return nil
 }
 
+// origins is the repeatable -app-origin flag.
+type origins []string
+
+func (o *origins) String() string { return strings.Join(*o, " ") }
+
+func (o *origins) Set(s string) error {
+	*o = append(*o, s)
+	return nil
+}
+
 // run parses args, serves until ctx is done, then shuts down gracefully.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("authsignal-emulator", flag.ContinueOnError)
@@ -71,8 +88,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		publicURL  = fs.String("public-url", "", "base URL of the challenge links (default http://<listen address>)")
 		autoEnroll = fs.Bool("auto-enroll", false, "treat every user as enrolled with email OTP")
 		us         users
+		apps       origins
 	)
 	fs.Var(&us, "user", "enrolled user as id:email (repeatable)")
+	fs.Var(&apps, "app-origin", "origin of an application that may frame the page in the browser SDK's popup mode, as http(s)://host[:port] (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,6 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AutoEnroll: *autoEnroll,
 		DevMode:    *dev,
 		PublicURL:  base,
+		AppOrigins: apps,
 		Logf:       logger.Printf,
 	})
 	if err != nil {
@@ -132,6 +152,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stdout, "  rules:        %s\n", rulesNote)
 	fmt.Fprintf(stdout, "  dev mode:     %v\n", *dev)
+	framing := "none (popup mode off; window and redirect modes work)"
+	if len(apps) > 0 {
+		framing = apps.String()
+	}
+	fmt.Fprintf(stdout, "  app origins:  %s\n", framing)
 
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
 	serveErr := make(chan error, 1)

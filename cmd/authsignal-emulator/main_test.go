@@ -119,6 +119,8 @@ func TestRunRejectsBadArguments(t *testing.T) {
 		{"stray argument", []string{"serve"}},
 		{"bad public URL", []string{"-addr", "127.0.0.1:0", "-public-url", "ftp://x"}},
 		{"bad address", []string{"-addr", "256.0.0.1:99999"}},
+		{"app origin with a path", []string{"-addr", "127.0.0.1:0", "-app-origin", "http://127.0.0.1:8080/app"}},
+		{"app origin wildcard", []string{"-addr", "127.0.0.1:0", "-app-origin", "*"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,4 +130,20 @@ func TestRunRejectsBadArguments(t *testing.T) {
 			assert.NotContains(t, out.String(), "hidden-secret", "usage never shows the secret")
 		})
 	}
+}
+
+func TestRunAppOriginMayFrameThePage(t *testing.T) {
+	api, stdout, _, stop := startRun(t, []string{"-addr", "127.0.0.1:0", "-auto-enroll",
+		"-app-origin", "http://127.0.0.1:8080", "-app-origin", "http://localhost:3000"}, env(nil))
+	defer stop()
+	assert.Contains(t, stdout.String(), "app origins:  http://127.0.0.1:8080 http://localhost:3000")
+	status, body := post(t, api+"/users/u/actions/login", "emulator-secret", `{}`)
+	require.Equal(t, http.StatusOK, status)
+	challenge := regexp.MustCompile(`"url":"([^"]+)"`).FindStringSubmatch(body)
+	require.NotNil(t, challenge)
+	resp, err := http.Get(strings.ReplaceAll(challenge[1], `\u0026`, "&") + "&mode=popup")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "frame-ancestors http://127.0.0.1:8080 http://localhost:3000;")
+	assert.Empty(t, resp.Header.Get("X-Frame-Options"))
 }

@@ -27,6 +27,7 @@ import (
 	stepupecho "github.com/stepupkit/stepup/adapters/stepupecho"
 	"github.com/stepupkit/stepup/authsignal"
 	"github.com/stepupkit/stepup/authsignal/emulator"
+	"github.com/stepupkit/stepup/examples/internal/authsignalbrowser"
 	"github.com/stepupkit/stepup/policyfile"
 )
 
@@ -266,7 +267,10 @@ func (a *App) provider() (*authsignal.Client, error) {
 		Users:     users,
 		DevMode:   true, // the page shows the code: nobody has to read an inbox
 		PublicURL: a.emuURL,
-		Now:       a.cfg.Now,
+		// The dashboard frames the challenge page (the SDK's popup mode),
+		// which posts the token to the bank's origin only.
+		AppOrigins: []string{a.cfg.PublicURL},
+		Now:        a.cfg.Now,
 		Logf: func(format string, args ...any) {
 			a.log.Info(fmt.Sprintf(format, args...), slog.String("component", "emulator"))
 		},
@@ -321,6 +325,7 @@ func (a *App) routes() error {
 		return err
 	}
 	e.StaticFS("/static", static)
+	e.GET("/static/authsignal-browser.js", echo.WrapHandler(authsignalbrowser.Handler()))
 	e.GET("/", a.home)
 	e.GET("/login", a.loginPage)
 	e.POST("/login", a.login)
@@ -360,10 +365,14 @@ func (a *App) logRequest(c echo.Context, v middleware.RequestLoggerValues) error
 
 // secureHeaders sets the headers every page carries. The form-action
 // source list names the challenge origins: a form POST that needs a
-// step-up is redirected there, and browsers apply form-action to it.
+// step-up is redirected there, and browsers apply form-action to it. The
+// dashboard frames the challenge page (frame-src) in the browser SDK's
+// popup mode, whose <style> element is allowed by its hash.
 func (a *App) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	csp := "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
-		"form-action 'self' " + strings.Join(a.origins, " ") + "; frame-ancestors 'none'; base-uri 'none'"
+	origins := strings.Join(a.origins, " ")
+	csp := "default-src 'none'; script-src 'self'; style-src 'self' " + authsignalbrowser.StyleHash +
+		"; img-src 'self'; connect-src 'self'; frame-src " + origins + "; form-action 'self' " + origins +
+		"; frame-ancestors 'none'; base-uri 'none'"
 	https := strings.HasPrefix(a.cfg.PublicURL, "https:")
 	return func(c echo.Context) error {
 		h := c.Response().Header()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,18 +11,24 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup/examples/internal/browsertest"
 )
 
 // TestBrowser runs the demo's flows in headless Chromium: the user clicks,
 // the emulator's hosted page challenges, the OTP comes from the emulator's
 // Go API, and the assertions read what the pages show.
 func TestBrowser(t *testing.T) {
-	browser := newBrowser(t)
-	tb := startBank(t)
+	browser := browsertest.Chromium(t)
+	// The bank on localhost, its emulator on 127.0.0.1: two sites, as the
+	// bank and Authsignal are in production.
+	tb := startBank(t, func(c *AppConfig) {
+		c.PublicURL = strings.Replace(c.PublicURL, "http://127.0.0.1:", "http://localhost:", 1)
+	})
+	tb.url = tb.app.cfg.PublicURL
 	emu := tb.app.Emulator()
 	shots := screenshotDir(t)
 
@@ -150,39 +155,69 @@ func TestBrowser(t *testing.T) {
 		assert.Equal(t, "ALLOW", emu.Tracked()[tracked].State)
 	})
 
-	t.Run("the API flow: 401, popup challenge, retry with the token", func(t *testing.T) {
-		before := balance(t)
+	apiSend := func(t *testing.T, amount string) {
+		t.Helper()
 		step(t,
-			chromedp.SendKeys(chromedp.ID("api-amount"), "3000"),
+			chromedp.Navigate(tb.url+"/dashboard"),
+			chromedp.WaitVisible(chromedp.ID("api-amount")),
+			chromedp.SendKeys(chromedp.ID("api-amount"), amount),
 			chromedp.SendKeys(chromedp.ID("api-to"), "bob"),
+			chromedp.Click(chromedp.ID("api-send")),
 		)
-		popupCtx, cancel := context.WithTimeout(browser, 20*time.Second)
-		defer cancel()
-		popups := chromedp.WaitNewTarget(popupCtx, func(info *target.Info) bool { return info.Type == "page" })
-		step(t, chromedp.Click(chromedp.ID("api-send")))
-		var id target.ID
-		select {
-		case id = <-popups:
-		case <-popupCtx.Done():
-			t.Fatal("the page opened no popup")
-		}
-		require.NotEmpty(t, id)
-		popup, closePopup := chromedp.NewContext(browser, chromedp.WithTargetID(id))
-		defer closePopup()
-		pctx, cancelP := context.WithTimeout(popup, 20*time.Second)
-		defer cancelP()
-		require.NoError(t, chromedp.Do(pctx, chromedp.WaitVisible(emailOTP), chromedp.Click(emailOTP),
-			chromedp.WaitVisible(chromedp.ID("code"))))
+	}
+
+	t.Run("the API flow: 401, the SDK's popup, retry with the token", func(t *testing.T) {
+		before := balance(t)
+		// The SDK's popup mode: an iframe of the emulator's page, another
+		// site than the bank's (localhost against 127.0.0.1).
+		frame := browsertest.NewChallenge(t, browser, tb.app.EmulatorURL(), "iframe")
+		apiSend(t, "3000")
+		frame.Click(t, `button[name=method][value=EMAIL_OTP]`, false)
 		code, ok := emu.LastCode("alice")
 		require.True(t, ok)
-		// The popup closes itself once it has handed the token over.
-		require.NoError(t, chromedp.Do(pctx, chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(chromedp.ID("verify"))))
+		frame.Fill(t, "#code", code)
+		step(t, chromedp.WaitVisible(chromedp.ID("__authsignal-popup-iframe")))
+		screenshot(t, browser, shots, "api-popup.png")
+		frame.Click(t, "#verify", true)
 
 		step(t, chromedp.WaitVisible(chromedp.ID("api-result")))
 		assert.Equal(t, "200: Transfer of 3,000.00 to bob done after verification (API).", text(t, "api-result"))
 		assert.Contains(t, text(t, "api-log"), "401 insufficient_user_authentication")
+		step(t, chromedp.WaitNotPresent(chromedp.ID("__authsignal-popup-container")))
 		screenshot(t, browser, shots, "api.png")
 		assert.Equal(t, before-3000_00, balance(t))
+	})
+
+	t.Run("the API flow: closing the popup sends nothing", func(t *testing.T) {
+		before := balance(t)
+		frame := browsertest.NewChallenge(t, browser, tb.app.EmulatorURL(), "iframe")
+		apiSend(t, "2500")
+		frame.Wait(t, `document.querySelector('#cancel') ? 'ok' : ''`)
+		step(t, chromedp.WaitVisible(chromedp.ID("__authsignal-popup-iframe")),
+			chromedp.MouseClickXY(5, 5), // the backdrop
+			chromedp.WaitVisible(chromedp.ID("api-result")))
+		assert.Equal(t, "You closed the verification: nothing was sent.", text(t, "api-result"))
+		assert.Equal(t, before, balance(t))
+	})
+
+	t.Run("the API flow falls back to the full-page flow when the popup cannot open", func(t *testing.T) {
+		before := balance(t)
+		block := func(patterns ...*network.BlockPattern) {
+			_, err := chromedp.Call(browser, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: patterns})
+			require.NoError(t, err)
+		}
+		block(&network.BlockPattern{URLPattern: tb.url + "/static/authsignal-browser.js", Block: true})
+		defer block()
+		apiSend(t, "1200")
+		step(t, chromedp.WaitVisible(emailOTP))
+		assert.True(t, strings.HasPrefix(location(t), tb.app.EmulatorURL()+"/challenge?"), "on the emulator's page, full size")
+		step(t, chromedp.Click(emailOTP), chromedp.WaitVisible(chromedp.ID("code")))
+		code, ok := emu.LastCode("alice")
+		require.True(t, ok)
+		step(t, chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(chromedp.ID("verify")),
+			chromedp.WaitVisible(chromedp.ID("result")))
+		assert.Equal(t, "Transfer of 1,200.00 to bob done after verification.", text(t, "result"))
+		assert.Equal(t, before-1200_00, balance(t))
 	})
 }
 
@@ -190,56 +225,6 @@ func (tb *testBank) mustBalance(user string) int64 {
 	acct, ok := tb.app.bank.account(user)
 	require.True(tb.t, ok)
 	return acct.Balance
-}
-
-// newBrowser starts headless Chromium with a fresh profile. Without a
-// Chromium the test is skipped, unless CI=true, where that is a failure.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path := findChromium()
-	if path == "" {
-		msg := "Chromium not found: install it (Debian/Ubuntu: apt-get install -y chromium) or set CHROMIUM to its path"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1024, 900),
-	)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	// Start the browser on the untimed context: a timeout on the first
-	// run would bound the browser's life.
-	_, err := chromedp.Run(ctx, chromedp.Location())
-	require.NoError(t, err, "starting %s", path)
-	return ctx
-}
-
-func findChromium() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
 }
 
 // screenshotDir is where screenshots go: $BANK_SCREENSHOTS, or a fresh

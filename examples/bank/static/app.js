@@ -1,8 +1,12 @@
-// The API flow of the demo: POST /api/transfer; on a step-up challenge
-// (401 + WWW-Authenticate: Bearer error="insufficient_user_authentication")
-// open the challenge URL in a popup, wait for the token the guard's
-// callback page posts back to this window, and resend the same request
-// with the Step-Up-Token header.
+// The API flow of the demo, with Authsignal's browser SDK
+// (@authsignal/browser, vendored at /static/authsignal-browser.js):
+// POST /api/transfer; on a step-up challenge (401 + WWW-Authenticate:
+// Bearer error="insufficient_user_authentication") launch the challenge URL
+// in the SDK's popup mode, then resend the same request with the token in
+// the Step-Up-Token header. The guard validates the token and runs the
+// transfer once. When the popup cannot open (the SDK did not load, or
+// launch fails), the same transfer goes through the page's form instead:
+// the full-page redirect flow.
 (function () {
   'use strict';
   var form = document.getElementById('api-form');
@@ -10,6 +14,13 @@
   var log = document.getElementById('api-log');
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.content : '';
+  var client = null;
+  try {
+    // launch() uses no tenant; the SDK's other methods would.
+    client = new window.authsignal.Authsignal({tenantId: 'stepup-bank'});
+  } catch (e) {
+    client = null;
+  }
 
   function say(text, cls) {
     var li = document.createElement('li');
@@ -25,46 +36,23 @@
     return fetch('/api/transfer', {method: 'POST', headers: headers, body: body, credentials: 'same-origin'});
   }
 
-  // openPopup opens url in a popup; when the browser blocks it, a button
-  // lets the user open it with a fresh click.
-  function openPopup(url) {
-    var features = 'popup,width=520,height=720';
-    var w = window.open(url, 'stepup-challenge', features);
-    if (w) { return Promise.resolve(w); }
-    return new Promise(function (resolve) {
-      var li = say('Your browser blocked the popup. ');
-      var b = document.createElement('button');
-      b.type = 'button';
-      b.id = 'api-open';
-      b.textContent = 'Open the verification page';
-      b.addEventListener('click', function () {
-        var w2 = window.open(url, 'stepup-challenge', features);
-        if (w2) { li.remove(); resolve(w2); }
-      });
-      li.appendChild(b);
+  // redirectFlow sends the transfer as the page's form would: the guard
+  // answers a browser navigation with a redirect to the challenge, and
+  // runs the transfer when the browser comes back.
+  function redirectFlow(amount, to) {
+    say('The verification popup could not open: continuing on a full page…');
+    var f = document.createElement('form');
+    f.method = 'post';
+    f.action = '/transfer';
+    [['_csrf', csrf], ['amount', String(amount)], ['to', to]].forEach(function (kv) {
+      var input = document.createElement('input');
+      input.type = 'hidden';
+      input.name = kv[0];
+      input.value = kv[1];
+      f.appendChild(input);
     });
-  }
-
-  // waitForToken resolves with the token the callback page posts to its
-  // opener: only from this origin, from that popup, for that action.
-  function waitForToken(popup, action) {
-    return new Promise(function (resolve, reject) {
-      var closedAt = 0;
-      var timer = setInterval(function () {
-        if (!popup.closed) { return; }
-        closedAt = closedAt || Date.now();
-        if (Date.now() - closedAt > 1500) { done(); reject(new Error('the verification window was closed')); }
-      }, 250);
-      function onMessage(ev) {
-        var m = ev.data;
-        if (ev.origin !== window.location.origin || ev.source !== popup) { return; }
-        if (!m || m.type !== 'stepup:token' || m.action !== action || typeof m.token !== 'string') { return; }
-        done();
-        resolve(m.token);
-      }
-      function done() { clearInterval(timer); window.removeEventListener('message', onMessage); }
-      window.addEventListener('message', onMessage);
-    });
+    document.body.appendChild(f);
+    f.submit();
   }
 
   async function readJSON(res) {
@@ -74,10 +62,10 @@
   async function submit(ev) {
     ev.preventDefault();
     log.textContent = '';
-    var body = JSON.stringify({
-      amount: Number(document.getElementById('api-amount').value),
-      to: document.getElementById('api-to').value
-    });
+    var amount = document.getElementById('api-amount').value;
+    var to = document.getElementById('api-to').value;
+    if (!client) { redirectFlow(amount, to); return; }
+    var body = JSON.stringify({amount: Number(amount), to: to});
     try {
       say('POST /api/transfer ' + body);
       var res = await send(body);
@@ -85,14 +73,23 @@
       if (challenge) {
         var c = await readJSON(res);
         say('401 ' + c.error + ': step-up required for action "' + c.action + '". Opening the challenge in a popup…');
-        var popup = await openPopup(c.url);
-        var token = await waitForToken(popup, c.action);
+        var result;
+        try {
+          result = await client.launch(c.url, {mode: 'popup'});
+        } catch (e) {
+          redirectFlow(amount, to);
+          return;
+        }
+        if (!result || !result.token) {
+          say('You closed the verification: nothing was sent.', 'error').id = 'api-result';
+          return;
+        }
         say('Token received from the popup. Resending the same request with the ' + (c.tokenHeader || 'Step-Up-Token') + ' header…');
-        res = await send(body, token);
+        res = await send(body, result.token);
       }
       var out = await readJSON(res);
       if (!res.ok) {
-        say(res.status + ' ' + (out.error || '') + ': ' + (out.message || 'refused'), 'error');
+        say(res.status + ' ' + (out.error || '') + ': ' + (out.message || 'refused'), 'error').id = 'api-result';
         return;
       }
       say(res.status + ': ' + out.message, 'ok').id = 'api-result';
