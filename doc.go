@@ -126,7 +126,8 @@
 //
 //   - Router adapters (adapters/stepupecho is the reference): Guard.Match
 //     finds the Rule the table holds for a method and the route pattern the
-//     router matched; Guard.NewRule builds one for a per-route Require;
+//     router matched; Guard.SplitMethods tells a route checker which methods
+//     of one handler no policy covers; Guard.NewRule builds one for a per-route Require;
 //     Guard.Enforce runs the guard for a request and a Rule and returns the
 //     refusal for the adapter to hand to the router's error handler
 //     (WriteError renders it as the guard would); Guard.Misconfigured is

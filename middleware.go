@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -171,6 +172,23 @@ func (r Rule) Policy() Policy { return clonePolicies([]Policy{r.r.Policy})[0] }
 func (g *Guard) Match(method, route string) (Rule, bool) {
 	r := g.rules.lookup(method, route)
 	return Rule{r}, r != nil
+}
+
+// SplitMethods sorts the methods one handler is registered for at route
+// into those a policy protects and those none does, each in order. A route
+// checker reports a handler with both, which runs unprotected for the open
+// methods (an Any or Match route under a single-method policy).
+func (g *Guard) SplitMethods(route string, methods []string) (protected, open []string) {
+	for _, m := range methods {
+		if _, ok := g.Match(m, route); ok {
+			protected = append(protected, m)
+		} else {
+			open = append(open, m)
+		}
+	}
+	slices.Sort(protected)
+	slices.Sort(open)
+	return protected, open
 }
 
 // NewRule builds a rule for action outside the policy table, for

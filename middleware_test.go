@@ -454,3 +454,33 @@ func FuzzProtectedRoutes(f *testing.F) {
 		}
 	})
 }
+
+// SplitMethods tells a route checker which methods of one handler a policy
+// protects and which it leaves open, each sorted; HEAD counts as its GET
+// policy's.
+func TestSplitMethodsSortsProtectedFromOpen(t *testing.T) {
+	cfg := validConfig()
+	cfg.Policies = []stepup.Policy{
+		{Method: http.MethodPost, Route: "/transfer", Action: "transfer"},
+		{Method: http.MethodGet, Route: "/report", Action: "report"},
+		{Method: "*", Route: "/admin", Action: "admin"},
+	}
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	tests := []struct {
+		route           string
+		methods         []string
+		protected, open []string
+	}{
+		{"/transfer", []string{"PUT", "POST", "GET"}, []string{"POST"}, []string{"GET", "PUT"}},
+		{"/report", []string{"HEAD", "GET"}, []string{"GET", "HEAD"}, nil},
+		{"/admin", []string{"DELETE", "GET"}, []string{"DELETE", "GET"}, nil},
+		{"/open", []string{"POST", "GET"}, nil, []string{"GET", "POST"}},
+		{"/transfer", nil, nil, nil},
+	}
+	for _, tc := range tests {
+		protected, open := g.SplitMethods(tc.route, tc.methods)
+		assert.Equal(t, tc.protected, protected, "%s %v", tc.route, tc.methods)
+		assert.Equal(t, tc.open, open, "%s %v", tc.route, tc.methods)
+	}
+}

@@ -332,17 +332,8 @@ func CheckRoutes(g *stepup.Guard, r chi.Routes) error {
 	}
 	slices.SortFunc(order, func(a, b handlerAt) int { return strings.Compare(a.pattern, b.pattern) })
 	for _, k := range order {
-		var protected, open []string
-		for _, m := range methods[k] {
-			if _, ok := g.Match(m, k.pattern); ok {
-				protected = append(protected, m)
-			} else {
-				open = append(open, m)
-			}
-		}
+		protected, open := g.SplitMethods(k.pattern, methods[k])
 		if len(protected) > 0 && len(open) > 0 {
-			slices.Sort(protected)
-			slices.Sort(open)
 			errs = append(errs, fmt.Errorf("stepupchi: route %s: one handler is protected for %s but registered for %s too, "+
 				"which no policy covers (r.Handle or r.HandleFunc?): use Method \"*\" in the policy or add policies for those methods",
 				k.pattern, strings.Join(protected, ", "), strings.Join(open, ", ")))

@@ -280,17 +280,8 @@ func sharedHandlers(g *stepup.Guard, routes []*echo.Route) []error {
 	slices.SortFunc(keys, func(a, b handlerAt) int { return strings.Compare(a.path+" "+a.name, b.path+" "+b.name) })
 	var errs []error
 	for _, k := range keys {
-		var protected, open []string
-		for _, m := range methods[k] {
-			if _, ok := g.Match(m, k.path); ok {
-				protected = append(protected, m)
-			} else {
-				open = append(open, m)
-			}
-		}
+		protected, open := g.SplitMethods(k.path, methods[k])
 		if len(protected) > 0 && len(open) > 0 {
-			slices.Sort(protected)
-			slices.Sort(open)
 			errs = append(errs, fmt.Errorf("stepupecho: route %s: handler %s is protected for %s but registered for %s too, "+
 				"which no policy covers (e.Any or e.Match?): use Method \"*\" in the policy or add policies for those methods; "+
 				"if these are different handlers, give each route its own Name",

@@ -328,17 +328,8 @@ func CheckRoutes(g *stepup.Guard, e *gin.Engine) error {
 	}
 	slices.SortStableFunc(order, func(a, b handlerAt) int { return strings.Compare(a.path, b.path) })
 	for _, k := range order {
-		var protected, open []string
-		for _, m := range methods[k] {
-			if _, ok := g.Match(m, k.path); ok {
-				protected = append(protected, m)
-			} else {
-				open = append(open, m)
-			}
-		}
+		protected, open := g.SplitMethods(k.path, methods[k])
 		if len(protected) > 0 && len(open) > 0 {
-			slices.Sort(protected)
-			slices.Sort(open)
 			errs = append(errs, fmt.Errorf("stepupgin: route %s: one handler is protected for %s but registered for %s too, "+
 				"which no policy covers (engine.Any or engine.Match?): use Method \"*\" in the policy or add policies for those methods",
 				k.path, strings.Join(protected, ", "), strings.Join(open, ", ")))
