@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -614,4 +615,45 @@ func TestMemoryStoreHandsOutCopies(t *testing.T) {
 	assert.Equal(t, `{"amount":5000}`, string(got.Body))
 	assert.Equal(t, []byte{1, 2, 3}, got.BodyHash)
 	assert.Equal(t, [][]byte{{4, 5, 6}}, got.Shown)
+}
+
+// A challenge reserves exactly what the guard writes after it is passed:
+// for a GET park with a Remember grant, the spent token, the grant, the
+// single-use pass and the kept redirect to the park's own location. The
+// same records put into an empty store take exactly the bytes and entries
+// the park reserved, so a full store can neither run out for a passed
+// challenge nor hold back more than it needs.
+func TestMemoryStoreReservesExactlyWhatAGetParkLeaves(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	exp := now.Add(time.Minute)
+	for _, query := range []string{"", "from=2026-01-01&to=2026-02-01"} {
+		park := &stepup.Record{ID: strings.Repeat("p", 22), Kind: stepup.KindPark, UserID: "alice", Action: "report",
+			Method: http.MethodGet, Path: "/accounts/7/report", Query: query, Remember: 5 * time.Minute,
+			Created: now, Expires: exp}
+		parked := stepup.NewMemoryStore()
+		require.NoError(t, parked.Put(ctx, park))
+		reserved := parked.Usage()
+
+		location := park.Path
+		if query != "" {
+			location += "?" + query
+		}
+		successors := []*stepup.Record{
+			{ID: strings.Repeat("u", 45), Kind: stepup.KindUsed, Park: park.ID, Created: now, Expires: exp},
+			{ID: strings.Repeat("g", 22), Kind: stepup.KindGrant, UserID: park.UserID, Action: park.Action, Park: park.ID,
+				Created: now, Expires: exp},
+			{ID: strings.Repeat("s", 22), Kind: stepup.KindPass, UserID: park.UserID, Action: park.Action,
+				Method: http.MethodGet, Path: park.Path, Query: park.Query, Park: park.ID, Created: now, Expires: exp},
+			{ID: strings.Repeat("o", 24), Kind: stepup.KindOutcome, Park: park.ID, Status: http.StatusSeeOther,
+				Header: http.Header{"Location": {location}}, Created: now, Expires: exp},
+		}
+		written := stepup.NewMemoryStore()
+		for _, r := range successors {
+			require.NoError(t, written.Put(ctx, r))
+		}
+		held := written.Usage()
+		assert.Equal(t, held.Records, reserved.ReservedEntries, "query %q", query)
+		assert.Equal(t, held.Bytes, reserved.ReservedBytes, "query %q", query)
+	}
 }
