@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strings"
 	"time"
-	"unicode"
 )
 
 // authenticator is one enrolled verification method of a user. The emulator
@@ -112,18 +110,12 @@ func checkEnrol(req *enrolRequest) string {
 		return fmt.Sprintf("verificationMethod %.32q is not a method that can be enrolled.", m)
 	case !supportedMethod(m):
 		return fmt.Sprintf("The emulator cannot challenge %s; it enrols %s and %s only.", m, MethodEmailOTP, MethodSMS)
-	case m == MethodEmailOTP && !plausibleEmail(req.Email):
+	case m == MethodEmailOTP && !validEmail(req.Email):
 		return "EMAIL_OTP needs an email address."
 	case m == MethodSMS && !e164RE.MatchString(req.PhoneNumber):
 		return "SMS needs a phoneNumber in E.164 format."
 	}
 	return ""
-}
-
-func plausibleEmail(s string) bool {
-	at := strings.LastIndexByte(s, '@')
-	return at > 0 && at < len(s)-1 && len(s) <= 254 &&
-		strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) < 0
 }
 
 // deleteAuthenticator handles DELETE

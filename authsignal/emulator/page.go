@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
 )
 
 const maxFormBytes = 64 << 10
@@ -359,7 +360,11 @@ func newCode() string {
 	return fmt.Sprintf("%06d", n.Int64())
 }
 
+// validEmail is the emulator's one address check (the hosted page, the
+// driver and enrolment): something@something, at most 254 bytes, nothing
+// that is blank, unprintable or would break out of markup.
 func validEmail(s string) bool {
 	at := strings.LastIndexByte(s, '@')
-	return len(s) <= 254 && at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t\r\n<>\"")
+	return len(s) <= 254 && at > 0 && at < len(s)-1 && !strings.ContainsAny(s, "<>\"") &&
+		strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) < 0
 }
