@@ -162,6 +162,12 @@ func errMisconfigured(reason string) *Error {
 // writeError answers a refusal: Config.ErrorHandler when set, else JSON for
 // API clients and a plain page for browsers. Only the public code and
 // message are written.
+// WriteError answers a refusal the way the guard answers its own:
+// Config.ErrorHandler when set, else the default page or JSON chosen by
+// Config.IsAPI. Adapters use it for the refusals they make themselves
+// (Misconfigured, a body their router reads that the guard cannot).
+func (g *Guard) WriteError(w http.ResponseWriter, r *http.Request, e *Error) { g.writeError(w, r, e) }
+
 func (g *Guard) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {

@@ -96,7 +96,7 @@ func (t *table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (t *table) misconfigured(w http.ResponseWriter, r *http.Request, reason string) {
-	stepup.WriteError(w, r, t.g.Misconfigured(r, reason), !acceptsHTML(r))
+	t.g.WriteError(w, r, t.g.Misconfigured(r, reason))
 }
 
 // restorePattern gives the handler chi's pattern back: the guard's core
@@ -227,20 +227,6 @@ func mountPoint(root chi.Routes, pats []string) bool {
 		level = found.SubRoutes
 	}
 	return true
-}
-
-// acceptsHTML is the guard's default test for a browser navigation.
-func acceptsHTML(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Mode") {
-	case "navigate":
-		return true
-	case "cors", "same-origin", "no-cors", "websocket":
-		return false
-	}
-	if r.Header.Get("X-Requested-With") != "" {
-		return false
-	}
-	return strings.Contains(strings.ToLower(r.Header.Get("Accept")), "text/html")
 }
 
 // Require protects one route with action, whatever the table says. Use it

@@ -75,7 +75,7 @@ func (t *table) serve(c *gin.Context) {
 	rule, ok := t.g.Match(method, pattern)
 	if !ok {
 		if reason := t.methodChanged(c, method, pattern); reason != "" {
-			abort(c, t.g.Misconfigured(c.Request, reason))
+			abort(c, t.g, t.g.Misconfigured(c.Request, reason))
 		}
 		return
 	}
@@ -83,17 +83,17 @@ func (t *table) serve(c *gin.Context) {
 		// The method may have been changed after routing into another
 		// protected one, whose policy would then judge this handler.
 		if reason := t.methodChanged(c, method, pattern); reason != "" {
-			abort(c, t.g.Misconfigured(c.Request, reason))
+			abort(c, t.g, t.g.Misconfigured(c.Request, reason))
 			return
 		}
 	}
 	p := rule.Policy()
 	if e := unreadable(c, p); e != nil {
-		abort(c, e)
+		abort(c, t.g, e)
 		return
 	}
 	if e := bracketKeys(c, t.g, p); e != nil {
-		abort(c, e)
+		abort(c, t.g, e)
 		return
 	}
 	r := withParams(c)
@@ -225,24 +225,10 @@ func bracketKeys(c *gin.Context, g *stepup.Guard, p stepup.Policy) *stepup.Error
 
 // abort answers a refusal the adapter made itself, records it in c.Errors
 // and stops the chain.
-func abort(c *gin.Context, e *stepup.Error) {
+func abort(c *gin.Context, g *stepup.Guard, e *stepup.Error) {
 	_ = c.Error(e)
 	c.Abort()
-	stepup.WriteError(c.Writer, c.Request, e, !acceptsHTML(c.Request))
-}
-
-// acceptsHTML is the guard's default test for a browser navigation.
-func acceptsHTML(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Mode") {
-	case "navigate":
-		return true
-	case "cors", "same-origin", "no-cors", "websocket":
-		return false
-	}
-	if r.Header.Get("X-Requested-With") != "" {
-		return false
-	}
-	return strings.Contains(strings.ToLower(r.Header.Get("Accept")), "text/html")
+	g.WriteError(c.Writer, c.Request, e)
 }
 
 // Require protects one route with action, whatever the table says:
@@ -256,11 +242,11 @@ func Require(g *stepup.Guard, action string, opts ...stepup.RequireOption) gin.H
 	}
 	return func(c *gin.Context) {
 		if e := unreadable(c, p); e != nil {
-			abort(c, e)
+			abort(c, g, e)
 			return
 		}
 		if e := bracketKeys(c, g, p); e != nil {
-			abort(c, e)
+			abort(c, g, e)
 			return
 		}
 		serve(c, withParams(c), wrap)
