@@ -130,7 +130,8 @@
 //     of one handler no policy covers; Guard.NewRule builds one for a per-route Require;
 //     Guard.Enforce runs the guard for a request and a Rule and returns the
 //     refusal for the adapter to hand to the router's error handler
-//     (WriteError renders it as the guard would); Guard.Misconfigured is
+//     (Guard.WriteError answers it as the guard would, through
+//     Config.ErrorHandler and Config.IsAPI); Guard.Misconfigured is
 //     the refusal for wiring that cannot be checked (the middleware before
 //     routing), so that an adapter fails closed. Policy is what the
 //     application declares; a Rule is the guard's checked, compiled form of
