@@ -31,47 +31,8 @@ import (
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/stepuptest"
 )
-
-// benchWriter is a ResponseWriter that keeps only the status and reuses
-// its header map, so that the writer costs the same in every case.
-type benchWriter struct {
-	h    http.Header
-	code int
-}
-
-func newBenchWriter() *benchWriter { return &benchWriter{h: http.Header{}} }
-
-func (w *benchWriter) Header() http.Header { return w.h }
-
-func (w *benchWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return len(p), nil
-}
-
-func (w *benchWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-}
-
-func (w *benchWriter) reset() {
-	clear(w.h)
-	w.code = 0
-}
-
-// cookie returns the name=value of the last Set-Cookie for name, or "".
-func (w *benchWriter) cookie(name string) string {
-	vs := w.h.Values("Set-Cookie")
-	for i := len(vs) - 1; i >= 0; i-- {
-		if c, _, _ := strings.Cut(vs[i], ";"); strings.HasPrefix(c, name+"=") {
-			return c
-		}
-	}
-	return ""
-}
 
 // benchClock is the guard's and the store's clock. The benchmarks move
 // it forward so that records expire and the store stays small.
@@ -170,13 +131,13 @@ func newRequest(method, target, body, cookie string) *http.Request {
 // serveFresh runs h on a fresh request per iteration, checking the status.
 func serveFresh(b *testing.B, h http.Handler, method, target, body, cookie string, want int) {
 	b.Helper()
-	w := newBenchWriter()
+	w := stepuptest.NewBenchWriter()
 	b.ReportAllocs()
 	for b.Loop() {
-		w.reset()
+		w.Reset()
 		h.ServeHTTP(w, newRequest(method, target, body, cookie))
-		if w.code != want {
-			b.Fatalf("status %d, want %d", w.code, want)
+		if w.Code != want {
+			b.Fatalf("status %d, want %d", w.Code, want)
 		}
 	}
 }
@@ -187,15 +148,15 @@ func serveFresh(b *testing.B, h http.Handler, method, target, body, cookie strin
 // (the same in the anchor). For requests without a body or cookie.
 func serveCopies(b *testing.B, h http.Handler, tmpl *http.Request, want int) {
 	b.Helper()
-	w := newBenchWriter()
+	w := stepuptest.NewBenchWriter()
 	b.ReportAllocs()
 	for b.Loop() {
-		w.reset()
+		w.Reset()
 		r := new(http.Request)
 		*r = *tmpl
 		h.ServeHTTP(w, r)
-		if w.code != want {
-			b.Fatalf("status %d, want %d", w.code, want)
+		if w.Code != want {
+			b.Fatalf("status %d, want %d", w.Code, want)
 		}
 	}
 }
@@ -332,12 +293,12 @@ func BenchmarkChallengeFlow(b *testing.B) {
 	b.Run("bare_mux", func(b *testing.B) {
 		mux := benchMux(benchHandler)
 		mux.Handle("GET /stepup/callback", benchHandler)
-		w := newBenchWriter()
+		w := stepuptest.NewBenchWriter()
 		b.ReportAllocs()
 		for b.Loop() {
-			w.reset()
+			w.Reset()
 			mux.ServeHTTP(w, newRequest(http.MethodPost, "/transfer", data, ""))
-			w.reset()
+			w.Reset()
 			mux.ServeHTTP(w, newRequest(http.MethodGet, "/stepup/callback?park=x&token=ok.x", "", ""))
 		}
 	})
@@ -348,24 +309,24 @@ func BenchmarkChallengeFlow(b *testing.B) {
 		mux := benchMux(benchHandler)
 		root := g.Middleware(mux)
 		mux.Handle("GET /stepup/callback", g.Callback(root))
-		w := newBenchWriter()
+		w := stepuptest.NewBenchWriter()
 		cookie := ""
 		b.ReportAllocs()
 		for b.Loop() {
 			clock.Advance(2 * time.Minute)
-			w.reset()
+			w.Reset()
 			root.ServeHTTP(w, newRequest(http.MethodPost, "/transfer", data, cookie))
-			if w.code != http.StatusSeeOther {
-				b.Fatalf("park: status %d", w.code)
+			if w.Code != http.StatusSeeOther {
+				b.Fatalf("park: status %d", w.Code)
 			}
-			cookie = w.cookie("stepup")
+			cookie = w.Cookie("stepup")
 			key := provider.last()
-			w.reset()
+			w.Reset()
 			root.ServeHTTP(w, newRequest(http.MethodGet, "/stepup/callback?park="+key+"&token=ok."+key, "", cookie))
-			if w.code != http.StatusOK {
-				b.Fatalf("callback: status %d", w.code)
+			if w.Code != http.StatusOK {
+				b.Fatalf("callback: status %d", w.Code)
 			}
-			if c := w.cookie("stepup"); c != "" {
+			if c := w.Cookie("stepup"); c != "" {
 				cookie = c
 			}
 		}
@@ -417,7 +378,7 @@ func BenchmarkRememberGrant(b *testing.B) {
 		w.WriteHeader(http.StatusOK)
 	})
 	// The application's login cookie.
-	w := newBenchWriter()
+	w := stepuptest.NewBenchWriter()
 	r := newRequest(http.MethodGet, "/", "", "")
 	s, _ := appStore.New(r, "app")
 	s.Values["user"] = "alice"
@@ -425,7 +386,7 @@ func BenchmarkRememberGrant(b *testing.B) {
 	if err := s.Save(r, w); err != nil {
 		b.Fatal(err)
 	}
-	appCookie := w.cookie("app")
+	appCookie := w.Cookie("app")
 
 	provider := &challengeProvider{}
 	clock := newBenchClock()
@@ -437,19 +398,19 @@ func BenchmarkRememberGrant(b *testing.B) {
 	// one-hour grant in the guard's cookie; the pass is used once, then only
 	// the grant lets the GET through.
 	do := func(method, target, cookie string) {
-		w.reset()
+		w.Reset()
 		guarded.ServeHTTP(w, newRequest(method, target, "", cookie))
 	}
 	do(http.MethodGet, "/statement", appCookie)
-	guardCookie := w.cookie("stepup")
+	guardCookie := w.Cookie("stepup")
 	key := provider.last()
 	do(http.MethodGet, "/stepup/callback?park="+key+"&token=ok."+key, appCookie+"; "+guardCookie)
-	guardCookie = w.cookie("stepup")
+	guardCookie = w.Cookie("stepup")
 	do(http.MethodGet, "/statement", appCookie+"; "+guardCookie)
-	if w.code != http.StatusOK {
-		b.Fatalf("pass: status %d", w.code)
+	if w.Code != http.StatusOK {
+		b.Fatalf("pass: status %d", w.Code)
 	}
-	guardCookie = w.cookie("stepup")
+	guardCookie = w.Cookie("stepup")
 	cookies := appCookie + "; " + guardCookie
 
 	b.Run("plain_session_read", func(b *testing.B) {

@@ -18,28 +18,8 @@ import (
 	"github.com/stepupkit/stepup"
 	stepupecho "github.com/stepupkit/stepup/adapters/stepupecho"
 	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/stepuptest"
 )
-
-// benchWriter keeps only the status and reuses its header map.
-type benchWriter struct {
-	h    http.Header
-	code int
-}
-
-func (w *benchWriter) Header() http.Header { return w.h }
-
-func (w *benchWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return len(p), nil
-}
-
-func (w *benchWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-}
 
 // benchEcho builds the application with the guard's middleware, or with a
 // middleware that does nothing: echo allocates each middleware's closure
@@ -95,22 +75,21 @@ func BenchmarkEchoUncoveredRoute(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				e := benchEcho(b, guarded)
-				w := &benchWriter{h: http.Header{}}
+				w := stepuptest.NewBenchWriter()
 				u, _ := url.ParseRequestURI(tc.target)
 				tmpl := &http.Request{Method: tc.method, URL: u, Header: http.Header{}, Host: "app.example", Body: http.NoBody}
 				tmpl = tmpl.WithContext(context.Background())
 				b.ReportAllocs()
 				for b.Loop() {
-					clear(w.h)
-					w.code = 0
+					w.Reset()
 					// A fresh request per iteration (one allocation, in
 					// both cases): nothing cached in a previous one's
 					// context is seen.
 					r := new(http.Request)
 					*r = *tmpl
 					e.ServeHTTP(w, r)
-					if w.code != tc.want {
-						b.Fatalf("status %d, want %d", w.code, tc.want)
+					if w.Code != tc.want {
+						b.Fatalf("status %d, want %d", w.Code, tc.want)
 					}
 				}
 			})

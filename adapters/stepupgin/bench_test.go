@@ -15,28 +15,8 @@ import (
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/adapters/stepupgin"
+	"github.com/stepupkit/stepup/stepuptest"
 )
-
-// benchWriter keeps only the status and reuses its header map.
-type benchWriter struct {
-	h    http.Header
-	code int
-}
-
-func (w *benchWriter) Header() http.Header { return w.h }
-
-func (w *benchWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return len(p), nil
-}
-
-func (w *benchWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-}
 
 // benchGin builds the application with the guard's middleware, or with a
 // middleware that does nothing.
@@ -82,15 +62,14 @@ func BenchmarkGinUncoveredRoute(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				e := benchGin(b, guarded)
 				u, _ := url.ParseRequestURI(tc.target)
-				w := &benchWriter{h: http.Header{}}
+				w := stepuptest.NewBenchWriter()
 				b.ReportAllocs()
 				for b.Loop() {
 					req := &http.Request{Method: tc.method, URL: u, Header: http.Header{}, Host: "app.example", Body: http.NoBody}
-					clear(w.h)
-					w.code = 0
+					w.Reset()
 					e.ServeHTTP(w, req)
-					if w.code != http.StatusOK {
-						b.Fatalf("status %d", w.code)
+					if w.Code != http.StatusOK {
+						b.Fatalf("status %d", w.Code)
 					}
 				}
 			})

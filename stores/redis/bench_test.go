@@ -22,6 +22,7 @@ import (
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
+	"github.com/stepupkit/stepup/stepuptest"
 	redisstore "github.com/stepupkit/stepup/stores/redis"
 )
 
@@ -152,21 +153,21 @@ func BenchmarkFlow(b *testing.B) {
 				r, _ := http.NewRequest(http.MethodPost, "https://app.example/transfer", strings.NewReader(data))
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				r.Header.Set("Accept", "text/html")
-				w := newBenchWriter()
+				w := stepuptest.NewBenchWriter()
 				root.ServeHTTP(w, r)
-				if w.code != http.StatusSeeOther {
-					b.Fatalf("park: status %d", w.code)
+				if w.Code != http.StatusSeeOther {
+					b.Fatalf("park: status %d", w.Code)
 				}
-				cookie, _, _ := strings.Cut(w.h.Get("Set-Cookie"), ";")
+				cookie, _, _ := strings.Cut(w.Header().Get("Set-Cookie"), ";")
 				key := provider.last()
 				cb, _ := http.NewRequest(http.MethodGet, "https://app.example/stepup/callback?"+
 					url.Values{"park": {key}, "token": {"ok." + key}}.Encode(), nil)
 				cb.Header.Set("Cookie", cookie)
 				cb.Header.Set("Accept", "text/html")
-				w = newBenchWriter()
+				w = stepuptest.NewBenchWriter()
 				root.ServeHTTP(w, cb)
-				if w.code != http.StatusOK {
-					b.Fatalf("callback: status %d", w.code)
+				if w.Code != http.StatusOK {
+					b.Fatalf("callback: status %d", w.Code)
 				}
 			}
 		})
@@ -201,19 +202,4 @@ func (p *benchProvider) last() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.key
-}
-
-// benchWriter keeps only the status and the header.
-type benchWriter struct {
-	h    http.Header
-	code int
-}
-
-func newBenchWriter() *benchWriter                 { return &benchWriter{h: http.Header{}} }
-func (w *benchWriter) Header() http.Header         { return w.h }
-func (w *benchWriter) Write(p []byte) (int, error) { w.WriteHeader(http.StatusOK); return len(p), nil }
-func (w *benchWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
 }
