@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gorilla/sessions"
+
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
 )
@@ -218,6 +220,25 @@ type Differential struct {
 
 // NewDifferential returns a harness with a fresh AllowProvider.
 func NewDifferential() *Differential { return &Differential{Provider: &AllowProvider{}} }
+
+// Guard returns a guard whose provider is d's AllowProvider, for user
+// "alice", with policies (none when the target protects its route with
+// Require): what every differential target needs, so that its own code is
+// only the router and its readers.
+func (d *Differential) Guard(tb testing.TB, policies ...stepup.Policy) *stepup.Guard {
+	tb.Helper()
+	g, err := stepup.New(stepup.Config{
+		Provider:    d.Provider,
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL: "https://app.example/stepup/callback",
+		Policies:    policies,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g
+}
 
 // Record is called by the protected handler with its readers' views.
 func (d *Differential) Record(seen []Observation) {

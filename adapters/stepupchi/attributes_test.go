@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/gorilla/sessions"
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/adapters/stepupchi"
@@ -39,16 +38,7 @@ func FuzzAttributesAgreeWithChi(f *testing.F) {
 	for _, m := range stepuptest.DiffMethods {
 		policies = append(policies, stepup.Policy{Method: m, Route: "/t/{id}", Action: "transfer", Attributes: stepuptest.DiffAttributes})
 	}
-	g, err := stepup.New(stepup.Config{
-		Provider:    d.Provider,
-		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
-		UserID:      func(*http.Request) (string, error) { return "alice", nil },
-		CallbackURL: "https://app.example/stepup/callback",
-		Policies:    policies,
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
+	g := d.Guard(f, policies...)
 	record := func(w http.ResponseWriter, r *http.Request) { d.Record(chiReaders(r)) }
 	r := chi.NewRouter()
 	r.With(stepupchi.Require(g, "transfer", stepup.WithAttributes(stepuptest.DiffAttributes...))).HandleFunc("/r/{id}", record)

@@ -3,10 +3,8 @@ package stepupecho_test
 import (
 	"bytes"
 	"io"
-	"net/http"
 	"testing"
 
-	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
 	"github.com/stepupkit/stepup"
@@ -86,15 +84,7 @@ func FuzzAttributesAgreeWithEcho(f *testing.F) {
 		f.Add(s.Method, s.CT, s.Query, s.Body)
 	}
 	d := stepuptest.NewDifferential()
-	g, err := stepup.New(stepup.Config{
-		Provider:    d.Provider,
-		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
-		UserID:      func(*http.Request) (string, error) { return "alice", nil },
-		CallbackURL: "https://app.example/stepup/callback",
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
+	g := d.Guard(f)
 	e := echo.New()
 	e.Any("/:id", func(c echo.Context) error {
 		d.Record(echoReaders(c))

@@ -3,12 +3,10 @@ package stepupgin_test
 import (
 	"bytes"
 	"io"
-	"net/http"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 	"github.com/gin-gonic/gin/binding"
-	"github.com/gorilla/sessions"
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/adapters/stepupgin"
@@ -145,16 +143,7 @@ func FuzzAttributesAgreeWithGin(f *testing.F) {
 	for _, m := range stepuptest.DiffMethods {
 		policies = append(policies, stepup.Policy{Method: m, Route: "/t/:id", Action: "transfer", Attributes: stepuptest.DiffAttributes})
 	}
-	g, err := stepup.New(stepup.Config{
-		Provider:    d.Provider,
-		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
-		UserID:      func(*http.Request) (string, error) { return "alice", nil },
-		CallbackURL: "https://app.example/stepup/callback",
-		Policies:    policies,
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
+	g := d.Guard(f, policies...)
 	gin.SetMode(gin.TestMode)
 	record := func(c *gin.Context) { d.Record(ginReaders(c)) }
 	e := gin.New()
