@@ -2,10 +2,13 @@ package stepup
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -56,13 +59,15 @@ const (
 	bodyMultipart
 )
 
-// reading is one request as every standard reader sees it.
+// reading is one request as every standard reader sees it. The query and
+// a url-encoded body are kept raw, checked well-formed by read, and
+// searched for a key without building url.Values (queryValues).
 type reading struct {
 	req    *http.Request
-	query  url.Values
-	form   url.Values // the url-encoded body, when net/http parses it (POST, PUT, PATCH)
-	unread url.Values // a url-encoded body that net/http does not parse (other methods)
-	json   any        // the JSON body, when it is (or looks like) JSON
+	query  string // the raw query string
+	form   string // the url-encoded body, when net/http parses it (POST, PUT, PATCH)
+	unread string // a url-encoded body that net/http does not parse (other methods)
+	json   any    // the JSON body, when it is (or looks like) JSON
 	isJSON bool
 }
 
@@ -72,7 +77,8 @@ func (r *rule) attributes(req *http.Request, body []byte) (map[string]any, error
 	if len(r.Attributes) == 0 && r.Custom == nil {
 		return nil, nil
 	}
-	var rd *reading
+	var rd reading
+	haveRd := false
 	out := make(map[string]any, len(r.Attributes))
 	for _, a := range r.Attributes {
 		var raw string
@@ -81,10 +87,11 @@ func (r *rule) attributes(req *http.Request, body []byte) (map[string]any, error
 		if a.From == FromHeader {
 			raw, ok, err = headerValue(req, a.Key)
 		} else {
-			if rd == nil {
-				if rd, err = read(req, body); err != nil {
+			if !haveRd {
+				if err = read(req, body, &rd); err != nil {
 					return nil, err
 				}
+				haveRd = true
 			}
 			raw, ok, err = rd.value(a)
 		}
@@ -101,10 +108,10 @@ func (r *rule) attributes(req *http.Request, body []byte) (map[string]any, error
 		out[a.Name] = v
 	}
 	if r.Custom != nil {
-		if rd == nil {
+		if !haveRd {
 			// The hook reads the body its own way: hand it only bodies that
 			// every reader parses alike.
-			if _, err := read(req, body); err != nil {
+			if err := read(req, body, &rd); err != nil {
 				return nil, err
 			}
 		}
@@ -132,30 +139,29 @@ func headerValue(req *http.Request, key string) (string, bool, error) {
 	return "", false, ambiguous("header %s sent %d times", http.CanonicalHeaderKey(key), len(vs))
 }
 
-// read parses the query and the body strictly, as every reader would.
-func read(req *http.Request, body []byte) (*reading, error) {
-	rd := &reading{req: req}
-	q, err := url.ParseQuery(req.URL.RawQuery)
-	if err != nil {
-		return nil, ambiguous("malformed query string: %v", err)
+// read checks the query and the body strictly, as every reader would, and
+// fills rd.
+func read(req *http.Request, body []byte, rd *reading) error {
+	*rd = reading{req: req, query: req.URL.RawQuery}
+	if err := checkQuery(rd.query); err != nil {
+		return ambiguous("malformed query string: %v", err)
 	}
-	rd.query = q
 	kind, err := contentKind(req.Header)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(body) == 0 {
-		return rd, nil
+		return nil
 	}
 	switch kind {
 	case bodyXML:
-		return nil, ambiguous("an XML body cannot be read by the guard, and echo's binder would read it")
+		return ambiguous("an XML body cannot be read by the guard, and echo's binder would read it")
 	case bodyMultipart:
-		return nil, ambiguous("a multipart body cannot be read by the guard")
+		return ambiguous("a multipart body cannot be read by the guard")
 	case bodyForm:
-		vs, err := url.ParseQuery(string(body))
-		if err != nil {
-			return nil, ambiguous("malformed form body: %v", err)
+		vs := string(body)
+		if err := checkQuery(vs); err != nil {
+			return ambiguous("malformed form body: %v", err)
 		}
 		switch req.Method {
 		case http.MethodPost, http.MethodPut, http.MethodPatch:
@@ -167,11 +173,11 @@ func read(req *http.Request, body []byte) (*reading, error) {
 	if kind == bodyJSON || looksLikeJSON(body) {
 		doc, err := decodeJSON(body)
 		if err != nil {
-			return nil, ambiguous("JSON body: %v", err)
+			return ambiguous("JSON body: %v", err)
 		}
 		rd.json, rd.isJSON = doc, true
 	}
-	return rd, nil
+	return nil
 }
 
 // contentKind classifies Content-Type the way both mime.ParseMediaType
@@ -187,6 +193,11 @@ func contentKind(h http.Header) (bodyKind, error) {
 		return 0, ambiguous("Content-Type sent %d times", len(cts))
 	}
 	ct := cts[0]
+	switch ct {
+	case "application/x-www-form-urlencoded", "application/json":
+		// What both parsers make of the two common exact spellings.
+		return kindOf(ct), nil
+	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return 0, ambiguous("malformed Content-Type: %v", err)
@@ -234,42 +245,37 @@ func looksLikeJSON(body []byte) bool {
 // value finds every occurrence of a's key where a reader could find it and
 // returns the one value they all carry.
 func (rd *reading) value(a Attribute) (string, bool, error) {
-	var seen []string
-	add := func(place string, vs ...string) error {
-		for _, v := range vs {
-			if len(seen) > 0 && v != seen[0] {
-				return ambiguous("%q has different values in the request (%s)", a.Key, place)
-			}
-			seen = append(seen, v)
-		}
-		return nil
-	}
-	keys := []string{a.Key}
+	one := agreement{key: a.Key}
+	keys := [2]string{a.Key}
+	n := 1
 	if a.From == FromJSON {
 		if i := strings.LastIndexByte(a.Key, '.'); i >= 0 {
-			keys = append(keys, a.Key[i+1:]) // a nested field binders could fill from a flat key
+			keys[1], n = a.Key[i+1:], 2 // a nested field binders could fill from a flat key
 		}
 	}
-	for _, key := range keys {
-		for _, src := range []struct {
-			place string
-			vals  url.Values
-		}{{"query", rd.query}, {"form body", rd.form}, {"parsed form", rd.req.Form}, {"parsed form", rd.req.PostForm}} {
-			for k, vs := range src.vals {
+	for _, key := range keys[:n] {
+		if err := one.addRaw("query", rd.query, key); err != nil {
+			return "", false, err
+		}
+		if err := one.addRaw("form body", rd.form, key); err != nil {
+			return "", false, err
+		}
+		for _, vals := range [2]url.Values{rd.req.Form, rd.req.PostForm} {
+			for k, vs := range vals {
 				if strings.EqualFold(k, key) { // as foldKey(k) == foldKey(key), without allocating
-					if err := add(src.place, vs...); err != nil {
-						return "", false, err
+					for _, v := range vs {
+						if err := one.add("parsed form", v); err != nil {
+							return "", false, err
+						}
 					}
 				}
 			}
 		}
-		for k := range rd.unread {
-			if strings.EqualFold(k, key) { // as foldKey(k) == foldKey(key), without allocating
-				return "", false, ambiguous("%q is in a form body of a %s request, which net/http does not parse", key, rd.req.Method)
-			}
+		if _, found := queryValue(rd.unread, key); found {
+			return "", false, ambiguous("%q is in a form body of a %s request, which net/http does not parse", key, rd.req.Method)
 		}
 		if v := rd.req.PathValue(key); v != "" {
-			if err := add("path", v); err != nil {
+			if err := one.add("path", v); err != nil {
 				return "", false, err
 			}
 		}
@@ -283,13 +289,127 @@ func (rd *reading) value(a Attribute) (string, bool, error) {
 			if _, isNum := v.(json.Number); isNum && a.Type == TypeBool {
 				return "", false, ambiguous("JSON %q is a number, not a boolean", a.Key)
 			}
-			if err := add("JSON body", scalarText(v)); err != nil {
+			if err := one.add("JSON body", scalarText(v)); err != nil {
 				return "", false, err
 			}
 		}
 	}
-	if len(seen) == 0 {
-		return "", false, nil
+	return one.value, one.found, nil
+}
+
+// agreement is the one value every occurrence of a key must carry.
+type agreement struct {
+	key   string
+	value string
+	found bool
+}
+
+func (g *agreement) add(place, v string) error {
+	if g.found && v != g.value {
+		return ambiguous("%q has different values in the request (%s)", g.key, place)
 	}
-	return seen[0], true, nil
+	g.value, g.found = v, true
+	return nil
+}
+
+// addRaw adds every value of key in the raw query or form s.
+func (g *agreement) addRaw(place, s, key string) error {
+	for s != "" {
+		v, found := queryValue(s, key)
+		if !found {
+			return nil
+		}
+		if err := g.add(place, v.value); err != nil {
+			return err
+		}
+		s = v.rest
+	}
+	return nil
+}
+
+// The query and a url-encoded body are read without url.Values: checkQuery
+// accepts exactly what url.ParseQuery parses without an error, and
+// queryValue then finds a key's values in the raw string, unescaping only
+// what matches. Neither allocates for a well-formed string whose matching
+// keys and values carry no escapes.
+
+// maxQueryParams is url.ParseQuery's limit on the number of pairs
+// (net/url's defaultMaxParams), unless GODEBUG urlmaxqueryparams changes it.
+const maxQueryParams = 10000
+
+// checkQuery returns url.ParseQuery's error for s, or nil when it parses.
+func checkQuery(s string) error {
+	if queryLimitChanged() {
+		_, err := url.ParseQuery(s) // a limit of the process's own: ask net/url
+		return err
+	}
+	ok := strings.Count(s, "&") < maxQueryParams
+	for i := 0; ok && i < len(s); i++ {
+		switch s[i] {
+		case ';':
+			ok = false
+		case '%':
+			ok = i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2])
+		}
+	}
+	if ok {
+		return nil
+	}
+	if _, err := url.ParseQuery(s); err != nil {
+		return err // net/url's own words
+	}
+	return errors.New("malformed") // unreachable while checkQuery agrees with net/url (FuzzCheckQuery)
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// queryLimitChanged reports a GODEBUG urlmaxqueryparams setting, from the
+// environment or the build (//go:debug, go.mod godebug lines), which makes
+// url.ParseQuery's limit other than maxQueryParams.
+func queryLimitChanged() bool {
+	return buildQueryLimit || strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
+}
+
+var buildQueryLimit = func() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return true // unknown: ask net/url every time
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "DefaultGODEBUG" && strings.Contains(s.Value, "urlmaxqueryparams") {
+			return true
+		}
+	}
+	return false
+}()
+
+// queryMatch is a pair of a raw query whose key matched: its unescaped
+// value, and the rest of the query after it.
+type queryMatch struct{ value, rest string }
+
+// queryValue finds the first pair of s, a query or url-encoded body that
+// checkQuery accepts, whose unescaped key equals key under Unicode folding
+// (as foldKey(k) == foldKey(key)), as url.ParseQuery would split and
+// unescape it.
+func queryValue(s, key string) (queryMatch, bool) {
+	for s != "" {
+		var pair string
+		pair, s, _ = strings.Cut(s, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		if pair == "" || !strings.EqualFold(unescapeQuery(k), key) {
+			continue
+		}
+		return queryMatch{value: unescapeQuery(v), rest: s}, true
+	}
+	return queryMatch{}, false
+}
+
+// unescapeQuery is url.QueryUnescape of a component checkQuery accepted
+// (which cannot fail); it returns s itself, without allocating, when there
+// is nothing to unescape.
+func unescapeQuery(s string) string {
+	u, _ := url.QueryUnescape(s)
+	return u
 }
