@@ -65,8 +65,8 @@ func TestQueryReadingAgreesWithNetURL(t *testing.T) {
 		{"am%6Funt=5", "amount"},  // not the key once unescaped
 		{"amount=5%25", "amount"}, // an escaped value
 		{"amount=1+000", "amount"},
-		{"amount", "amount"},     // no '=': an empty value
-		{"amount=", "amount"},    // an empty value
+		{"amount", "amount"},      // no '=': an empty value
+		{"amount=", "amount"},     // an empty value
 		{"=5&amount=6", "amount"}, // an empty key
 		{"&&amount=5&&", "amount"},
 		{"amount=5=6", "amount"}, // the value runs to '&'
