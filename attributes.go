@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 )
 
@@ -373,16 +374,10 @@ func queryLimitChanged() bool {
 }
 
 var buildQueryLimit = func() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return true // unknown: ask net/url every time
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "DefaultGODEBUG" && strings.Contains(s.Value, "urlmaxqueryparams") {
-			return true
-		}
-	}
-	return false
+	bi, ok := debug.ReadBuildInfo() // DefaultGODEBUG; unknown: ask net/url every time
+	return !ok || slices.ContainsFunc(bi.Settings, func(s debug.BuildSetting) bool {
+		return strings.Contains(s.Value, "urlmaxqueryparams")
+	})
 }()
 
 // queryMatch is a pair of a raw query whose key matched: its unescaped
