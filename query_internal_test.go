@@ -96,10 +96,11 @@ func TestQueryReadingAgreesWithNetURL(t *testing.T) {
 // boundaries ('0' '9' 'a' 'f' 'A' 'F') and everything around them.
 func TestQueryEscapesAgreeWithNetURL(t *testing.T) {
 	for c := range 256 {
-		for _, e := range []string{"%" + string(rune(c)) + "0", "%0" + string(byte(c))} {
-			e = strings.ToValidUTF8(e, "") + "&" + e[:2] // and cut short before '&'
-			agreesWithNetURL(t, "k="+e, "k")
-			agreesWithNetURL(t, e+"=1", "k")
+		for _, e := range []string{"%" + string(rune(c)) + "0", "%0" + string(rune(c))} {
+			for _, e := range []string{e, e[:2] + "&" + e[2:]} { // and cut short before '&'
+				agreesWithNetURL(t, "k="+e, "k")
+				agreesWithNetURL(t, e+"=1", "k")
+			}
 		}
 	}
 }
