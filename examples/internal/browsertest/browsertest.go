@@ -85,19 +85,23 @@ func FindChromium() string {
 // ("page"). Each step runs a script there and returns a string; a click
 // that navigates is deferred so that the script returns first.
 //
-// The iframe is reached through the tab's own session (its frame tree and
-// an isolated world), never by attaching to it: chromedp does not follow
-// an attached iframe through a navigation, and attaching while a page
-// loads races inside chromedp. Chromium therefore runs without site
-// isolation (see Chromium): a cross-site iframe stays in the tab's process,
-// which changes nothing the web platform sees (origins, sites, cookies,
-// CSP, postMessage).
+// Neither page is given a chromedp context of its own: chromedp does not
+// follow an attached iframe through a navigation, and attaching a chromedp
+// context to a page that is still loading races inside chromedp. Both are
+// driven through the tab's own session instead. The iframe is reached
+// through the tab's frame tree and an isolated world; Chromium therefore
+// runs without site isolation (see Chromium): a cross-site iframe stays in
+// the tab's process, which changes nothing the web platform sees (origins,
+// sites, cookies, CSP, postMessage). The window, another target, gets a
+// raw CDP session carried by the tab's session (see window), attached once
+// the window exists; its page is awaited by evaluating in it.
 type Challenge struct {
 	tab    context.Context
 	origin string
 	kind   string
-	window <-chan target.ID
+	opened <-chan target.ID // the window's target, once the tab opens it
 	winID  target.ID
+	win    *window
 }
 
 // NewChallenge prepares to work in the challenge page at origin that the
@@ -109,7 +113,15 @@ func NewChallenge(t *testing.T, tab context.Context, origin, kind string) *Chall
 	if kind == "page" {
 		ctx, cancel := context.WithCancel(tab)
 		t.Cleanup(cancel)
-		c.window = chromedp.WaitNewTarget(ctx, func(i *target.Info) bool { return i.Type == "page" })
+		c.opened = chromedp.WaitNewTarget(ctx, func(i *target.Info) bool { return i.Type == "page" })
+		t.Cleanup(func() {
+			if c.win == nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(tab, 5*time.Second)
+			defer cancel()
+			_ = c.win.detach(ctx) // the window may be closed already
+		})
 	}
 	return c
 }
@@ -120,20 +132,7 @@ func (c *Challenge) Eval(expr string) (string, error) {
 	ctx, cancel := context.WithTimeout(c.tab, 5*time.Second)
 	defer cancel()
 	if c.kind == "page" {
-		if c.winID == "" {
-			select {
-			case c.winID = <-c.window:
-			default:
-				return "", nil
-			}
-		}
-		// A fresh attachment each time: chromedp answers only the first
-		// evaluation on an attached window. It ends with the browser
-		// (cancelling it would close the window).
-		win, _ := chromedp.NewContext(c.tab, chromedp.WithTargetID(c.winID))
-		wctx, wcancel := context.WithTimeout(win, 5*time.Second)
-		defer wcancel()
-		return chromedp.Run(wctx, chromedp.Evaluate[string](`location.href.indexOf(`+jsString(c.origin+"/")+`) === 0 ? (function () { return `+expr+`; })() : ''`))
+		return c.evalWindow(ctx, expr)
 	}
 	tree, err := chromedp.Call(ctx, page.GetFrameTree, cdp.Empty{})
 	if err != nil {
@@ -149,6 +148,11 @@ func (c *Challenge) Eval(expr string) (string, error) {
 	}
 	res, err := chromedp.Call(ctx, runtime.Evaluate, runtime.EvaluateParams{
 		Expression: expr, ContextID: world.ExecutionContextID, ReturnByValue: ptr(true)})
+	return evaluated(expr, res, err)
+}
+
+// evaluated returns the string value of an evaluation of expr.
+func evaluated(expr string, res runtime.EvaluateResult, err error) (string, error) {
 	if err != nil {
 		return "", err
 	}
@@ -156,8 +160,35 @@ func (c *Challenge) Eval(expr string) (string, error) {
 		return "", fmt.Errorf("browsertest: %s: %s", expr, res.ExceptionDetails.Text)
 	}
 	var v string
-	_ = json.Unmarshal(res.Result.Value, &v)
+	if res.Result != nil {
+		_ = json.Unmarshal(res.Result.Value, &v)
+	}
 	return v, nil
+}
+
+// evalWindow evaluates expr in the window, once it shows a page of origin.
+// The window is attached once, when the tab has opened it, whether or not
+// it has loaded: a session follows its page through navigations, and
+// evaluating is how this waits for the page.
+func (c *Challenge) evalWindow(ctx context.Context, expr string) (string, error) {
+	if c.win == nil {
+		if c.winID == "" {
+			select {
+			case c.winID = <-c.opened:
+			default:
+				return "", nil
+			}
+		}
+		win, err := attachWindow(ctx, chromedp.FromContext(c.tab).Target, c.winID)
+		if err != nil {
+			return "", err
+		}
+		c.win = win
+	}
+	res, err := callWindow(ctx, c.win, runtime.Evaluate, runtime.EvaluateParams{
+		Expression:    `location.href.indexOf(` + jsString(c.origin+"/") + `) === 0 ? (function () { return ` + expr + `; })() : ''`,
+		ReturnByValue: ptr(true)})
+	return evaluated(expr, res, err)
 }
 
 func findFrame(t *page.FrameTree, prefix string) *cdp.Frame {
