@@ -22,8 +22,8 @@ func FuzzCallbackParamsMatchParseQuery(f *testing.F) {
 		"park=a&token=%", "park=a&token=%2", "park=a%&token=b", "park=a;token=b", "park=a&x=;&token=b", ";",
 		"park=a&token=b#c", "park=a%00&token=b", "PARK=a&Token=b", "park%3Da&token=b", "park=a%26token%3Db",
 		"park=\xff&token=\u2028", "park=a&&token=b&", "+park=a&park+=b&park=c",
-		strings.Repeat("a&", maxQueryParams-1) + "park=a",         // at url.ParseQuery's limit
-		strings.Repeat("a&", maxQueryParams) + "park=a",           // one pair over it
+		strings.Repeat("a&", maxQueryParams-1) + "park=a",        // at url.ParseQuery's limit
+		strings.Repeat("a&", maxQueryParams) + "park=a",          // one pair over it
 		strings.Repeat("&", maxQueryParams-1) + "park=a&token=b", // the limit counts empty pairs too
 		strings.Repeat("&", maxQueryParams) + "park=a&token=b",
 	} {

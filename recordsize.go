@@ -25,11 +25,7 @@ const (
 // own), as counted against a store's byte limit.
 func (r *Record) size() int {
 	strs, keys, values := r.stringBytes()
-	n := recordSize(strs, r.byteLen(), r.Header != nil, keys, values)
-	if len(r.Shown) > 0 {
-		n += bytesOf(shownOverhead * len(r.Shown))
-	}
-	return n
+	return recordSize(strs, r.byteLen(), r.Header != nil, keys, values) + bytesOf(shownOverhead*len(r.Shown))
 }
 
 // recordSize is size for a record with strs bytes of strings, bytes bytes

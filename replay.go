@@ -237,10 +237,13 @@ func (g *Guard) keepOutcome(ctx context.Context, rec *Record, cw *captureWriter)
 	if status == 0 {
 		status = http.StatusOK
 	}
-	h := http.Header{}
-	for _, k := range []string{"Content-Type", "Location"} {
+	var h http.Header // none when the answer has neither
+	for _, k := range [...]string{"Content-Type", "Location"} {
 		if v := cw.Header().Get(k); v != "" {
-			h.Set(k, v)
+			if h == nil {
+				h = make(http.Header, 2)
+			}
+			h[k] = []string{v}
 		}
 	}
 	out := &Record{ID: outcomeID(rec.ID), Kind: KindOutcome, Status: status, Header: h,
