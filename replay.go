@@ -149,8 +149,8 @@ func (g *Guard) replayHeader(h, parked, live http.Header) {
 	if ua != "" {
 		h["User-Agent"] = all.copyOf([]string{ua})
 	}
-	if len(cookies) > 0 {
-		h["Cookie"] = all.copyOf(cookies)
+	if c := all.copyOf(cookies); c != nil {
+		h["Cookie"] = c
 	}
 	for k, vs := range live {
 		if forwardingHeader(k) {

@@ -51,6 +51,15 @@ var typicalRecords = map[string]func(now time.Time) *stepup.Record{
 			Method: fresh(http.MethodPost), Path: fresh("/api/transfers"), BodyHash: make([]byte, 32),
 			Shown: [][]byte{make([]byte, 32)}, Created: now, Expires: now.Add(10 * time.Minute)}
 	},
+	"api, 8 shown": func(now time.Time) *stepup.Record { // the most shown tokens a record keeps
+		shown := make([][]byte, 8)
+		for i := range shown {
+			shown[i] = make([]byte, 32)
+		}
+		return &stepup.Record{ID: randomID(), Kind: stepup.KindAPI, UserID: fresh("user-4711"), Action: fresh("transfer"),
+			Method: fresh(http.MethodPost), Path: fresh("/api/transfers"), BodyHash: make([]byte, 32),
+			Shown: shown, Created: now, Expires: now.Add(10 * time.Minute)}
+	},
 	"used": func(now time.Time) *stepup.Record {
 		return &stepup.Record{ID: "t." + randomID() + randomID()[:21], Kind: stepup.KindUsed, Park: randomID(),
 			Created: now, Expires: now.Add(11 * time.Minute)}
