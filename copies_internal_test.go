@@ -67,9 +67,9 @@ func TestCopiesAllocateWhatTheyAreWrittenFor(t *testing.T) {
 			g.replayHeader(h, parked, live.Header)
 			sinkHeader = h
 		}},
-		{"replayRequest: context, request (URL, header map, request), RequestURI, header group and values, GetBody", 8,
+		{"replayRequest: request (URL, header map, request), RequestURI, header group and values, GetBody", 7,
 			func() { sinkReq = g.replayRequest(live, run) }},
-		{"replayRequest without a body or query: no GetBody or RequestURI to allocate", 6, func() { sinkReq = g.replayRequest(live, emptyRun) }},
+		{"replayRequest without a body or query: no GetBody or RequestURI to allocate", 5, func() { sinkReq = g.replayRequest(live, emptyRun) }},
 		{"clone: record, header (map, group, values), bytes, shown slice", 6, func() { sinkRecord = rec.clone() }},
 		{"clone without header or bytes: the record", 1, func() { sinkRecord = empty.clone() }},
 		{"own: strings, header (map, group, values), bytes, shown slice", 6, func() { sinkValue = rec.own() }},

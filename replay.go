@@ -38,9 +38,27 @@ func (m *replayMark) settle() error {
 // allocation: the mark the protected route finds, the writer that
 // captures the answer, and the reader of the parked body.
 type replayRun struct {
+	ctx  replayContext
 	mark replayMark
 	cw   captureWriter
 	body bodyReader
+}
+
+// replayContext is the replayed request's context: the live request's,
+// carrying the replay's mark under replayKey, as context.WithValue would
+// make it, without an allocation of its own.
+type replayContext struct {
+	context.Context
+	mark *replayMark
+}
+
+// Value returns the replay's mark for replayKey, and the live context's
+// value for any other key.
+func (c *replayContext) Value(key any) any {
+	if _, ok := key.(replayKey); ok {
+		return c.mark
+	}
+	return c.Context.Value(key)
 }
 
 // replay runs the parked request through root. It spends nothing itself:
@@ -92,8 +110,8 @@ func (g *Guard) spendReplay(ctx context.Context, m *replayMark) *Error {
 // and forwarding headers.
 func (g *Guard) replayRequest(live *http.Request, run *replayRun) *http.Request {
 	rec := run.mark.rec
-	ctx := context.WithValue(live.Context(), replayKey{}, &run.mark)
-	req, _ := http.NewRequestWithContext(ctx, rec.Method, "/", nil)
+	run.ctx = replayContext{Context: live.Context(), mark: &run.mark}
+	req, _ := http.NewRequestWithContext(&run.ctx, rec.Method, "/", nil)
 	u := req.URL // "/" parsed: reused for the parked target
 	*u = url.URL{RawQuery: rec.Query}
 	if p, err := url.PathUnescape(rec.Path); err == nil {

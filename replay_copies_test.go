@@ -1,6 +1,7 @@
 package stepup_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"slices"
@@ -14,11 +15,15 @@ import (
 	"github.com/stepupkit/stepup/stepuptest"
 )
 
+// liveKey is a context key of middleware in front of the guard.
+type liveKey struct{}
+
 // replaySeen is what a handler saw of a replayed request.
 type replaySeen struct {
 	body, again      string // read from Body, then from a reader GetBody gave
 	getBodyNoBody    bool   // GetBody gave http.NoBody
 	cookies          bool   // the live callback's cookies came along
+	liveValue        any    // what the live callback's context holds under liveKey
 	scribbledNothing bool   // appending to each header value left every other value as it was
 }
 
@@ -26,12 +31,12 @@ type replaySeen struct {
 // Body reads the parked bytes, GetBody hands out a fresh reader of them
 // (http.NoBody for an empty body), and each header value is a slice of its
 // own (appending to one writes into no other, though they share one
-// allocation).
+// allocation); its context is the live callback's, with its values.
 func TestReplayedRequestIsTheHandlers(t *testing.T) {
 	var mu sync.Mutex
 	var seen []replaySeen
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := replaySeen{cookies: len(r.Cookies()) > 0}
+		s := replaySeen{cookies: len(r.Cookies()) > 0, liveValue: r.Context().Value(liveKey{})}
 		b, err := io.ReadAll(r.Body)
 		require.NoError(t, err)
 		s.body = string(b)
@@ -63,6 +68,13 @@ func TestReplayedRequestIsTheHandlers(t *testing.T) {
 		mux.Handle("POST /transfer", handler)
 		mux.Handle("DELETE /items/{id}", handler)
 	})
+	mount := app.Mount
+	app.Mount = func(t testing.TB, g *stepup.Guard, h stepuptest.Handlers) http.Handler {
+		root := mount(t, g, h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { // middleware in front of the guard
+			root.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), liveKey{}, r.URL.Path)))
+		})
+	}
 	env := stepuptest.NewEnv(t, app, stepuptest.Options{})
 	b := env.NewBrowser()
 	b.Login("alice")
@@ -74,6 +86,6 @@ func TestReplayedRequestIsTheHandlers(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, b.Get(b.Complete(b.Challenge(resp))).StatusCode)
 
 	require.Len(t, seen, 2)
-	assert.Equal(t, replaySeen{body: "amount=5000&to=bob", again: "amount=5000&to=bob", cookies: true, scribbledNothing: true}, seen[0])
-	assert.Equal(t, replaySeen{getBodyNoBody: true, cookies: true, scribbledNothing: true}, seen[1])
+	assert.Equal(t, replaySeen{body: "amount=5000&to=bob", again: "amount=5000&to=bob", cookies: true, liveValue: stepuptest.CallbackPath, scribbledNothing: true}, seen[0])
+	assert.Equal(t, replaySeen{getBodyNoBody: true, cookies: true, liveValue: stepuptest.CallbackPath, scribbledNothing: true}, seen[1])
 }
