@@ -199,8 +199,8 @@ func usedID(token string) string {
 // usedIDLen is the length of every usedID.
 const usedIDLen = 45 // "t." and the 43 base64url characters of 32 bytes
 
-// hashBuffer is the room on the stack for a prefix and a token to hash;
-// a longer token (they are JWTs of under a kilobyte) is copied to the heap.
+// hashBuffer is the room on the stack for a prefix and a token to hash; a
+// longer token is hashed all the same, from a copy on the heap.
 const hashBuffer = 1024
 
 // safePath accepts what a Location header may carry as a same-origin path:
