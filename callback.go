@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Callback serves the URL in Config.CallbackURL, where the challenge page
@@ -39,8 +40,8 @@ import (
 // plain words and never why a token failed.
 func (g *Guard) Callback(root http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Referrer-Policy", "no-referrer")
+		noStore := []string{"no-store", "no-referrer"} // one allocation for both values
+		w.Header()["Cache-Control"], w.Header()["Referrer-Policy"] = noStore[:1:1], noStore[1:]
 		if r.Method != http.MethodGet {
 			// Not even HEAD: a replay must never run for a request whose
 			// answer nobody reads. No step-up was asked about: nothing to
@@ -63,8 +64,7 @@ func (g *Guard) Callback(root http.Handler) http.Handler {
 // the refusal Callback reports.
 func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.Handler, ev *Event) *Error {
 	ctx := r.Context()
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	parkID, token := q.Get("park"), q.Get("token")
+	parkID, token, err := callbackParams(r.URL.RawQuery)
 	if err != nil || !validID(parkID) {
 		return refusal(http.StatusBadRequest, "bad_request",
 			"This verification link is incomplete. Nothing was done.", ErrBadRequest)
@@ -156,6 +156,45 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		return nil
 	}
 	return g.replay(w, r, root, st, ref, rec, token)
+}
+
+// maxQueryParams is url.ParseQuery's limit on the pairs of a query (with
+// GODEBUG urlmaxqueryparams unset).
+const maxQueryParams = 10000
+
+// callbackParams reads park and token from a callback's raw query as
+// url.ParseQuery and Values.Get read them, without building the map: the
+// first value of each wins, '+' is a space, and the query is an error when
+// any pair is (a bad escape, a ';') or when it has over maxQueryParams
+// pairs, whatever its park and token. FuzzCallbackParamsMatchParseQuery
+// holds it to url.ParseQuery.
+func callbackParams(query string) (park, token string, err error) {
+	if strings.Count(query, "&") >= maxQueryParams {
+		return "", "", errors.New("stepup: too many query parameters")
+	}
+	var havePark, haveToken bool
+	for query != "" {
+		var pair string
+		pair, query, _ = strings.Cut(query, "&")
+		if strings.Contains(pair, ";") {
+			err = errors.New("stepup: invalid semicolon separator in query")
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		key, kerr := url.QueryUnescape(k)
+		value, verr := url.QueryUnescape(v)
+		if kerr != nil || verr != nil {
+			err = errors.Join(kerr, verr)
+			continue
+		}
+		switch {
+		case key == "park" && !havePark:
+			park, havePark = value, true
+		case key == "token" && !haveToken:
+			token, haveToken = value, true
+		}
+	}
+	return park, token, err
 }
 
 // settle records in the session that a spent park is done, and gives its

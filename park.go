@@ -174,7 +174,7 @@ var neverReplay = map[string]bool{
 func (g *Guard) checkHeaders(h http.Header) *Error {
 	values, size := 0, 0
 	for k, vs := range h {
-		if !g.replayHeaders[k] || neverReplay[k] {
+		if !g.keeps(k) {
 			continue
 		}
 		values += len(vs)
@@ -190,14 +190,43 @@ func (g *Guard) checkHeaders(h http.Header) *Error {
 	return nil
 }
 
+// keeps reports whether a header of name k is parked and replayed: on the
+// allow-list, and not one that is never replayed.
+func (g *Guard) keeps(k string) bool { return g.replayHeaders[k] && !neverReplay[k] }
+
+// keepHeaders is the allow-listed part of h: a map sized once, every value
+// in one allocation.
 func (g *Guard) keepHeaders(h http.Header) http.Header {
-	out := http.Header{}
+	keys, values := 0, 0
 	for k, vs := range h {
-		if g.replayHeaders[k] && !neverReplay[k] {
-			out[k] = append([]string(nil), vs...)
+		if g.keeps(k) {
+			keys++
+			values += len(vs)
+		}
+	}
+	out := make(http.Header, keys)
+	all := make(headerValues, 0, values)
+	for k, vs := range h {
+		if g.keeps(k) {
+			out[k] = all.copyOf(vs)
 		}
 	}
 	return out
+}
+
+// headerValues hands out copies of header values from one backing array,
+// allocated with room for them all.
+type headerValues []string
+
+// copyOf copies vs as append([]string(nil), vs...) would (nil when
+// empty), capped so that appending to the copy never writes into the next.
+func (a *headerValues) copyOf(vs []string) []string {
+	if len(vs) == 0 {
+		return nil
+	}
+	start := len(*a)
+	*a = append(*a, vs...)
+	return (*a)[start:len(*a):len(*a)]
 }
 
 // park keeps the request server-side under parkID, for the callback

@@ -111,22 +111,47 @@ func (r *Record) check() error {
 	return nil
 }
 
+// clone is the copy of a stored record that Get and Consume hand out. Its
+// strings are shared (they are immutable); everything a caller could write
+// into is its own: the header (map and values) and the byte slices.
 func (r *Record) clone() *Record {
 	c := *r
 	c.Header = r.Header.Clone()
-	if r.Body != nil {
-		c.Body = append([]byte(nil), r.Body...)
+	c.Body, c.BodyHash, c.Shown = r.copyBytes()
+	return &c
+}
+
+// copyBytes copies the body, the body hash and the shown hashes into one
+// allocation (and the shown hashes' slice into a second one), each as
+// append([]byte(nil), b...) would: nil when empty. Each copy's capacity
+// ends where it does, so that appending to one never writes into the next.
+func (r *Record) copyBytes() (body, bodyHash []byte, shown [][]byte) {
+	arena := make([]byte, 0, r.byteLen())
+	take := func(b []byte) []byte {
+		if len(b) == 0 {
+			return nil
+		}
+		start := len(arena)
+		arena = append(arena, b...)
+		return arena[start:len(arena):len(arena)]
 	}
-	if r.BodyHash != nil {
-		c.BodyHash = append([]byte(nil), r.BodyHash...)
-	}
+	body, bodyHash = take(r.Body), take(r.BodyHash)
 	if r.Shown != nil {
-		c.Shown = make([][]byte, len(r.Shown))
+		shown = make([][]byte, len(r.Shown))
 		for i, h := range r.Shown {
-			c.Shown[i] = append([]byte(nil), h...)
+			shown[i] = take(h)
 		}
 	}
-	return &c
+	return body, bodyHash, shown
+}
+
+// byteLen is the length of the body, the body hash and the shown hashes.
+func (r *Record) byteLen() int {
+	n := len(r.Body) + len(r.BodyHash)
+	for _, h := range r.Shown {
+		n += len(h)
+	}
+	return n
 }
 
 // challenge reports whether the record opens a new challenge, which a
@@ -157,10 +182,26 @@ func validID(id string) bool {
 	return true
 }
 
+// usedID is the id of the record that marks token spent: "t." and the
+// unpadded base64url of SHA-256("stepup-token\x00" + token), 45 bytes. It
+// must never change: instances sharing a Store find each other's spent
+// tokens by it. It hashes in a buffer on the stack for tokens of up to
+// hashBuffer bytes and makes one allocation, the id.
 func usedID(token string) string {
-	h := sha256.Sum256([]byte("stepup-token\x00" + token))
-	return "t." + base64.RawURLEncoding.EncodeToString(h[:])
+	var buf [hashBuffer]byte
+	h := sha256.Sum256(append(append(buf[:0], "stepup-token\x00"...), token...))
+	var id [usedIDLen]byte
+	copy(id[:], "t.")
+	base64.RawURLEncoding.Encode(id[2:], h[:])
+	return string(id[:])
 }
+
+// usedIDLen is the length of every usedID.
+const usedIDLen = 45 // "t." and the 43 base64url characters of 32 bytes
+
+// hashBuffer is the room on the stack for a prefix and a token to hash; a
+// longer token is hashed all the same, from a copy on the heap.
+const hashBuffer = 1024
 
 // safePath accepts what a Location header may carry as a same-origin path:
 // one leading "/", never "//" or "/\", no control characters or spaces.

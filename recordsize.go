@@ -12,32 +12,27 @@ import (
 // What a record costs in a MemoryStore, measured on amd64 with Go 1.26
 // (HeapAlloc after GC; store_bench_test.go's BenchmarkMemoryStoreHeap
 // reports the measured and the counted bytes side by side): every
-// allocation rounded up to its size class (the strings are one), and
+// allocation rounded up to its size class (the strings are one, the body,
+// body hash and shown hashes another), and
 const (
-	recordOverhead = 288 + 48 + 56 // the Record, the store's entry, its map slot and heap slot (amortized)
-	headerOverhead = 48            // an http.Header's map header; its slots are counted by headerSlots
-	valueOverhead  = 16            // per header value: its string header, in one slice for all values
-	shownOverhead  = 24            // per shown token hash: its slice header
+	recordOverhead = 320 + 56 // the store's entry holding the Record, its map slot and heap slot (amortized)
+	headerOverhead = 48       // an http.Header's map header; its slots are counted by headerSlots
+	valueOverhead  = 16       // per header value: its string header, in one slice for all values
+	shownOverhead  = 24       // per shown token hash: its slice header
 )
 
 // size is what the record holds in memory once a store owns it (see
 // own), as counted against a store's byte limit.
 func (r *Record) size() int {
 	strs, keys, values := r.stringBytes()
-	n := recordSize(strs, len(r.Body), r.Header != nil, keys, values) + bytesOf(len(r.BodyHash))
-	if len(r.Shown) > 0 {
-		n += bytesOf(shownOverhead * len(r.Shown))
-		for _, h := range r.Shown {
-			n += bytesOf(len(h))
-		}
-	}
-	return n
+	return recordSize(strs, r.byteLen(), r.Header != nil, keys, values) + bytesOf(shownOverhead*len(r.Shown))
 }
 
-// recordSize is size for a record with strs bytes of strings, body bytes
-// of body, and a header of keys keys and values values when header is set.
-func recordSize(strs, body int, header bool, keys, values int) int {
-	n := recordOverhead + bytesOf(strs) + bytesOf(body)
+// recordSize is size for a record with strs bytes of strings, bytes bytes
+// of body, body hash and shown hashes, and a header of keys keys and values
+// values when header is set.
+func recordSize(strs, bytes int, header bool, keys, values int) int {
+	n := recordOverhead + bytesOf(strs) + bytesOf(bytes)
 	if header {
 		n += headerSize(keys, values)
 	}
@@ -61,8 +56,9 @@ func (r *Record) stringBytes() (n, keys, values int) {
 // own returns a deep copy of r whose strings are copied too, all into one
 // allocation, so that a store holds exactly what size counts and nothing
 // of the caller's memory (a query string keeps the whole request line it
-// was cut from alive).
-func (r *Record) own() *Record {
+// was cut from alive). The copy is returned by value: MemoryStore keeps it
+// in its entry, one allocation with it.
+func (r *Record) own() Record {
 	c := *r
 	n, _, values := r.stringBytes()
 	var b strings.Builder
@@ -104,19 +100,8 @@ func (r *Record) own() *Record {
 			c.Header[nk] = kept
 		}
 	}
-	if r.Body != nil {
-		c.Body = append([]byte(nil), r.Body...)
-	}
-	if r.BodyHash != nil {
-		c.BodyHash = append([]byte(nil), r.BodyHash...)
-	}
-	if r.Shown != nil {
-		c.Shown = make([][]byte, len(r.Shown))
-		for i, h := range r.Shown {
-			c.Shown[i] = append([]byte(nil), h...)
-		}
-	}
-	return &c
+	c.Body, c.BodyHash, c.Shown = r.copyBytes()
+	return c
 }
 
 // headerSize is what http.Header.Clone allocates for keys keys and values
@@ -216,8 +201,8 @@ func (rs reserve) bytes() int64 {
 func (r *Record) successors(outcomeBody int) reserve {
 	var rs reserve
 	set := func(k Kind, n int) { rs[successorSlot(k)] = int32(min(n, math.MaxInt32)) }
-	const usedID, newID, outcomeID = 45, 22, 24 // the lengths of usedID, newID and outcomeID's ids
-	park := len(r.ID)                           // each successor names its challenge
+	const usedID, newID, outcomeID = usedIDLen, 22, 24 // the lengths of usedID, newID and outcomeID's ids
+	park := len(r.ID)                                  // each successor names its challenge
 	set(KindUsed, recordSize(usedID+park, 0, false, 0, 0))
 	if r.Remember > 0 {
 		set(KindGrant, recordSize(newID+len(r.UserID)+len(r.Action)+park, 0, false, 0, 0))

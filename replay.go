@@ -3,6 +3,7 @@ package stepup
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,11 +15,50 @@ type replayKey struct{}
 // replayMark is carried by a replayed request; the first protected route
 // that matches it spends token and park and runs without a new track.
 type replayMark struct {
-	rec    *Record
-	token  string
-	settle func() error // the callback's session bookkeeping, once spent
-	used   atomic.Bool  // the replay reached its protected route
-	spent  atomic.Bool  // token and park were spent for it
+	rec   *Record
+	token string
+	used  atomic.Bool // the replay reached its protected route
+	spent atomic.Bool // token and park were spent for it
+	// The callback's session bookkeeping, settled once spent.
+	g   *Guard
+	w   http.ResponseWriter
+	r   *http.Request
+	st  *sessionState
+	ref *parkRef
+}
+
+// settle records the spent park in the callback's session (park done,
+// Remember grant) and writes its cookie.
+func (m *replayMark) settle() error {
+	m.g.settle(m.r.Context(), m.st, m.ref, m.rec)
+	return m.g.saveSession(m.w, m.r, m.st)
+}
+
+// replayRun is what one replay needs beside the request, in one
+// allocation: the mark the protected route finds, the writer that
+// captures the answer, and the reader of the parked body.
+type replayRun struct {
+	ctx  replayContext
+	mark replayMark
+	cw   captureWriter
+	body bodyReader
+}
+
+// replayContext is the replayed request's context: the live request's,
+// carrying the replay's mark under replayKey, as context.WithValue would
+// make it, without an allocation of its own.
+type replayContext struct {
+	context.Context
+	mark *replayMark
+}
+
+// Value returns the replay's mark for replayKey, and the live context's
+// value for any other key.
+func (c *replayContext) Value(key any) any {
+	if _, ok := key.(replayKey); ok {
+		return c.mark
+	}
+	return c.Context.Value(key)
 }
 
 // replay runs the parked request through root. It spends nothing itself:
@@ -30,17 +70,14 @@ type replayMark struct {
 // by a refusal, and the park stays pending for another try.
 func (g *Guard) replay(w http.ResponseWriter, r *http.Request, root http.Handler, st *sessionState, ref *parkRef,
 	rec *Record, token string) *Error {
-	ctx := r.Context()
-	m := &replayMark{rec: rec, token: token, settle: func() error {
-		g.settle(ctx, st, ref, rec)
-		return g.saveSession(w, r, st)
-	}}
+	run := &replayRun{mark: replayMark{rec: rec, token: token, g: g, w: w, r: r, st: st, ref: ref}}
+	m, cw := &run.mark, &run.cw
+	*cw = captureWriter{ResponseWriter: w, limit: int(g.cfg.MaxBodyBytes), mark: m}
 	before := w.Header().Clone()
-	cw := &captureWriter{ResponseWriter: w, limit: int(g.cfg.MaxBodyBytes), mark: m}
-	root.ServeHTTP(cw, g.replayRequest(r, m))
+	root.ServeHTTP(cw, g.replayRequest(r, run))
 	switch {
 	case m.spent.Load():
-		g.keepOutcome(ctx, rec, cw)
+		g.keepOutcome(r.Context(), rec, cw)
 		return nil
 	case m.used.Load():
 		return nil // the guard at the route refused (another callback won); its answer is written
@@ -67,10 +104,16 @@ func (g *Guard) spendReplay(ctx context.Context, m *replayMark) *Error {
 	return nil
 }
 
-// replayRequest rebuilds the parked request on top of the live one.
-func (g *Guard) replayRequest(live *http.Request, m *replayMark) *http.Request {
-	rec := m.rec
-	u := &url.URL{RawQuery: rec.Query}
+// replayRequest rebuilds the parked request on top of the live one: the
+// parked method, path, query, body and allow-listed headers; the live
+// request's host, remote address, TLS state, protocol, User-Agent, cookies
+// and forwarding headers.
+func (g *Guard) replayRequest(live *http.Request, run *replayRun) *http.Request {
+	rec := run.mark.rec
+	run.ctx = replayContext{Context: live.Context(), mark: &run.mark}
+	req, _ := http.NewRequestWithContext(&run.ctx, rec.Method, "/", nil)
+	u := req.URL // "/" parsed: reused for the parked target
+	*u = url.URL{RawQuery: rec.Query}
 	if p, err := url.PathUnescape(rec.Path); err == nil {
 		u.Path = p
 		if u.EscapedPath() != rec.Path {
@@ -79,31 +122,59 @@ func (g *Guard) replayRequest(live *http.Request, m *replayMark) *http.Request {
 	} else {
 		u.Path = rec.Path
 	}
-	ctx := context.WithValue(live.Context(), replayKey{}, m)
-	req, _ := http.NewRequestWithContext(ctx, rec.Method, "/", bytes.NewReader(rec.Body))
-	req.URL = u
 	req.RequestURI = u.RequestURI()
 	req.Host = live.Host
 	req.RemoteAddr = live.RemoteAddr
 	req.TLS = live.TLS
 	req.Proto, req.ProtoMajor, req.ProtoMinor = live.Proto, live.ProtoMajor, live.ProtoMinor
-	req.Header = g.keepHeaders(rec.Header)
-	if ua := live.Header.Get("User-Agent"); ua != "" {
-		req.Header.Set("User-Agent", ua)
-	}
-	for _, c := range live.Header.Values("Cookie") {
-		req.Header.Add("Cookie", c)
-	}
-	for k, vs := range live.Header {
-		if forwardingHeader(k) {
-			req.Header[k] = append([]string(nil), vs...)
-		}
-	}
+	g.replayHeader(req.Header, rec.Header, live.Header)
 	req.ContentLength = int64(len(rec.Body))
-	if len(rec.Body) == 0 {
+	// Body and GetBody as http.NewRequest makes them for a bytes.Reader.
+	if body := rec.Body; len(body) > 0 {
+		run.body.Reset(body)
+		req.Body = &run.body
+		req.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
+	} else {
 		req.Body = http.NoBody
+		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 	}
 	return req
+}
+
+// replayHeader fills h, the replayed request's empty header, with what
+// keepHeaders keeps of the parked header, then the live request's
+// User-Agent (when it has one), cookies and forwarding headers, each
+// replacing a kept one of its name; every value in one allocation.
+func (g *Guard) replayHeader(h, parked, live http.Header) {
+	ua, cookies := live.Get("User-Agent"), live.Values("Cookie")
+	n := len(cookies) + 1 // the User-Agent
+	for k, vs := range parked {
+		if g.keeps(k) {
+			n += len(vs)
+		}
+	}
+	for k, vs := range live {
+		if forwardingHeader(k) {
+			n += len(vs)
+		}
+	}
+	all := make(headerValues, 0, n)
+	for k, vs := range parked {
+		if g.keeps(k) {
+			h[k] = all.copyOf(vs)
+		}
+	}
+	if ua != "" {
+		h["User-Agent"] = all.copyOf([]string{ua})
+	}
+	if c := all.copyOf(cookies); c != nil {
+		h["Cookie"] = c
+	}
+	for k, vs := range live {
+		if forwardingHeader(k) {
+			h[k] = all.copyOf(vs)
+		}
+	}
 }
 
 // forwardingHeader reports whether k is what a proxy in front tells the
@@ -184,10 +255,13 @@ func (g *Guard) keepOutcome(ctx context.Context, rec *Record, cw *captureWriter)
 	if status == 0 {
 		status = http.StatusOK
 	}
-	h := http.Header{}
-	for _, k := range []string{"Content-Type", "Location"} {
+	var h http.Header // none when the answer has neither
+	for _, k := range [...]string{"Content-Type", "Location"} {
 		if v := cw.Header().Get(k); v != "" {
-			h.Set(k, v)
+			if h == nil {
+				h = make(http.Header, 2)
+			}
+			h[k] = []string{v}
 		}
 	}
 	out := &Record{ID: outcomeID(rec.ID), Kind: KindOutcome, Status: status, Header: h,

@@ -84,9 +84,9 @@ type memoryShard struct {
 // memoryEntry is a record as the store holds it. The record itself is
 // never written after Put; whether it was consumed is kept here.
 type memoryEntry struct {
-	rec      *Record
-	exp      int64 // Expires in Unix nanoseconds, the index's key
-	size     int64 // what rec counts against the byte limit
+	rec      Record // the store's own copy (see Record.own), in the entry's allocation
+	exp      int64  // Expires in Unix nanoseconds, the index's key
+	size     int64  // what rec counts against the byte limit
 	reserved reserve
 	idx      int32 // position in the shard's expiry heap
 	consumed bool
@@ -342,7 +342,7 @@ func (s *MemoryStore) find(id string, consume bool) (*Record, bool, error) {
 	if consume {
 		e.consumed = true
 	}
-	return e.rec, was, nil
+	return &e.rec, was, nil
 }
 
 // Delete implements Store.

@@ -51,6 +51,15 @@ var typicalRecords = map[string]func(now time.Time) *stepup.Record{
 			Method: fresh(http.MethodPost), Path: fresh("/api/transfers"), BodyHash: make([]byte, 32),
 			Shown: [][]byte{make([]byte, 32)}, Created: now, Expires: now.Add(10 * time.Minute)}
 	},
+	"api, 8 shown": func(now time.Time) *stepup.Record { // the most shown tokens a record keeps
+		shown := make([][]byte, 8)
+		for i := range shown {
+			shown[i] = make([]byte, 32)
+		}
+		return &stepup.Record{ID: randomID(), Kind: stepup.KindAPI, UserID: fresh("user-4711"), Action: fresh("transfer"),
+			Method: fresh(http.MethodPost), Path: fresh("/api/transfers"), BodyHash: make([]byte, 32),
+			Shown: shown, Created: now, Expires: now.Add(10 * time.Minute)}
+	},
 	"used": func(now time.Time) *stepup.Record {
 		return &stepup.Record{ID: "t." + randomID() + randomID()[:21], Kind: stepup.KindUsed, Park: randomID(),
 			Created: now, Expires: now.Add(11 * time.Minute)}
@@ -110,7 +119,7 @@ func heapPerRecord(tb testing.TB, n int, mk func(now time.Time) *stepup.Record) 
 // MemoryStore (heap-B/rec) next to what the store counts against its byte
 // limit for it (counted-B/rec).
 func BenchmarkMemoryStoreHeap(b *testing.B) {
-	for _, name := range []string{"park", "api", "used", "grant", "outcome"} {
+	for _, name := range []string{"park", "api", "api, 8 shown", "used", "grant", "outcome"} {
 		b.Run("rec="+name, func(b *testing.B) {
 			var measured, counted float64
 			for b.Loop() {

@@ -177,11 +177,11 @@ func shownTokens(resp *authsignal.TrackResponse) [][]byte {
 		}
 		h := shownHash(tok)
 		for _, o := range out {
-			if bytes.Equal(o, h) {
+			if bytes.Equal(o, h[:]) {
 				return
 			}
 		}
-		out = append(out, h)
+		out = append(out, h[:])
 	}
 	add(resp.Token)
 	if u, err := url.Parse(resp.URL); err == nil {
@@ -194,9 +194,12 @@ func shownTokens(resp *authsignal.TrackResponse) [][]byte {
 	return out
 }
 
-func shownHash(token string) []byte {
-	h := sha256.Sum256([]byte("stepup-shown\x00" + token))
-	return h[:]
+// shownHash is what a record keeps of a token the track handed out:
+// SHA-256("stepup-shown\x00" + token), hashed without an allocation for
+// tokens of up to hashBuffer bytes.
+func shownHash(token string) [sha256.Size]byte {
+	var buf [hashBuffer]byte
+	return sha256.Sum256(append(append(buf[:0], "stepup-shown\x00"...), token...))
 }
 
 // wasShown reports whether token is one the track response handed out.
@@ -204,7 +207,7 @@ func (r *Record) wasShown(token string) bool {
 	h := shownHash(token)
 	found := 0
 	for _, s := range r.Shown {
-		found |= subtle.ConstantTimeCompare(s, h)
+		found |= subtle.ConstantTimeCompare(s, h[:])
 	}
 	return found == 1
 }
