@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -158,43 +157,29 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 	return g.replay(w, r, root, st, ref, rec, token)
 }
 
-// maxQueryParams is url.ParseQuery's limit on the pairs of a query (with
-// GODEBUG urlmaxqueryparams unset).
-const maxQueryParams = 10000
-
 // callbackParams reads park and token from a callback's raw query as
 // url.ParseQuery and Values.Get read them, without building the map: the
-// first value of each wins, '+' is a space, and the query is an error when
-// any pair is (a bad escape, a ';') or when it has over maxQueryParams
-// pairs, whatever its park and token. FuzzCallbackParamsMatchParseQuery
+// first value of each wins, '+' is a space, and the query is an error
+// exactly when url.ParseQuery finds one (checkQuery: a bad escape, a ';',
+// more pairs than its limit), whatever its park and token. FuzzCallbackParamsMatchParseQuery
 // holds it to url.ParseQuery.
 func callbackParams(query string) (park, token string, err error) {
-	if strings.Count(query, "&") >= maxQueryParams {
-		return "", "", errors.New("stepup: too many query parameters")
+	if err := checkQuery(query); err != nil {
+		return "", "", err
 	}
 	var havePark, haveToken bool
 	for query != "" {
 		var pair string
 		pair, query, _ = strings.Cut(query, "&")
-		if strings.Contains(pair, ";") {
-			err = errors.New("stepup: invalid semicolon separator in query")
-			continue
-		}
 		k, v, _ := strings.Cut(pair, "=")
-		key, kerr := url.QueryUnescape(k)
-		value, verr := url.QueryUnescape(v)
-		if kerr != nil || verr != nil {
-			err = errors.Join(kerr, verr)
-			continue
-		}
-		switch {
+		switch key := unescapeQuery(k); {
 		case key == "park" && !havePark:
-			park, havePark = value, true
+			park, havePark = unescapeQuery(v), true
 		case key == "token" && !haveToken:
-			token, haveToken = value, true
+			token, haveToken = unescapeQuery(v), true
 		}
 	}
-	return park, token, err
+	return park, token, nil
 }
 
 // settle records in the session that a spent park is done, and gives its

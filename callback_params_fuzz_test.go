@@ -9,9 +9,9 @@ import (
 )
 
 // FuzzCallbackParamsMatchParseQuery holds the callback's query scanner to
-// what it replaced, url.ParseQuery then Values.Get: for any raw query, the
-// same park and token, and an error exactly when ParseQuery has one (the
-// callback refuses those with 400, whatever their park and token).
+// what it replaced, url.ParseQuery then Values.Get: for any raw query, an
+// error exactly when ParseQuery has one (the callback refuses those with
+// 400, whatever their park and token), else the same park and token.
 //
 //	go test -run '^$' -fuzz FuzzCallbackParamsMatchParseQuery .
 func FuzzCallbackParamsMatchParseQuery(f *testing.F) {
@@ -33,6 +33,9 @@ func FuzzCallbackParamsMatchParseQuery(f *testing.F) {
 		park, token, err := callbackParams(query)
 		q, qerr := url.ParseQuery(query)
 		require.Equal(t, qerr != nil, err != nil, "error for %q: %v, url.ParseQuery: %v", query, err, qerr)
+		if err != nil {
+			return // refused with 400 whatever its park and token
+		}
 		require.Equal(t, q.Get("park"), park, "park of %q", query)
 		require.Equal(t, q.Get("token"), token, "token of %q", query)
 	})
