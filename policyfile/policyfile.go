@@ -62,12 +62,8 @@ type Attribute struct {
 // Parse reads a policy table from YAML or JSON and checks every entry as
 // stepup.New would (stepup.CheckPolicies). Errors name the offending entry.
 func Parse(data []byte) ([]stepup.Policy, error) {
-	var f File
-	decode := yamlx.Unmarshal
-	if isJSON(data) {
-		decode = func(data []byte, v any) error { return decodeJSON(data, v.(*File)) }
-	}
-	if err := decode(data, &f); err != nil {
+	f, err := decode(data)
+	if err != nil {
 		return nil, fmt.Errorf("stepup: policy file: %w", err)
 	}
 	if len(f.Policies) == 0 {
@@ -92,6 +88,22 @@ func Parse(data []byte) ([]stepup.Policy, error) {
 		return nil, err
 	}
 	return ps, nil
+}
+
+// decode reads a JSON document with decodeJSON, a YAML document in the
+// subset decodeYAML knows with decodeYAML, and anything else with
+// goccy/go-yaml.
+func decode(data []byte) (File, error) {
+	var f File
+	if isJSON(data) {
+		return f, decodeJSON(data, &f)
+	}
+	err := decodeYAML(data, &f)
+	if err != errFallback {
+		return f, err
+	}
+	f = File{}
+	return f, yamlx.Unmarshal(data, &f)
 }
 
 // Load reads a policy file; see Parse.
