@@ -264,6 +264,9 @@ func (d *yamlDecoder) str(s *string, value int) error {
 	if err != nil || null {
 		return err
 	}
+	if !d.quoted && reserved([]byte(v)) {
+		return errFallback
+	}
 	*s = v
 	return nil
 }

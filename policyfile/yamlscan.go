@@ -142,7 +142,7 @@ func plainFirst(c byte) bool {
 // line in block context (then the line must end after it, and the decoder
 // moves to the next line), or ^offset in a flow mapping (then d.flowEnd is
 // where it ends). null is an empty value in block context. d.quoted tells
-// whether it was quoted.
+// whether it was quoted; the caller resolves a plain scalar's type.
 func (d *yamlDecoder) scalar(value int) (s string, null bool, err error) {
 	flow := value < 0
 	j := value
@@ -192,7 +192,7 @@ func (d *yamlDecoder) scalar(value int) (s string, null bool, err error) {
 			k--
 		}
 		v := d.data[j:k]
-		if reserved(v) || v[len(v)-1] == ':' || bytes.Contains(v, []byte(": ")) {
+		if v[len(v)-1] == ':' || bytes.Contains(v, []byte(": ")) {
 			return "", false, errFallback
 		}
 		s = d.str8(v)
