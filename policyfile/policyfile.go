@@ -10,6 +10,16 @@
 //
 // It is a package of its own so that an application declaring its policies
 // in Go does not link a YAML decoder.
+//
+// JSON, and YAML written the usual way (block mappings and sequences,
+// one-line flow mappings such as {name: amount, from: form, key: amount},
+// plain and quoted one-line scalars, comments), are decoded by strict
+// one-pass decoders of the package's own: 100,000 entries in about half a
+// second. Any other YAML (anchors and aliases, tags, block scalars, flow
+// sequences, values such as yes, ~ or 0x10 whose type YAML resolves)
+// goes through goccy/go-yaml, which reads it exactly as before but takes
+// seconds and gigabytes for a table that large. Both read every document
+// the same way and refuse the same documents.
 package policyfile
 
 import (

@@ -46,6 +46,7 @@ type yamlDecoder struct {
 	// it ended.
 	quoted  bool
 	flowEnd int
+	refusal error             // the first unknown field or repeated key
 	intern  map[string]string // short repeated values (methods, sources, types) share one string
 }
 
@@ -70,9 +71,9 @@ func decodeYAML(data []byte, f *File) error {
 	if d.indent != 0 {
 		return errFallback
 	}
-	return d.mapping(0, d.start, func(key []byte, at, value int) error {
+	err := d.mapping(0, d.start, func(key []byte, at, value int) error {
 		if string(key) != "policies" {
-			return d.unknown(key, at)
+			return d.unknown(key, at, value)
 		}
 		return d.sequence(at-d.start, value, func(item int) error {
 			var e Entry
@@ -86,6 +87,10 @@ func decodeYAML(data []byte, f *File) error {
 			return nil
 		})
 	})
+	if err != nil {
+		return err
+	}
+	return d.refusal
 }
 
 // entry decodes the mapping that starts at offset item of the current line.
@@ -119,13 +124,13 @@ func (d *yamlDecoder) entry(e *Entry, item int) error {
 					case "type":
 						return d.str(&a.Type, value)
 					}
-					return d.unknown(key, at)
+					return d.unknown(key, at, value)
 				})
 				e.Attributes = append(e.Attributes, a)
 				return err
 			})
 		}
-		return d.unknown(key, at)
+		return d.unknown(key, at, value)
 	})
 }
 
@@ -154,9 +159,7 @@ func (d *yamlDecoder) mapping(indent, first int, fn field) error {
 		if err != nil {
 			return err
 		}
-		if err := seen.add(d, key, at); err != nil {
-			return err
-		}
+		seen.add(d, key, at)
 		if err := fn(key, at, value); err != nil {
 			return err
 		}
@@ -232,9 +235,7 @@ func (d *yamlDecoder) flowMapping(at int, fn field) error {
 		if reserved(key) {
 			return errFallback
 		}
-		if err := seen.add(d, key, k); err != nil {
-			return err
-		}
+		seen.add(d, key, k)
 		if err := fn(key, k, ^d.skipSpaces(j+1)); err != nil {
 			return err
 		}
@@ -287,9 +288,22 @@ func (d *yamlDecoder) boolean(b *bool, value int) error {
 	return nil
 }
 
-// unknown is the refusal of a key the schema does not have.
-func (d *yamlDecoder) unknown(key []byte, at int) error {
-	return fmt.Errorf("%s unknown field %q", d.pos(at), key)
+// unknown refuses a key the schema does not have, and reads its value if
+// it is a scalar.
+func (d *yamlDecoder) unknown(key []byte, at, value int) error {
+	d.refuse(fmt.Errorf("%s unknown field %q", d.pos(at), key))
+	_, _, err := d.scalar(value)
+	return err
+}
+
+// refuse records a refusal: unknown fields and repeated keys. The first
+// one is the result, but only once the whole document is known to lie in
+// the subset: goccy/go-yaml reads some documents outside it so that it
+// does not see the key at all.
+func (d *yamlDecoder) refuse(err error) {
+	if d.refusal == nil {
+		d.refusal = err
+	}
 }
 
 // keySet refuses a key seen before in one mapping (the schema's mappings
@@ -302,18 +316,17 @@ type keySet struct {
 	n int
 }
 
-func (s *keySet) add(d *yamlDecoder, key []byte, at int) error {
+func (s *keySet) add(d *yamlDecoder, key []byte, at int) {
 	for _, k := range s.keys[:s.n] {
 		if bytes.Equal(k.key, key) {
-			return fmt.Errorf("%s mapping key %q already defined at %s", d.pos(at), key, d.pos(k.at))
+			d.refuse(fmt.Errorf("%s mapping key %q already defined at %s", d.pos(at), key, d.pos(k.at)))
+			return
 		}
 	}
-	if s.n == len(s.keys) {
-		return errFallback
+	if s.n < len(s.keys) {
+		s.keys[s.n].key, s.keys[s.n].at = key, at
+		s.n++
 	}
-	s.keys[s.n].key, s.keys[s.n].at = key, at
-	s.n++
-	return nil
 }
 
 // pos is offset's [line:column], both from 1, as goccy/go-yaml writes them

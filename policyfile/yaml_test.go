@@ -23,12 +23,32 @@ func goccy(data []byte) (policyfile.File, error) {
 // okYAML is a small document inside the subset, for the tests to vary.
 const okYAML = "policies:\n  - method: GET\n    route: /a\n    action: a\n"
 
+// readmeYAML is the README's example, comments and all.
+const readmeYAML = `policies:
+  - method: POST              # as the router dispatches it, or "*" (a GET policy also covers HEAD)
+    route: /transfer          # the router's own pattern: /users/:id in echo, /users/{id} in a ServeMux
+    action: transfer          # the Authsignal action code, ^[a-zA-Z0-9_-]{1,64}$
+    attributes:               # sent to Authsignal as custom.<name> for its rules
+      - {name: amount, from: form, key: amount, type: number}
+  - method: POST
+    route: /api/transfer
+    action: transfer
+    attributes:
+      - {name: amount, from: json, key: amount, type: number}   # key is a dotted path: payee.iban
+  - method: "*"
+    route: /admin/*
+    action: adminAccess
+    remember: 5m              # a Go duration: no new challenge for this action for 5 minutes
+    failOpen: false           # the default: when Authsignal is down, answer 503, not the handler
+`
+
 // subsetTests are documents the subset decoder reads itself.
 var subsetTests = []struct {
 	name  string
 	given string
 }{
-	{"the README's table", policyYAML},
+	{"the test table", policyYAML},
+	{"the README's example", readmeYAML},
 	{"a document start marker, a sequence at its key's indentation", "---\npolicies:\n- method: GET\n  route: /a\n  action: a\n"},
 	{"comments, blank lines, trailing spaces, # inside a value", "--- # doc\n# c\npolicies: # the table\n  - method: GET # m\n    route: /a#b\n    action: a   \n\n    remember: 5m # five\n"},
 	{"comment lines at any indentation", "policies:\n  - method: GET\n    route: /a\n# dedented\n      # indented\n    action: a\n\n\n  # between\n  - method: POST\n    route: /b\n    action: b\n"},
