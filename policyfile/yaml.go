@@ -16,7 +16,8 @@ import (
 // gigabytes for a table of 100,000 entries.
 //
 // It is as strict as the YAML decoder: unknown fields and duplicate keys
-// are refused, keys are matched exactly, errors carry [line:column]. It
+// are refused, keys are matched exactly, errors carry [line:column]; a
+// refusal stands once the whole document is known to lie in the subset. It
 // refuses nothing else. Whatever lies outside the subset, or whatever it is
 // not sure it reads as goccy/go-yaml reads it, is left to goccy/go-yaml
 // (errFallback): anchors, aliases, tags, flow sequences, nested or
@@ -40,7 +41,6 @@ type yamlDecoder struct {
 	end    int // end of its content, before "\r\n" or "\n"
 	next   int // offset of the line after it
 	indent int // spaces before its content
-	line   int // its number, from 1
 	eof    bool
 	// What the last scalar read was: quoted, and in a flow mapping where
 	// it ended.

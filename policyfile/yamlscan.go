@@ -47,7 +47,6 @@ func (d *yamlDecoder) advance() {
 			return
 		}
 		d.start = d.next
-		d.line++
 		if nl := bytes.IndexByte(d.data[d.start:], '\n'); nl >= 0 {
 			d.end, d.next = d.start+nl, d.start+nl+1
 		} else {
