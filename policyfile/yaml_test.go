@@ -268,23 +268,65 @@ func FuzzParseYAMLAsGoccy(f *testing.F) {
 	for _, s := range yamlSeeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		got, fellBack, err := policyfile.DecodeYAML(data)
-		if fellBack {
-			return
+	f.Fuzz(sameAsGoccy)
+}
+
+// sameAsGoccy fails unless data falls back, or the subset decoder and
+// goccy/go-yaml both refuse it, or both read it into the same File.
+func sameAsGoccy(t *testing.T, data []byte) {
+	got, fellBack, err := policyfile.DecodeYAML(data)
+	if fellBack {
+		return
+	}
+	want, goccyErr := goccy(data)
+	if err != nil {
+		if goccyErr == nil {
+			t.Fatalf("the subset refuses what goccy/go-yaml accepts: %v\n%q", err, data)
 		}
-		want, goccyErr := goccy(data)
-		if err != nil {
-			if goccyErr == nil {
-				t.Fatalf("the subset refuses what goccy/go-yaml accepts: %v\n%q", err, data)
+		return
+	}
+	if goccyErr != nil {
+		t.Fatalf("the subset accepts what goccy/go-yaml refuses: %v\n%q", goccyErr, data)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the subset reads %q differently:\n got %#v\nwant %#v", data, got, want)
+	}
+}
+
+// FuzzYAMLValuesAsGoccy: FuzzParseYAMLAsGoccy with the document's shape
+// fixed and its values fuzzed, so that the fuzzer spends its time on
+// scalars (plain, quoted, commented, in block and flow context) rather
+// than on misspelt keys.
+func FuzzYAMLValuesAsGoccy(f *testing.F) {
+	f.Add("GET", "/a/{id}", "a b", "5m", "false", uint8(0))
+	f.Add(`"GET"`, "'/a''b'", `"a\"b\\c\/d\n\t"`, "1h30m # c", "true", uint8(1))
+	f.Add("GET # c", "/a#b", "a:b", "0x10", "", uint8(2))
+	f.Add("'*'", "/users/:id", "yes", "~", "True", uint8(3))
+	f.Add("POST", "/a?b=c&d=e", "a-b_c", ".5h", "false # no", uint8(7))
+	f.Add("GET ", " /a ", "é", "2001-12-14", "'true'", uint8(5))
+	f.Fuzz(func(t *testing.T, method, route, action, remember, failOpen string, style uint8) {
+		var b strings.Builder
+		b.WriteString("policies:\n")
+		dash := "  - "
+		if style&1 != 0 {
+			dash = "- "
+		}
+		in := strings.Repeat(" ", len(dash))
+		if style&2 != 0 {
+			b.WriteString(dash + "{method: " + method + ", route: " + route + ", action: " + action + ", remember: " + remember + "}\n")
+		} else {
+			b.WriteString(dash + "method: " + method + "\n" + in + "route: " + route + "\n" + in + "action: " + action + "\n" +
+				in + "remember: " + remember + "\n" + in + "failOpen: " + failOpen + "\n" + in + "attributes:\n")
+			if style&4 != 0 {
+				b.WriteString(in + "  - {name: " + action + ", from: " + method + ", key: " + route + ", type: " + remember + "}\n")
+			} else {
+				b.WriteString(in + "- name: " + action + "\n" + in + "  from: " + method + "\n" + in + "  key: " + route + "\n" + in + "  type: " + remember + "\n")
 			}
-			return
 		}
-		if goccyErr != nil {
-			t.Fatalf("the subset accepts what goccy/go-yaml refuses: %v\n%q", goccyErr, data)
+		doc := b.String()
+		if style&8 != 0 {
+			doc = strings.ReplaceAll(doc, "\n", "\r\n")
 		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("the subset reads %q differently:\n got %#v\nwant %#v", data, got, want)
-		}
+		sameAsGoccy(t, []byte(doc))
 	})
 }
