@@ -14,7 +14,7 @@
 // JSON, and YAML written the usual way (block mappings and sequences,
 // one-line flow mappings such as {name: amount, from: form, key: amount},
 // plain and quoted one-line scalars, comments), are decoded by strict
-// one-pass decoders of the package's own: 100,000 entries in about half a
+// one-pass decoders of the package's own: 100,000 entries in well under a
 // second. Any other YAML (anchors and aliases, tags, block scalars, flow
 // sequences, values such as yes, ~ or 0x10 whose type YAML resolves)
 // goes through goccy/go-yaml, which reads it exactly as before but takes
