@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/stepupkit/stepup/authsignal"
@@ -185,8 +186,14 @@ func shownTokens(resp *authsignal.TrackResponse) [][]byte {
 	}
 	add(resp.Token)
 	if u, err := url.Parse(resp.URL); err == nil {
-		for _, vs := range u.Query() {
-			for _, v := range vs {
+		// Every value of its query, as url.Values would hold them, without
+		// the map; a value in a pair url.ParseQuery would drop (a bad key, a
+		// ';') counts as shown too.
+		for q := u.RawQuery; q != ""; {
+			var pair string
+			pair, q, _ = strings.Cut(q, "&")
+			_, v, _ := strings.Cut(pair, "=")
+			if v, err := url.QueryUnescape(v); err == nil {
 				add(v)
 			}
 		}
