@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 )
 
@@ -21,12 +20,14 @@ import (
 // cannot be saved refuses the park (500) rather than lose it
 // (TestUnsavableSessionRefusesToPark).
 //
-// With a gorilla CookieStore the guard writes its cookie itself, through
-// copies of the store's own codecs (the same hash and block keys, so the
-// same HMAC and encryption) whose serializer passes these bytes through:
-// no gob, no gorilla map. With any other gorilla Store (filesystem, Redis,
-// a wrapper) the bytes go into the gorilla session under sessionKey and
-// the Store keeps them its way.
+// The guard seals its cookie itself in two cases (cookieCodec): with
+// Config.CookieKeys, with AES-256-GCM under keys derived from them
+// (cookie.go); else with a gorilla CookieStore, through copies of the
+// store's own codecs (the same hash and block keys, so the same HMAC and
+// encryption) whose serializer passes these bytes through: no gob, no
+// gorilla map (sessioncodec.go). With any other gorilla Store (filesystem,
+// Redis, a wrapper) the bytes go into the gorilla session under
+// sessionKey and the Store keeps them its way.
 const sessionKey = "stepup"
 
 const (
@@ -91,20 +92,16 @@ func (g *Guard) loadSession(r *http.Request, userID string) *sessionState {
 }
 
 // readSession returns the encoded session data of r, and false when r
-// has none (no cookie, or one that does not decode). With a gorilla
-// Store other than a CookieStore it keeps the gorilla session in st for
+// has none (no cookie, or one that does not open or decode). Without a
+// cookie of its own (cookieCodec) it keeps the gorilla session in st for
 // saveSession.
 func (g *Guard) readSession(r *http.Request, st *sessionState) ([]byte, bool) {
-	if g.codecs != nil {
+	if g.cookie != nil {
 		c, err := r.Cookie(g.cfg.SessionName)
 		if err != nil {
 			return nil, false
 		}
-		var raw []byte
-		if securecookie.DecodeMulti(g.cfg.SessionName, c.Value, &raw, g.codecs...) != nil {
-			return nil, false
-		}
-		return raw, true
+		return g.cookie.open(c.Value, g.now())
 	}
 	sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
 	if sess == nil {
@@ -285,11 +282,12 @@ func (g *Guard) saveSession(w http.ResponseWriter, r *http.Request, st *sessionS
 }
 
 // writeSession writes the encoded session data: the guard's own cookie
-// when the Store is a CookieStore, else through the gorilla session.
+// with CookieKeys or a CookieStore, sealed for as long as maxAge says,
+// else through the gorilla session.
 func (g *Guard) writeSession(w http.ResponseWriter, r *http.Request, st *sessionState, raw []byte, maxAge int) error {
 	opts := g.sessionOptions(maxAge)
-	if g.codecs != nil {
-		v, err := securecookie.EncodeMulti(g.cfg.SessionName, raw, g.codecs...)
+	if g.cookie != nil {
+		v, err := g.cookie.seal(raw, g.now().Add(time.Duration(maxAge)*time.Second))
 		if err != nil {
 			return err
 		}
@@ -319,7 +317,7 @@ func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 	st := &sessionState{}
 	var raw []byte
 	ok := false
-	if g.codecs != nil {
+	if g.cookie != nil {
 		raw, ok = g.readSession(r, st)
 	} else {
 		sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
