@@ -1,6 +1,7 @@
 package stepup_test
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -8,8 +9,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/authsignal"
 	"github.com/stepupkit/stepup/stepuptest"
 )
 
@@ -379,4 +384,259 @@ func TestNewCookieKeys(t *testing.T) {
 	_, err := stepup.New(cfg)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "at least 32 bytes")
+}
+
+// testSession writes the guard's session data in its documented encoding
+// (sessioncodec.go): version 1, user, id, open, then the parks, grants and
+// passes, each list a count and its entries; strings are a uvarint length
+// and bytes, numbers varints.
+type testSession struct {
+	user, id string
+	open     int64
+	parks    []testPark
+	grants   []testGrant
+	passes   []testGrant
+}
+
+type testPark struct {
+	id      string
+	expires int64
+	done    bool
+}
+
+type testGrant struct {
+	id, action string
+	expires    int64
+}
+
+func (s testSession) encode() []byte {
+	str := func(b []byte, v string) []byte { return append(binary.AppendUvarint(b, uint64(len(v))), v...) }
+	b := str([]byte{1}, s.user)
+	b = str(b, s.id)
+	b = binary.AppendVarint(b, s.open)
+	b = binary.AppendUvarint(b, uint64(len(s.parks)))
+	for _, p := range s.parks {
+		b = binary.AppendVarint(str(b, p.id), p.expires)
+		if p.done {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	for _, gs := range [][]testGrant{s.grants, s.passes} {
+		b = binary.AppendUvarint(b, uint64(len(gs)))
+		for _, g := range gs {
+			b = binary.AppendVarint(str(str(b, g.id), g.action), g.expires)
+		}
+	}
+	return b
+}
+
+func userHashOf(user string) string {
+	h := sha256.Sum256([]byte("stepup-user\x00" + user))
+	return base64.RawURLEncoding.EncodeToString(h[:12])
+}
+
+// paddedSession is a session of alice holding park and as many grants of
+// nothing as make its encoding exactly size bytes long.
+func paddedSession(t *testing.T, park string, expires int64, size int) []byte {
+	t.Helper()
+	s := testSession{user: userHashOf("alice"), parks: []testPark{{id: park, expires: expires}}}
+	const least, most = 7, 261 // a grant's bytes: two lengths, a 5-byte varint, 0 to 127 bytes each of id and action
+	require.Len(t, binary.AppendVarint(nil, expires), 5)
+	add := func(n int) { // a grant of n bytes
+		s.grants = append(s.grants, testGrant{id: strings.Repeat("i", min(n-least, 127)),
+			action: strings.Repeat("a", n-least-min(n-least, 127)), expires: expires})
+	}
+	for gap := size - len(s.encode()); gap > 0; gap = size - len(s.encode()) {
+		switch {
+		case gap <= most:
+			add(gap)
+		case gap < most+least:
+			add(gap - least)
+		default:
+			add(most)
+		}
+	}
+	data := s.encode()
+	require.Len(t, data, size)
+	return data
+}
+
+// The guard opens a value of up to 4096 characters, securecookie's limit,
+// and nothing longer: a cookie of exactly 4096 characters redeems its
+// park, one of 4098 (the next length base64 gives) is no session.
+func TestCookieKeysValueLengthLimit(t *testing.T) {
+	env := keysEnv(t, [][]byte{newCookieKey})
+	b := env.NewBrowser()
+	b.Login("alice")
+	for _, tc := range []struct {
+		length int  // of the cookie value
+		data   int  // bytes of session data that seal to it
+		opens  bool // whether the callback redeems the park
+	}{
+		{4096, 3072 - 37, true},
+		{4098, 3073 - 37, false},
+	} {
+		cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)))
+		park := mustParse(cb).Query().Get("park")
+		expires := env.Clock.Now().Add(10 * time.Minute)
+		value := sealTestCookie(t, newCookieKey, "stepup", expires, paddedSession(t, park, expires.Unix(), tc.data))
+		require.Len(t, value, tc.length)
+		setJarCookie(env, b, "stepup", value)
+		runs := len(env.Ledger.Runs("transfer"))
+		resp := b.Get(cb)
+		if tc.opens {
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "%d characters: %s", tc.length, resp.Body)
+			assert.Len(t, env.Ledger.Runs("transfer"), runs+1)
+		} else {
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode, "%d characters", tc.length)
+			assert.Len(t, env.Ledger.Runs("transfer"), runs)
+		}
+	}
+}
+
+// The largest session the guard keeps (MaxPending 20 parks, 16 grants
+// and 5 passes, every action code of 64 characters) seals to a value
+// under the 4096 characters the guard opens, so that the guard never
+// writes a cookie it would not read back.
+func TestCookieKeysLargestSessionFits(t *testing.T) {
+	action := func(prefix string, i int) string {
+		a := prefix + strings.Repeat("x", 64)
+		return a[:64-2] + string(rune('a'+i/10)) + string(rune('0'+i%10))
+	}
+	var policies []stepup.Policy
+	for i := range 16 {
+		policies = append(policies, stepup.Policy{Method: http.MethodGet, Route: "/r/" + string(rune('a'+i)), Action: action("read", i), Remember: time.Hour})
+	}
+	policies = append(policies, stepup.Policy{Method: http.MethodPost, Route: "/pay", Action: action("pay", 0)})
+	app := muxAdapter(func(mux *http.ServeMux, _ *stepup.Guard, h stepuptest.Handlers) {
+		for _, p := range policies {
+			mux.Handle(p.Method+" "+p.Route, h.Report)
+		}
+	})
+	env := newPolicyEnv(t, app, policies, func(c *stepup.Config) {
+		c.Sessions = nil
+		c.CookieKeys = [][]byte{newCookieKey}
+		c.MaxPending = 20
+		c.MaxChallengesPerUser = 100
+		c.MaxChallengesPerSession = 100
+	})
+	b := env.NewBrowser()
+	b.Login("alice")
+	for _, p := range policies[:16] {
+		resp := b.Get(b.Complete(b.Challenge(b.Get(p.Route))))
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode, "pass and grant for %s", p.Route)
+	}
+	for range 20 {
+		b.Challenge(b.Do(http.MethodPost, "/pay", stepuptest.Form, "", nil))
+	}
+	value := jarCookie(env, b, "stepup")
+	_, data, ok := openTestCookie(t, newCookieKey, "stepup", value)
+	require.True(t, ok)
+	assert.Greater(t, len(data), 2500, "20 parks, 16 grants, 5 passes")
+	assert.LessOrEqual(t, len(value), 4096)
+	t.Logf("largest session: %d bytes of data, a %d-character cookie", len(data), len(value))
+	before := len(env.Emulator.Tracked())
+	assert.Equal(t, http.StatusOK, b.Get(policies[0].Route).StatusCode, "the oldest grant still lets its route through")
+	assert.Len(t, env.Emulator.Tracked(), before, "without a challenge")
+}
+
+// countingProvider allows every action and counts what it is asked to
+// track.
+type countingProvider struct {
+	fakeProvider
+	tracks atomic.Int64
+}
+
+func (p *countingProvider) Track(ctx context.Context, user, action string, req authsignal.TrackRequest) (*authsignal.TrackResponse, error) {
+	p.tracks.Add(1)
+	return p.fakeProvider.Track(ctx, user, action, req)
+}
+
+// FuzzOpenCookie: whatever value the guard's cookie has, the guard never
+// panics or answers 500, and only the value it sealed itself opens. One
+// guard (challenging) leaves a Remember grant for GET /report in a cookie;
+// a second guard with the same keys and Store, whose provider allows
+// everything, is sent each value: the grant lets GET /report through
+// without tracking for that value only; any other is no session, so the
+// request is tracked (and allowed) as if it had no cookie.
+func FuzzOpenCookie(f *testing.F) {
+	clock := newBenchClock()
+	store := stepup.NewMemoryStore(stepup.MemoryClock(clock.Now))
+	build := func(p stepup.Provider) (*stepup.Guard, http.Handler) {
+		cfg := validConfig()
+		cfg.Provider = p
+		cfg.Sessions = nil
+		cfg.CookieKeys = [][]byte{newCookieKey, oldCookieKey}
+		cfg.Store = store
+		cfg.Now = clock.Now
+		cfg.Policies = []stepup.Policy{{Method: http.MethodGet, Route: "/report", Action: "report", Remember: time.Hour}}
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		g, err := stepup.New(cfg)
+		require.NoError(f, err)
+		mux := http.NewServeMux()
+		mux.Handle("GET /report", benchHandler)
+		root := g.Middleware(mux)
+		mux.Handle("GET /stepup/callback", g.Callback(root))
+		return g, root
+	}
+	serve := func(h http.Handler, target, cookie string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, newRequest(http.MethodGet, target, "", cookie))
+		return w
+	}
+	cookieOf := func(w *httptest.ResponseRecorder) string {
+		for _, c := range w.Result().Cookies() {
+			if c.Name == "stepup" {
+				return c.Value
+			}
+		}
+		return ""
+	}
+	challenger := &challengeProvider{}
+	_, challenging := build(challenger)
+	w := serve(challenging, "/report", "")
+	require.Equal(f, http.StatusSeeOther, w.Code)
+	key := challenger.last()
+	w = serve(challenging, "/stepup/callback?park="+key+"&token=ok."+key, "stepup="+cookieOf(w))
+	require.Equal(f, http.StatusSeeOther, w.Code, "the pass and the grant")
+	w = serve(challenging, "/report", "stepup="+cookieOf(w))
+	require.Equal(f, http.StatusOK, w.Code, "the pass")
+	valid := cookieOf(w)
+	require.NotEmpty(f, valid)
+
+	provider := &countingProvider{fakeProvider: fakeProvider{state: authsignal.StateAllow}}
+	_, allowing := build(provider)
+
+	deadline, data, ok := openTestCookie(f, newCookieKey, "stepup", valid)
+	require.True(f, ok)
+	sealed, err := base64.RawURLEncoding.DecodeString(valid)
+	require.NoError(f, err)
+	for _, seed := range []string{
+		valid, valid[:len(valid)-1], valid + "A", `"` + valid + `"`, valid + "; x=y", "", "A", strings.Repeat("A", 4096), strings.Repeat("_", 4097),
+		base64.RawURLEncoding.EncodeToString(sealed[:36]), base64.RawURLEncoding.EncodeToString(sealed[:37]),
+		sealTestCookie(f, oldCookieKey, "stepup", deadline.Add(-2*time.Hour), data),                                 // expired
+		sealTestCookie(f, newCookieKey, "other", deadline, data),                                                    // another name
+		sealTestCookie(f, newCookieKey, "stepup", deadline, nil),                                                    // no session data
+		sealTestCookie(f, newCookieKey, "stepup", deadline, []byte{1, 0xff, 0xff, 0xff, 0xff}),                      // garbage
+		sealTestCookie(f, otherCookieKey, "stepup", deadline, data),                                                 // another key
+		base64.RawURLEncoding.EncodeToString(testCookieAEAD(f, newCookieKey).Seal(nil, make([]byte, 12), nil, nil)), // too short
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		r := newRequest(http.MethodGet, "/report", "", "stepup="+value)
+		c, err := r.Cookie("stepup") // what reaches the guard: net/http drops quotes, stops at ';'
+		sealedByGuard := err == nil && c.Value == valid
+		before := provider.tracks.Load()
+		w := httptest.NewRecorder()
+		allowing.ServeHTTP(w, r)
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		if sealedByGuard {
+			assert.Equal(t, before, provider.tracks.Load(), "the grant the guard sealed")
+		} else {
+			assert.Equal(t, before+1, provider.tracks.Load(), "not a session: tracked")
+		}
+	})
 }
