@@ -18,8 +18,8 @@ import (
 // under securecookie's 4096 bytes once encrypted and encoded (about
 // 1.8x); with MaxPending 20 and such codes they would not. With
 // CookieKeys the value is 4/3 of (the data + 37 bytes): even that largest
-// session (2.6 KB) seals to 3.5 KB (TestCookieKeysLargestSessionFits). A cookie that
-// cannot be saved refuses the park (500) rather than lose it
+// session (2.6 KB) seals to 3.5 KB (TestCookieKeysLargestSessionFits). A
+// cookie that cannot be saved refuses the park (500) rather than lose it
 // (TestUnsavableSessionRefusesToPark).
 //
 // The guard seals its cookie itself in two cases (cookieCodec): with
