@@ -28,8 +28,8 @@ type cookieCodec interface {
 //
 //	version (1 byte) | nonce (12 random bytes) | AES-256-GCM ciphertext and tag
 //
-// with the cookie's name as additional data (a value copied under another
-// name does not open), and as plaintext the cookie's deadline (unix
+// with the version and the cookie's name as additional data (a value
+// copied under another name does not open), and as plaintext the cookie's deadline (unix
 // seconds, 8 bytes big-endian: what Max-Age says) followed by the encoded
 // session data. Each secret of CookieKeys gives its AES key through
 // HKDF-SHA256 with cookieKeyInfo; the first seals, every one opens.
