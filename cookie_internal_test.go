@@ -19,7 +19,7 @@ import (
 func benchSession() []byte {
 	exp := time.Date(2026, 11, 27, 11, 0, 0, 0, time.UTC).Unix()
 	return encodeSession(&sessionData{
-		User:   userHash("alice"),
+		User:   string(appendUserHash(nil, "alice")),
 		ID:     "3q2-7wEAAAAAAAAAAAAAAA",
 		Open:   exp,
 		Parks:  []parkRef{{ID: "AAAAAAAAAAAAAAAAAAAAAA", Expires: exp, Done: true}},
