@@ -29,3 +29,14 @@ var serveMux = stepuptest.Adapter{
 func TestConformanceServeMux(t *testing.T) {
 	stepuptest.Run(t, serveMux)
 }
+
+// The suite again with a guard that seals its own cookie with CookieKeys
+// and has no gorilla Store at all.
+func TestConformanceServeMuxCookieKeys(t *testing.T) {
+	a := serveMux
+	a.Config = func(c *stepup.Config) {
+		c.Sessions = nil
+		c.CookieKeys = [][]byte{[]byte("a 32-byte secret for the suite!!")}
+	}
+	stepuptest.Run(t, a)
+}

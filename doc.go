@@ -72,7 +72,10 @@
 // # What is kept where
 //
 // The browser only ever carries opaque random ids, inside the guard's own
-// gorilla/sessions session (Config.SessionName, default "stepup"). Parked
+// session (Config.SessionName, default "stepup"): a gorilla/sessions session
+// of Config.Sessions or, with Config.CookieKeys, a cookie the guard seals
+// itself with AES-256-GCM, without a gorilla Store and at a fraction of a
+// CookieStore's cost. Parked
 // requests, single-use passes, Remember grants, spent tokens and the kept
 // outcome of each replay live in the Store (default NewMemoryStore; use a
 // shared store when several instances serve the same users). Each parked

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/stepupkit/stepup/authsignal"
@@ -37,13 +36,30 @@ type Config struct {
 	// Provider is the Authsignal client. Required.
 	Provider Provider
 	// Sessions stores the guard's small session (ids and expiry times).
-	// Any gorilla/sessions Store. Required. The guard sets the options of
-	// its own session whatever the Store's defaults: Path "/", HttpOnly,
-	// SameSite=Lax (its cookie must come back on the top-level redirect
-	// from the challenge page; Strict would not), Secure when CallbackURL
-	// is https, and a MaxAge no longer than the longest record it points
-	// to (the cookie is deleted when it holds nothing).
+	// Any gorilla/sessions Store. Required unless CookieKeys is set, and
+	// not used when it is. With a *sessions.CookieStore the guard writes
+	// its own cookie with copies of the store's codecs; with any other
+	// Store the data goes into a gorilla session of that Store. The guard
+	// sets the options of its own session whatever the Store's defaults:
+	// Path "/", HttpOnly, SameSite=Lax (its cookie must come back on the
+	// top-level redirect from the challenge page; Strict would not), Secure
+	// when CallbackURL is https, and a MaxAge no longer than the longest
+	// record it points to (the cookie is deleted when it holds nothing).
 	Sessions sessions.Store
+	// CookieKeys are the secrets with which the guard seals its session
+	// cookie (SessionName) itself, with AES-256-GCM and no gorilla Store:
+	// cheaper than a CookieStore's codecs in time and allocations. Each is
+	// a random secret of at least 32 bytes (`openssl rand -base64 32`,
+	// decoded, or 32 bytes of crypto/rand); keep them as secret as a
+	// session key. The first key seals; every key opens. To rotate, put the
+	// new key first and keep the old one after it until the cookies it
+	// sealed have expired (the longest of ParkTTL and the Remember
+	// durations). A cookie that does not open (another key, another cookie
+	// name, altered, past the deadline it was sealed with) is no session.
+	// The cookie options are those described under Sessions. Optional;
+	// when set, Sessions is not needed, and is ignored by the guard if
+	// given too.
+	CookieKeys [][]byte
 	// UserID returns the logged-in user's id, or "" when nobody is logged
 	// in. An error refuses the request with a 500. Required.
 	UserID func(r *http.Request) (string, error)
@@ -57,8 +73,9 @@ type Config struct {
 	// Store keeps parked requests, passes, grants and spent tokens.
 	// Optional. Default NewMemoryStore().
 	Store Store
-	// SessionName is the gorilla session name the guard uses. Optional.
-	// Default "stepup".
+	// SessionName is the name of the guard's session cookie (with
+	// CookieKeys or a CookieStore) or gorilla session. Optional. Default
+	// "stepup".
 	SessionName string
 	// MaxBodyBytes caps the body of a protected request. Optional. Default
 	// 64 KiB.
@@ -157,7 +174,7 @@ type Guard struct {
 	firstSegments  map[string]bool // of the protected routes, nil when any may match (mayBeProtected)
 	callbackPrefix string          // the callback URL up to the park id (callbackParts)
 	callbackSuffix string
-	codecs         []securecookie.Codec // the guard's own cookie codecs with a CookieStore, else nil (sessioncodec.go)
+	cookie         cookieCodec // the guard's own cookie with CookieKeys or a CookieStore, else nil (cookie.go)
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -170,8 +187,8 @@ func New(cfg Config) (*Guard, error) {
 			return nil, fmt.Errorf("stepup: Config.Provider cannot work: %w", err)
 		}
 	}
-	if cfg.Sessions == nil {
-		return nil, errors.New("stepup: Config.Sessions is required")
+	if cfg.Sessions == nil && len(cfg.CookieKeys) == 0 {
+		return nil, errors.New("stepup: Config.Sessions or Config.CookieKeys is required")
 	}
 	if cfg.UserID == nil {
 		return nil, errors.New("stepup: Config.UserID is required")
@@ -258,7 +275,16 @@ func New(cfg Config) (*Guard, error) {
 	cfg.ChallengeOrigins = append([]string(nil), cfg.ChallengeOrigins...)
 	cfg.ReplayHeaders = append([]string(nil), cfg.ReplayHeaders...)
 	g := &Guard{cfg: cfg, rules: rules, callback: cb, replayHeaders: map[string]bool{},
-		limiter: newParkLimiter(), codecs: ownCodecs(cfg.Sessions)}
+		limiter: newParkLimiter()}
+	if len(cfg.CookieKeys) > 0 {
+		kc, err := newKeyedCookie(cfg.CookieKeys, cfg.SessionName)
+		if err != nil {
+			return nil, err
+		}
+		g.cookie = kc
+	} else if codecs := ownCodecs(cfg.Sessions); codecs != nil {
+		g.cookie = secureCookies{name: cfg.SessionName, codecs: codecs}
+	}
 	if c, ok := cfg.Store.(Counter); ok {
 		g.limiter = c // the caps hold across the instances sharing the Store
 	}

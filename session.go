@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 )
 
@@ -17,16 +16,20 @@ import (
 // plus the action code a grant or pass. With the default MaxPending (5)
 // even 16 grants and 5 passes of 64-character action codes (2.1 KB) stay
 // under securecookie's 4096 bytes once encrypted and encoded (about
-// 1.8x); with MaxPending 20 and such codes they would not. A cookie that
-// cannot be saved refuses the park (500) rather than lose it
+// 1.8x); with MaxPending 20 and such codes they would not. With
+// CookieKeys the value is 4/3 of (the data + 37 bytes): even that largest
+// session (2.6 KB) seals to 3.5 KB (TestCookieKeysLargestSessionFits). A
+// cookie that cannot be saved refuses the park (500) rather than lose it
 // (TestUnsavableSessionRefusesToPark).
 //
-// With a gorilla CookieStore the guard writes its cookie itself, through
-// copies of the store's own codecs (the same hash and block keys, so the
-// same HMAC and encryption) whose serializer passes these bytes through:
-// no gob, no gorilla map. With any other gorilla Store (filesystem, Redis,
-// a wrapper) the bytes go into the gorilla session under sessionKey and
-// the Store keeps them its way.
+// The guard seals its cookie itself in two cases (cookieCodec): with
+// Config.CookieKeys, with AES-256-GCM under keys derived from them
+// (cookie.go); else with a gorilla CookieStore, through copies of the
+// store's own codecs (the same hash and block keys, so the same HMAC and
+// encryption) whose serializer passes these bytes through: no gob, no
+// gorilla map (sessioncodec.go). With any other gorilla Store (filesystem,
+// Redis, a wrapper) the bytes go into the gorilla session under
+// sessionKey and the Store keeps them its way.
 const sessionKey = "stepup"
 
 const (
@@ -63,9 +66,14 @@ type sessionState struct {
 	stale []string // store ids to delete after a user change or eviction
 }
 
-func userHash(userID string) string {
-	h := sha256.Sum256([]byte("stepup-user\x00" + userID))
-	return base64.RawURLEncoding.EncodeToString(h[:12])
+// appendUserHash appends the hash of userID that the session data is
+// bound to (16 bytes) to b; with room in b (and a user id of up to 52
+// bytes) it allocates nothing, so that a request of the session's own
+// user costs no string.
+func appendUserHash(b []byte, userID string) []byte {
+	var in [64]byte
+	h := sha256.Sum256(append(append(in[:0], "stepup-user\x00"...), userID...))
+	return base64.RawURLEncoding.AppendEncode(b, h[:12])
 }
 
 // loadSession reads the guard's session for userID. A session that cannot
@@ -78,12 +86,13 @@ func (g *Guard) loadSession(r *http.Request, userID string) *sessionState {
 		st.data = sessionData{}
 		st.dirty = true
 	}
-	uh := userHash(userID)
-	if st.data.User != uh {
+	var buf [16]byte
+	uh := appendUserHash(buf[:0], userID)
+	if st.data.User != string(uh) {
 		if st.data.User != "" {
 			st.stale = append(st.stale, st.allIDs()...)
 		}
-		st.data = sessionData{User: uh}
+		st.data = sessionData{User: string(uh)}
 		st.dirty = true
 	}
 	st.prune(g.now())
@@ -91,20 +100,16 @@ func (g *Guard) loadSession(r *http.Request, userID string) *sessionState {
 }
 
 // readSession returns the encoded session data of r, and false when r
-// has none (no cookie, or one that does not decode). With a gorilla
-// Store other than a CookieStore it keeps the gorilla session in st for
+// has none (no cookie, or one that does not open or decode). Without a
+// cookie of its own (cookieCodec) it keeps the gorilla session in st for
 // saveSession.
 func (g *Guard) readSession(r *http.Request, st *sessionState) ([]byte, bool) {
-	if g.codecs != nil {
+	if g.cookie != nil {
 		c, err := r.Cookie(g.cfg.SessionName)
 		if err != nil {
 			return nil, false
 		}
-		var raw []byte
-		if securecookie.DecodeMulti(g.cfg.SessionName, c.Value, &raw, g.codecs...) != nil {
-			return nil, false
-		}
-		return raw, true
+		return g.cookie.open(c.Value, g.now())
 	}
 	sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
 	if sess == nil {
@@ -285,11 +290,12 @@ func (g *Guard) saveSession(w http.ResponseWriter, r *http.Request, st *sessionS
 }
 
 // writeSession writes the encoded session data: the guard's own cookie
-// when the Store is a CookieStore, else through the gorilla session.
+// with CookieKeys or a CookieStore, sealed for as long as maxAge says,
+// else through the gorilla session.
 func (g *Guard) writeSession(w http.ResponseWriter, r *http.Request, st *sessionState, raw []byte, maxAge int) error {
 	opts := g.sessionOptions(maxAge)
-	if g.codecs != nil {
-		v, err := securecookie.EncodeMulti(g.cfg.SessionName, raw, g.codecs...)
+	if g.cookie != nil {
+		v, err := g.cookie.seal(raw, g.now().Add(time.Duration(maxAge)*time.Second))
 		if err != nil {
 			return err
 		}
@@ -319,7 +325,7 @@ func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 	st := &sessionState{}
 	var raw []byte
 	ok := false
-	if g.codecs != nil {
+	if g.cookie != nil {
 		raw, ok = g.readSession(r, st)
 	} else {
 		sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)

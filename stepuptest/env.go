@@ -125,6 +125,10 @@ type Adapter struct {
 	// guard (its policy table, or Require per route), and the guard's
 	// callback at CallbackPath replaying through the whole application.
 	Mount func(t testing.TB, g *stepup.Guard, h Handlers) http.Handler
+	// Config, when set, changes the guard's configuration of every Env of
+	// the adapter before Options.Config does: the suite then runs against
+	// a variant of the guard (one sealing its cookie with CookieKeys, say).
+	Config func(*stepup.Config)
 }
 
 // CallbackPath is where adapters mount the callback.
@@ -279,6 +283,9 @@ func (env *Env) serve(a Adapter, o Options) (*stepup.Guard, *httptest.Server) {
 	}
 	if o.SessionID {
 		cfg.SessionID = func(r *http.Request) string { return loginSessionID(appSessions, r) }
+	}
+	if a.Config != nil {
+		a.Config(&cfg)
 	}
 	if o.Config != nil {
 		o.Config(&cfg)

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -135,7 +136,7 @@ func NewApp(cfg AppConfig) (*App, error) {
 		}
 	}()
 
-	hashKey, blockKey, err := sessionKeys(cfg.SessionSecret)
+	hashKey, blockKey, guardKey, err := sessionKeys(cfg.SessionSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -151,8 +152,10 @@ func NewApp(cfg AppConfig) (*App, error) {
 
 	a.guard, err = stepup.New(stepup.Config{
 		Provider: provider,
-		Sessions: a.sessions,
-		UserID:   func(r *http.Request) (string, error) { return userFrom(r.Context()), nil },
+		// The guard seals its own cookie (no gorilla Store): its key is
+		// derived from the same secret, for a purpose of its own.
+		CookieKeys: [][]byte{guardKey},
+		UserID:     func(r *http.Request) (string, error) { return userFrom(r.Context()), nil },
 		// Count challenges per login session, which a client cannot reset
 		// without logging in again: a stolen session cannot use up the
 		// user's whole allowance and lock the real user out.
@@ -507,20 +510,22 @@ func (a *App) writeError(w http.ResponseWriter, r *http.Request, status int, cod
 	a.pages.render(w, status, "error.html", pageData{Title: title, User: userFrom(r.Context()), Error: msg, Code: code})
 }
 
-// sessionKeys derives the cookie keys from secret, or makes random ones.
-func sessionKeys(secret string) (hashKey, blockKey []byte, err error) {
+// sessionKeys derives the cookie keys from secret, or makes random ones:
+// the login session's hash and block keys, and the guard's cookie key.
+func sessionKeys(secret string) (hashKey, blockKey, guardKey []byte, err error) {
 	if secret == "" {
-		return securecookie.GenerateRandomKey(64), securecookie.GenerateRandomKey(32), nil
+		return securecookie.GenerateRandomKey(64), securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32), nil
 	}
 	if len(secret) < 32 {
-		return nil, nil, errors.New("bank: the session secret must be at least 32 bytes")
+		return nil, nil, nil, errors.New("bank: the session secret must be at least 32 bytes")
 	}
-	h := hmac.New(sha512.New, []byte(secret))
-	h.Write([]byte("bank session hash key"))
-	hashKey = h.Sum(nil)
-	b := hmac.New(sha256.New, []byte(secret))
-	b.Write([]byte("bank session block key"))
-	return hashKey, b.Sum(nil), nil
+	derive := func(h func() hash.Hash, purpose string) []byte {
+		m := hmac.New(h, []byte(secret))
+		m.Write([]byte(purpose))
+		return m.Sum(nil)
+	}
+	return derive(sha512.New, "bank session hash key"), derive(sha256.New, "bank session block key"),
+		derive(sha256.New, "bank stepup cookie key"), nil
 }
 
 func randomHex(n int) string {
