@@ -77,7 +77,7 @@ func compileTable(ps []Policy) (table, error) {
 		first   int
 	}
 	at := make(map[string]int, len(ps)) // route → its group
-	var groups []group                  // in the order routes first appear
+	groups := make([]group, 0, len(ps)) // in the order routes first appear
 	compiled := make([]*rule, len(ps))
 	for i, p := range ps {
 		r, err := p.compile()
@@ -121,8 +121,13 @@ func compileTable(ps []Policy) (table, error) {
 // their methods' bits within a route, by a hash of the route ANDed with
 // hashMask.
 func newTable(rules []rule, hashMask uint64) table {
-	var routes []slot
+	routes := make([]slot, 0, len(rules))
 	var arena strings.Builder
+	n := 0
+	for i := range rules {
+		n += len(rules[i].Route) // at most: a route with two methods is written once
+	}
+	arena.Grow(n)
 	for i := range rules {
 		if i == 0 || rules[i].Route != rules[i-1].Route {
 			routes = append(routes, slot{first: i})
