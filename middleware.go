@@ -73,7 +73,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	// Only for a ServeMux are its matching rules known (mayBeProtected).
 	_, std := next.(*http.ServeMux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(g.rules) == 0 {
+		if g.rules.empty() {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -97,7 +97,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			}
 			_, pattern = mux.Handler(r)
 		}
-		rl := lookupPattern(g.rules, pattern, r.Method)
+		rl := lookupPattern(&g.rules, pattern, r.Method)
 		if rl == nil {
 			next.ServeHTTP(w, r)
 			return
@@ -113,7 +113,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 
 // lookupPattern returns the rule of t for a request of method that the
 // mux dispatched to pattern, or nil.
-func lookupPattern(t table, pattern, method string) *rule {
+func lookupPattern(t *table, pattern, method string) *rule {
 	m, route := splitPattern(pattern, method)
 	if method == http.MethodHead && m == http.MethodGet {
 		m = http.MethodHead // a HEAD policy first, then the GET one
@@ -147,7 +147,7 @@ func (g *Guard) mayBeProtected(r *http.Request) bool {
 // when one of them can match any first segment (see mayBeProtected).
 func firstSegments(t table) map[string]bool {
 	out := map[string]bool{}
-	for k := range t {
+	for k := range t.keys() {
 		seg := strings.TrimPrefix(k.route, "/")
 		if i := strings.IndexByte(seg, '/'); i >= 0 {
 			seg = seg[:i]

@@ -179,35 +179,6 @@ func checkRoute(route string) error {
 	}
 }
 
-// table is the compiled policy table: one map lookup per request,
-// whatever the number of policies.
-type table map[routeKey]*rule
-
-func compileTable(ps []Policy) (table, error) {
-	t := make(table, len(ps))
-	for i, p := range ps {
-		r, err := p.compile()
-		if err != nil {
-			return nil, fmt.Errorf("stepup: policy %d (%s %s): %w", i, p.Method, p.Route, err)
-		}
-		k := routeKey{p.Method, p.Route}
-		if _, dup := t[k]; dup {
-			return nil, fmt.Errorf("stepup: policy %d (%s %s): duplicate of an earlier policy", i, p.Method, p.Route)
-		}
-		t[k] = r
-	}
-	// A "*" policy and a per-method policy on one route would disagree on
-	// which action applies; refuse the ambiguity.
-	for k := range t {
-		if k.method != "*" {
-			if _, both := t[routeKey{"*", k.route}]; both {
-				return nil, fmt.Errorf("stepup: policies for %s %s and * %s overlap", k.method, k.route, k.route)
-			}
-		}
-	}
-	return t, nil
-}
-
 // CheckPolicies checks ps exactly as New checks Config.Policies and returns
 // the error New would return, or nil: every policy valid (method, route,
 // action code, remember, attributes), no duplicate, no "*" policy
@@ -217,21 +188,4 @@ func compileTable(ps []Policy) (table, error) {
 func CheckPolicies(ps []Policy) error {
 	_, err := compileTable(ps)
 	return err
-}
-
-// lookup finds the rule for the method the router dispatched and the
-// pattern it matched. HEAD is covered by GET policies.
-func (t table) lookup(method, route string) *rule {
-	if len(t) == 0 {
-		return nil
-	}
-	if r := t[routeKey{method, route}]; r != nil {
-		return r
-	}
-	if method == http.MethodHead {
-		if r := t[routeKey{http.MethodGet, route}]; r != nil {
-			return r
-		}
-	}
-	return t[routeKey{"*", route}]
 }

@@ -3,6 +3,7 @@ package stepup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -412,5 +413,59 @@ func TestCheckPoliciesChecksAsNew(t *testing.T) {
 			require.Error(t, newErr)
 			assert.Equal(t, newErr.Error(), err.Error())
 		})
+	}
+}
+
+// A table of thousands of routes answers every method of every route with
+// that method's own policy, HEAD with GET's and any method with the
+// route's "*" policy when it has no policy of its own, and nothing for a
+// route one byte off: a protected route the table misses would be served
+// without its step-up.
+func TestMatchAnswersEveryRouteOfALargeTable(t *testing.T) {
+	const routes = 3000
+	route := func(i int) string { return fmt.Sprintf("/r/%d/{id}", i) }
+	var ps []stepup.Policy
+	for i := range routes {
+		switch i % 3 {
+		case 0:
+			ps = append(ps, stepup.Policy{Method: "*", Route: route(i), Action: fmt.Sprintf("any-%d", i)})
+		case 1:
+			ps = append(ps, stepup.Policy{Method: http.MethodPost, Route: route(i), Action: fmt.Sprintf("post-%d", i)},
+				stepup.Policy{Method: http.MethodGet, Route: route(i), Action: fmt.Sprintf("get-%d", i)})
+		default:
+			ps = append(ps, stepup.Policy{Method: http.MethodDelete, Route: route(i), Action: fmt.Sprintf("delete-%d", i)},
+				stepup.Policy{Method: http.MethodHead, Route: route(i), Action: fmt.Sprintf("head-%d", i)},
+				stepup.Policy{Method: http.MethodGet, Route: route(i), Action: fmt.Sprintf("get-%d", i)})
+		}
+	}
+	cfg := validConfig()
+	cfg.Policies = ps
+	g, err := stepup.New(cfg)
+	require.NoError(t, err)
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, "FOO"}
+	for i := range routes {
+		r := route(i)
+		for _, m := range methods {
+			want := ""
+			switch {
+			case i%3 == 0:
+				want = "any"
+			case m == http.MethodGet, m == http.MethodHead && i%3 == 1:
+				want = "get"
+			case m == http.MethodHead, m == http.MethodPost && i%3 == 1, m == http.MethodDelete && i%3 == 2:
+				want = strings.ToLower(m)
+			}
+			rule, ok := g.Match(m, r)
+			if want == "" {
+				require.False(t, ok, "%s %s", m, r)
+				continue
+			}
+			require.True(t, ok, "%s %s", m, r)
+			require.Equal(t, fmt.Sprintf("%s-%d", want, i), rule.Policy().Action, "%s %s", m, r)
+		}
+		for _, off := range []string{r + "x", r[:len(r)-1], strings.Replace(r, "/r/", "/s/", 1), strings.ToUpper(r)} {
+			_, ok := g.Match(http.MethodGet, off)
+			require.False(t, ok, "GET %s", off)
+		}
 	}
 }

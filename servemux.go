@@ -74,7 +74,7 @@ func splitPattern(pattern, reqMethod string) (string, string) {
 // also dispatches other methods, which would then pass unprotected).
 func (g *Guard) CheckServeMux(mux *http.ServeMux) error {
 	var errs []error
-	for k := range g.rules {
+	for k := range g.rules.keys() {
 		methods := []string{k.method}
 		if k.method == "*" {
 			methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
@@ -140,18 +140,15 @@ func samplePath(route string) string {
 type ServeMux struct {
 	g       *Guard
 	mux     *http.ServeMux
-	covered map[string]table // the policies of each route some policy names
+	covered map[string]*table // the policies of each route some policy names
 }
 
 // NewServeMux returns an empty ServeMux protected by the guard's policy
 // table.
 func (g *Guard) NewServeMux() *ServeMux {
-	m := &ServeMux{g: g, mux: http.NewServeMux(), covered: map[string]table{}}
-	for k, r := range g.rules {
-		if m.covered[k.route] == nil {
-			m.covered[k.route] = table{}
-		}
-		m.covered[k.route][k] = r
+	m := &ServeMux{g: g, mux: http.NewServeMux(), covered: map[string]*table{}}
+	for route, own := range g.rules.routes() {
+		m.covered[route] = own
 	}
 	return m
 }
@@ -189,7 +186,7 @@ func (m *ServeMux) Check() error { return m.g.CheckServeMux(m.mux) }
 // the policy of the pattern the mux matched and the method it dispatched.
 type routeGuard struct {
 	g     *Guard
-	rules table // the policies of the route
+	rules *table // the policies of the route
 	next  http.Handler
 }
 
