@@ -424,10 +424,30 @@ func verified(r *http.Request, action, user string, how How, attrs map[string]an
 // the caller to finish.
 func withVerification(r *http.Request, action, user string, how How, attrs map[string]any, setBody bool,
 	body []byte) (*http.Request, *verification) {
-	v := &verification{v: Verification{Action: action, UserID: user, How: how, Attributes: attrs}}
-	r2 := r.WithContext(context.WithValue(r.Context(), verificationKey{}, v))
+	vc := &verifiedContext{Context: r.Context(), v: verification{v: Verification{Action: action, UserID: user, How: how,
+		Attributes: attrs}}}
+	r2 := r.WithContext(vc)
 	if setBody {
-		r2.Body, r2.ContentLength = newBodyReader(body), int64(len(body))
+		vc.body.Reset(body)
+		r2.Body, r2.ContentLength = &vc.body, int64(len(body))
 	}
-	return r2, v
+	return r2, &vc.v
+}
+
+// verifiedContext is a protected handler's context: the request's,
+// carrying the verification under verificationKey as context.WithValue
+// would, in one allocation with the handler's body reader.
+type verifiedContext struct {
+	context.Context
+	v    verification
+	body bodyReader
+}
+
+// Value returns the verification for verificationKey, and the request
+// context's value for any other key.
+func (c *verifiedContext) Value(key any) any {
+	if _, ok := key.(verificationKey); ok {
+		return &c.v
+	}
+	return c.Context.Value(key)
 }
