@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"runtime/debug"
-	"slices"
 	"strings"
 )
 
@@ -366,18 +365,29 @@ func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// queryLimitChanged reports a GODEBUG urlmaxqueryparams setting, from the
-// environment or the build (//go:debug, go.mod godebug lines), which makes
-// url.ParseQuery's limit other than maxQueryParams.
-func queryLimitChanged() bool {
-	return buildQueryLimit || strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
+// queryLimitChanged reports a GODEBUG urlmaxqueryparams setting, which
+// makes url.ParseQuery's limit other than maxQueryParams.
+func queryLimitChanged() bool { return godebugMaySet("urlmaxqueryparams") }
+
+// godebugMaySet reports whether the GODEBUG setting name may be set, in
+// the environment or by the build (//go:debug, go.mod godebug lines, in
+// the binary's DefaultGODEBUG); with no build information, it may.
+func godebugMaySet(name string) bool {
+	return !buildInfoRead || strings.Contains(buildSettings, name) || strings.Contains(os.Getenv("GODEBUG"), name)
 }
 
-var buildQueryLimit = func() bool {
-	bi, ok := debug.ReadBuildInfo() // DefaultGODEBUG; unknown: ask net/url every time
-	return !ok || slices.ContainsFunc(bi.Settings, func(s debug.BuildSetting) bool {
-		return strings.Contains(s.Value, "urlmaxqueryparams")
-	})
+// buildSettings are the values of the binary's build settings, one per
+// line (DefaultGODEBUG among them).
+var buildSettings, buildInfoRead = func() (string, bool) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", false
+	}
+	var b strings.Builder
+	for _, s := range bi.Settings {
+		b.WriteString(s.Value + "\n")
+	}
+	return b.String(), true
 }()
 
 // queryMatch is a pair of a raw query whose key matched: its unescaped

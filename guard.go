@@ -207,6 +207,9 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.SessionName == "" {
 		cfg.SessionName = "stepup"
 	}
+	if err := (&http.Cookie{Name: cfg.SessionName}).Valid(); err != nil {
+		return nil, fmt.Errorf("stepup: Config.SessionName %q is not a cookie name: %w", cfg.SessionName, err)
+	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}

@@ -42,6 +42,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"missing Provider", func(c *stepup.Config) { c.Provider = nil }, []string{"Config.Provider", "required"}},
 		{"missing Sessions", func(c *stepup.Config) { c.Sessions = nil }, []string{"Config.Sessions", "required"}},
 		{"missing UserID", func(c *stepup.Config) { c.UserID = nil }, []string{"Config.UserID", "required"}},
+		{"SessionName not a cookie name", func(c *stepup.Config) { c.SessionName = "step up" }, []string{"Config.SessionName", `"step up"`}},
+		{"SessionName with a ';'", func(c *stepup.Config) { c.SessionName = "a;b" }, []string{"Config.SessionName"}},
 
 		// CallbackURL must be an absolute http(s) URL of this application.
 		{"empty CallbackURL", func(c *stepup.Config) { c.CallbackURL = "" }, []string{"Config.CallbackURL"}},

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"net/textproto"
+	"strings"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -105,11 +107,11 @@ func (g *Guard) loadSession(r *http.Request, userID string) *sessionState {
 // saveSession.
 func (g *Guard) readSession(r *http.Request, st *sessionState) ([]byte, bool) {
 	if g.cookie != nil {
-		c, err := r.Cookie(g.cfg.SessionName)
-		if err != nil {
+		v, ok := cookieValue(r, g.cfg.SessionName)
+		if !ok {
 			return nil, false
 		}
-		return g.cookie.open(c.Value, g.now())
+		return g.cookie.open(v, g.now())
 	}
 	sess, err := g.cfg.Sessions.Get(r, g.cfg.SessionName)
 	if sess == nil {
@@ -360,6 +362,58 @@ func (g *Guard) sessionOptions(maxAge int) *sessions.Options {
 }
 
 func hasCookie(r *http.Request, name string) bool {
-	_, err := r.Cookie(name)
-	return err == nil
+	_, ok := cookieValue(r, name)
+	return ok
+}
+
+// maxCookies is net/http's cap on the cookies of a request
+// (defaultCookieMaxNum), unless GODEBUG httpcookiemaxnum changes it.
+const maxCookies = 3000
+
+// cookieValue is r.Cookie(name)'s value, found without net/http's list of
+// every cookie: the first cookie called name, in the Cookie headers'
+// order, whose value net/http accepts (quotes stripped). name is a valid
+// cookie name (New checks it). Past net/http's cap on the number of
+// cookies, or with GODEBUG httpcookiemaxnum, it asks r.Cookie.
+// FuzzCookieValue holds it to r.Cookie.
+func cookieValue(r *http.Request, name string) (string, bool) {
+	lines := r.Header["Cookie"]
+	n := 0
+	for _, line := range lines {
+		n += strings.Count(line, ";") + 1
+	}
+	if n > maxCookies || godebugMaySet("httpcookiemaxnum") {
+		c, err := r.Cookie(name)
+		if err != nil {
+			return "", false
+		}
+		return c.Value, true
+	}
+	for _, line := range lines {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(textproto.TrimString(part), "=")
+			if textproto.TrimString(k) != name {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if validCookieValue(v) {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// validCookieValue is net/http's test of a cookie value's bytes.
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
 }
