@@ -799,6 +799,9 @@ func runReplayHygiene(t *testing.T, a Adapter) {
 		assert.Equal(t, "fr", got.Get("Accept-Language"))
 		assert.Equal(t, http.MethodPost, runs[0].Method)
 		assert.Equal(t, "alice", runs[0].User, "the live cookies authenticate the replay")
+		// The user alone proves little: a session the application cached in
+		// the live request's context would name alice without any cookie.
+		assert.Equal(t, len(b.Jar.Cookies(mustURL(env.Server.URL))), runs[0].Cookies, "the replay carries the live cookies")
 		assert.Equal(t, int64(len("amount=5000")), runs[0].ContentLength, "Content-Length recomputed")
 	})
 	t.Run("the replay describes the live connection, not the parked one", func(t *testing.T) {
