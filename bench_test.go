@@ -319,7 +319,11 @@ func BenchmarkAllowPath(b *testing.B) {
 // bare mux serving the same two requests. The clock moves two minutes per
 // round so records expire and the one session stays under
 // MaxChallengesPerSession (5 per ParkTTL).
-func BenchmarkChallengeFlow(b *testing.B) {
+func BenchmarkChallengeFlow(b *testing.B) { benchChallengeFlow(b) }
+
+// benchChallengeFlow is row 6 for a guard configured by edit (the cookie
+// mode: see bench_cookie_test.go).
+func benchChallengeFlow(b *testing.B, edit ...func(*stepup.Config)) {
 	const data = "amount=5000&to=bob&note=rent+for+november"
 	b.Run("bare_mux", func(b *testing.B) {
 		mux := benchMux(benchHandler)
@@ -336,7 +340,7 @@ func BenchmarkChallengeFlow(b *testing.B) {
 	b.Run("guard", func(b *testing.B) {
 		provider := &challengeProvider{}
 		clock := newBenchClock()
-		g := benchGuard(b, provider, clock)
+		g := benchGuard(b, provider, clock, edit...)
 		mux := benchMux(benchHandler)
 		root := g.Middleware(mux)
 		mux.Handle("GET /stepup/callback", g.Callback(root))
@@ -391,7 +395,11 @@ func (p *challengeProvider) last() string {
 // ones do. The anchor is the same application without the guard: the
 // handler reads the same session from the same fresh request. The guard
 // adds the decode of its own cookie and one Store lookup.
-func BenchmarkRememberGrant(b *testing.B) {
+func BenchmarkRememberGrant(b *testing.B) { benchRememberGrant(b) }
+
+// benchRememberGrant is row 5 for a guard configured by edit (the cookie
+// mode: see bench_cookie_test.go).
+func benchRememberGrant(b *testing.B, edit ...func(*stepup.Config)) {
 	appStore := sessions.NewCookieStore(benchKeys...)
 	readUser := func(r *http.Request) (string, error) {
 		s, err := appStore.Get(r, "app")
@@ -421,7 +429,7 @@ func BenchmarkRememberGrant(b *testing.B) {
 
 	provider := &challengeProvider{}
 	clock := newBenchClock()
-	g := benchGuard(b, provider, clock, func(c *stepup.Config) { c.UserID = readUser })
+	g := benchGuard(b, provider, clock, append(edit, func(c *stepup.Config) { c.UserID = readUser })...)
 	mux := benchMux(handler)
 	guarded := g.Middleware(mux)
 	mux.Handle("GET /stepup/callback", g.Callback(guarded))
