@@ -22,8 +22,11 @@
 package handlerid
 
 import (
+	"fmt"
+	"net/http"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -44,6 +47,9 @@ func Of(h any) ID {
 		return ID{words[0], words[1]}
 	}
 	code := v.Pointer()
+	if f, ok := h.(http.HandlerFunc); ok && code == serveHTTPValue {
+		return Of(ServeHTTPOf(f)) // h.ServeHTTP of an http.Handler h: h
+	}
 	if fn := runtime.FuncForPC(code); fn != nil && pointerMethodValue(fn.Name()) {
 		// A method value's closure is {code, receiver}: the receiver of a
 		// pointer method is one pointer word.
@@ -68,4 +74,42 @@ func Code(h any) uintptr {
 		return 0
 	}
 	return v.Pointer()
+}
+
+// Name describes h for an error message: a function's name, else its type.
+func Name(h any) string {
+	if code := Code(h); code != 0 {
+		if fn := runtime.FuncForPC(code); fn != nil {
+			return fn.Name()
+		}
+	}
+	return reflect.TypeOf(h).String()
+}
+
+// AliasError reports one handler protected under some routes and
+// registered under others where nothing protects it; require names the
+// framework's way to protect the handler itself.
+func AliasError(prefix, handler string, protected, open []string, require string) error {
+	protected, open = slices.Clone(protected), slices.Clone(open)
+	slices.Sort(protected)
+	slices.Sort(open)
+	return fmt.Errorf("%s: handler %s is protected at %s but also registered at %s, where it runs without a step-up: "+
+		"register it only under the protected route or, to serve it under several routes, protect the handler itself "+
+		"with %s, which protects it wherever it is mounted",
+		prefix, handler, strings.Join(protected, ", "), strings.Join(open, ", "), require)
+}
+
+// serveHTTPValue is the code of h.ServeHTTP taken as a function value
+// where h is an http.Handler interface (mux.HandleFunc(p, h.ServeHTTP)):
+// its closure holds the interface.
+var serveHTTPValue = Code(http.Handler(http.NotFoundHandler()).ServeHTTP)
+
+// ServeHTTPOf returns h when f is h.ServeHTTP taken as a function value of
+// the http.Handler interface, or nil.
+func ServeHTTPOf(f http.HandlerFunc) http.Handler {
+	if f == nil || Code(f) != serveHTTPValue {
+		return nil
+	}
+	closure := *(*unsafe.Pointer)(unsafe.Pointer(&f))
+	return *(*http.Handler)(unsafe.Add(closure, unsafe.Sizeof(uintptr(0))))
 }

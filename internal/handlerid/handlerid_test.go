@@ -58,3 +58,11 @@ func TestCode(t *testing.T) {
 	assert.NotEqual(t, handlerid.Code(a.transfer), handlerid.Code(topLevel))
 	assert.Zero(t, handlerid.Code(&handler{}))
 }
+
+func TestServeHTTPOf(t *testing.T) {
+	var h http.Handler = &handler{1}
+	assert.Same(t, h, handlerid.ServeHTTPOf(h.ServeHTTP))
+	assert.Equal(t, handlerid.Of(h), handlerid.Of(http.HandlerFunc(h.ServeHTTP)), "the handler whose method it is")
+	assert.Nil(t, handlerid.ServeHTTPOf(topLevel))
+	assert.Nil(t, handlerid.ServeHTTPOf(nil))
+}
