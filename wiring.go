@@ -122,3 +122,10 @@ func (g *Guard) checkAliases(regs []registration) error {
 	}
 	return errors.Join(errs...)
 }
+
+// CallbackURL returns Config.CallbackURL, parsed (a copy): the route an
+// adapter's start-up check expects its callback at.
+func (g *Guard) CallbackURL() *url.URL {
+	u := *g.callback
+	return &u
+}

@@ -78,6 +78,9 @@ func Code(h any) uintptr {
 
 // Name describes h for an error message: a function's name, else its type.
 func Name(h any) string {
+	if f, ok := h.(http.HandlerFunc); ok && Code(f) == serveHTTPValue {
+		h = ServeHTTPOf(f)
+	}
 	if code := Code(h); code != 0 {
 		if fn := runtime.FuncForPC(code); fn != nil {
 			return fn.Name()
