@@ -94,7 +94,7 @@ func TestServeMuxCheckReportsAliases(t *testing.T) {
 				h := g.Require("transfer")(&transferHandler{})
 				mux.Handle("POST /v1/transfer", h)
 				mux.Handle("POST /v2/transfer", h)
-				mux.Handle("POST /transfer", &transferHandler{})
+				mux.Handle("POST /transfer", h)
 			}, nil},
 	}
 	for _, tc := range tests {
