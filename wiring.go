@@ -124,7 +124,7 @@ func (g *Guard) checkAliases(regs []registration) error {
 			continue
 		}
 		errs = append(errs, handlerid.AliasError("stepup", handlerid.Name(u.handler), u.protected, u.open,
-			"guard.Require(action)(handler)"))
+			"protect the handler itself with guard.Require(action)(handler), which protects it wherever it is mounted"))
 	}
 	return errors.Join(errs...)
 }

@@ -446,7 +446,7 @@ func CheckRoutes(g *stepup.Guard, r chi.Routes) error {
 	for _, id := range handlerOrder {
 		if u := byHandler[id]; len(u.protected) > 0 && len(u.open) > 0 {
 			errs = append(errs, handlerid.AliasError("stepupchi", handlerid.Name(u.handler), u.protected, u.open,
-				"stepupchi.Require(guard, action)(handler)"))
+				"protect the handler itself with stepupchi.Require(guard, action)(handler), which protects it wherever it is mounted"))
 		}
 	}
 	if err := checkCallback(g, r, handlers); err != nil {

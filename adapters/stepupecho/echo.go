@@ -381,7 +381,7 @@ func aliases(g *stepup.Guard, routers [][]*echo.Route, hosts []string) error {
 	for _, name := range names {
 		if u := byName[name]; len(u.protected) > 0 && len(u.open) > 0 {
 			errs = append(errs, handlerid.AliasError("stepupecho", name, u.protected, u.open,
-				"stepupecho.Require(guard, action)(handler)"))
+				"protect the handler itself with stepupecho.Require(guard, action)(handler), which protects it wherever it is mounted"))
 		}
 	}
 	return errors.Join(errs...)

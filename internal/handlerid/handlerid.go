@@ -90,16 +90,15 @@ func Name(h any) string {
 }
 
 // AliasError reports one handler protected under some routes and
-// registered under others where nothing protects it; require names the
-// framework's way to protect the handler itself.
-func AliasError(prefix, handler string, protected, open []string, require string) error {
+// registered under others where nothing protects it; advice says how to
+// protect it under every route, in the framework's terms.
+func AliasError(prefix, handler string, protected, open []string, advice string) error {
 	protected, open = slices.Clone(protected), slices.Clone(open)
 	slices.Sort(protected)
 	slices.Sort(open)
 	return fmt.Errorf("%s: handler %s is protected at %s but also registered at %s, where it runs without a step-up: "+
-		"register it only under the protected route or, to serve it under several routes, protect the handler itself "+
-		"with %s, which protects it wherever it is mounted",
-		prefix, handler, strings.Join(protected, ", "), strings.Join(open, ", "), require)
+		"register it only under the protected route or, to serve it under several routes, %s",
+		prefix, handler, strings.Join(protected, ", "), strings.Join(open, ", "), advice)
 }
 
 // serveHTTPValue is the code of h.ServeHTTP taken as a function value
