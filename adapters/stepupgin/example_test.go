@@ -31,7 +31,9 @@ func Example() {
 	}
 	engine := gin.New()
 	engine.Use(stepupgin.PreserveBody(guard))
-	engine.Use(stepupgin.Middleware(guard, engine)) // before the routes it protects
+	if err := stepupgin.Use(guard, engine); err != nil { // before the routes it protects
+		log.Fatal(err)
+	}
 	engine.POST("/accounts/:id/transfer", func(c *gin.Context) { c.String(http.StatusOK, "transferred from %s", c.Param("id")) })
 	engine.POST("/settings/email", stepupgin.Require(guard, "changeEmail"), func(c *gin.Context) { c.String(http.StatusOK, "changed") })
 	engine.GET("/stepup/callback", stepupgin.Callback(guard, engine))
