@@ -24,9 +24,9 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.
 // the same whichever guard's callback it is.
 var callbackMethodValue = handlerid.Code((*callbackHandler)(nil).ServeHTTP)
 
-// isCallback says whether h is the guard's callback, and why not when it
-// is not ("" when it is).
-func (g *Guard) isCallback(h http.Handler) string {
+// notCallback says why h is not the guard's callback, or returns "" when
+// it is.
+func (g *Guard) notCallback(h http.Handler) string {
 	switch cb := h.(type) {
 	case *callbackHandler:
 		if cb.g == g {
@@ -38,7 +38,7 @@ func (g *Guard) isCallback(h http.Handler) string {
 			return "" // a method value hides its guard
 		}
 		if inner := handlerid.ServeHTTPOf(cb); inner != nil {
-			return g.isCallback(inner)
+			return g.notCallback(inner)
 		}
 	}
 	return handlerid.Name(h) + ", not guard.Callback (mount the handler guard.Callback returns itself; wrap the whole mux rather than the callback)"
@@ -66,7 +66,7 @@ func (g *Guard) checkCallback(mux interface {
 	if rg, ok := h.(*routeGuard); ok {
 		h = rg.next // a ServeMux's handler at a route some policy names
 	}
-	if why := g.isCallback(h); why != "" {
+	if why := g.notCallback(h); why != "" {
 		return fmt.Errorf("stepup: Config.CallbackURL %s: the mux routes it to %q, which serves %s", g.callback, pattern, why)
 	}
 	return nil
