@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
-	"github.com/stepupkit/stepup/stepuptest/internal/require"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
