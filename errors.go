@@ -159,15 +159,16 @@ func errMisconfigured(reason string) *Error {
 		fmt.Errorf("%w: %s", ErrMisconfigured, reason))
 }
 
-// writeError answers a refusal: Config.ErrorHandler when set, else JSON for
-// API clients and a plain page for browsers. Only the public code and
-// message are written.
 // WriteError answers a refusal the way the guard answers its own:
-// Config.ErrorHandler when set, else the default page or JSON chosen by
-// Config.IsAPI. Adapters use it for the refusals they make themselves
-// (Misconfigured, a body their router reads that the guard cannot).
+// through Config.ErrorHandler when it is set, else with the package's
+// [WriteError], as JSON or as a page according to Config.IsAPI. Adapters
+// use it for the refusals they make themselves (Misconfigured, a body their
+// router reads that the guard cannot).
 func (g *Guard) WriteError(w http.ResponseWriter, r *http.Request, e *Error) { g.writeError(w, r, e) }
 
+// writeError answers a refusal as Guard.WriteError does; an error that is
+// not an *Error is answered as an internal error. Only the public code and
+// message are written, never the cause.
 func (g *Guard) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
@@ -180,10 +181,12 @@ func (g *Guard) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	WriteError(w, r, e, g.cfg.IsAPI(r))
 }
 
-// WriteError writes the default answer for a refusal: JSON
-// {"error": code, "message": …} when api is true, else a small HTML page.
-// Error handlers that only want to change some refusals can call it for
-// the others.
+// WriteError writes the default answer for a refusal, whatever the
+// guard's Config says: JSON {"error": code, "message": …} when api is
+// true, else a small HTML page; only the public code and message are
+// written. A Config.ErrorHandler that only wants to change some refusals
+// calls it for the others. To answer as a configured guard does (through
+// its ErrorHandler and IsAPI), call [Guard.WriteError] instead.
 func WriteError(w http.ResponseWriter, r *http.Request, e *Error, api bool) {
 	w.Header().Set("Cache-Control", "no-store")
 	if api {
