@@ -43,7 +43,7 @@ func (p *fakeProvider) Track(_ context.Context, _, _ string, req authsignal.Trac
 		p.mu.Unlock()
 	}
 	resp := &authsignal.TrackResponse{State: p.state, IdempotencyKey: req.IdempotencyKey, IsEnrolled: !p.unenrolled}
-	if p.state == authsignal.StateChallengeRequired {
+	if p.state == authsignal.StateChallengeRequired || p.unenrolled { // the URL to enrol at
 		resp.URL = p.url
 		if resp.URL == "" {
 			resp.URL = "https://eu.authsignal.com/challenge?t=1"
