@@ -40,6 +40,7 @@ const readmeYAML = `policies:
     action: adminAccess
     remember: 5m              # a Go duration: no new challenge for this action for 5 minutes
     failOpen: false           # the default: when Authsignal is down, answer 503, not the handler
+    unenrolled: deny          # the default: a user with no second factor is refused (or enroll, or allow)
 `
 
 // subsetTests are documents the subset decoder reads itself.
