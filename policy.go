@@ -55,9 +55,10 @@ const (
 	// Authsignal's URL, where the user enrols a first authenticator; once
 	// the callback validates the token (CHALLENGE_SUCCEEDED, as after any
 	// challenge) the parked request runs once. API clients get the 401
-	// challenge. Choose it only where Authsignal's enrolment verifies the
-	// user (an email or phone number the application verified, passed to
-	// Authsignal), since whoever holds the session enrols.
+	// challenge. Whoever holds the session is who enrols: choose it only
+	// where the enrolment cannot bind a factor of an attacker's choosing
+	// (the user's verified email or phone number already set in
+	// Authsignal, where the code goes).
 	UnenrolledEnroll = "enroll"
 	// UnenrolledAllow lets the request through without a second factor,
 	// as an explicit choice: reported as EventAllow with reason
