@@ -7,6 +7,10 @@
 // Guard tracks the action with Authsignal:
 //
 //   - ALLOW: the handler runs.
+//   - ALLOW with isEnrolled false (the user has no second factor):
+//     Policy.Unenrolled decides: 403 by default (UnenrolledDeny), an
+//     enrolment handled as a challenge (UnenrolledEnroll), or the handler
+//     runs, reported (UnenrolledAllow).
 //   - BLOCK: 403; REVIEW_REQUIRED: 403 (Config.ReviewStatus).
 //   - CHALLENGE_REQUIRED from a browser: the request (method, path, query,
 //     allow-listed headers and body) is parked in the Store, its id is

@@ -18,6 +18,10 @@ var (
 	ErrBlocked = errors.New("stepup: action blocked")
 	// ErrReview: Authsignal answered REVIEW_REQUIRED.
 	ErrReview = errors.New("stepup: action held for review")
+	// ErrUnenrolled: Authsignal answered ALLOW for a user with no second
+	// factor (isEnrolled false) and the policy's Unenrolled is
+	// UnenrolledDeny, the default.
+	ErrUnenrolled = errors.New("stepup: user has no second factor enrolled")
 	// ErrProvider: Authsignal could not be reached in time or answered
 	// something the guard cannot trust. The guard fails closed.
 	ErrProvider = errors.New("stepup: step-up provider unavailable")
@@ -103,6 +107,14 @@ func refusal(status int, code, msg string, err error) *Error {
 
 func errNotLoggedIn() *Error {
 	return refusal(http.StatusUnauthorized, "login_required", "Please sign in to continue.", ErrNotLoggedIn)
+}
+
+// errUnenrolled refuses a user with no second factor (Policy.Unenrolled
+// UnenrolledDeny): a 403 before anything runs or is parked.
+func errUnenrolled() *Error {
+	return refusal(http.StatusForbidden, "unenrolled",
+		"This action needs two-step verification, which is not set up for your account yet. "+
+			"Set up two-step verification first, then try again. Nothing was done.", ErrUnenrolled)
 }
 
 // errStepUpFailed is every "no" about a token or park: the cause stays in

@@ -36,6 +36,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("replay spends at its route", func(t *testing.T) { runReplaySpend(t, a) })
 	t.Run("proof of the challenge", func(t *testing.T) { runProof(t, a) })
 	t.Run("two instances", func(t *testing.T) { runInstances(t, a) })
+	t.Run("unenrolled users", func(t *testing.T) { runUnenrolled(t, a) })
 }
 
 func runBrowserFlows(t *testing.T, a Adapter) {
