@@ -5,6 +5,9 @@
 //
 //	go run ./.ci/mutscore -equivalents .ci/mutation-equivalents.txt -threshold 90 report.json...
 //
+// With -diff the reports come from a run limited to the lines changed
+// since a base commit (.ci/mutation --diff): finding no mutant is a pass.
+//
 // An equivalents line is
 //
 //	file MUTATOR column | the source line, trimmed | why no test can tell it apart
@@ -47,6 +50,7 @@ func main() {
 	equivFile := flag.String("equivalents", "", "file listing equivalent mutants")
 	threshold := flag.Float64("threshold", 90, "minimum score, percent")
 	root := flag.String("root", ".", "module root the reports' file names are relative to")
+	diff := flag.Bool("diff", false, "the reports are of a diff run (.ci/mutation --diff): no mutant at all is a pass, and equivalents whose lines were not mutated are not listed as stale")
 	flag.Parse()
 
 	equivs, err := readEquivalents(*equivFile)
@@ -123,7 +127,7 @@ func main() {
 		}
 	}
 	for key := range equivs {
-		if !used[key] {
+		if !used[key] && !*diff {
 			fmt.Printf("stale equivalent (matches no surviving mutant): %s\n", key)
 		}
 	}
@@ -149,6 +153,10 @@ func main() {
 	total := score(killed, lived)
 	fmt.Printf("%-28s %7d %6d %6d %6.1f%%  (threshold %.0f%%)\n", "total", killed, lived, equiv, total, *threshold)
 	if killed+lived == 0 {
+		if *diff {
+			fmt.Println("no mutant on a changed line")
+			return
+		}
 		fail(fmt.Errorf("no mutant was run"))
 	}
 	if total < *threshold {
