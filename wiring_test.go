@@ -1,11 +1,13 @@
 package stepup_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/gorilla/sessions"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -203,4 +205,26 @@ func TestCheckServeMuxNamesATypoedRoute(t *testing.T) {
 	mux.Handle("POST /transfer", &transferHandler{})
 	mux.Handle("GET /stepup/callback", g.Callback(mux))
 	assert.EqualError(t, mux.Check(), "stepup: policy POST /trasnfer names no route of the mux")
+}
+
+// Check reports a protected handler that a second pattern serves without
+// a step-up.
+func ExampleServeMux_Check() {
+	guard, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("secret"),
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL: "https://app.example/stepup/callback",
+		Policies:    []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	transfer := &transferHandler{}
+	mux := guard.NewServeMux()
+	mux.Handle("POST /transfer", transfer)
+	mux.Handle("POST /v1/transfer", transfer) // the alias: no policy names it
+	mux.Handle("GET /stepup/callback", guard.Callback(mux))
+	fmt.Println(mux.Check())
+	// Output: stepup: handler *stepup_test.transferHandler is protected at POST /transfer but also registered at POST /v1/transfer, where it runs without a step-up: register it only under the protected route or, to serve it under several routes, protect the handler itself with guard.Require(action)(handler), which protects it wherever it is mounted
 }
