@@ -48,10 +48,21 @@ func Middleware(g *stepup.Guard) func(http.Handler) http.Handler {
 	for _, p := range g.Policies() {
 		covered[p.Route] = true
 	}
-	return func(next http.Handler) http.Handler {
-		return &table{g: g, covered: covered, next: next, core: g.Middleware(restorePattern(next))}
-	}
+	return (&middleware{g: g, covered: covered}).wrap
 }
+
+// middleware is what Middleware returns; CheckRoutes finds it among a
+// route's middlewares by the code of its wrap method.
+type middleware struct {
+	g       *stepup.Guard
+	covered map[string]bool
+}
+
+func (m *middleware) wrap(next http.Handler) http.Handler {
+	return &table{g: m.g, covered: m.covered, next: next, core: m.g.Middleware(restorePattern(next))}
+}
+
+var middlewareCode = handlerid.Code((*middleware)(nil).wrap)
 
 // table is the policy-table middleware around one chi endpoint.
 type table struct {
@@ -342,6 +353,9 @@ func PreserveBody(g *stepup.Guard) func(http.Handler) http.Handler {
 //     sub-router mounted behind a wrapper (r.Mount("/api", logging(sub)))
 //     hides its routes from chi, and from the guard: its policies are
 //     reported here.
+//   - A route that a policy protects but that has neither Middleware nor
+//     Require among its middlewares: registered outside the r.Group or
+//     r.With that holds the guard.
 //   - A handler that a policy protects for some methods but that is also
 //     registered for methods no policy covers, as r.Handle and
 //     r.HandleFunc do (every method): a GET-only policy on
@@ -374,18 +388,28 @@ func CheckRoutes(g *stepup.Guard, r chi.Routes) error {
 	methods := map[handlerAt][]string{}
 	byRequire := map[[2]string]bool{} // Require among the route's middlewares, or around its handler
 	var order []handlerAt
+	var unguarded []error
 	err := chi.Walk(r, func(method, route string, h http.Handler, mws ...func(http.Handler) http.Handler) error {
 		p := pattern(route)
 		have[[2]string{method, p}] = true
 		have[[2]string{"*", p}] = true
 		handlers[[2]string{method, p}] = h
+		guarded := false
 		for _, mw := range mws {
-			if handlerid.Code(mw) == requireCode {
+			switch handlerid.Code(mw) {
+			case requireCode:
 				byRequire[[2]string{method, p}] = true
+			case middlewareCode:
+				guarded = true
 			}
 		}
 		if isRequired(h) {
 			byRequire[[2]string{method, p}] = true
+		}
+		if _, ok := g.Match(method, p); ok && !guarded && !byRequire[[2]string{method, p}] {
+			unguarded = append(unguarded, fmt.Errorf("stepupchi: route %s %s: a policy protects it, but neither stepupchi.Middleware "+
+				"nor stepupchi.Require is among its middlewares (registered outside the r.Group or r.With that holds the guard?), "+
+				"so chi runs it without a step-up", method, p))
 		}
 		k := handlerAt{p, handlerid.Of(h)}
 		if _, seen := methods[k]; !seen {
@@ -397,7 +421,8 @@ func CheckRoutes(g *stepup.Guard, r chi.Routes) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	slices.SortFunc(unguarded, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	errs := unguarded
 	for _, p := range g.Policies() {
 		if have[[2]string{p.Method, p.Route}] {
 			continue

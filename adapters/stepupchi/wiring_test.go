@@ -384,3 +384,49 @@ func TestCheckRoutesReportsTheCallbackNotMounted(t *testing.T) {
 		})
 	}
 }
+
+// A route registered outside the group that holds the guard runs without
+// it; CheckRoutes says so.
+func TestCheckRoutesReportsRoutesWithoutTheGuard(t *testing.T) {
+	transfer := func(http.ResponseWriter, *http.Request) {}
+	tests := []struct {
+		name   string
+		routes func(r chi.Router, g *stepup.Guard)
+		expect string // "": no error
+	}{
+		{"in the group", func(r chi.Router, g *stepup.Guard) {
+			r.Group(func(r chi.Router) { r.Use(stepupchi.Middleware(g)); r.Post("/transfer", transfer) })
+		}, ""},
+		{"inline", func(r chi.Router, g *stepup.Guard) { r.With(stepupchi.Middleware(g)).Post("/transfer", transfer) }, ""},
+		{"with Require", func(r chi.Router, g *stepup.Guard) {
+			r.With(stepupchi.Require(g, "transfer")).Post("/transfer", transfer)
+		}, ""},
+		{"in a mounted router under the guard", func(r chi.Router, g *stepup.Guard) {
+			r.Group(func(r chi.Router) {
+				r.Use(stepupchi.Middleware(g))
+				r.Route("/", func(r chi.Router) { r.Post("/transfer", transfer) })
+			})
+		}, ""},
+		{"outside the group", func(r chi.Router, g *stepup.Guard) {
+			r.Group(func(r chi.Router) { r.Use(stepupchi.Middleware(g)); r.Get("/report", transfer) })
+			r.Post("/transfer", transfer)
+		}, "route POST /transfer: a policy protects it, but neither stepupchi.Middleware nor stepupchi.Require is among its middlewares"},
+		{"no guard at all", func(r chi.Router, _ *stepup.Guard) { r.Post("/transfer", transfer) },
+			"so chi runs it without a step-up"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGuard(t, stepup.Policy{Method: http.MethodPost, Route: "/transfer", Action: "transfer"})
+			r := chi.NewRouter()
+			r.Get("/stepup/callback", stepupchi.Callback(g, r).ServeHTTP)
+			tc.routes(r, g)
+			err := stepupchi.CheckRoutes(g, r)
+			if tc.expect == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.expect)
+		})
+	}
+}
