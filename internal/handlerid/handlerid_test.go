@@ -66,3 +66,26 @@ func TestServeHTTPOf(t *testing.T) {
 	assert.Nil(t, handlerid.ServeHTTPOf(topLevel))
 	assert.Nil(t, handlerid.ServeHTTPOf(nil))
 }
+
+func TestName(t *testing.T) {
+	var h http.Handler = &handler{1}
+	for _, tc := range []struct {
+		given  any
+		expect string
+	}{
+		{topLevel, "github.com/stepupkit/stepup/internal/handlerid_test.topLevel"},
+		{(&app{}).transfer, "github.com/stepupkit/stepup/internal/handlerid_test.(*app).transfer-fm"},
+		{h, "*handlerid_test.handler"},
+		{http.HandlerFunc(h.ServeHTTP), "*handlerid_test.handler"},
+	} {
+		assert.Equal(t, tc.expect, handlerid.Name(tc.given))
+	}
+}
+
+func TestAliasError(t *testing.T) {
+	protected, open := []string{"POST /b", "POST /a"}, []string{"POST /v1/b"}
+	err := handlerid.AliasError("stepupx", "main.transfer", protected, open, "use Require")
+	assert.EqualError(t, err, "stepupx: handler main.transfer is protected at POST /a, POST /b but also registered at POST /v1/b, "+
+		"where it runs without a step-up: register it only under the protected route or, to serve it under several routes, use Require")
+	assert.Equal(t, []string{"POST /b", "POST /a"}, protected, "the caller's slices are left as they were")
+}
