@@ -430,3 +430,31 @@ func TestCheckRoutesReportsRoutesWithoutTheGuard(t *testing.T) {
 		})
 	}
 }
+
+// The alias CheckRoutes reports is an open door: nobody is logged in, so
+// the protected route refuses, and the same handler mounted again runs.
+func TestAliasRunsUnchallenged(t *testing.T) {
+	g, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("unused", authsignal.WithBaseURL("http://127.0.0.1:1")), // never reached
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "", nil },
+		CallbackURL: "https://bank.example/stepup/callback",
+		Policies:    []stepup.Policy{{Method: http.MethodPost, Route: "/api/transfer", Action: "transfer"}},
+	})
+	require.NoError(t, err)
+	runs := 0
+	api := chi.NewRouter()
+	api.With(stepupchi.Middleware(g)).Post("/transfer", func(http.ResponseWriter, *http.Request) { runs++ })
+	r := chi.NewRouter()
+	r.Mount("/api", api)
+	r.Mount("/api/v1", api)
+	r.Get("/stepup/callback", stepupchi.Callback(g, r).ServeHTTP)
+
+	for target, want := range map[string]int{"/api/transfer": http.StatusUnauthorized, "/api/v1/transfer": http.StatusOK} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, target, nil))
+		assert.Equal(t, want, rec.Code, target)
+	}
+	assert.Equal(t, 1, runs, "run once, under the alias")
+	assert.ErrorContains(t, stepupchi.CheckRoutes(g, r), "registered at POST /api/v1/transfer")
+}

@@ -484,3 +484,33 @@ func TestCheckRoutesReportsTheCallbackNotMounted(t *testing.T) {
 		})
 	}
 }
+
+// The alias CheckRoutes reports is an open door: nobody is logged in, so
+// the protected route refuses, and the same handler in another group runs.
+func TestAliasRunsUnchallenged(t *testing.T) {
+	g, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("unused", authsignal.WithBaseURL("http://127.0.0.1:1")), // never reached
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "", nil },
+		CallbackURL: "https://bank.example/stepup/callback",
+		Policies:    []stepup.Policy{{Method: http.MethodPost, Route: "/api/transfer", Action: "transfer"}},
+	})
+	require.NoError(t, err)
+	runs := 0
+	transfer := func(c echo.Context) error { runs++; return c.NoContent(http.StatusOK) }
+	e := echo.New()
+	e.Use(stepupecho.Middleware(g))
+	e.Group("/api").POST("/transfer", transfer)
+	e.Group("/api/v1").POST("/transfer", transfer)
+	e.GET("/stepup/callback", stepupecho.Callback(g, e))
+
+	for target, want := range map[string]int{"/api/transfer": http.StatusUnauthorized, "/api/v1/transfer": http.StatusOK} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, target, nil)
+		req.Header.Set("Accept", "application/json")
+		e.ServeHTTP(rec, req)
+		assert.Equal(t, want, rec.Code, target)
+	}
+	assert.Equal(t, 1, runs, "run once, under the alias")
+	assert.ErrorContains(t, stepupecho.CheckRoutes(g, e), "registered at POST /api/v1/transfer")
+}
