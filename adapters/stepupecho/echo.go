@@ -383,7 +383,9 @@ func aliases(g *stepup.Guard, routers [][]*echo.Route, hosts []string) error {
 	for _, name := range names {
 		if u := byName[name]; len(u.protected) > 0 && len(u.open) > 0 {
 			errs = append(errs, handlerid.AliasError("stepupecho", name, u.protected, u.open,
-				"protect the handler itself with stepupecho.Require(guard, action)(handler), which protects it wherever it is mounted"))
+				"protect the handler itself with stepupecho.Require(guard, action)(handler), which protects it wherever it is mounted "+
+					"(echo compares route names: if these are different handlers that share one, made by one factory or one method "+
+					"on two receivers, give one of the routes a Name of its own)"))
 		}
 	}
 	return errors.Join(errs...)

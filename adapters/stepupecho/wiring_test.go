@@ -514,3 +514,21 @@ func TestAliasRunsUnchallenged(t *testing.T) {
 	assert.Equal(t, 1, runs, "run once, under the alias")
 	assert.ErrorContains(t, stepupecho.CheckRoutes(g, e), "registered at POST /api/v1/transfer")
 }
+
+// echo compares route names: two handlers that share one (one method on
+// two receivers) are reported until a route gets a Name of its own.
+func TestCheckRoutesAliasesByRouteName(t *testing.T) {
+	g := newGuard(t, stepup.Policy{Method: http.MethodPost, Route: "/admin/transfer", Action: "transfer"})
+	e := echo.New()
+	e.Use(stepupecho.Middleware(g))
+	e.GET("/stepup/callback", stepupecho.Callback(g, e))
+	admin, public := &bank{}, &bank{}
+	e.POST("/admin/transfer", admin.Transfer)
+	route := e.POST("/public/transfer", public.Transfer)
+	err := stepupecho.CheckRoutes(g, e)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "give one of the routes a Name of its own")
+
+	route.Name = "public-transfer"
+	assert.NoError(t, stepupecho.CheckRoutes(g, e))
+}
