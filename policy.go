@@ -99,7 +99,12 @@ type routeKey struct{ method, route string }
 // rule is a compiled Policy.
 type rule struct {
 	Policy
+	headers []string // the canonical names of the headers its header attributes read, in order
 }
+
+// readsHeader reports whether a header attribute of r reads the header of
+// canonical name k.
+func (r *rule) readsHeader(k string) bool { return r != nil && slices.Contains(r.headers, k) }
 
 func (p Policy) compile() (*rule, error) {
 	if p.Method != "*" && !validMethod(p.Method) {
@@ -125,7 +130,13 @@ func (p Policy) compile() (*rule, error) {
 		}
 	}
 	p.Attributes = append([]Attribute(nil), p.Attributes...)
-	return &rule{Policy: p}, nil
+	rl := &rule{Policy: p}
+	for _, a := range p.Attributes {
+		if k := http.CanonicalHeaderKey(a.Key); a.From == FromHeader && !rl.readsHeader(k) {
+			rl.headers = append(rl.headers, k)
+		}
+	}
+	return rl, nil
 }
 
 func (a Attribute) check() error {
