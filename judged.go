@@ -81,7 +81,6 @@ func (r *rule) judge(req *http.Request, body []byte, want []byte) (map[string]an
 }
 
 // sameJudged reports whether got is the digest a record kept. A record
-// without one (written by an older version) matches nothing.
-func sameJudged(got, kept []byte) bool {
-	return len(kept) == sha256.Size && subtle.ConstantTimeCompare(got, kept) == 1
-}
+// without one (written by an older version, or planted) matches nothing:
+// got always has sha256.Size bytes.
+func sameJudged(got, kept []byte) bool { return subtle.ConstantTimeCompare(got, kept) == 1 }
