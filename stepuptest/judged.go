@@ -151,6 +151,19 @@ func runJudged(t *testing.T, a Adapter) {
 		assert.Equal(t, map[string]any{"amount": 5000.0}, runs[0].Attributes)
 	})
 
+	// A header that is never replayed (Authorization here) cannot be
+	// presented again: a request judged on it is parked, but its replay is
+	// refused, and nothing runs.
+	t.Run("replay refused when it cannot present a judged header", func(t *testing.T) {
+		env := NewEnv(t, a, judgedPolicy(a, 0, nil, stepup.Attribute{Name: "auth", From: stepup.FromHeader, Key: "Authorization"}))
+		b := env.NewBrowser()
+		b.Login("alice")
+		callback := b.Complete(b.Challenge(b.Do(http.MethodPost, "/open", Form, "to=bob", http.Header{"Authorization": {"Basic eDp5"}})))
+		resp := b.Do(http.MethodGet, callback, "", "", http.Header{"Authorization": {"Basic eDp5"}})
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
+		assert.Empty(t, env.Ledger.Runs("open"))
+	})
+
 	// A replay takes the User-Agent (and cookies, forwarding headers) from
 	// the live callback: a Custom hook reading them must get what it got
 	// when the request was judged, or nothing runs and nothing is spent.
