@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"net/http"
 )
 
@@ -34,31 +33,30 @@ func judged(rl *rule, custom map[string]any, h http.Header) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("custom attributes: %w", err)
 	}
-	d := sha256.New()
-	_, _ = d.Write([]byte(judgedDomain))
-	judgedField(d, string(doc))
-	judgedValues(d, h.Values("Content-Type"))
+	var small [512]byte
+	buf := append(small[:0], judgedDomain...)
+	buf = judgedField(buf, doc)
+	buf = judgedValues(buf, h.Values("Content-Type"))
 	for _, k := range rl.headers {
-		judgedField(d, k)
-		judgedValues(d, h.Values(k))
+		buf = judgedField(buf, []byte(k))
+		buf = judgedValues(buf, h.Values(k))
 	}
-	return d.Sum(nil), nil
+	sum := sha256.Sum256(buf)
+	return sum[:], nil
 }
 
-// judgedField writes s with its length in front.
-func judgedField(d hash.Hash, s string) {
-	var n [8]byte
-	_, _ = d.Write(binary.BigEndian.AppendUint64(n[:0], uint64(len(s))))
-	_, _ = d.Write([]byte(s))
+// judgedField appends s with its length in front.
+func judgedField(buf, s []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(buf, uint64(len(s))), s...)
 }
 
-// judgedValues writes how many values there are, then each one.
-func judgedValues(d hash.Hash, vs []string) {
-	var n [8]byte
-	_, _ = d.Write(binary.BigEndian.AppendUint64(n[:0], uint64(len(vs))))
+// judgedValues appends how many values there are, then each one.
+func judgedValues(buf []byte, vs []string) []byte {
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(vs)))
 	for _, v := range vs {
-		judgedField(d, v)
+		buf = append(binary.BigEndian.AppendUint64(buf, uint64(len(v))), v...)
 	}
+	return buf
 }
 
 // judge reads the attributes of req, whose buffered body is body, and
