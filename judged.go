@@ -10,7 +10,8 @@ import (
 	"net/http"
 )
 
-// What was judged is what runs (SECURITY.md, threat 20).
+// What was judged is what runs (SECURITY.md, row 21 and "What was judged
+// is what runs, on every path").
 //
 // A request that runs on an earlier decision (the API retry carrying a
 // token, the callback's replay, the GET a pass opens) must present what
