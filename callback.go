@@ -190,13 +190,13 @@ func (g *Guard) settle(ctx context.Context, st *sessionState, ref *parkRef, rec 
 	g.grant(ctx, st, rec)
 }
 
-// resumeGet gives the browser a single-use pass for the parked GET and
-// sends it there.
+// resumeGet gives the browser a single-use pass for the parked GET, bound
+// to what its rules judged, and sends it there.
 func (g *Guard) resumeGet(w http.ResponseWriter, r *http.Request, st *sessionState, rec *Record) *Error {
 	ctx := r.Context()
 	now := g.now()
 	pass := &Record{ID: newID(), Kind: KindPass, UserID: rec.UserID, Action: rec.Action, Method: http.MethodGet,
-		Path: rec.Path, Query: rec.Query, Created: now, Expires: now.Add(g.cfg.PassTTL), Park: rec.ID}
+		Path: rec.Path, Query: rec.Query, Judged: rec.Judged, Created: now, Expires: now.Add(g.cfg.PassTTL), Park: rec.ID}
 	if err := g.cfg.Store.Put(ctx, pass); err != nil {
 		return errBusy(err)
 	}
