@@ -34,6 +34,9 @@ import (
 // A callback of the park's user from another session ends that park: the
 // challenge was completed by someone other than whoever parked it.
 //
+// The callback of a pending sign-in (Guard.SignIn) in the browser that
+// started it completes that sign-in; anywhere else it is refused.
+//
 // Every answer carries Cache-Control: no-store and Referrer-Policy:
 // no-referrer, since the URL holds a token. Refusals say what happened in
 // plain words and never why a token failed.
@@ -67,6 +70,9 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 	if err != nil || !validID(parkID) {
 		return refusal(http.StatusBadRequest, "bad_request",
 			"This verification link is incomplete. Nothing was done.", ErrBadRequest)
+	}
+	if e, ok := g.signInCallback(w, r, parkID, token, ev); ok {
+		return e // this browser's pending sign-in (signin.go)
 	}
 	user, err := g.cfg.UserID(r)
 	if err != nil {

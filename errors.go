@@ -33,6 +33,10 @@ var (
 	// ErrHeaderTooLarge: the headers a protected request would park are
 	// over Config.MaxHeaderValues or MaxHeaderBytes.
 	ErrHeaderTooLarge = errors.New("stepup: request headers too large")
+	// ErrNotEnrolled: Authsignal allowed a sign-in for a user who has no
+	// second factor (isEnrolled false); signing in on the password alone
+	// is refused.
+	ErrNotEnrolled = errors.New("stepup: no second factor enrolled")
 	// ErrBadRequest: a request the guard refuses to park, such as a path
 	// that could not be redirected to safely.
 	ErrBadRequest = errors.New("stepup: request cannot be protected")
