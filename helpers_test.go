@@ -135,6 +135,7 @@ func muxAdapter(register func(mux *http.ServeMux, g *stepup.Guard, h stepuptest.
 			mux := http.NewServeMux()
 			mux.Handle("POST /login", h.Login)
 			mux.Handle("POST /logout", h.Logout)
+			mux.Handle("POST /signin", h.SignIn)
 			register(mux, g, h)
 			root := g.Middleware(mux)
 			mux.Handle("GET "+stepuptest.CallbackPath, g.Callback(root))
