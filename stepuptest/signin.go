@@ -260,6 +260,14 @@ func runSignInBrowser(t *testing.T, a Adapter) {
 		assert.Less(t, resp.StatusCode, 500, resp.Body)
 		assert.Equal(t, "", victim.User())
 
+		// A victim in the middle of a sign-in of her own.
+		signingIn := env.NewBrowser()
+		signingIn.Challenge(signingIn.SignIn("alice", ""))
+		resp = signingIn.Get(cb)
+		assert.GreaterOrEqual(t, resp.StatusCode, 400, resp.Body)
+		assert.Less(t, resp.StatusCode, 500, resp.Body)
+		assert.Equal(t, "", signingIn.User())
+
 		loggedIn := env.NewBrowser()
 		loggedIn.Login("alice")
 		resp = loggedIn.Get(cb)
