@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,7 +126,9 @@ func newSignIn(cfg *Config) (*signInSetup, error) {
 // MaxChallengesPerSession: 429 beyond), counted apart from them, and
 // apart again for browsers the user already signed in from: someone who
 // knows only the password can neither flood the user with codes nor lock
-// the user out of signing in or of stepping up.
+// the user out of signing in or of stepping up. A passed sign-in
+// challenge gives its slot back; pending, failed and cancelled ones count
+// for ParkTTL.
 //
 // At every completed sign-in the guard drops its own state of the
 // browser (as Forget does) before Complete runs. Without Config.SignIn,
@@ -211,10 +214,30 @@ func (g *Guard) signInUnenrolled() *Error {
 // of their own (per browser as a session) that fresh clients, which may
 // be anyone with the password, cannot fill.
 func (g *Guard) reserveSignIn(w http.ResponseWriter, r *http.Request, id, user string, sc *signInState) (Slot, *Error) {
+	fresh, known := signInBuckets(user)
 	if sc.knows(user) {
-		return g.reserve(w, r, id, "signin\x00known\x00"+user, sc.data.Browser)
+		return g.reserve(w, r, id, known, sc.data.Browser)
 	}
-	return g.reserve(w, r, id, "signin\x00"+user, "")
+	return g.reserve(w, r, id, fresh, "")
+}
+
+// releaseSignIn gives back the slot of a sign-in challenge that was
+// passed, in whichever bucket it was counted: the caps are against
+// challenges nobody completes, not against a user who signs in often.
+func (g *Guard) releaseSignIn(ctx context.Context, rec *Record, sc *signInState) {
+	fresh, known := signInBuckets(rec.UserID)
+	_ = g.limiter.Release(ctx, Slot{ID: rec.ID, User: fresh})
+	if sc.data.Browser != "" {
+		_ = g.limiter.Release(ctx, Slot{ID: rec.ID, User: known, Session: sc.data.Browser})
+	}
+}
+
+// signInBuckets are the user keys under which the Counter counts the
+// sign-in challenges of user, apart from the user's step-up challenges:
+// one for fresh clients, one for the browsers user signed in from (each
+// counted as a session of it).
+func signInBuckets(user string) (fresh, known string) {
+	return "signin\x00" + user, "signin\x00known\x00" + user
 }
 
 // pendSignIn keeps the pending sign-in that a challenge opened, binds it
@@ -323,6 +346,7 @@ func (g *Guard) finishSignIn(w http.ResponseWriter, r *http.Request, parkID, tok
 	if e := g.spend(ctx, rec, token); e != nil {
 		return e
 	}
+	g.releaseSignIn(ctx, rec, sc)
 	return g.completeSignIn(w, r, rec.UserID, sc, rec, HowChallenge, ev)
 }
 
@@ -342,6 +366,7 @@ func (g *Guard) redeemSignIn(w http.ResponseWriter, r *http.Request, user, token
 	if e := g.spend(r.Context(), rec, token); e != nil {
 		return e
 	}
+	g.releaseSignIn(r.Context(), rec, sc)
 	return g.completeSignIn(w, r, user, sc, rec, HowToken, ev)
 }
 

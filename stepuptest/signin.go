@@ -462,6 +462,24 @@ func runSignInCaps(t *testing.T, a Adapter) {
 		}
 		assert.Equal(t, []int{http.StatusSeeOther, http.StatusSeeOther, http.StatusTooManyRequests}, statuses)
 	})
+	t.Run("passed sign-in challenges give their slot back", func(t *testing.T) {
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) {
+			c.MaxChallengesPerUser, c.MaxChallengesPerSession = 2, 1
+		}})
+		b := env.NewBrowser()
+		for i := range 4 {
+			resp := b.Get(b.Complete(b.Challenge(b.SignIn("alice", ""))))
+			require.Equal(t, http.StatusSeeOther, resp.StatusCode, fmt.Sprintf("sign-in %d: %s", i+1, resp.Body))
+		}
+		api := env.NewBrowser()
+		for i := range 3 {
+			var body struct{ URL string }
+			require.NoError(t, json.Unmarshal([]byte(api.SignInAPI("alice", "").Body), &body), fmt.Sprint("API sign-in ", i+1))
+			resp := api.SignInAPI("alice", tokenOf(api.Complete(body.URL)))
+			require.Equal(t, http.StatusNoContent, resp.StatusCode, resp.Body)
+		}
+		assert.Len(t, env.completions(), 7)
+	})
 }
 
 func runSignInInstances(t *testing.T, a Adapter) {
