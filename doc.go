@@ -60,6 +60,31 @@
 // every entry as New does (CheckPolicies). It is a package of its own so
 // that this one links only the standard library and gorilla/sessions.
 //
+// # MFA at sign-in
+//
+// With Config.SignIn, the login handler hands over to Guard.SignIn once the
+// first factor checked out: the guard tracks the sign-in action (default
+// "signIn") and calls SignIn.Complete, which starts the application's
+// login session, only when Authsignal allows it for an enrolled user, or
+// after the challenge it asks for is passed — in the browser that entered
+// the password (the pending sign-in is bound to the guard's sign-in
+// cookie, so a callback URL opened elsewhere signs nobody in), or by an API
+// client's retry carrying Step-Up-Token. Nothing of the request's body or
+// credentials is kept. Complete must start a new session id; the guard
+// drops its own state of the browser at every sign-in.
+//
+//	guard, err := stepup.New(stepup.Config{
+//		// …
+//		SignIn: &stepup.SignIn{Complete: startSession, Next: "/home"},
+//	})
+//	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+//		if userID, ok := checkPassword(r); ok {
+//			guard.SignIn(w, r, userID) // answers the request
+//			return
+//		}
+//		http.Error(w, "wrong user name or password", http.StatusUnauthorized)
+//	})
+//
 // # Matching
 //
 // Policy.Route is the pattern as registered with the router
@@ -123,8 +148,8 @@
 // # For adapter and store authors
 //
 // An application needs Config, New, Policy, Attribute, Require and its
-// options, Middleware, Callback, Forget, VerificationFrom, the errors and
-// the events. The rest of the exported surface is for the people who plug
+// options, Middleware, Callback, SignIn, Forget, VerificationFrom, the
+// errors and the events. The rest of the exported surface is for the people who plug
 // a router or a store into the guard, and an application never calls it:
 //
 //   - Router adapters (adapters/stepupecho is the reference): Guard.Match
