@@ -21,7 +21,9 @@ import (
 // link, SSO) checked out, tracks Action for the user and starts the
 // application's login session through Complete only when Authsignal
 // allows it, or after the challenge it asks for is passed, in the same
-// browser.
+// browser. The guard binds a pending sign-in to the browser with a cookie
+// of its own next to its session cookie, named Config.SessionName plus
+// "-signin" ("stepup-signin"), sealed and set with the same options.
 type SignIn struct {
 	// Action is the Authsignal action code tracked at sign-in. Optional.
 	// Default "signIn".
@@ -370,63 +372,56 @@ func (g *Guard) redeemSignIn(w http.ResponseWriter, r *http.Request, user, token
 	return g.completeSignIn(w, r, user, sc, rec, HowToken, ev)
 }
 
-// completeSignIn runs Complete for user, after the guard dropped its own
-// state of the browser (a sign-in rotates it) and remembered the browser
-// as one user signed in from; both are written with the first byte of the
-// answer, so that a Complete that fails without answering leaves only the
-// sign-in ended. rec is the pending sign-in, nil after an ALLOW.
+// completeSignIn drops the guard's own state of the browser (a sign-in
+// starts a new session: nothing kept before carries over), then runs
+// Complete for user. The sign-in cookie, which remembers the browser as one
+// user signed in from and marks the pending sign-in done, goes out with
+// the first byte of the answer, so that a Complete that fails without
+// answering leaves only the sign-in ended. rec is the pending sign-in, nil
+// after an ALLOW.
 func (g *Guard) completeSignIn(w http.ResponseWriter, r *http.Request, user string, sc *signInState, rec *Record,
 	how How, ev *Event) *Error {
 	ctx := r.Context()
 	ev.UserID = user
-	var commitErr error
-	cw := &signInWriter{ResponseWriter: w}
-	cw.commit = func() {
-		if err := g.Forget(w, r); err != nil {
-			commitErr = fmt.Errorf("rotating the guard's session: %w", err)
-		}
-		if rec != nil && rec.ID == sc.data.Pending {
-			sc.data.Done = true
-		} else if rec == nil && sc.data.Pending != "" {
+	if err := g.Forget(w, r); err != nil {
+		g.endSignIn(w, r, sc)
+		return internalError(fmt.Errorf("dropping the guard's state at sign-in: %w", err))
+	}
+	var saveErr error
+	cw := &signInWriter{ResponseWriter: w, commit: func() {
+		switch {
+		case rec != nil && rec.ID == sc.data.Pending:
+			sc.data.Done = true // a refresh of its callback goes to Next
+		case sc.data.Pending != "":
 			_ = g.cfg.Store.Delete(ctx, sc.data.Pending) // superseded by this sign-in
 			sc.data.Pending, sc.data.Until, sc.data.Done = "", 0, false
 		}
 		sc.signedIn(user)
-		if err := g.saveSignIn(w, r, sc); err != nil && commitErr == nil {
-			commitErr = fmt.Errorf("saving the sign-in cookie: %w", err)
-		}
-	}
-	err := g.signIn.Complete(cw, r, user)
-	if err != nil {
+		saveErr = g.saveSignIn(w, r, sc)
+	}}
+	if err := g.signIn.Complete(cw, r, user); err != nil {
 		if !cw.wrote {
 			g.endSignIn(w, r, sc)
 			return internalError(fmt.Errorf("SignIn.Complete: %w", err))
 		}
-		// Complete answered, then failed: the answer stands; the log says.
+		// Complete answered, then failed: its answer stands; the log says.
 		ev.Err = fmt.Errorf("%w: SignIn.Complete answered, then failed: %w", ErrInternal, err)
-		g.emit(ctx, *ev, EventRefuse, "sign-in: complete failed")
+		g.emit(ctx, *ev, EventRefuse, "sign-in: Complete failed")
 		return nil
 	}
 	if !cw.wrote {
 		cw.start()
-		if commitErr == nil {
-			if g.cfg.IsAPI(r) {
-				w.WriteHeader(http.StatusNoContent)
-			} else {
-				w.Header().Set("Cache-Control", "no-store")
-				w.Header().Set("Location", g.signIn.Next)
-				w.WriteHeader(http.StatusSeeOther)
-			}
+		if g.cfg.IsAPI(r) {
+			w.WriteHeader(http.StatusNoContent)
+		} else {
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Location", g.signIn.Next)
+			w.WriteHeader(http.StatusSeeOther)
 		}
 	}
-	if commitErr != nil {
-		// Complete ran: the login session may exist, but the browser's old
-		// guard state could not be dropped. Refuse loudly.
-		if !cw.wrote || cw.status == 0 {
-			return internalError(commitErr)
-		}
-		ev.Err = fmt.Errorf("%w: %w", ErrInternal, commitErr)
-		g.emit(ctx, *ev, EventRefuse, "sign-in: "+commitErr.Error())
+	if saveErr != nil {
+		// Signed in all the same; the browser is only not remembered.
+		ev.Err = fmt.Errorf("saving the sign-in cookie: %w", saveErr)
 	}
 	g.emit(ctx, *ev, EventSignIn, "sign-in: "+string(how))
 	return nil
@@ -447,7 +442,6 @@ type signInWriter struct {
 	http.ResponseWriter
 	commit func()
 	wrote  bool
-	status int
 }
 
 func (cw *signInWriter) start() {
@@ -459,9 +453,6 @@ func (cw *signInWriter) start() {
 
 func (cw *signInWriter) WriteHeader(status int) {
 	cw.start()
-	if cw.status == 0 {
-		cw.status = status
-	}
 	cw.ResponseWriter.WriteHeader(status)
 }
 
