@@ -280,22 +280,46 @@ func (g *Guard) pendSignIn(w http.ResponseWriter, r *http.Request, user, id stri
 	return nil
 }
 
-// signInCallback is the callback of a pending sign-in: the one the
-// sign-in cookie of this browser holds, and no other (a pending sign-in
-// is finished only in the browser that started it: a callback URL opened
-// anywhere else is a login CSRF, and goes the way of any callback the
-// browser did not park, refused). ok is false when parkID is not this
-// browser's pending sign-in.
+// signInCallback answers the callbacks of sign-ins; ok is false for
+// any other callback, which then goes the step-up way. A pending sign-in
+// is finished only in the browser that started it: the one whose sign-in
+// cookie holds it. Its callback URL opened anywhere else is a login CSRF,
+// or a challenge completed by someone other than whoever entered the
+// password: in a browser where nobody is logged in (where no step-up park
+// can be) it is refused and ends the pending sign-in, so that the URL
+// cannot be used later either; in a logged-in one the step-up way refuses
+// it as a park of no session. The callback of an API sign-in completed in
+// a popup hands the token to the page that opened it, in either case.
 func (g *Guard) signInCallback(w http.ResponseWriter, r *http.Request, parkID, token string, ev *Event) (e *Error, ok bool) {
 	if g.signIn == nil {
 		return nil, false
 	}
 	sc := g.loadSignIn(r)
-	if sc.data.Pending == "" || sc.data.Pending != parkID {
+	if sc.data.Pending != "" && sc.data.Pending == parkID {
+		ev.SignIn = true
+		return g.finishSignIn(w, r, parkID, token, sc, ev), true
+	}
+	if user, err := g.cfg.UserID(r); err != nil || user != "" {
 		return nil, false
 	}
-	ev.SignIn = true
-	return g.finishSignIn(w, r, parkID, token, sc, ev), true
+	ctx := r.Context()
+	rec, err := g.cfg.Store.Get(ctx, parkID)
+	if err != nil || (rec.Kind != KindSignIn && rec.Kind != KindSignInAPI) {
+		return nil, false
+	}
+	ev.SignIn, ev.UserID, ev.Action = true, rec.UserID, rec.Action
+	if rec.Kind == KindSignInAPI && !rec.Consumed && token != "" {
+		g.handoff(w, rec, token)
+		return nil, true
+	}
+	cause := errors.New("sign-in callback in a browser that did not start it")
+	if !rec.Consumed {
+		cause = errors.New("sign-in callback in a browser that did not start it: sign-in ended")
+		if err := g.cfg.Store.Delete(ctx, parkID); err != nil {
+			cause = fmt.Errorf("sign-in callback in a browser that did not start it: ending it: %w", err)
+		}
+	}
+	return errStepUpFailed(cause), true
 }
 
 // finishSignIn validates the token of this browser's pending sign-in,

@@ -63,7 +63,7 @@ func TestSignInCookieModes(t *testing.T) {
 
 			victim := env.NewBrowser()
 			cb2 := b.Complete(b.Challenge(b.SignIn("mallory", "")))
-			assert.Equal(t, http.StatusUnauthorized, victim.Get(cb2).StatusCode, "login CSRF refused")
+			assert.Equal(t, http.StatusForbidden, victim.Get(cb2).StatusCode, "login CSRF refused")
 			assert.Equal(t, "", victim.User())
 		})
 	}

@@ -256,9 +256,12 @@ func runSignInBrowser(t *testing.T, a Adapter) {
 		cb := attacker.Complete(attacker.Challenge(attacker.SignIn("mallory", "")))
 		victim := env.NewBrowser()
 		resp := victim.Get(cb)
-		assert.GreaterOrEqual(t, resp.StatusCode, 400, resp.Body)
-		assert.Less(t, resp.StatusCode, 500, resp.Body)
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
 		assert.Equal(t, "", victim.User())
+		refused := env.Events.Of(stepup.EventRefuse)
+		require.NotEmpty(t, refused)
+		assert.True(t, refused[len(refused)-1].SignIn)
+		assert.Equal(t, "mallory", refused[len(refused)-1].UserID)
 
 		// A victim in the middle of a sign-in of her own.
 		signingIn := env.NewBrowser()
@@ -273,6 +276,28 @@ func runSignInBrowser(t *testing.T, a Adapter) {
 		resp = loggedIn.Get(cb)
 		assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
 		assert.Equal(t, "alice", loggedIn.User(), "still alice, not mallory")
+
+		// The callback URL, opened elsewhere, ended the sign-in: it signs
+		// nobody in later, not even in the browser that started it.
+		resp = attacker.Get(cb)
+		assert.GreaterOrEqual(t, resp.StatusCode, 400, resp.Body)
+		assert.Less(t, resp.StatusCode, 500, resp.Body)
+		assert.Equal(t, "", attacker.User())
+		assert.Empty(t, env.completions())
+	})
+	t.Run("a callback of someone's sign-in opened where nobody is logged in ends it, whoever completed it", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		thief := env.NewBrowser() // has alice's password
+		challenge := thief.Challenge(thief.SignIn("alice", ""))
+		// Alice is tricked into completing the challenge: its callback
+		// opens in her browser, not in the thief's.
+		alice := env.NewBrowser()
+		cb := alice.Complete(challenge)
+		assert.Equal(t, http.StatusForbidden, alice.Get(cb).StatusCode)
+		assert.Equal(t, "", alice.User())
+		resp := thief.Get(cb) // the URL leaked to the thief later
+		assert.GreaterOrEqual(t, resp.StatusCode, 400, resp.Body)
+		assert.Equal(t, "", thief.User())
 		assert.Empty(t, env.completions())
 	})
 	t.Run("the guard's own state is rotated at sign-in", func(t *testing.T) {
@@ -414,6 +439,19 @@ func runSignInAPI(t *testing.T, a Adapter) {
 		assert.Contains(t, page.Body, "stepup:token")
 		assert.Empty(t, env.completions())
 		ok := b.SignInAPI("alice", tokenOf(cb))
+		assert.Equal(t, http.StatusNoContent, ok.StatusCode, ok.Body)
+		assert.Equal(t, []string{"alice"}, env.completions())
+	})
+	t.Run("a client that keeps no cookies: the popup still hands the token over", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		var body struct{ URL string }
+		require.NoError(t, json.Unmarshal([]byte(env.NewBrowser().SignInAPI("alice", "").Body), &body))
+		popup := env.NewBrowser()
+		cb := popup.Complete(body.URL)
+		page := popup.Get(cb)
+		assert.Equal(t, http.StatusOK, page.StatusCode, page.Body)
+		assert.Contains(t, page.Body, "stepup:token")
+		ok := env.NewBrowser().SignInAPI("alice", tokenOf(cb))
 		assert.Equal(t, http.StatusNoContent, ok.StatusCode, ok.Body)
 		assert.Equal(t, []string{"alice"}, env.completions())
 	})
