@@ -35,7 +35,8 @@ import (
 // challenge was completed by someone other than whoever parked it.
 //
 // The callback of a pending sign-in (Guard.SignIn) in the browser that
-// started it completes that sign-in; anywhere else it is refused.
+// started it completes that sign-in; anywhere else it is refused, and
+// where nobody is logged in it ends the sign-in.
 //
 // Every answer carries Cache-Control: no-store and Referrer-Policy:
 // no-referrer, since the URL holds a token. Refusals say what happened in
@@ -79,6 +80,9 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		return internalError(fmt.Errorf("UserID: %w", err))
 	}
 	if user == "" {
+		if e, ok := g.signInElsewhere(w, r, parkID, token, ev); ok {
+			return e // a sign-in started in another browser (signin.go)
+		}
 		return errNotLoggedIn()
 	}
 	ev.UserID = user

@@ -263,26 +263,33 @@ func (g *Guard) pendSignIn(w http.ResponseWriter, r *http.Request, user, id stri
 	return nil
 }
 
-// signInCallback answers the callbacks of sign-ins; ok is false for
-// any other callback, which then goes the step-up way. A pending sign-in
-// is finished only in the browser that started it: the one whose sign-in
-// cookie holds it. Its callback URL opened anywhere else is a login CSRF,
-// or a challenge completed by someone other than whoever entered the
-// password: in a browser where nobody is logged in (where no step-up park
-// can be) it is refused and ends the pending sign-in, so that the URL
-// cannot be used later either; in a logged-in one the step-up way refuses
-// it as a park of no session. The callback of an API sign-in completed in
-// a popup hands the token to the page that opened it, in either case.
+// signInCallback answers the callback of this browser's pending
+// sign-in, the one its sign-in cookie holds; ok is false for any other
+// callback. A pending sign-in is finished only in the browser that
+// started it (see signInElsewhere for its callback anywhere else).
 func (g *Guard) signInCallback(w http.ResponseWriter, r *http.Request, parkID, token string, ev *Event) (e *Error, ok bool) {
-	if g.signIn == nil {
-		return nil, false
+	if g.signIn == nil || (g.signIn.codec != nil && !hasCookie(r, g.signIn.cookie)) {
+		return nil, false // the common case: a step-up callback, no sign-in cookie to open
 	}
 	sc := g.loadSignIn(r)
-	if sc.data.Pending != "" && sc.data.Pending == parkID {
-		ev.SignIn = true
-		return g.finishSignIn(w, r, parkID, token, sc, ev), true
+	if sc.data.Pending == "" || sc.data.Pending != parkID {
+		return nil, false
 	}
-	if user, err := g.cfg.UserID(r); err != nil || user != "" {
+	ev.SignIn = true
+	return g.finishSignIn(w, r, parkID, token, sc, ev), true
+}
+
+// signInElsewhere answers a callback that a browser where nobody is
+// logged in did not start, when it is a sign-in's; ok is false for any
+// other. A sign-in's callback URL opened in a browser other than the one
+// that entered the password is a login CSRF, or a challenge completed by
+// someone other than whoever entered it (a phished user): refused, and the
+// pending sign-in ended, so that the URL cannot sign anybody in later. (In
+// a browser where someone is logged in, the step-up way refuses it as a
+// park of no session.) The callback of an API sign-in completed in a popup
+// hands the token to the page that opened it, as for step-up.
+func (g *Guard) signInElsewhere(w http.ResponseWriter, r *http.Request, parkID, token string, ev *Event) (e *Error, ok bool) {
+	if g.signIn == nil {
 		return nil, false
 	}
 	ctx := r.Context()
