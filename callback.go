@@ -34,6 +34,10 @@ import (
 // A callback of the park's user from another session ends that park: the
 // challenge was completed by someone other than whoever parked it.
 //
+// The callback of a pending sign-in (Guard.SignIn) in the browser that
+// started it completes that sign-in; anywhere else it is refused, and
+// where nobody is logged in it ends the sign-in.
+//
 // Every answer carries Cache-Control: no-store and Referrer-Policy:
 // no-referrer, since the URL holds a token. Refusals say what happened in
 // plain words and never why a token failed.
@@ -68,11 +72,17 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		return refusal(http.StatusBadRequest, "bad_request",
 			"This verification link is incomplete. Nothing was done.", ErrBadRequest)
 	}
+	if e, ok := g.signInCallback(w, r, parkID, token, ev); ok {
+		return e // this browser's pending sign-in (signin.go)
+	}
 	user, err := g.cfg.UserID(r)
 	if err != nil {
 		return internalError(fmt.Errorf("UserID: %w", err))
 	}
 	if user == "" {
+		if e, ok := g.signInElsewhere(w, r, parkID, token, ev); ok {
+			return e // a sign-in started in another browser (signin.go)
+		}
 		return errNotLoggedIn()
 	}
 	ev.UserID = user

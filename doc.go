@@ -98,6 +98,31 @@
 // package github.com/stepupkit/stepup/stores/redis (redisstore.New, a
 // module of its own) shared by several instances.
 //
+// # MFA at sign-in
+//
+// With Config.SignIn, the login handler hands over to Guard.SignIn once the
+// first factor checked out: the guard tracks the sign-in action (default
+// "signIn") and calls SignIn.Complete, which starts the application's
+// login session, only when Authsignal allows it for an enrolled user, or
+// after the challenge it asks for is passed — in the browser that entered
+// the password (the pending sign-in is bound to the guard's sign-in
+// cookie, so a callback URL opened elsewhere signs nobody in), or by an API
+// client's retry carrying Step-Up-Token. Nothing of the request's body or
+// credentials is kept. Complete must start a new session id; the guard
+// drops its own state of the browser at every sign-in.
+//
+//	guard, err := stepup.New(stepup.Config{
+//		// …
+//		SignIn: &stepup.SignIn{Complete: startSession, Next: "/home"},
+//	})
+//	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+//		if userID, ok := checkPassword(r); ok {
+//			guard.SignIn(w, r, userID) // answers the request
+//			return
+//		}
+//		http.Error(w, "wrong user name or password", http.StatusUnauthorized)
+//	})
+//
 // # Matching
 //
 // Policy.Route is the pattern as registered with the router
@@ -165,8 +190,8 @@
 //
 // # For adapter and store authors
 //
-// An application needs the names above, Config, Policy and Attribute, the
-// errors and the events. The rest of the exported surface is for the people
+// An application needs the names above (SignIn among them), Config, Policy
+// and Attribute, the errors and the events. The rest of the exported surface is for the people
 // who plug a router or a store into the guard:
 //
 //   - Router adapters (adapters/stepupecho is the reference) find a [Rule]

@@ -159,6 +159,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Optional. Default time.Now.
 	Now func() time.Time
+
+	// SignIn turns on MFA at sign-in (Guard.SignIn): Action is tracked
+	// after the first factor, and Complete starts the login session once
+	// the second one is satisfied. Optional. Default: no sign-in.
+	SignIn *SignIn
 }
 
 // Guard puts step-up authentication in front of routes. It is safe for
@@ -174,7 +179,8 @@ type Guard struct {
 	firstSegments  map[string]bool // of the protected routes, nil when any may match (mayBeProtected)
 	callbackPrefix string          // the callback URL up to the park id (callbackParts)
 	callbackSuffix string
-	cookie         cookieCodec // the guard's own cookie with CookieKeys or a CookieStore, else nil (cookie.go)
+	cookie         cookieCodec  // the guard's own cookie with CookieKeys or a CookieStore, else nil (cookie.go)
+	signIn         *signInSetup // Config.SignIn checked, nil without it (signin.go)
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -290,6 +296,12 @@ func New(cfg Config) (*Guard, error) {
 	}
 	if c, ok := cfg.Store.(Counter); ok {
 		g.limiter = c // the caps hold across the instances sharing the Store
+	}
+	if cfg.SignIn != nil {
+		if g.signIn, err = newSignIn(&cfg); err != nil {
+			return nil, err
+		}
+		g.cfg.SignIn = &g.signIn.SignIn
 	}
 	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
 	g.firstSegments = firstSegments(rules)

@@ -247,6 +247,46 @@ func RunShared(t *testing.T, a Adapter, newStore func(now func() time.Time) step
 		require.Len(t, runs, 1, "exactly one execution")
 		assert.Equal(t, "amount=5000&to=bob", string(runs[0].Body))
 	})
+	t.Run("a sign-in challenged on one instance completes on the other; 50 concurrent callbacks, one Complete", func(t *testing.T) {
+		// The adapter mounts Handlers.SignIn at POST /signin (see RunSignIn).
+		env, other := twoInstances(t, nil)
+		b := env.NewBrowser()
+		cb := b.Complete(b.Challenge(b.SignIn("alice", "")))
+		targets := []string{onInstance(cb, other), onInstance(cb, env.Server)}
+		statuses := make([]int, 50)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range statuses {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, err := http.NewRequest(http.MethodGet, targets[i%2], nil)
+				if !assert.NoError(t, err) {
+					return
+				}
+				req.Header.Set("Accept", "text/html")
+				<-start
+				resp, err := b.C.Do(req)
+				if !assert.NoError(t, err) {
+					return
+				}
+				resp.Body.Close()
+				statuses[i] = resp.StatusCode
+			}()
+		}
+		close(start)
+		wg.Wait()
+		done := 0
+		for _, s := range statuses {
+			require.Contains(t, []int{http.StatusSeeOther, http.StatusConflict}, s, "a clear answer, never an error: %v", statuses)
+			if s == http.StatusSeeOther {
+				done++
+			}
+		}
+		assert.GreaterOrEqual(t, done, 1)
+		assert.Equal(t, []string{"alice"}, env.completions(), "exactly one Complete")
+		assert.Equal(t, "alice", b.User())
+	})
 	t.Run("the pass and the Remember grant of one instance hold on the other", func(t *testing.T) {
 		env, other := twoInstances(t, nil)
 		b := env.NewBrowser()
