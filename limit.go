@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
 
 // Counter counts the challenges that each user, and each session of a
-// user, opened, so that Config.MaxChallengesPerUser and
+// user, opened and did not pass, so that Config.MaxChallengesPerUser and
 // MaxChallengesPerSession can be enforced: one account cannot fill a
 // bounded Store and lock everybody else out of step-up, and a stolen
 // session cannot use up its user's cap. A Store that implements Counter
@@ -19,8 +20,8 @@ import (
 // and the caps apply per instance.
 //
 // The guard reserves a slot before it asks the provider, so concurrent
-// requests never get past a cap, and releases it when the request does not
-// open a challenge. The contract:
+// requests never get past a cap; it releases the slot when the request does
+// not open a challenge, and when the challenge is passed. The contract:
 //   - Reserve counts s for s.User, and for the session s.Session of s.User
 //     when it is not "", if the slots counted for each that have not
 //     expired at s.At are fewer than perUser and perSession. Checking both
@@ -34,6 +35,13 @@ import (
 //     or s.Session. Releasing a slot that is not counted is not an error.
 //   - A slot counts from s.At until s.Expires; sessions are counted per
 //     user: the same session id of two users is two sessions.
+//   - Slots of different buckets (Slot.Bucket) never count against each
+//     other: a user and a session have a count per bucket, each with the
+//     caps Reserve is given. Every method acts in s.Bucket only. The
+//     guard uses buckets to keep the challenges of sessions that already
+//     passed one out of reach of fresh clients, and sign-in apart from
+//     step-up (SECURITY.md). A Counter written before buckets existed
+//     counts them all as one: the caps still hold, only less apart.
 //
 // Any other error means the counter could not answer: the guard then
 // fails closed with a 503 and tracks nothing.
@@ -48,6 +56,7 @@ type Slot struct {
 	ID      string    // unique per slot
 	User    string    // the user id
 	Session string    // the session id; "" when the request had none: only the user's cap applies
+	Bucket  string    // the count it is in; "" is the step-up challenges of fresh sessions
 	At      time.Time // when it was reserved
 	Expires time.Time // when it stops counting: At plus Config.ParkTTL
 }
@@ -56,7 +65,7 @@ type Slot struct {
 // counts in the memory of this process.
 type parkLimiter struct {
 	mu       sync.Mutex
-	users    map[string][]stamp // per user id, oldest first
+	users    map[string][]stamp // per userKey, oldest first
 	sessions map[string][]stamp // per limitKey
 	calls    int
 }
@@ -73,26 +82,37 @@ func newParkLimiter() *parkLimiter {
 	return &parkLimiter{users: map[string][]stamp{}, sessions: map[string][]stamp{}}
 }
 
-// limitKey names one session of one user: session ids come from a cookie
-// or the application, and are never trusted to be unique across users.
-func limitKey(user, session string) string { return user + "\x00" + session }
+// userKey names the count of a user in a bucket, and limitKey one session
+// of one user in a bucket: session ids come from a cookie or the
+// application, and are never trusted to be unique across users. Each part
+// but the last is prefixed with its length, so that no two slots' parts
+// make the same key.
+func userKey(s Slot) string {
+	return strconv.Itoa(len(s.Bucket)) + ":" + s.Bucket + "\x00" + s.User
+}
+
+func limitKey(s Slot, session string) string {
+	u := userKey(s)
+	return strconv.Itoa(len(u)) + ":" + u + "\x00" + session
+}
 
 // Reserve implements Counter.
 func (l *parkLimiter) Reserve(_ context.Context, s Slot, perUser, perSession int) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := s.At
-	if us := live(l.users, s.User, now); len(us) >= perUser {
+	uk := userKey(s)
+	if us := live(l.users, uk, now); len(us) >= perUser {
 		return us[len(us)-perUser].expires.Sub(now), ErrTooManyChallenges
 	}
 	sk := ""
 	if s.Session != "" {
-		sk = limitKey(s.User, s.Session)
+		sk = limitKey(s, s.Session)
 		if ss := live(l.sessions, sk, now); len(ss) >= perSession {
 			return ss[len(ss)-perSession].expires.Sub(now), ErrTooManyChallenges
 		}
 	}
-	insert(l.users, s.User, stamp{s.Expires, s.ID})
+	insert(l.users, uk, stamp{s.Expires, s.ID})
 	if sk != "" {
 		insert(l.sessions, sk, stamp{s.Expires, s.ID})
 	}
@@ -110,7 +130,7 @@ func (l *parkLimiter) Reserve(_ context.Context, s Slot, perUser, perSession int
 func (l *parkLimiter) Attach(_ context.Context, s Slot, session string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	insert(l.sessions, limitKey(s.User, session), stamp{s.Expires, s.ID})
+	insert(l.sessions, limitKey(s, session), stamp{s.Expires, s.ID})
 	return nil
 }
 
@@ -118,9 +138,9 @@ func (l *parkLimiter) Attach(_ context.Context, s Slot, session string) error {
 func (l *parkLimiter) Release(_ context.Context, s Slot) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	unstamp(l.users, s.User, s.ID)
+	unstamp(l.users, userKey(s), s.ID)
 	if s.Session != "" {
-		unstamp(l.sessions, limitKey(s.User, s.Session), s.ID)
+		unstamp(l.sessions, limitKey(s, s.Session), s.ID)
 	}
 	return nil
 }
@@ -165,12 +185,35 @@ func live(m map[string][]stamp, key string, now time.Time) []stamp {
 	return ts
 }
 
-// reserve takes a slot for a challenge of user in session (see Counter)
-// or returns the refusal: a 429 with Retry-After when a cap is reached, a
-// 503 when the counter could not answer.
-func (g *Guard) reserve(w http.ResponseWriter, r *http.Request, id, user, session string) (Slot, *Error) {
+// The kinds of challenges the guard counts apart, each in two buckets
+// (Slot.Bucket): one for the sessions that are established (a challenge
+// of the user was passed in them; with sign-in, a sign-in completed in
+// them) and one for every other client. A thief holding a user's login
+// session but not the second factor only ever fills the fresh bucket of a
+// kind, and never reaches the user's established browsers, which count in
+// the other (SECURITY.md, threat 23). Each bucket has the caps
+// MaxChallengesPerUser and MaxChallengesPerSession: a user holds at most
+// twice MaxChallengesPerUser unpassed challenges of a kind per ParkTTL.
+const (
+	kindStepUp = ""       // challenges of protected routes
+	kindSignIn = "signin" // challenges of guard.SignIn
+)
+
+// capBucket is the bucket of the challenges of kind opened from a session
+// that is, or is not, established.
+func capBucket(kind string, established bool) string {
+	if established {
+		return kind + "+established"
+	}
+	return kind
+}
+
+// reserveIn takes a slot in bucket (see capBucket) for a challenge of user
+// in session (see Counter) or returns the refusal: a 429 with Retry-After
+// when a cap is reached, a 503 when the counter could not answer.
+func (g *Guard) reserveIn(w http.ResponseWriter, r *http.Request, bucket, id, user, session string) (Slot, *Error) {
 	now := g.now()
-	s := Slot{ID: id, User: user, Session: session, At: now, Expires: now.Add(g.cfg.ParkTTL)}
+	s := Slot{ID: id, User: user, Session: session, Bucket: bucket, At: now, Expires: now.Add(g.cfg.ParkTTL)}
 	wait, err := g.limiter.Reserve(r.Context(), s, g.cfg.MaxChallengesPerUser, g.cfg.MaxChallengesPerSession)
 	switch {
 	case errors.Is(err, ErrTooManyChallenges):
@@ -183,4 +226,37 @@ func (g *Guard) reserve(w http.ResponseWriter, r *http.Request, id, user, sessio
 			fmt.Errorf("%w: challenge counter: %w", ErrInternal, err))
 	}
 	return s, nil
+}
+
+// capSession is the session id the caps count r's challenges by: the
+// application's (Config.SessionID), else the guard's own, "" when st is
+// nil or has none yet.
+func (g *Guard) capSession(r *http.Request, st *sessionState) string {
+	switch {
+	case g.cfg.SessionID != nil:
+		return g.cfg.SessionID(r)
+	case st != nil:
+		return st.data.ID
+	}
+	return ""
+}
+
+// passed records that the challenge of rec was passed in r, whose guard
+// session is st: the session is established for rec's user, and the
+// challenge's slot is given back (releasePassed). The caller saves st.
+func (g *Guard) passed(r *http.Request, st *sessionState, rec *Record) {
+	st.establish(g.now())
+	g.releasePassed(r.Context(), kindStepUp, rec.ID, rec.UserID, g.capSession(r, st))
+}
+
+// releasePassed gives back the slot id of a challenge of kind that was
+// passed (its token spent): a passed challenge no longer counts against
+// its user or session. It was counted in the fresh or the established
+// bucket of kind, for session or for the one made for it (which the
+// callback's session carries); both buckets are released. The counter
+// failing leaves the slot to expire.
+func (g *Guard) releasePassed(ctx context.Context, kind, id, user, session string) {
+	for _, established := range []bool{false, true} {
+		_ = g.limiter.Release(ctx, Slot{ID: id, User: user, Session: session, Bucket: capBucket(kind, established)})
+	}
 }
