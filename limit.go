@@ -194,6 +194,13 @@ func live(m map[string][]stamp, key string, now time.Time) []stamp {
 // the other (SECURITY.md, threat 23). Each bucket has the caps
 // MaxChallengesPerUser and MaxChallengesPerSession: a user holds at most
 // twice MaxChallengesPerUser unpassed challenges of a kind per ParkTTL.
+//
+// A flow that opens challenges (enforce for step-up; sign-in the same way
+// with kindSignIn) reserves with
+// g.reserveIn(w, r, capBucket(kind, st.established(now)), id, user, session),
+// releases the slot when no challenge is opened, and once the challenge
+// is passed calls st.establish(now) and g.releasePassed(ctx, kind, id,
+// user, session) (g.passed does both for step-up).
 const (
 	kindStepUp = ""       // challenges of protected routes
 	kindSignIn = "signin" // challenges of guard.SignIn
