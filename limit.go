@@ -193,7 +193,8 @@ func live(m map[string][]stamp, key string, now time.Time) []stamp {
 // kind, and never reaches the user's established browsers, which count in
 // the other (SECURITY.md, threat 23). Each bucket has the caps
 // MaxChallengesPerUser and MaxChallengesPerSession: a user holds at most
-// twice MaxChallengesPerUser unpassed challenges of a kind per ParkTTL.
+// twice MaxChallengesPerUser unpassed challenges of a kind per ParkTTL. A
+// third bucket of each kind counts the passed ones (releasePassed).
 //
 // A flow that opens challenges (enforce for step-up; sign-in the same way
 // with kindSignIn) reserves with
@@ -256,13 +257,30 @@ func (g *Guard) passed(r *http.Request, st *sessionState, rec *Record) {
 	g.releasePassed(r.Context(), kindStepUp, rec.ID, rec.UserID, g.capSession(r, st))
 }
 
+// passedPerUser is how many passed challenges of a kind per ParkTTL give
+// their slot back, as a multiple of MaxChallengesPerUser: one every six
+// seconds with the defaults, a pace no person passing a second factor
+// keeps up. Beyond it a passed challenge counts as an unpassed one does,
+// so that an account that passes its own second factor at machine speed
+// cannot fill the Store with what passed challenges leave there (spent
+// tokens, kept answers, passes, grants) either.
+const passedPerUser = 5
+
 // releasePassed gives back the slot id of a challenge of kind that was
 // passed (its token spent): a passed challenge no longer counts against
 // its user or session. It was counted in the fresh or the established
 // bucket of kind, for session or for the one made for it (which the
-// callback's session carries); both buckets are released. The counter
-// failing leaves the slot to expire.
+// callback's session carries); both buckets are released. The passed
+// challenge is counted instead in the passed bucket of kind, under the
+// user's ceiling (passedPerUser): beyond it, or when the counter fails,
+// the slot stays where it was, to expire.
 func (g *Guard) releasePassed(ctx context.Context, kind, id, user, session string) {
+	now := g.now()
+	ceiling := passedPerUser * g.cfg.MaxChallengesPerUser
+	s := Slot{ID: id, User: user, Bucket: kind + "+passed", At: now, Expires: now.Add(g.cfg.ParkTTL)}
+	if _, err := g.limiter.Reserve(ctx, s, ceiling, ceiling); err != nil {
+		return
+	}
 	for _, established := range []bool{false, true} {
 		_ = g.limiter.Release(ctx, Slot{ID: id, User: user, Session: session, Bucket: capBucket(kind, established)})
 	}

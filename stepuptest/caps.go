@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stepupkit/stepup/stepuptest/internal/assert"
 	"github.com/stepupkit/stepup/stepuptest/internal/require"
@@ -58,6 +59,23 @@ func runCaps(t *testing.T, a Adapter) {
 				assert.Equal(t, http.StatusTooManyRequests, b.Do(http.MethodPost, "/transfer", Form, "amount=4002", nil).StatusCode)
 			})
 		}
+	})
+
+	t.Run("passed challenges beyond five times MaxChallengesPerUser per ParkTTL count", func(t *testing.T) {
+		// A pace no person keeps up (100 per 10 minutes with the defaults);
+		// an account passing its own challenges at machine speed could
+		// otherwise fill the Store with what they leave there.
+		env := NewEnv(t, a, Options{Config: func(c *stepup.Config) { c.MaxChallengesPerUser, c.MaxChallengesPerSession = 2, 1 }})
+		b := env.NewBrowser()
+		b.Login("alice")
+		for i := range 10 + 1 {
+			passTransfer(t, b, i)
+		}
+		over := b.Do(http.MethodPost, "/transfer", Form, "amount=3000", nil)
+		assert.Equal(t, http.StatusTooManyRequests, over.StatusCode, "the eleventh pass counted")
+		env.Clock.Advance(10 * time.Minute)
+		passTransfer(t, b, 20)
+		passTransfer(t, b, 21)
 	})
 
 	t.Run("a stolen login session that drops the guard's cookie cannot lock the user's established browser out", func(t *testing.T) {
