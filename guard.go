@@ -101,7 +101,8 @@ type Config struct {
 	// challenges) one user may open per ParkTTL, so that one account cannot
 	// fill the Store for everybody; beyond it the answer is 429 with
 	// Retry-After. A challenge counts until it is passed (its slot is then
-	// given back) or ParkTTL ends. The challenges opened from sessions
+	// given back, for up to five times this many passes per ParkTTL, a pace
+	// no person keeps up) or ParkTTL ends. The challenges opened from sessions
 	// established for the user (where a challenge of the user was passed)
 	// count apart from those of every other client, each with this cap, so
 	// that a thief holding the login session but not the second factor

@@ -133,10 +133,10 @@ const (
 // the challenges left open: MaxChallengesPerUser (20 per ParkTTL) in each
 // of a user's counts (established browsers and other clients, for step-up
 // and for sign-in: 80), so filling the store with open challenges takes
-// over 500 accounts. Passed challenges give their slot back: an account
-// that passes its own second factor at machine speed is bound by the
-// provider's pace, and a full store refuses only new challenges
-// (SECURITY.md, "The challenge caps").
+// over 500 accounts. Passed challenges give their slot back up to five
+// times MaxChallengesPerUser per ParkTTL, and count beyond it: an account
+// that passes its own second factor at machine speed holds at most 100
+// passed flows per ParkTTL and kind (SECURITY.md, "The challenge caps").
 func MemoryLimits(entries, bytes int) MemoryOption {
 	return func(s *MemoryStore) {
 		if entries > 0 {
