@@ -135,8 +135,9 @@ const (
 // and for sign-in: 80), so filling the store with open challenges takes
 // over 500 accounts. Passed challenges give their slot back up to five
 // times MaxChallengesPerUser per ParkTTL, and count beyond it: an account
-// that passes its own second factor at machine speed holds at most 100
-// passed flows per ParkTTL and kind (SECURITY.md, "The challenge caps").
+// that passes its own second factor at machine speed holds at most 140
+// flows per ParkTTL and kind, 100 of them passed: about 20 MB at the
+// largest bodies and headers (SECURITY.md, "The challenge caps").
 func MemoryLimits(entries, bytes int) MemoryOption {
 	return func(s *MemoryStore) {
 		if entries > 0 {
