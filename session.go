@@ -147,10 +147,6 @@ func (st *sessionState) prune(now time.Time) {
 		st.data.Open = 0
 		st.dirty = true
 	}
-	if st.data.Established != 0 && st.data.Established <= t {
-		st.data.Established = 0
-		st.dirty = true
-	}
 	keepPark := st.data.Parks[:0]
 	for _, p := range st.data.Parks {
 		if p.Expires > t {
@@ -207,15 +203,14 @@ const establishedFor = 30 * 24 * time.Hour
 // establish records that a challenge of the session's user was passed in
 // it at now: the session is established for establishedFor.
 func (st *sessionState) establish(now time.Time) {
-	if t := now.Add(establishedFor).Unix(); t > st.data.Established {
-		st.data.Established = t
-		st.dirty = true
-	}
+	st.data.Established = now.Add(establishedFor).Unix()
+	st.dirty = true
 }
 
 // established reports whether the session was established for its user
 // (see establish) and still is at now. A nil state, a request without
-// the guard's cookie, is not.
+// the guard's cookie, is not. A mark past its time stays in the data
+// until the session is written without it; it counts for nothing.
 func (st *sessionState) established(now time.Time) bool {
 	return st != nil && st.data.Established > now.Unix()
 }

@@ -147,6 +147,19 @@ func runCaps(t *testing.T, a Adapter) {
 		b.Login("bob") // the same browser, another user: not established for bob
 		assert.Equal(t, http.StatusTooManyRequests, b.Do(http.MethodPost, "/transfer", Form, "amount=5002", nil).StatusCode)
 	})
+
+	t.Run("the established mark lasts 30 days after the last pass", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		b := env.NewBrowser()
+		b.Login("alice")
+		passTransfer(t, b, 0)
+		env.Clock.Advance(30*24*time.Hour - time.Second)
+		kept := b.Do(http.MethodPost, "/logout", Form, "", nil)
+		assert.Equal(t, 1, guardCookie(t, kept).MaxAge, "Forget keeps the mark for its last second")
+		env.Clock.Advance(time.Second)
+		gone := b.Do(http.MethodPost, "/logout", Form, "", nil)
+		assert.Negative(t, guardCookie(t, gone).MaxAge, "then it holds nothing")
+	})
 }
 
 // passTransfer passes a browser challenge on POST /transfer: the callback
