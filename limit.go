@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -65,8 +64,8 @@ type Slot struct {
 // counts in the memory of this process.
 type parkLimiter struct {
 	mu       sync.Mutex
-	users    map[string][]stamp // per userKey, oldest first
-	sessions map[string][]stamp // per limitKey
+	users    map[countKey][]stamp // per bucket and user (no session), oldest first
+	sessions map[countKey][]stamp // per bucket, user and session
 	calls    int
 }
 
@@ -79,45 +78,35 @@ type stamp struct {
 }
 
 func newParkLimiter() *parkLimiter {
-	return &parkLimiter{users: map[string][]stamp{}, sessions: map[string][]stamp{}}
+	return &parkLimiter{users: map[countKey][]stamp{}, sessions: map[countKey][]stamp{}}
 }
 
-// userKey names the count of a user in a bucket, and limitKey one session
-// of one user in a bucket: session ids come from a cookie or the
-// application, and are never trusted to be unique across users. Each part
-// but the last is prefixed with its length, so that no two slots' parts
-// make the same key.
-func userKey(s Slot) string {
-	return strconv.Itoa(len(s.Bucket)) + ":" + s.Bucket + "\x00" + s.User
-}
-
-func limitKey(s Slot, session string) string {
-	u := userKey(s)
-	return strconv.Itoa(len(u)) + ":" + u + "\x00" + session
-}
+// countKey names the count of a user in a bucket (session ""), or of one
+// session of that user: session ids come from a cookie or the
+// application, and are never trusted to be unique across users.
+type countKey struct{ bucket, user, session string }
 
 // Reserve implements Counter.
 func (l *parkLimiter) Reserve(_ context.Context, s Slot, perUser, perSession int) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := s.At
-	uk := userKey(s)
+	uk := countKey{s.Bucket, s.User, ""}
 	if us := live(l.users, uk, now); len(us) >= perUser {
 		return us[len(us)-perUser].expires.Sub(now), ErrTooManyChallenges
 	}
-	sk := ""
+	sk := countKey{s.Bucket, s.User, s.Session}
 	if s.Session != "" {
-		sk = limitKey(s, s.Session)
 		if ss := live(l.sessions, sk, now); len(ss) >= perSession {
 			return ss[len(ss)-perSession].expires.Sub(now), ErrTooManyChallenges
 		}
 	}
 	insert(l.users, uk, stamp{s.Expires, s.ID})
-	if sk != "" {
+	if s.Session != "" {
 		insert(l.sessions, sk, stamp{s.Expires, s.ID})
 	}
 	if l.calls++; l.calls%1024 == 0 {
-		for _, m := range []map[string][]stamp{l.users, l.sessions} {
+		for _, m := range []map[countKey][]stamp{l.users, l.sessions} {
 			for k := range m {
 				live(m, k, now)
 			}
@@ -130,7 +119,7 @@ func (l *parkLimiter) Reserve(_ context.Context, s Slot, perUser, perSession int
 func (l *parkLimiter) Attach(_ context.Context, s Slot, session string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	insert(l.sessions, limitKey(s, session), stamp{s.Expires, s.ID})
+	insert(l.sessions, countKey{s.Bucket, s.User, session}, stamp{s.Expires, s.ID})
 	return nil
 }
 
@@ -138,15 +127,15 @@ func (l *parkLimiter) Attach(_ context.Context, s Slot, session string) error {
 func (l *parkLimiter) Release(_ context.Context, s Slot) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	unstamp(l.users, userKey(s), s.ID)
+	unstamp(l.users, countKey{s.Bucket, s.User, ""}, s.ID)
 	if s.Session != "" {
-		unstamp(l.sessions, limitKey(s, s.Session), s.ID)
+		unstamp(l.sessions, countKey{s.Bucket, s.User, s.Session}, s.ID)
 	}
 	return nil
 }
 
 // insert adds st to the stamps of key, which stay ordered by expiry.
-func insert(m map[string][]stamp, key string, st stamp) {
+func insert(m map[countKey][]stamp, key countKey, st stamp) {
 	ts := append(m[key], st)
 	for i := len(ts) - 1; i > 0 && ts[i].expires.Before(ts[i-1].expires); i-- {
 		ts[i], ts[i-1] = ts[i-1], ts[i]
@@ -154,7 +143,7 @@ func insert(m map[string][]stamp, key string, st stamp) {
 	m[key] = ts
 }
 
-func unstamp(m map[string][]stamp, key, id string) {
+func unstamp(m map[countKey][]stamp, key countKey, id string) {
 	ts := m[key]
 	for i := range ts {
 		if ts[i].id == id {
@@ -170,7 +159,7 @@ func unstamp(m map[string][]stamp, key, id string) {
 }
 
 // live drops the stamps of key that expired at now; l.mu is held.
-func live(m map[string][]stamp, key string, now time.Time) []stamp {
+func live(m map[countKey][]stamp, key countKey, now time.Time) []stamp {
 	ts := m[key]
 	i := 0
 	for i < len(ts) && !now.Before(ts[i].expires) {
