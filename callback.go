@@ -1,7 +1,6 @@
 package stepup
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -157,7 +156,7 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		if e := g.spend(ctx, rec, token); e != nil {
 			return e
 		}
-		g.settle(ctx, st, ref, rec)
+		g.settle(r, st, ref, rec)
 		if e := g.resumeGet(w, r, st, rec); e != nil {
 			return e
 		}
@@ -192,12 +191,13 @@ func callbackParams(query string) (park, token string, err error) {
 	return park, token, nil
 }
 
-// settle records in the session that a spent park is done, and gives its
-// Remember grant.
-func (g *Guard) settle(ctx context.Context, st *sessionState, ref *parkRef, rec *Record) {
+// settle records in the session of r that a spent park is done, gives its
+// Remember grant, and counts the challenge as passed.
+func (g *Guard) settle(r *http.Request, st *sessionState, ref *parkRef, rec *Record) {
 	ref.Done = true
 	st.dirty = true
-	g.grant(ctx, st, rec)
+	g.grant(r.Context(), st, rec)
+	g.passed(r, st, rec)
 }
 
 // resumeGet gives the browser a single-use pass for the parked GET, bound

@@ -180,7 +180,10 @@
 // are refused before anything is tracked), parked request lifetime 10
 // minutes (ParkTTL), 5 pending parks per session (MaxPending), 20
 // challenges per user and 5 per session per ParkTTL (MaxChallengesPerUser,
-// MaxChallengesPerSession, checked before tracking), parked headers 32
+// MaxChallengesPerSession, checked before tracking; a passed challenge
+// gives its slot back, and browsers where the user passed one count apart
+// from every other client, so that a stolen login session cannot lock the
+// user out), parked headers 32
 // values and 8 KiB (MaxHeaderValues, MaxHeaderBytes; 431 before
 // tracking), GET pass 1 minute (PassTTL), provider calls 5 seconds
 // (ProviderTimeout). The default MemoryStore holds 160,000 records and

@@ -192,37 +192,23 @@ func (g *Guard) signInUnenrolled() *Error {
 			"Set up two-step verification, then sign in again.", ErrUnenrolled)
 }
 
-// reserveSignIn takes a slot for a sign-in challenge (see Counter):
-// counted apart from the step-up challenges of the same user, under a
-// namespaced user key, so that sign-in attempts never use up the user's
-// step-up caps. Browsers the user signed in from before count in a bucket
-// of their own (per browser as a session) that fresh clients, which may
-// be anyone with the password, cannot fill.
+// reserveSignIn takes a slot for a sign-in challenge (see Counter), in
+// the sign-in buckets (kindSignIn): counted apart from the step-up
+// challenges of the same user, so that sign-in attempts never use up the
+// user's step-up caps. A browser the user signed in from before counts in
+// the established bucket, per browser as a session, which fresh clients
+// (anyone with the password) cannot fill.
 func (g *Guard) reserveSignIn(w http.ResponseWriter, r *http.Request, id, user string, sc *signInState) (Slot, *Error) {
-	fresh, known := signInBuckets(user)
 	if sc.knows(user) {
-		return g.reserve(w, r, id, known, sc.data.Browser)
+		return g.reserveIn(w, r, capBucket(kindSignIn, true), id, user, sc.data.Browser)
 	}
-	return g.reserve(w, r, id, fresh, "")
+	return g.reserveIn(w, r, capBucket(kindSignIn, false), id, user, "")
 }
 
 // releaseSignIn gives back the slot of a sign-in challenge that was
-// passed, in whichever bucket it was counted: the caps are against
-// challenges nobody completes, not against a user who signs in often.
+// passed (releasePassed).
 func (g *Guard) releaseSignIn(ctx context.Context, rec *Record, sc *signInState) {
-	fresh, known := signInBuckets(rec.UserID)
-	_ = g.limiter.Release(ctx, Slot{ID: rec.ID, User: fresh})
-	if sc.data.Browser != "" {
-		_ = g.limiter.Release(ctx, Slot{ID: rec.ID, User: known, Session: sc.data.Browser})
-	}
-}
-
-// signInBuckets are the user keys under which the Counter counts the
-// sign-in challenges of user, apart from the user's step-up challenges:
-// one for fresh clients, one for the browsers user signed in from (each
-// counted as a session of it).
-func signInBuckets(user string) (fresh, known string) {
-	return "signin\x00" + user, "signin\x00known\x00" + user
+	g.releasePassed(ctx, kindSignIn, rec.ID, rec.UserID, sc.data.Browser)
 }
 
 // pendSignIn keeps the pending sign-in that a challenge opened, binds it

@@ -307,6 +307,32 @@ func RunShared(t *testing.T, a Adapter, newStore func(now func() time.Time) step
 		assert.Equal(t, "pass", runs[0].How)
 		assert.Equal(t, "remembered", runs[1].How)
 	})
+	t.Run("a challenge passed on either instance gives its slot back on both", func(t *testing.T) {
+		if _, ok := newStore(NewClock().Now).(stepup.Counter); !ok {
+			t.Skip("the Store is not a stepup.Counter: each instance counts on its own")
+		}
+		env, other := twoInstances(t, func(c *stepup.Config) { c.MaxChallengesPerUser, c.MaxChallengesPerSession = 4, 2 })
+		servers := []*httptest.Server{env.Server, other}
+		b := env.NewBrowser()
+		b.Login("alice")
+		for i := range 5 { // more than either cap: opened on one instance, passed on the other
+			body := fmt.Sprintf("amount=%d", 2000+i)
+			u, err := env.Emulator.CompleteChallenge(context.Background(),
+				b.Challenge(b.Do(http.MethodPost, servers[i%2].URL+"/transfer", Form, body, nil)))
+			require.NoError(t, err)
+			done := b.Get(onInstance(u.String(), servers[(i+1)%2]))
+			require.Equal(t, http.StatusOK, done.StatusCode, done.Body)
+			assert.Equal(t, "done: transfer POST /transfer "+body, done.Body)
+		}
+		for i, srv := range servers {
+			b.Challenge(b.Do(http.MethodPost, srv.URL+"/transfer", Form, fmt.Sprintf("amount=%d", 3000+i), nil))
+		}
+		for _, srv := range servers {
+			over := b.Do(http.MethodPost, srv.URL+"/transfer", Form, "amount=4000", nil)
+			assert.Equal(t, http.StatusTooManyRequests, over.StatusCode, "unpassed challenges count on both instances")
+		}
+		assert.Len(t, env.Ledger.Runs("transfer"), 5)
+	})
 	t.Run("the per-user cap holds across instances", func(t *testing.T) {
 		if _, ok := newStore(NewClock().Now).(stepup.Counter); !ok {
 			t.Skip("the Store is not a stepup.Counter: each instance counts on its own")

@@ -694,6 +694,43 @@ func TestStolenSessionCannotLockTheUserOut(t *testing.T) {
 	assert.Equal(t, before-150000, phone.balance(), "alice's own transfer went through")
 }
 
+// The thief of alice's login session shares its id (Config.SessionID), so
+// the five challenges it opens use up that session's cap; the browser alice
+// passed a challenge in is established and counts apart: her next
+// transfer is still challenged and goes through (SECURITY.md, threat 23).
+func TestStolenSessionCannotLockTheVictimsBrowserOut(t *testing.T) {
+	tb := startBank(t)
+	alice := tb.newUser().login("alice")
+	before := alice.balance()
+	first := alice.get(tb.complete(tb.challenged(alice.post("/transfer", url.Values{"amount": {"1500"}, "to": {"bob"}}))))
+	require.Less(t, first.Status, 400, first.Body)
+
+	base, _ := url.Parse(tb.url)
+	var stolen []*http.Cookie
+	for _, c := range alice.jar.Cookies(base) {
+		if c.Name != "stepup" { // the guard's cookie (Config.SessionName) stays in alice's browser
+			stolen = append(stolen, c)
+		}
+	}
+	thief := tb.newUser()
+	for i := 0; ; i++ {
+		thief.jar = mustJar(t)
+		thief.hc.Jar = thief.jar
+		thief.jar.SetCookies(base, stolen)
+		resp := thief.post("/transfer", url.Values{"amount": {"5000"}, "to": {"bob"}})
+		if resp.Status == http.StatusTooManyRequests {
+			assert.Equal(t, 5, i, "the stolen login session opens five challenges")
+			break
+		}
+		tb.challenged(resp)
+		require.Less(t, i, 20, "no cap held")
+	}
+
+	resp := alice.get(tb.complete(tb.challenged(alice.post("/transfer", url.Values{"amount": {"1500"}, "to": {"bob"}}))))
+	assert.Less(t, resp.Status, 400, resp.Body)
+	assert.Equal(t, before-300000, alice.balance(), "both of alice's transfers went through")
+}
+
 func mustJar(t *testing.T) *cookiejar.Jar {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
