@@ -189,6 +189,13 @@ func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 
 // Put implements Store.
 func (s *MemoryStore) Put(_ context.Context, rec *Record) error {
+	return s.put(rec, nil)
+}
+
+// put is Put with the reservation of a challenge computed by successors
+// (from the record as it was before it was sealed; see sealedStore), or
+// by rec.successors when nil.
+func (s *MemoryStore) put(rec *Record, successors func(outcomeBody int) reserve) error {
 	if rec == nil || rec.ID == "" {
 		return fmt.Errorf("stepup: memory store: record without id")
 	}
@@ -197,7 +204,10 @@ func (s *MemoryStore) Put(_ context.Context, rec *Record) error {
 	e.consumed = rec.Consumed
 	e.size = int64(e.rec.size())
 	if e.rec.challenge() {
-		e.reserved = e.rec.successors(s.outcomeReserve)
+		if successors == nil {
+			successors = e.rec.successors
+		}
+		e.reserved = successors(s.outcomeReserve)
 	}
 	i, j := s.shardOf(e.rec.ID), -1 // j: the shard of the challenge whose reservation e may use
 	if e.rec.Park != "" && successorSlot(e.rec.Kind) >= 0 {

@@ -1,0 +1,259 @@
+package stepup
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Records sealed at rest (SECURITY.md, "Records at rest"). The guard puts
+// a sealedStore around Config.Store: every record it writes reaches the
+// Store as
+//
+//	ID, Kind, Created, Expires, Park   in clear: what a Store needs
+//	Sealed                             version (1 byte) | nonce (12) | AES-256-GCM ciphertext and tag
+//
+// with every other field of the record (the JSON encoding of the Record
+// without the clear fields: body, query, headers, user, action, and any
+// field added later) as the plaintext, and the clear fields, bound to the
+// version, as the additional data. A record read back opens only under the
+// id it was asked for, with the kind, times and park it was written with:
+// altered, planted, moved to another id (another user's park, an old
+// record under a new id) or sealed with a key the guard does not have, it
+// is refused, logged and treated as not found. Consumed stays the Store's.
+const (
+	sealVersion   = 1
+	recordKeyInfo = "stepup store record v1: AES-256-GCM key"
+	sealNonce     = 12
+	sealTag       = 16
+	sealOverhead  = 1 + sealNonce + sealTag
+)
+
+// errRecordRefused marks a record the Store returned that the guard did
+// not seal, or sealed under another id, kind, park or times; the error
+// also wraps ErrNotFound, which is what the guard makes of it.
+var errRecordRefused = errors.New("stepup: record refused")
+
+// recordSealer seals records with the first of its AEADs and opens them
+// with any. It is safe for concurrent use.
+type recordSealer struct {
+	aeads []cipher.AEAD
+}
+
+// processSealer is the sealer of the guards of this process that have no
+// keys configured and a *MemoryStore: a random key, made once, that no
+// other process has.
+var processSealer = sync.OnceValues(func() (*recordSealer, error) {
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	aeads, err := deriveAEADs([][]byte{secret}, "record key", recordKeyInfo)
+	return &recordSealer{aeads: aeads}, err
+})
+
+// newRecordSealer picks the record keys for cfg: RecordKeys; else keys
+// derived from CookieKeys under their own label; else, for a *MemoryStore
+// only, the process's random key. Any other Store without keys is an
+// error: the instances that share it could not open each other's records.
+func newRecordSealer(cfg *Config) (*recordSealer, error) {
+	switch {
+	case len(cfg.RecordKeys) > 0:
+		aeads, err := deriveAEADs(cfg.RecordKeys, "Config.RecordKeys", recordKeyInfo)
+		return &recordSealer{aeads: aeads}, err
+	case len(cfg.CookieKeys) > 0:
+		aeads, err := deriveAEADs(cfg.CookieKeys, "Config.CookieKeys", recordKeyInfo)
+		return &recordSealer{aeads: aeads}, err
+	}
+	if _, ok := cfg.Store.(*MemoryStore); ok {
+		return processSealer()
+	}
+	return nil, fmt.Errorf("stepup: Config.RecordKeys (or Config.CookieKeys) is required with a %T Store: "+
+		"the guard seals the records it keeps there, and every instance sharing the Store must open them", cfg.Store)
+}
+
+// sealedPlain is a Record as sealed: every field but the clear ones, which
+// the nil fields here hide from encoding/json.
+type sealedPlain struct {
+	*Record
+	ID       *struct{} `json:"id,omitempty"`
+	Kind     *struct{} `json:"kind,omitempty"`
+	Created  *struct{} `json:"created,omitempty"`
+	Expires  *struct{} `json:"expires,omitempty"`
+	Consumed *struct{} `json:"consumed,omitempty"`
+	Park     *struct{} `json:"park,omitempty"`
+	Sealed   *struct{} `json:"sealed,omitempty"`
+}
+
+// additionalData binds a sealed record to its clear fields.
+func additionalData(rec *Record) []byte {
+	ad := make([]byte, 0, 64+len(rec.ID)+len(rec.Park))
+	ad = append(ad, "stepup record\x00"...)
+	ad = append(ad, sealVersion, byte(rec.Kind))
+	ad = binary.AppendUvarint(ad, uint64(len(rec.ID)))
+	ad = append(ad, rec.ID...)
+	ad = binary.AppendUvarint(ad, uint64(len(rec.Park)))
+	ad = append(ad, rec.Park...)
+	for _, t := range [...]time.Time{rec.Created, rec.Expires} {
+		ad = binary.BigEndian.AppendUint64(ad, uint64(t.Unix()))
+		ad = binary.BigEndian.AppendUint32(ad, uint32(t.Nanosecond()))
+	}
+	return ad
+}
+
+// seal returns the record a Store keeps for rec.
+func (s *recordSealer) seal(rec *Record) (*Record, error) {
+	plain, err := json.Marshal(sealedPlain{Record: rec})
+	if err != nil {
+		return nil, fmt.Errorf("stepup: sealing record: %w", err)
+	}
+	out := &Record{ID: rec.ID, Kind: rec.Kind, Created: rec.Created, Expires: rec.Expires, Park: rec.Park, Consumed: rec.Consumed}
+	buf := make([]byte, 1+sealNonce, sealOverhead+len(plain))
+	buf[0] = sealVersion
+	_, _ = rand.Read(buf[1:])
+	out.Sealed = s.aeads[0].Seal(buf, buf[1:], plain, additionalData(out))
+	return out, nil
+}
+
+// open returns the record sealed in stored, which the Store returned for
+// id, or why it is refused. Stored bytes are untrusted.
+func (s *recordSealer) open(id string, stored *Record) (*Record, error) {
+	switch {
+	case stored == nil:
+		return nil, errors.New("no record")
+	case stored.ID != id:
+		return nil, errors.New("the record under this id names another")
+	case len(stored.Sealed) < sealOverhead || stored.Sealed[0] != sealVersion:
+		return nil, errors.New("not sealed by the guard")
+	}
+	plain, ok := openAny(s.aeads, nil, stored.Sealed[1:1+sealNonce], stored.Sealed[1+sealNonce:], additionalData(stored))
+	if !ok {
+		return nil, errors.New("does not open: altered, moved from another id, planted, or sealed with another key")
+	}
+	rec := &Record{}
+	if err := json.Unmarshal(plain, &sealedPlain{Record: rec}); err != nil {
+		return nil, fmt.Errorf("sealed content: %w", err)
+	}
+	rec.ID, rec.Kind, rec.Created, rec.Expires, rec.Park = stored.ID, stored.Kind, stored.Created, stored.Expires, stored.Park
+	rec.Consumed = stored.Consumed
+	if err := rec.check(); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// sealedSize is what the sealed form of rec counts in a MemoryStore, with
+// extra more bytes of plaintext.
+func (s *recordSealer) sealedSize(rec *Record, extra int) int {
+	plain, err := json.Marshal(sealedPlain{Record: rec})
+	if err != nil {
+		return 0
+	}
+	return recordSize(len(rec.ID)+len(rec.Park), sealOverhead+len(plain)+extra, false, 0, 0)
+}
+
+// successors is Record.successors for the sealed forms of the records the
+// guard writes after the challenge r is passed: each is built as spend,
+// grant, resumeGet and keepOutcome build it and measured sealed. The kept
+// answer of a parked POST is bounded as Record.successors bounds it:
+// outcomeBody bytes of body, 256 bytes of Content-Type and Location.
+func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
+	var rs reserve
+	set := func(k Kind, n int) { rs[successorSlot(k)] = int32(min(n, 1<<31-1)) }
+	const pad = "0123456789012345678901234567890123456789012345" // ids are measured by length
+	set(KindUsed, s.sealedSize(&Record{ID: pad[:usedIDLen], Kind: KindUsed, Park: r.ID}, 0))
+	if r.Remember > 0 {
+		set(KindGrant, s.sealedSize(&Record{ID: pad[:22], Kind: KindGrant, UserID: r.UserID, Action: r.Action, Park: r.ID}, 0))
+	}
+	if r.Kind != KindPark {
+		return rs
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		set(KindPass, s.sealedSize(&Record{ID: pad[:22], Kind: KindPass, UserID: r.UserID, Action: r.Action,
+			Method: http.MethodGet, Path: r.Path, Query: r.Query, Park: r.ID}, 0))
+		set(KindOutcome, s.sealedSize(&Record{ID: outcomeID(r.ID), Kind: KindOutcome, Status: http.StatusSeeOther,
+			Header: http.Header{"Location": {location(r)}}, Park: r.ID}, 0))
+		return rs
+	}
+	body := min(max(outcomeBody, 0), 1<<30)
+	set(KindOutcome, s.sealedSize(&Record{ID: outcomeID(r.ID), Kind: KindOutcome, Status: http.StatusOK,
+		Header: http.Header{"Content-Type": {""}, "Location": {""}}, Park: r.ID},
+		256+len(`,"body":""`)+base64.StdEncoding.EncodedLen(body)))
+	return rs
+}
+
+// sealedStore is the Store the guard uses: Config.Store, with every record
+// sealed on its way in and opened on its way out.
+type sealedStore struct {
+	inner  Store
+	mem    *MemoryStore // inner when it is one: it reserves for sealed successors
+	sealer *recordSealer
+	logger *slog.Logger
+}
+
+func newSealedStore(inner Store, sealer *recordSealer, logger *slog.Logger) *sealedStore {
+	s := &sealedStore{inner: inner, sealer: sealer, logger: logger}
+	s.mem, _ = inner.(*MemoryStore)
+	return s
+}
+
+// Put implements Store.
+func (s *sealedStore) Put(ctx context.Context, rec *Record) error {
+	sealed, err := s.sealer.seal(rec)
+	if err != nil {
+		return err
+	}
+	if s.mem != nil {
+		return s.mem.put(sealed, func(outcomeBody int) reserve { return s.sealer.successors(rec, outcomeBody) })
+	}
+	return s.inner.Put(ctx, sealed)
+}
+
+// Get implements Store.
+func (s *sealedStore) Get(ctx context.Context, id string) (*Record, error) {
+	stored, err := s.inner.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.open(ctx, id, stored)
+}
+
+// Consume implements Store.
+func (s *sealedStore) Consume(ctx context.Context, id string) (*Record, error) {
+	stored, err := s.inner.Consume(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.open(ctx, id, stored)
+}
+
+// Delete implements Store.
+func (s *sealedStore) Delete(ctx context.Context, id string) error { return s.inner.Delete(ctx, id) }
+
+// open opens what the Store returned for id, or logs why not and answers
+// ErrNotFound: a record the guard cannot trust is no record.
+func (s *sealedStore) open(ctx context.Context, id string, stored *Record) (*Record, error) {
+	rec, err := s.sealer.open(id, stored)
+	if err == nil {
+		return rec, nil
+	}
+	err = fmt.Errorf("%w (%w): %w", errRecordRefused, ErrNotFound, err)
+	logger := s.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	kind := Kind(0)
+	if stored != nil {
+		kind = stored.Kind
+	}
+	logger.LogAttrs(ctx, slog.LevelError, "stepup", slog.String("event", "record_refused"),
+		slog.Int("kind", int(kind)), slog.String("error", err.Error()))
+	return nil, err
+}
