@@ -38,10 +38,14 @@ const (
 	sealOverhead  = 1 + sealNonce + sealTag
 )
 
-// errRecordRefused marks a record the Store returned that the guard did
-// not seal, or sealed under another id, kind, park or times; the error
-// also wraps ErrNotFound, which is what the guard makes of it.
-var errRecordRefused = errors.New("stepup: record refused")
+// recordRefused is the error for a record the Store returned that the
+// guard did not seal, or sealed under another id, kind, park or times. It
+// is ErrNotFound to errors.Is: what the guard makes of it.
+type recordRefused struct{ reason error }
+
+func (e *recordRefused) Error() string        { return "stepup: record refused: " + e.reason.Error() }
+func (e *recordRefused) Unwrap() error        { return e.reason }
+func (e *recordRefused) Is(target error) bool { return target == ErrNotFound }
 
 // recordSealer seals records with the first of its AEADs and opens them
 // with any. It is safe for concurrent use.
@@ -244,7 +248,7 @@ func (s *sealedStore) open(ctx context.Context, id string, stored *Record) (*Rec
 	if err == nil {
 		return rec, nil
 	}
-	err = fmt.Errorf("%w (%w): %w", errRecordRefused, ErrNotFound, err)
+	err = &recordRefused{reason: err}
 	logger := s.logger
 	if logger == nil {
 		logger = slog.Default()
