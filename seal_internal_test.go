@@ -1,0 +1,149 @@
+package stepup
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func testSealer(t testing.TB, secrets ...string) *recordSealer {
+	t.Helper()
+	var keys [][]byte
+	for _, s := range secrets {
+		keys = append(keys, []byte(s))
+	}
+	s, err := newRecordSealer(&Config{RecordKeys: keys})
+	require.NoError(t, err)
+	return s
+}
+
+// A sealed challenge reserves in a MemoryStore exactly what the sealed
+// records the guard writes after it take (for a GET park with a Remember
+// grant: the spent token, the grant, the pass and the kept redirect), so
+// that sealing keeps a full store's promise to a user who passed a
+// challenge.
+func TestSealedGetParkReservesExactlyWhatItLeaves(t *testing.T) {
+	ctx := context.Background()
+	sealer := testSealer(t, "a 32-byte record key for testing")
+	now := time.Now()
+	exp := now.Add(time.Minute)
+	for _, query := range []string{"", "from=2026-01-01&to=2026-02-01&q=%3Cscript%3E"} {
+		park := &Record{ID: strings.Repeat("p", 22), Kind: KindPark, UserID: "alice", Action: "report",
+			Method: http.MethodGet, Path: "/accounts/7/report", Query: query, Remember: 5 * time.Minute,
+			Header: http.Header{"Accept": {"text/html"}}, Created: now, Expires: exp}
+		parked := newSealedStore(NewMemoryStore(), sealer, nil)
+		require.NoError(t, parked.Put(ctx, park))
+		reserved := parked.mem.Usage()
+		require.Equal(t, 4, reserved.ReservedEntries)
+
+		successors := []*Record{
+			{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp},
+			{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action, Park: park.ID, Created: now, Expires: exp},
+			{ID: newID(), Kind: KindPass, UserID: park.UserID, Action: park.Action, Method: http.MethodGet, Path: park.Path,
+				Query: park.Query, Park: park.ID, Created: now, Expires: exp},
+			{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: http.StatusSeeOther,
+				Header: http.Header{"Location": {location(park)}}, Created: now, Expires: exp},
+		}
+		written := newSealedStore(NewMemoryStore(), sealer, nil)
+		for _, r := range successors {
+			require.NoError(t, written.Put(ctx, r))
+		}
+		held := written.mem.Usage()
+		assert.Equal(t, held.Records, reserved.ReservedEntries, "query %q", query)
+		assert.Equal(t, held.Bytes, reserved.ReservedBytes, "query %q", query)
+	}
+}
+
+// A sealed parked POST reserves at least what its spent token and a kept
+// answer of up to MemoryOutcomeReserve bytes take sealed.
+func TestSealedPostParkReservesForItsAnswer(t *testing.T) {
+	ctx := context.Background()
+	sealer := testSealer(t, "a 32-byte record key for testing")
+	now := time.Now()
+	exp := now.Add(time.Minute)
+	park := &Record{ID: newID(), Kind: KindPark, UserID: "alice", Action: "transfer", Method: http.MethodPost,
+		Path: "/transfer", Body: []byte("amount=5000"), Created: now, Expires: exp}
+	parked := newSealedStore(NewMemoryStore(MemoryOutcomeReserve(2000)), sealer, nil)
+	require.NoError(t, parked.Put(ctx, park))
+	reserved := parked.mem.Usage()
+
+	written := newSealedStore(NewMemoryStore(), sealer, nil)
+	require.NoError(t, written.Put(ctx, &Record{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp}))
+	require.NoError(t, written.Put(ctx, &Record{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: http.StatusOK,
+		Header: http.Header{"Content-Type": {"text/html; charset=utf-8"}, "Location": {"/transfers/" + strings.Repeat("7", 200)}},
+		Body: make([]byte, 2000), Created: now, Expires: exp}))
+	held := written.mem.Usage()
+	assert.Equal(t, held.Records, reserved.ReservedEntries)
+	assert.LessOrEqual(t, held.Bytes, reserved.ReservedBytes)
+	assert.Greater(t, held.Bytes, reserved.ReservedBytes*9/10, "and not much more")
+}
+
+// The record keys derived from CookieKeys are not the cookie's: one secret
+// gives two keys under two labels.
+func TestRecordKeysFromCookieKeysAreTheirOwn(t *testing.T) {
+	secret := []byte("a 32-byte secret for both uses!!")
+	sealer, err := newRecordSealer(&Config{CookieKeys: [][]byte{secret}, Store: struct{ Store }{NewMemoryStore()}})
+	require.NoError(t, err)
+	cookie, err := newKeyedCookie([][]byte{secret}, "stepup")
+	require.NoError(t, err)
+	nonce := make([]byte, sealNonce)
+	sealed := sealer.aeads[0].Seal(nil, nonce, []byte("plain"), nil)
+	_, ok := openAny(cookie.aeads, nil, nonce, sealed, nil)
+	assert.False(t, ok, "the cookie's key does not open a record")
+	_, ok = openAny(sealer.aeads, nil, nonce, sealed, nil)
+	assert.True(t, ok)
+}
+
+// fuzzSeed is the one record the fuzz target's key has sealed.
+func fuzzSeed() *Record {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 123, time.UTC)
+	return &Record{ID: "AAAAAAAAAAAAAAAAAAAAAA", Kind: KindPark, UserID: "alice", Action: "transfer", Method: http.MethodPost,
+		Path: "/transfer", Query: "a=1", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+		Body: []byte("amount=5000"), Remember: time.Minute, Created: at, Expires: at.Add(10 * time.Minute), Park: ""}
+}
+
+// FuzzOpenRecord feeds the opener what a Store may hand back: any bytes,
+// decoded as a byte store decodes them, and any sealed bytes under the
+// seed's clear fields. Nothing panics, and whatever opens is the one
+// record the key sealed, unchanged.
+//
+//	go test -run '^$' -fuzz FuzzOpenRecord -fuzztime 30s .
+func FuzzOpenRecord(f *testing.F) {
+	sealer := testSealer(f, "a 32-byte record key for fuzzing")
+	seed := fuzzSeed()
+	sealed, err := sealer.seal(seed)
+	require.NoError(f, err)
+	encoded, err := MarshalRecord(sealed)
+	require.NoError(f, err)
+	decoded, err := UnmarshalRecord(encoded)
+	require.NoError(f, err)
+	opened, err := sealer.open(seed.ID, decoded)
+	require.NoError(f, err, "the seed opens after a byte store's round trip")
+	require.Equal(f, seed, opened)
+	f.Add(encoded)
+	f.Add(sealed.Sealed)
+	f.Add([]byte(`{"v":1,"id":"x","kind":1,"expires":"2026-12-07T10:10:00Z","body":"YW1vdW50PTk5OTk5"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		check := func(id string, stored *Record) {
+			rec, err := sealer.open(id, stored)
+			if err != nil {
+				return
+			}
+			want := *seed
+			want.Consumed = stored.Consumed
+			assert.Equal(t, &want, rec, "only the sealed record opens, as it was sealed")
+		}
+		if stored, err := UnmarshalRecord(data); err == nil {
+			check(stored.ID, stored)
+			check(seed.ID, stored)
+		}
+		raw := *sealed
+		raw.Sealed = data
+		check(seed.ID, &raw)
+	})
+}
