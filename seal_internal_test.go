@@ -76,7 +76,7 @@ func TestSealedPostParkReservesForItsAnswer(t *testing.T) {
 	require.NoError(t, written.Put(ctx, &Record{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp}))
 	require.NoError(t, written.Put(ctx, &Record{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: http.StatusOK,
 		Header: http.Header{"Content-Type": {"text/html; charset=utf-8"}, "Location": {"/transfers/" + strings.Repeat("7", 200)}},
-		Body: make([]byte, 2000), Created: now, Expires: exp}))
+		Body:   make([]byte, 2000), Created: now, Expires: exp}))
 	held := written.mem.Usage()
 	assert.Equal(t, held.Records, reserved.ReservedEntries)
 	assert.LessOrEqual(t, held.Bytes, reserved.ReservedBytes)
