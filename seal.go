@@ -4,13 +4,12 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -22,9 +21,9 @@ import (
 //	ID, Kind, Created, Expires, Park   in clear: what a Store needs
 //	Sealed                             version (1 byte) | nonce (12) | AES-256-GCM ciphertext and tag
 //
-// with every other field of the record (the JSON encoding of the Record
-// without the clear fields: body, query, headers, user, action, and any
-// field added later) as the plaintext, and the clear fields, bound to the
+// with every other field of the record (body, query, headers, user,
+// action, and any field added later: sealcodec.go finds them by
+// reflection) as the plaintext, and the clear fields, bound to the
 // version, as the additional data. A record read back opens only under the
 // id it was asked for, with the kind, times and park it was written with:
 // altered, planted, moved to another id (another user's park, an old
@@ -83,46 +82,40 @@ func newRecordSealer(cfg *Config) (*recordSealer, error) {
 		"the guard seals the records it keeps there, and every instance sharing the Store must open them", cfg.Store)
 }
 
-// sealedPlain is a Record as sealed: every field but the clear ones, which
-// the nil fields here hide from encoding/json.
-type sealedPlain struct {
-	*Record
-	ID       *struct{} `json:"id,omitempty"`
-	Kind     *struct{} `json:"kind,omitempty"`
-	Created  *struct{} `json:"created,omitempty"`
-	Expires  *struct{} `json:"expires,omitempty"`
-	Consumed *struct{} `json:"consumed,omitempty"`
-	Park     *struct{} `json:"park,omitempty"`
-	Sealed   *struct{} `json:"sealed,omitempty"`
-}
-
-// additionalData binds a sealed record to its clear fields.
-func additionalData(rec *Record) []byte {
-	ad := make([]byte, 0, 64+len(rec.ID)+len(rec.Park))
-	ad = append(ad, "stepup record\x00"...)
-	ad = append(ad, sealVersion, byte(rec.Kind))
-	ad = binary.AppendUvarint(ad, uint64(len(rec.ID)))
-	ad = append(ad, rec.ID...)
-	ad = binary.AppendUvarint(ad, uint64(len(rec.Park)))
-	ad = append(ad, rec.Park...)
+// additionalData appends to dst what binds a sealed record to its clear
+// fields.
+func additionalData(dst []byte, rec *Record) []byte {
+	dst = append(dst, "stepup record\x00"...)
+	dst = append(dst, sealVersion, byte(rec.Kind))
+	dst = appendLenBytes(dst, rec.ID)
+	dst = appendLenBytes(dst, rec.Park)
 	for _, t := range [...]time.Time{rec.Created, rec.Expires} {
-		ad = binary.BigEndian.AppendUint64(ad, uint64(t.Unix()))
-		ad = binary.BigEndian.AppendUint32(ad, uint32(t.Nanosecond()))
+		dst = binary.BigEndian.AppendUint64(dst, uint64(t.Unix()))
+		dst = binary.BigEndian.AppendUint32(dst, uint32(t.Nanosecond()))
 	}
-	return ad
+	return dst
 }
 
-// seal returns the record a Store keeps for rec.
+// adBuffer is room on the stack for the additional data of ids of up to
+// 128 bytes (Record.check's limit).
+const adBuffer = 16 + 2 + 2*(2+128) + 2*12
+
+// seal returns the record a Store keeps for rec: two allocations, the
+// record and its sealed bytes.
 func (s *recordSealer) seal(rec *Record) (*Record, error) {
-	plain, err := json.Marshal(sealedPlain{Record: rec})
+	strs, _, values := rec.stringBytes()
+	guess := sealOverhead + strs + rec.byteLen() + 8*len(sealedFields) + 4*values + 4*len(rec.Shown)
+	buf := make([]byte, 1+sealNonce, guess)
+	buf[0] = sealVersion
+	_, _ = rand.Read(buf[1:])
+	buf, err := appendSealedFields(buf, rec)
 	if err != nil {
 		return nil, fmt.Errorf("stepup: sealing record: %w", err)
 	}
+	buf = slices.Grow(buf, sealTag)
 	out := &Record{ID: rec.ID, Kind: rec.Kind, Created: rec.Created, Expires: rec.Expires, Park: rec.Park, Consumed: rec.Consumed}
-	buf := make([]byte, 1+sealNonce, sealOverhead+len(plain))
-	buf[0] = sealVersion
-	_, _ = rand.Read(buf[1:])
-	out.Sealed = s.aeads[0].Seal(buf, buf[1:], plain, additionalData(out))
+	var ad [adBuffer]byte
+	out.Sealed = s.aeads[0].Seal(buf[:1+sealNonce], buf[1:1+sealNonce], buf[1+sealNonce:], additionalData(ad[:0], out))
 	return out, nil
 }
 
@@ -137,16 +130,16 @@ func (s *recordSealer) open(id string, stored *Record) (*Record, error) {
 	case len(stored.Sealed) < sealOverhead || stored.Sealed[0] != sealVersion:
 		return nil, errors.New("not sealed by the guard")
 	}
-	plain, ok := openAny(s.aeads, nil, stored.Sealed[1:1+sealNonce], stored.Sealed[1+sealNonce:], additionalData(stored))
+	var ad [adBuffer]byte
+	plain, ok := openAny(s.aeads, nil, stored.Sealed[1:1+sealNonce], stored.Sealed[1+sealNonce:], additionalData(ad[:0], stored))
 	if !ok {
 		return nil, errors.New("does not open: altered, moved from another id, planted, or sealed with another key")
 	}
-	rec := &Record{}
-	if err := json.Unmarshal(plain, &sealedPlain{Record: rec}); err != nil {
-		return nil, fmt.Errorf("sealed content: %w", err)
+	rec := &Record{ID: stored.ID, Kind: stored.Kind, Created: stored.Created, Expires: stored.Expires, Park: stored.Park,
+		Consumed: stored.Consumed}
+	if err := decodeSealedFields(plain, rec); err != nil {
+		return nil, err
 	}
-	rec.ID, rec.Kind, rec.Created, rec.Expires, rec.Park = stored.ID, stored.Kind, stored.Created, stored.Expires, stored.Park
-	rec.Consumed = stored.Consumed
 	if err := rec.check(); err != nil {
 		return nil, err
 	}
@@ -156,7 +149,8 @@ func (s *recordSealer) open(id string, stored *Record) (*Record, error) {
 // sealedSize is what the sealed form of rec counts in a MemoryStore, with
 // extra more bytes of plaintext.
 func (s *recordSealer) sealedSize(rec *Record, extra int) int {
-	plain, err := json.Marshal(sealedPlain{Record: rec})
+	var buf [512]byte
+	plain, err := appendSealedFields(buf[:0], rec)
 	if err != nil {
 		return 0
 	}
@@ -189,7 +183,7 @@ func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 	body := min(max(outcomeBody, 0), 1<<30)
 	set(KindOutcome, s.sealedSize(&Record{ID: outcomeID(r.ID), Kind: KindOutcome, Status: http.StatusOK,
 		Header: http.Header{"Content-Type": {""}, "Location": {""}}, Park: r.ID},
-		256+len(`,"body":""`)+base64.StdEncoding.EncodedLen(body)))
+		256+len("\x04Body")+binary.MaxVarintLen32+body))
 	return rs
 }
 
