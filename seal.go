@@ -96,12 +96,13 @@ func additionalData(dst []byte, rec *Record) []byte {
 	return dst
 }
 
-// adBuffer is room on the stack for the additional data of ids of up to
-// 128 bytes (Record.check's limit).
-const adBuffer = 16 + 2 + 2*(2+128) + 2*12
+// adLen is the length of rec's additional data.
+func adLen(rec *Record) int {
+	return len("stepup record\x00") + 2 + 2*binary.MaxVarintLen64 + len(rec.ID) + len(rec.Park) + 2*12
+}
 
-// seal returns the record a Store keeps for rec: two allocations, the
-// record and its sealed bytes.
+// seal returns the record a Store keeps for rec: three allocations, the
+// record, its sealed bytes and the additional data.
 func (s *recordSealer) seal(rec *Record) (*Record, error) {
 	strs, _, values := rec.stringBytes()
 	guess := sealOverhead + strs + rec.byteLen() + 8*len(sealedFields) + 4*values + 4*len(rec.Shown)
@@ -114,8 +115,8 @@ func (s *recordSealer) seal(rec *Record) (*Record, error) {
 	}
 	buf = slices.Grow(buf, sealTag)
 	out := &Record{ID: rec.ID, Kind: rec.Kind, Created: rec.Created, Expires: rec.Expires, Park: rec.Park, Consumed: rec.Consumed}
-	var ad [adBuffer]byte
-	out.Sealed = s.aeads[0].Seal(buf[:1+sealNonce], buf[1:1+sealNonce], buf[1+sealNonce:], additionalData(ad[:0], out))
+	ad := additionalData(make([]byte, 0, adLen(out)), out)
+	out.Sealed = s.aeads[0].Seal(buf[:1+sealNonce], buf[1:1+sealNonce], buf[1+sealNonce:], ad)
 	return out, nil
 }
 
@@ -130,8 +131,8 @@ func (s *recordSealer) open(id string, stored *Record) (*Record, error) {
 	case len(stored.Sealed) < sealOverhead || stored.Sealed[0] != sealVersion:
 		return nil, errors.New("not sealed by the guard")
 	}
-	var ad [adBuffer]byte
-	plain, ok := openAny(s.aeads, nil, stored.Sealed[1:1+sealNonce], stored.Sealed[1+sealNonce:], additionalData(ad[:0], stored))
+	ad := additionalData(make([]byte, 0, adLen(stored)), stored)
+	plain, ok := openAny(s.aeads, nil, stored.Sealed[1:1+sealNonce], stored.Sealed[1+sealNonce:], ad)
 	if !ok {
 		return nil, errors.New("does not open: altered, moved from another id, planted, or sealed with another key")
 	}
@@ -164,26 +165,33 @@ func (s *recordSealer) sealedSize(rec *Record, extra int) int {
 // outcomeBody bytes of body, 256 bytes of Content-Type and Location.
 func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 	var rs reserve
-	set := func(k Kind, n int) { rs[successorSlot(k)] = int32(min(n, 1<<31-1)) }
+	succ := &Record{} // each successor in turn
+	set := func(k Kind, extra int) {
+		succ.Kind = k
+		rs[successorSlot(k)] = int32(min(s.sealedSize(succ, extra), 1<<31-1))
+		*succ = Record{}
+	}
 	const pad = "0123456789012345678901234567890123456789012345" // ids are measured by length
-	set(KindUsed, s.sealedSize(&Record{ID: pad[:usedIDLen], Kind: KindUsed, Park: r.ID}, 0))
+	succ.ID, succ.Park = pad[:usedIDLen], r.ID
+	set(KindUsed, 0)
 	if r.Remember > 0 {
-		set(KindGrant, s.sealedSize(&Record{ID: pad[:22], Kind: KindGrant, UserID: r.UserID, Action: r.Action, Park: r.ID}, 0))
+		succ.ID, succ.UserID, succ.Action, succ.Park = pad[:22], r.UserID, r.Action, r.ID
+		set(KindGrant, 0)
 	}
 	if r.Kind != KindPark {
 		return rs
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		set(KindPass, s.sealedSize(&Record{ID: pad[:22], Kind: KindPass, UserID: r.UserID, Action: r.Action,
-			Method: http.MethodGet, Path: r.Path, Query: r.Query, Park: r.ID}, 0))
-		set(KindOutcome, s.sealedSize(&Record{ID: outcomeID(r.ID), Kind: KindOutcome, Status: http.StatusSeeOther,
-			Header: http.Header{"Location": {location(r)}}, Park: r.ID}, 0))
+		succ.ID, succ.UserID, succ.Action, succ.Method, succ.Path, succ.Query, succ.Park =
+			pad[:22], r.UserID, r.Action, http.MethodGet, r.Path, r.Query, r.ID
+		set(KindPass, 0)
+		succ.ID, succ.Status, succ.Header, succ.Park = outcomeID(r.ID), http.StatusSeeOther, http.Header{"Location": {location(r)}}, r.ID
+		set(KindOutcome, 0)
 		return rs
 	}
 	body := min(max(outcomeBody, 0), 1<<30)
-	set(KindOutcome, s.sealedSize(&Record{ID: outcomeID(r.ID), Kind: KindOutcome, Status: http.StatusOK,
-		Header: http.Header{"Content-Type": {""}, "Location": {""}}, Park: r.ID},
-		256+len("\x04Body")+binary.MaxVarintLen32+body))
+	succ.ID, succ.Status, succ.Header, succ.Park = outcomeID(r.ID), http.StatusOK, http.Header{"Content-Type": {""}, "Location": {""}}, r.ID
+	set(KindOutcome, 256+len("\x04Body")+binary.MaxVarintLen32+body)
 	return rs
 }
 
