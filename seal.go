@@ -14,11 +14,11 @@ import (
 	"time"
 )
 
-// Records sealed at rest (SECURITY.md, "Records at rest"). The guard puts
+// Records sealed at rest (SECURITY.md, "Records in the Store"). The guard puts
 // a sealedStore around Config.Store: every record it writes reaches the
 // Store as
 //
-//	ID, Kind, Created, Expires, Park   in clear: what a Store needs
+//	ID, Kind, Created, Expires, Park   in clear: what a Store needs (the times to the millisecond)
 //	Sealed                             version (1 byte) | nonce (12) | AES-256-GCM ciphertext and tag
 //
 // with every other field of the record (body, query, headers, user,
@@ -114,7 +114,11 @@ func (s *recordSealer) seal(rec *Record) (*Record, error) {
 		return nil, fmt.Errorf("stepup: sealing record: %w", err)
 	}
 	buf = slices.Grow(buf, sealTag)
-	out := &Record{ID: rec.ID, Kind: rec.Kind, Created: rec.Created, Expires: rec.Expires, Park: rec.Park, Consumed: rec.Consumed}
+	// The times to the millisecond, as precise as the Store contract asks
+	// a Store to keep them (a database column may keep microseconds):
+	// they must come back exactly for the record to open.
+	out := &Record{ID: rec.ID, Kind: rec.Kind, Created: rec.Created.Truncate(time.Millisecond),
+		Expires: rec.Expires.Truncate(time.Millisecond), Park: rec.Park, Consumed: rec.Consumed}
 	ad := additionalData(make([]byte, 0, adLen(out)), out)
 	out.Sealed = s.aeads[0].Seal(buf[:1+sealNonce], buf[1:1+sealNonce], buf[1+sealNonce:], ad)
 	return out, nil

@@ -344,24 +344,48 @@ func TestNewRecordKeys(t *testing.T) {
 }
 
 // A byte store (stores/redis) keeps the sealed record as MarshalRecord
-// encodes it; the guard opens it after the round trip.
+// encodes it, a database may keep its times to the microsecond in another
+// time zone: the guard opens the record after either round trip.
 func TestSealedRecordsSurviveAByteStore(t *testing.T) {
-	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
-		return &bytesStore{MemoryStore: stepup.NewMemoryStore(stepup.MemoryClock(now))}
-	}})
-	b := env.NewBrowser()
-	b.Login("alice")
-	cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer?x=1", stepuptest.Form, "amount=5000", nil)))
-	require.Equal(t, http.StatusOK, b.Get(cb).StatusCode)
-	runs := env.Ledger.Runs("transfer")
-	require.Len(t, runs, 1)
-	assert.Equal(t, "amount=5000", string(runs[0].Body))
-	assert.Equal(t, "x=1", runs[0].Query)
+	for _, micro := range []bool{false, true} {
+		t.Run(map[bool]string{false: "MarshalRecord", true: "times to the microsecond"}[micro], func(t *testing.T) {
+			env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
+				return &bytesStore{MemoryStore: stepup.NewMemoryStore(stepup.MemoryClock(now)), micro: micro}
+			}})
+			env.Clock.Advance(1234567 * time.Nanosecond) // times that a microsecond column rounds
+			b := env.NewBrowser()
+			b.Login("alice")
+			cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer?x=1", stepuptest.Form, "amount=5000", nil)))
+			require.Equal(t, http.StatusOK, b.Get(cb).StatusCode)
+			runs := env.Ledger.Runs("transfer")
+			require.Len(t, runs, 1)
+			assert.Equal(t, "amount=5000", string(runs[0].Body))
+			assert.Equal(t, "x=1", runs[0].Query)
+			again := b.Get(cb)
+			assert.Equal(t, http.StatusOK, again.StatusCode, "the kept answer opens too")
+			assert.Len(t, env.Ledger.Runs("transfer"), 1)
+		})
+	}
 }
 
 // bytesStore round-trips every record through MarshalRecord and
-// UnmarshalRecord, as a store of bytes does.
-type bytesStore struct{ *stepup.MemoryStore }
+// UnmarshalRecord, as a store of bytes does; with micro, it also rounds
+// the times to the microsecond and moves them to another zone, as a
+// PostgreSQL timestamptz column does.
+type bytesStore struct {
+	*stepup.MemoryStore
+	micro bool
+}
+
+func (s *bytesStore) Put(ctx context.Context, rec *stepup.Record) error {
+	if s.micro {
+		c := *rec
+		zone := time.FixedZone("UTC+2", 2*60*60)
+		c.Created, c.Expires = c.Created.Round(time.Microsecond).In(zone), c.Expires.Round(time.Microsecond).In(zone)
+		rec = &c
+	}
+	return s.MemoryStore.Put(ctx, rec)
+}
 
 func (s *bytesStore) roundTrip(rec *stepup.Record, err error) (*stepup.Record, error) {
 	if err != nil {
