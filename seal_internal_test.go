@@ -224,3 +224,55 @@ func FuzzDecodeSealedFields(f *testing.F) {
 		assert.Equal(t, rec, back)
 	})
 }
+
+// benchRecords are a parked POST as the challenge-flow benchmark parks it
+// (a short form, its allow-listed headers, two shown tokens) and a
+// Remember grant.
+func benchRecords() map[string]*Record {
+	now := time.Now()
+	return map[string]*Record{
+		"park": {ID: newID(), Kind: KindPark, UserID: "alice", Action: "transfer", Method: http.MethodPost, Path: "/transfer",
+			Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Accept": {"text/html"}},
+			Body:   []byte("amount=5000&to=bob&note=rent+for+november"), Shown: [][]byte{make([]byte, 32), make([]byte, 32)},
+			Created: now, Expires: now.Add(10 * time.Minute)},
+		"grant": {ID: newID(), Kind: KindGrant, UserID: "alice", Action: "statement", Park: newID(),
+			Created: now, Expires: now.Add(5 * time.Minute)},
+	}
+}
+
+// The cost of sealing and opening one record by itself; a challenge flow
+// seals three (park, spent token, kept answer) and opens three (the park
+// twice, then as Consume returns it), a request let through by a Remember
+// grant opens one:
+//
+//	go test -run '^$' -bench 'Record(Seal|Open)' -benchmem .
+func BenchmarkRecordSeal(b *testing.B) {
+	sealer := testSealer(b, "a 32-byte record key for benches")
+	for _, name := range []string{"park", "grant"} {
+		rec := benchRecords()[name]
+		b.Run("rec="+name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := sealer.seal(rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkRecordOpen(b *testing.B) {
+	sealer := testSealer(b, "a 32-byte record key for benches")
+	for _, name := range []string{"park", "grant"} {
+		sealed, err := sealer.seal(benchRecords()[name])
+		require.NoError(b, err)
+		b.Run("rec="+name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := sealer.open(sealed.ID, sealed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
