@@ -183,8 +183,14 @@ func TestTamperedRecordsAreRefused(t *testing.T) {
 			assert.Contains(t, logs.String(), `"event":"record_refused"`)
 			assert.NotContains(t, logs.String(), "5000", "the log names no body")
 
+			// The control: the record the guard wrote, untouched, runs
+			// as it was parked, once.
 			store.set(nil)
-			assert.Empty(t, env.Ledger.Runs("transfer"), "nothing ran")
+			require.Equal(t, http.StatusOK, alice.Get(cb).StatusCode)
+			runs := env.Ledger.Runs("transfer")
+			require.Len(t, runs, 1)
+			assert.Equal(t, "alice", runs[0].User)
+			assert.Equal(t, "amount=5000", string(runs[0].Body))
 		})
 	}
 }
