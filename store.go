@@ -35,7 +35,11 @@ import (
 //   - Delete removes a record; deleting a missing record is not an error.
 //
 // Any other error means the store could not answer; the guard then fails
-// closed. Implementations must not keep references to the caller's Record.
+// closed. Implementations must not keep references to the caller's Record,
+// and must give back every field as it was put, Created and Expires to the
+// millisecond at least: the records the guard writes carry their content
+// sealed in Record.Sealed, bound to ID, Kind, Created, Expires and Park,
+// and one that comes back changed does not open (Config.RecordKeys).
 type Store interface {
 	Put(ctx context.Context, rec *Record) error
 	Get(ctx context.Context, id string) (*Record, error)
