@@ -136,6 +136,20 @@ func TestTamperedRecordsAreRefused(t *testing.T) {
 				return &c
 			}
 		}},
+		{"the kind changed", func(*testing.T, *tamperingStore, string, string) func(string, *stepup.Record) *stepup.Record {
+			return func(_ string, rec *stepup.Record) *stepup.Record {
+				c := *rec
+				c.Kind = stepup.KindAPI
+				return &c
+			}
+		}},
+		{"the park id changed", func(*testing.T, *tamperingStore, string, string) func(string, *stepup.Record) *stepup.Record {
+			return func(_ string, rec *stepup.Record) *stepup.Record {
+				c := *rec
+				c.Park = "another"
+				return &c
+			}
+		}},
 		{"another user's park under this park's id", func(t *testing.T, store *tamperingStore, park, other string) func(string, *stepup.Record) *stepup.Record {
 			bobs := store.raw(t, other)
 			return func(id string, rec *stepup.Record) *stepup.Record {
