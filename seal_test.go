@@ -136,6 +136,13 @@ func TestTamperedRecordsAreRefused(t *testing.T) {
 				return &c
 			}
 		}},
+		{"the creation time changed", func(*testing.T, *tamperingStore, string, string) func(string, *stepup.Record) *stepup.Record {
+			return func(_ string, rec *stepup.Record) *stepup.Record {
+				c := *rec
+				c.Created = c.Created.Add(-time.Hour)
+				return &c
+			}
+		}},
 		{"the kind changed", func(*testing.T, *tamperingStore, string, string) func(string, *stepup.Record) *stepup.Record {
 			return func(_ string, rec *stepup.Record) *stepup.Record {
 				c := *rec
