@@ -85,8 +85,9 @@ type Config struct {
 	// Policies is the declarative table used by Middleware and the
 	// adapters. Optional.
 	Policies []Policy
-	// Store keeps parked requests, passes, grants and spent tokens.
-	// Optional. Default NewMemoryStore().
+	// Store keeps parked requests, passes, grants and spent tokens, each
+	// sealed before it gets there (see RecordKeys). Optional. Default
+	// NewMemoryStore().
 	Store Store
 	// SessionName is the name of the guard's session cookie (with
 	// CookieKeys or a CookieStore) or gorilla session. Optional. Default
