@@ -127,10 +127,10 @@ func (r *Record) clone() *Record {
 }
 
 // copyBytes copies the body, the body hash, the shown hashes and the
-// sealed bytes into one
-// allocation (and the shown hashes' slice into a second one), each as
-// append([]byte(nil), b...) would: nil when empty. Each copy's capacity
-// ends where it does, so that appending to one never writes into the next.
+// sealed bytes into one allocation (and the shown hashes' slice into a
+// second one), each as append([]byte(nil), b...) would: nil when empty.
+// Each copy's capacity ends where it does, so that appending to one never
+// writes into the next.
 func (r *Record) copyBytes() (body, bodyHash []byte, shown [][]byte, sealed []byte) {
 	arena := make([]byte, 0, r.byteLen())
 	take := func(b []byte) []byte {
