@@ -195,7 +195,9 @@ func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 	}
 	body := min(max(outcomeBody, 0), 1<<30)
 	succ.ID, succ.Status, succ.Header, succ.Park = outcomeID(r.ID), http.StatusOK, http.Header{"Content-Type": {""}, "Location": {""}}, r.ID
-	set(KindOutcome, 256+len("\x04Body")+binary.MaxVarintLen32+body)
+	// 256 bytes of header values, each of the two with a longer length
+	// prefix then, and the body with its name and length.
+	set(KindOutcome, 256+2+len("\x04Body")+binary.MaxVarintLen32+body)
 	return rs
 }
 
@@ -207,6 +209,8 @@ type sealedStore struct {
 	sealer *recordSealer
 	logger *slog.Logger
 }
+
+var _ Store = (*sealedStore)(nil)
 
 func newSealedStore(inner Store, sealer *recordSealer, logger *slog.Logger) *sealedStore {
 	s := &sealedStore{inner: inner, sealer: sealer, logger: logger}
