@@ -36,7 +36,6 @@ type cookieCodec interface {
 const (
 	cookieVersion  = 1
 	cookieKeyInfo  = "stepup guard cookie v1: AES-256-GCM key"
-	minCookieKey   = 32   // bytes of secret per key
 	maxCookieValue = 4096 // bytes of cookie value, as securecookie's default
 	cookieNonce    = 12
 	cookieHeader   = 1 + cookieNonce // version and nonce
@@ -54,31 +53,17 @@ type keyedCookie struct {
 }
 
 // newKeyedCookie derives one AES-256-GCM AEAD per secret for the cookie
-// named name. It fails when a secret is shorter than minCookieKey bytes.
+// named name. It fails when a secret is shorter than minKeySecret bytes.
 func newKeyedCookie(secrets [][]byte, name string) (*keyedCookie, error) {
 	kc := &keyedCookie{
 		ad:  append([]byte{cookieVersion}, name...),
 		enc: base64.RawURLEncoding.Strict(),
 	}
-	for i, secret := range secrets {
-		if len(secret) < minCookieKey {
-			return nil, fmt.Errorf("stepup: Config.CookieKeys[%d] is %d bytes; each key must be a random secret of at least %d bytes (openssl rand -base64 32)",
-				i, len(secret), minCookieKey)
-		}
-		key, err := hkdf.Key(sha256.New, secret, nil, cookieKeyInfo, 32)
-		if err != nil {
-			return nil, fmt.Errorf("stepup: Config.CookieKeys[%d]: %w", i, err)
-		}
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, fmt.Errorf("stepup: Config.CookieKeys[%d]: %w", i, err)
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("stepup: Config.CookieKeys[%d]: %w", i, err)
-		}
-		kc.aeads = append(kc.aeads, aead)
+	aeads, err := deriveAEADs(secrets, "Config.CookieKeys", cookieKeyInfo)
+	if err != nil {
+		return nil, err
 	}
+	kc.aeads = aeads
 	return kc, nil
 }
 
@@ -119,16 +104,54 @@ func (kc *keyedCookie) open(value string, now time.Time) ([]byte, bool) {
 	if err != nil || kc.enc.EncodedLen(n) != len(value) || n < minCookieBytes || buf[0] != cookieVersion {
 		return nil, false
 	}
-	nonce, sealed := buf[1:cookieHeader], buf[cookieHeader:n]
-	for _, aead := range kc.aeads {
-		plain, err := aead.Open(buf[dl:dl], nonce, sealed, kc.ad)
+	plain, ok := openAny(kc.aeads, buf[dl:dl], buf[1:cookieHeader], buf[cookieHeader:n], kc.ad)
+	if !ok || now.Unix() >= int64(binary.BigEndian.Uint64(plain)) {
+		return nil, false
+	}
+	return plain[cookieDeadline:], true
+}
+
+// minKeySecret is how many bytes of secret each key of CookieKeys and
+// RecordKeys must have.
+const minKeySecret = 32
+
+// deriveAEADs derives one AES-256-GCM AEAD from each secret, through
+// HKDF-SHA256 with info as the label that keeps the keys of one use apart
+// from every other use of the same secret. field names the Config field in
+// errors; a secret shorter than minKeySecret bytes is one.
+func deriveAEADs(secrets [][]byte, field, info string) ([]cipher.AEAD, error) {
+	aeads := make([]cipher.AEAD, 0, len(secrets))
+	for i, secret := range secrets {
+		if len(secret) < minKeySecret {
+			return nil, fmt.Errorf("stepup: %s[%d] is %d bytes; each key must be a random secret of at least %d bytes (openssl rand -base64 32)",
+				field, i, len(secret), minKeySecret)
+		}
+		key, err := hkdf.Key(sha256.New, secret, nil, info, 32)
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("stepup: %s[%d]: %w", field, i, err)
 		}
-		if now.Unix() >= int64(binary.BigEndian.Uint64(plain)) {
-			return nil, false
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("stepup: %s[%d]: %w", field, i, err)
 		}
-		return plain[cookieDeadline:], true
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("stepup: %s[%d]: %w", field, i, err)
+		}
+		aeads = append(aeads, aead)
+	}
+	return aeads, nil
+}
+
+// openAny opens sealed with the first of aeads that authenticates it,
+// appending the plaintext to dst (which must not overlap sealed: an AEAD
+// that fails may overwrite its output, and the ciphertext must stay intact
+// for the next key).
+func openAny(aeads []cipher.AEAD, dst, nonce, sealed, ad []byte) ([]byte, bool) {
+	for _, aead := range aeads {
+		if plain, err := aead.Open(dst, nonce, sealed, ad); err == nil {
+			return plain, true
+		}
 	}
 	return nil, false
 }

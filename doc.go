@@ -145,7 +145,9 @@
 // CookieStore's cost. Parked
 // requests, single-use passes, Remember grants, spent tokens and the kept
 // outcome of each replay live in the Store (default NewMemoryStore; use a
-// shared store when several instances serve the same users). Each parked
+// shared store when several instances serve the same users), sealed with
+// AES-256-GCM under Config.RecordKeys: a record read, altered or planted
+// in the Store by anyone else is unreadable or refused. Each parked
 // request moves from pending to consumed in one atomic Store operation
 // before its handler runs.
 //
@@ -204,7 +206,10 @@
 //     use [Guard.SplitMethods].
 //   - Stores implement [Store] (and [Counter] to share the challenge caps)
 //     on [Record], [MarshalRecord] and [UnmarshalRecord], and run
-//     stepuptest.RunStore against themselves.
+//     stepuptest.RunStore against themselves. The records a Store receives
+//     from the guard are sealed: ID, Kind, Created, Expires and Park in
+//     clear, everything else in Record.Sealed, which a Store keeps as it
+//     keeps Body (Config.RecordKeys).
 //
 // The repository's README maps the reference pages (docs/); SECURITY.md
 // lists the threats and the rule that answers each.

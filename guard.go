@@ -63,6 +63,21 @@ type Config struct {
 	// when set, Sessions is not needed, and is ignored by the guard if
 	// given too.
 	CookieKeys [][]byte
+	// RecordKeys are the secrets with which the guard seals every record
+	// it keeps in Store (AES-256-GCM, keys derived with HKDF-SHA256): the
+	// parked request's body, query and headers are unreadable there, and a
+	// record altered, planted, or moved to another id (another user's or
+	// another park's) does not open and is treated as missing: never
+	// replayed, never a pass or a grant. Each is a random secret of at
+	// least 32 bytes, as for CookieKeys; every instance sharing the Store
+	// needs the same keys. The first key seals; every key opens: to
+	// rotate, put the new key first and keep the old one until the records
+	// it sealed have expired (the longest of ParkTTL plus a minute and the
+	// Remember durations). Optional. Default: keys derived from CookieKeys
+	// (under a label of their own) when it is set; else, with a
+	// *MemoryStore, a random key of this process. With any other Store, one
+	// of RecordKeys or CookieKeys is required.
+	RecordKeys [][]byte
 	// UserID returns the logged-in user's id, or "" when nobody is logged
 	// in. An error refuses the request with a 500. Required.
 	UserID func(r *http.Request) (string, error)
@@ -73,8 +88,9 @@ type Config struct {
 	// Policies is the declarative table used by Middleware and the
 	// adapters. Optional.
 	Policies []Policy
-	// Store keeps parked requests, passes, grants and spent tokens.
-	// Optional. Default NewMemoryStore().
+	// Store keeps parked requests, passes, grants and spent tokens, each
+	// sealed before it gets there (see RecordKeys). Optional. Default
+	// NewMemoryStore().
 	Store Store
 	// SessionName is the name of the guard's session cookie (with
 	// CookieKeys or a CookieStore) or gorilla session. Optional. Default
@@ -315,6 +331,11 @@ func New(cfg Config) (*Guard, error) {
 		}
 		g.cfg.SignIn = &g.signIn.SignIn
 	}
+	sealer, err := newRecordSealer(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.cfg.Store = newSealedStore(cfg.Store, sealer, cfg.Logger)
 	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
 	g.firstSegments = firstSegments(rules)
 	for _, o := range cfg.ChallengeOrigins {

@@ -342,6 +342,7 @@ func TestUncoveredRouteTouchesNothing(t *testing.T) {
 	var userCalls atomic.Int64
 	cfg := validConfig()
 	cfg.Provider, cfg.Sessions, cfg.Store = provider, sess, store
+	cfg.RecordKeys = [][]byte{stepuptest.RecordKey}
 	cfg.UserID = func(*http.Request) (string, error) { userCalls.Add(1); return "alice", nil }
 	cfg.Policies = []stepup.Policy{
 		{Method: http.MethodPost, Route: "/transfer", Action: "transfer"},

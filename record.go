@@ -60,6 +60,11 @@ type Record struct {
 	// follows; a bounded store lets such a record take the room reserved
 	// for it when the challenge was created.
 	Park string `json:"park,omitempty"`
+	// Sealed holds, when the guard wrote the record, every other field
+	// but the ones above a Store needs (ID, Kind, Created, Expires, Park)
+	// encrypted and authenticated together with them (seal.go). A Store
+	// keeps it as it keeps Body.
+	Sealed []byte `json:"sealed,omitempty"`
 }
 
 const recordVersion = 1
@@ -128,15 +133,16 @@ func (r *Record) check() error {
 func (r *Record) clone() *Record {
 	c := *r
 	c.Header = r.Header.Clone()
-	c.Body, c.BodyHash, c.Judged, c.Shown = r.copyBytes()
+	c.Body, c.BodyHash, c.Judged, c.Shown, c.Sealed = r.copyBytes()
 	return &c
 }
 
-// copyBytes copies the body, the body hash, the judged digest and the
-// shown hashes into one allocation (and the shown hashes' slice into a second one), each as
-// append([]byte(nil), b...) would: nil when empty. Each copy's capacity
-// ends where it does, so that appending to one never writes into the next.
-func (r *Record) copyBytes() (body, bodyHash, judged []byte, shown [][]byte) {
+// copyBytes copies the body, the body hash, the judged digest, the shown
+// hashes and the sealed bytes into one allocation (and the shown hashes'
+// slice into a second one), each as append([]byte(nil), b...) would: nil
+// when empty. Each copy's capacity ends where it does, so that appending to
+// one never writes into the next.
+func (r *Record) copyBytes() (body, bodyHash, judged []byte, shown [][]byte, sealed []byte) {
 	arena := make([]byte, 0, r.byteLen())
 	take := func(b []byte) []byte {
 		if len(b) == 0 {
@@ -146,20 +152,20 @@ func (r *Record) copyBytes() (body, bodyHash, judged []byte, shown [][]byte) {
 		arena = append(arena, b...)
 		return arena[start:len(arena):len(arena)]
 	}
-	body, bodyHash, judged = take(r.Body), take(r.BodyHash), take(r.Judged)
+	body, bodyHash, judged, sealed = take(r.Body), take(r.BodyHash), take(r.Judged), take(r.Sealed)
 	if r.Shown != nil {
 		shown = make([][]byte, len(r.Shown))
 		for i, h := range r.Shown {
 			shown[i] = take(h)
 		}
 	}
-	return body, bodyHash, judged, shown
+	return body, bodyHash, judged, shown, sealed
 }
 
-// byteLen is the length of the body, the body hash, the judged digest and
-// the shown hashes.
+// byteLen is the length of the body, the body hash, the judged digest, the
+// shown hashes and the sealed bytes.
 func (r *Record) byteLen() int {
-	n := len(r.Body) + len(r.BodyHash) + len(r.Judged)
+	n := len(r.Body) + len(r.BodyHash) + len(r.Judged) + len(r.Sealed)
 	for _, h := range r.Shown {
 		n += len(h)
 	}

@@ -13,9 +13,9 @@ import (
 // (HeapAlloc after GC; store_bench_test.go's BenchmarkMemoryStoreHeap
 // reports the measured and the counted bytes side by side): every
 // allocation rounded up to its size class (the strings are one, the body,
-// body hash, judged digest and shown hashes another), and
+// body hash, judged digest, shown hashes and sealed bytes another), and
 const (
-	recordOverhead = 352 + 56 // the store's entry holding the Record, its map slot and heap slot (amortized)
+	recordOverhead = 384 + 56 // the store's entry holding the Record, its map slot and heap slot (amortized)
 	headerOverhead = 48       // an http.Header's map header; its slots are counted by headerSlots
 	valueOverhead  = 16       // per header value: its string header, in one slice for all values
 	shownOverhead  = 24       // per shown token hash: its slice header
@@ -100,7 +100,7 @@ func (r *Record) own() Record {
 			c.Header[nk] = kept
 		}
 	}
-	c.Body, c.BodyHash, c.Judged, c.Shown = r.copyBytes()
+	c.Body, c.BodyHash, c.Judged, c.Shown, c.Sealed = r.copyBytes()
 	return c
 }
 

@@ -3,6 +3,7 @@ package stepup_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -160,4 +161,27 @@ func TestSignInCompleteAnswers(t *testing.T) {
 			assert.True(t, strings.Contains(logs.String(), "event=sign_in") == (tc.err == nil))
 		})
 	}
+}
+
+// A pending sign-in keeps the user, the action and the idempotency key —
+// never the request's body, headers or password — in its sealed record.
+func TestPendingSignInKeepsNoCredential(t *testing.T) {
+	keys := [][]byte{[]byte("a 32-byte record key for testing")}
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Config: func(c *stepup.Config) { c.RecordKeys = keys }})
+	b := env.NewBrowser()
+	cb := b.Complete(b.Challenge(b.SignIn("alice", "")))
+	park := stepuptest.Param(cb, "park")
+	stored, err := env.Store.Get(context.Background(), park)
+	require.NoError(t, err)
+	rec, err := stepup.OpenRecord(keys, park, stored)
+	require.NoError(t, err)
+	assert.Equal(t, stepup.KindSignIn, rec.Kind)
+	assert.Equal(t, "alice", rec.UserID)
+	assert.Empty(t, rec.Body, "no body, no password at rest")
+	assert.Empty(t, rec.Header)
+	assert.Empty(t, rec.BodyHash)
+	assert.Empty(t, rec.Query)
+	plain, err := json.Marshal(rec)
+	require.NoError(t, err)
+	assert.NotContains(t, string(plain), stepuptest.Password)
 }

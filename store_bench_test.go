@@ -26,7 +26,8 @@ import (
 
 // typicalRecords make the records a guard writes, with strings allocated
 // per record as a parsed request's are: a parked POST with a 1 KiB body
-// and 10 headers, an API challenge, and what follows a passed challenge.
+// and 10 headers, an API challenge, and what follows a passed challenge;
+// and two of them as the guard's sealedStore hands them to the store.
 var typicalRecords = map[string]func(now time.Time) *stepup.Record{
 	"park": func(now time.Time) *stepup.Record {
 		return &stepup.Record{ID: randomID(), Kind: stepup.KindPark, UserID: fresh("user-4711"), Action: fresh("transfer"),
@@ -73,6 +74,16 @@ var typicalRecords = map[string]func(now time.Time) *stepup.Record{
 			Header: http.Header{"Location": {fresh("/accounts/4711")}, "Content-Type": {fresh("text/html; charset=utf-8")}},
 			Body:   []byte(`<a href="/accounts/4711">See Other</a>.` + "\n"), Park: randomID(),
 			Created: now, Expires: now.Add(10 * time.Minute)}
+	},
+	// As the guard writes them (seal.go): the clear fields and the sealed
+	// bytes, for the park above and for a spent token.
+	"sealed park": func(now time.Time) *stepup.Record {
+		return &stepup.Record{ID: randomID(), Kind: stepup.KindPark, Sealed: make([]byte, 1500),
+			Created: now, Expires: now.Add(10 * time.Minute)}
+	},
+	"sealed used": func(now time.Time) *stepup.Record {
+		return &stepup.Record{ID: "t." + randomID() + randomID()[:21], Kind: stepup.KindUsed, Park: randomID(),
+			Sealed: make([]byte, 29), Created: now, Expires: now.Add(11 * time.Minute)}
 	},
 }
 

@@ -102,10 +102,14 @@ func TestRetryWithRequirePresentsWhatWasJudged(t *testing.T) {
 // version, or planted in the Store) redeems nothing: what was judged is
 // unknown, so nothing can run on it.
 func TestRetryOfAChallengeWithoutJudgedDigestIsRefused(t *testing.T) {
+	keys := [][]byte{[]byte("a 32-byte record key for testing")}
 	p := &fakeProvider{state: authsignal.StateChallengeRequired, record: true}
 	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{
 		Provider: func(stepup.Provider) stepup.Provider { return p },
-		Config:   func(c *stepup.Config) { c.ChallengeOrigins = []string{"https://eu.authsignal.com"} },
+		Config: func(c *stepup.Config) {
+			c.ChallengeOrigins = []string{"https://eu.authsignal.com"}
+			c.RecordKeys = keys
+		},
 	})
 	b := env.NewBrowser()
 	b.Login("alice")
@@ -124,12 +128,16 @@ func TestRetryOfAChallengeWithoutJudgedDigestIsRefused(t *testing.T) {
 	require.Equal(t, http.StatusOK, retry(challenge()).StatusCode, "a challenge the guard recorded redeems")
 
 	park := challenge()
-	rec, err := env.Store.Get(t.Context(), park)
+	stored, err := env.Store.Get(t.Context(), park)
+	require.NoError(t, err)
+	rec, err := stepup.OpenRecord(keys, park, stored)
 	require.NoError(t, err)
 	require.Len(t, rec.Judged, 32)
-	rec.Judged = nil
+	rec.Judged = nil // as if an earlier version had written it, under today's keys
+	resealed, err := stepup.SealRecord(keys, rec)
+	require.NoError(t, err)
 	require.NoError(t, env.Store.Delete(t.Context(), park))
-	require.NoError(t, env.Store.Put(t.Context(), rec))
+	require.NoError(t, env.Store.Put(t.Context(), resealed))
 	resp := retry(park)
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
 	assert.Len(t, env.Ledger.Runs("apiTransfer"), 1, "only the first retry ran")

@@ -237,11 +237,17 @@ func (e *Events) LastRefusal() error {
 	return refused[len(refused)-1].Err
 }
 
+// RecordKey is the Config.RecordKeys secret of the guards of an Env whose
+// Store is not a *stepup.MemoryStore.
+var RecordKey = []byte("a 32-byte record key, all tests!")
+
 // Options adjust an Env.
 type Options struct {
 	Config   func(*stepup.Config)                  // change the guard config before New
 	Provider func(stepup.Provider) stepup.Provider // wrap the provider
-	Store    func(now func() time.Time) stepup.Store
+	// Store returns the Store every instance shares; with any Store but a
+	// *stepup.MemoryStore the guards get Config.RecordKeys = RecordKey.
+	Store func(now func() time.Time) stepup.Store
 	// SessionID sets Config.SessionID to the id of the application's login
 	// session, a new one at every login.
 	SessionID bool
@@ -313,6 +319,12 @@ func (env *Env) serve(a Adapter, o Options) (*stepup.Guard, *httptest.Server) {
 		},
 	}
 	cfg.SignIn = &stepup.SignIn{Complete: env.completeSignIn, Next: SignInNext}
+	if _, ok := env.Store.(*stepup.MemoryStore); !ok {
+		// Instances on any other Store share its record keys, as they
+		// share the session keys (a MemoryStore's default is the process's
+		// own key).
+		cfg.RecordKeys = [][]byte{RecordKey}
+	}
 	if o.SessionID {
 		cfg.SessionID = func(r *http.Request) string { return loginSessionID(appSessions, r) }
 	}

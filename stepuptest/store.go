@@ -28,6 +28,7 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 			Body: []byte("amount=5000"), BodyHash: []byte("fedcba9876543210fedcba9876543210"),
 			Judged:  []byte("judged9876543210judged9876543210"),
 			Shown:   [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
+			Sealed:  []byte("\x01 what the guard sealed: the store keeps it as it keeps Body"),
 			Created: clock.Now(), Expires: clock.Now().Add(time.Minute),
 		}
 	}
@@ -42,6 +43,7 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		in.Shown[0][0] = 'X'
 		in.BodyHash[0] = 'X'
 		in.Judged[0] = 'X'
+		in.Sealed[0] = 'X'
 		got, err := s.Get(ctx, "a")
 		require.NoError(t, err)
 		assert.Equal(t, "amount=5000", string(got.Body))
@@ -50,6 +52,7 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		assert.Equal(t, [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, got.Shown)
 		assert.Equal(t, "fedcba9876543210fedcba9876543210", string(got.BodyHash))
 		assert.Equal(t, "judged9876543210judged9876543210", string(got.Judged), "the judged digest round-trips")
+		assert.Equal(t, "\x01 what the guard sealed: the store keeps it as it keeps Body", string(got.Sealed))
 		assert.True(t, got.Expires.Equal(clock.Now().Add(time.Minute)))
 		assert.False(t, got.Consumed)
 		got.Body[0] = 'Y'

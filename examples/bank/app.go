@@ -155,7 +155,10 @@ func NewApp(cfg AppConfig) (*App, error) {
 	a.guard, err = stepup.New(stepup.Config{
 		Provider: provider,
 		// The guard seals its own cookie (no gorilla Store): its key is
-		// derived from the same secret, for a purpose of its own.
+		// derived from the same secret, for a purpose of its own. The
+		// records it keeps in the Store (Redis with -redis) are sealed
+		// with keys the guard derives from CookieKeys under a label of
+		// their own: every instance sharing the secret opens them.
 		CookieKeys: [][]byte{guardKey},
 		UserID:     func(r *http.Request) (string, error) { return userFrom(r.Context()), nil },
 		// Count challenges per login session, which a client cannot reset

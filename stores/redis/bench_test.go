@@ -139,6 +139,7 @@ func BenchmarkFlow(b *testing.B) {
 				CallbackURL: "https://app.example/stepup/callback",
 				Policies:    []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}},
 				Store:       st.new(now),
+				RecordKeys:  [][]byte{stepuptest.RecordKey},
 				Now:         now,
 			})
 			require.NoError(b, err)

@@ -8,7 +8,8 @@
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 //	guard, err := stepup.New(stepup.Config{
-//		Store: redisstore.New(rdb),
+//		Store:      redisstore.New(rdb),
+//		RecordKeys: [][]byte{recordKey}, // 32 random bytes, the same on every instance
 //		// Provider, Sessions, UserID, CallbackURL, Policies as usual
 //	})
 //
@@ -46,7 +47,10 @@
 //     rare, or give each application its own primary, if a replayed
 //     request must never run twice even then.
 //
-// Instances must share the Redis, the key prefix and the session keys
-// (stepup.Config.Sessions), and their clocks should agree to well within a
+// The guard seals every record it keeps in Redis (stepup.Config.RecordKeys):
+// Redis holds no parked body, query or header in clear, and a record
+// altered there is refused. Instances must share the Redis, the key
+// prefix, the session keys (stepup.Config.Sessions or CookieKeys) and the
+// record keys, and their clocks should agree to well within a
 // second: expiry is decided by the Store's clock (see Clock).
 package redisstore

@@ -17,8 +17,9 @@ import (
 	redisstore "github.com/stepupkit/stepup/stores/redis"
 )
 
-// Every instance of the application builds its guard on the same Redis
-// (and the same session keys): parks, spent tokens, passes, grants and the
+// Every instance of the application builds its guard on the same Redis,
+// with the same session keys and the same record keys (the guard seals
+// what it keeps in Redis): parks, spent tokens, passes, grants and the
 // challenge caps are then shared by all of them.
 func Example() {
 	mr := miniredis.NewMiniRedis() // stands in for your Redis here
@@ -35,6 +36,7 @@ func Example() {
 		UserID:      func(*http.Request) (string, error) { return "alice", nil }, // your login here
 		CallbackURL: "https://bank.example/stepup/callback",
 		Store:       redisstore.New(rdb, redisstore.Prefix("bank:stepup:")),
+		RecordKeys:  [][]byte{[]byte("a 32-byte record key shared by all")}, // e.g. from your secret store
 	})
 	fmt.Println(guard != nil, err)
 	// Output: true <nil>
