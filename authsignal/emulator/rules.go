@@ -176,8 +176,12 @@ func ruleState(s string) (string, bool) {
 	return "", false
 }
 
-func compileRules(r *Rules) (*ruleSet, error) {
-	rs := &ruleSet{defaultState: StateAllow, actions: map[string]*actionSet{}}
+func compileRules(r *Rules) (*ruleSet, error) { return compileRulesWithDefault(r, StateAllow) }
+
+// compileRulesWithDefault compiles r with fallback as the state of an action
+// that no rule, action default or Rules.DefaultState decides.
+func compileRulesWithDefault(r *Rules, fallback string) (*ruleSet, error) {
+	rs := &ruleSet{defaultState: fallback, actions: map[string]*actionSet{}}
 	if r == nil {
 		return rs, nil
 	}
