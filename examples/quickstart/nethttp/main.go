@@ -67,7 +67,8 @@ func newApp(addr string, getenv func(string) string) (http.Handler, error) {
 		fmt.Fprintf(w, "transfer %d: %s sent (step-up: %s)\n", transfers.Add(1), r.FormValue("amount"), v.How)
 	})
 	mux.Handle("GET /stepup/callback", guard.Callback(mux)) // replays the transfer once verified
-	if err := mux.Check(); err != nil {                     // a policy naming no route is an error
+	// A policy naming no route of the mux is an error.
+	if err := mux.Check(); err != nil {
 		return nil, err
 	}
 	return mux, nil
