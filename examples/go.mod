@@ -13,6 +13,7 @@ require (
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/redis/go-redis/v9 v9.22.0
 	github.com/stepupkit/stepup v0.0.0
+	github.com/stepupkit/stepup/adapters/stepupgin v0.0.0
 	github.com/stepupkit/stepup/stores/redis v0.0.0
 	github.com/stretchr/testify v1.12.1
 )
@@ -50,7 +51,6 @@ require (
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
-	github.com/stepupkit/stepup/adapters/stepupgin v0.0.0
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	github.com/yuin/gopher-lua v1.1.1 // indirect
