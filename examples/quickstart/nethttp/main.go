@@ -11,6 +11,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -57,6 +58,10 @@ func newApp(addr string, getenv func(string) string) (http.Handler, error) {
 		},
 	})
 	if err != nil {
+		return nil, err
+	}
+	// Fail at start-up on a wrong key or an Authsignal (here, the emulator) that does not answer.
+	if err := guard.CheckProvider(context.Background()); err != nil {
 		return nil, err
 	}
 	var transfers atomic.Int64
