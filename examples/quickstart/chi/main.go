@@ -11,6 +11,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -70,9 +71,11 @@ func logPaths(next http.Handler) http.Handler {
 	})
 }
 
-// The README's chi quick start shows the rest of this file.
-
-func newApp(addr string, getenv func(string) string) (http.Handler, error) {
+// newGuard is the net/http quick start's configuration around cfg's
+// Policies (and Store): CookieKeys, SessionID, the stand-in login, the
+// emulator's URL and key unless the environment names others, and a
+// start-up check that the provider answers and accepts the key.
+func newGuard(addr string, getenv func(string) string, cfg stepup.Config) (*stepup.Guard, error) {
 	apiURL := cmp.Or(getenv("AUTHSIGNAL_API_URL"), "http://127.0.0.1:8787/v1")
 	key, err := base64.StdEncoding.DecodeString(getenv("STEPUP_COOKIE_KEY")) // openssl rand -base64 32
 	if err != nil {
@@ -82,13 +85,22 @@ func newApp(addr string, getenv func(string) string) (http.Handler, error) {
 		key = make([]byte, 32) // none set: a new key per run, fine for trying it out
 		rand.Read(key)
 	}
-	guard, err := stepup.New(stepup.Config{
-		Provider:         authsignal.NewClient(cmp.Or(getenv("AUTHSIGNAL_SECRET"), "emulator-secret"), authsignal.WithBaseURL(apiURL)),
-		CookieKeys:       [][]byte{key}, // the guard seals its own cookie
-		UserID:           currentUser,
-		SessionID:        sessionID, // counts challenges per login session
-		CallbackURL:      "http://" + addr + "/stepup/callback",
-		ChallengeOrigins: []string{strings.TrimSuffix(apiURL, "/v1")}, // the emulator's page; omit for Authsignal
+	cfg.Provider = authsignal.NewClient(cmp.Or(getenv("AUTHSIGNAL_SECRET"), "emulator-secret"), authsignal.WithBaseURL(apiURL))
+	cfg.CookieKeys = [][]byte{key}
+	cfg.UserID, cfg.SessionID = currentUser, sessionID
+	cfg.CallbackURL = "http://" + addr + "/stepup/callback"
+	cfg.ChallengeOrigins = []string{strings.TrimSuffix(apiURL, "/v1")} // the emulator's page; omit for Authsignal
+	guard, err := stepup.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return guard, guard.CheckProvider(context.Background())
+}
+
+// The README's chi quick start shows the rest of this file.
+
+func newApp(addr string, getenv func(string) string) (http.Handler, error) {
+	guard, err := newGuard(addr, getenv, stepup.Config{
 		Policies: []stepup.Policy{
 			{Method: http.MethodPost, Route: "/accounts/{id}/transfer", Action: "transfer",
 				Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: stepup.TypeNumber}}},

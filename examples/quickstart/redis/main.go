@@ -67,9 +67,11 @@ func home(w http.ResponseWriter, r *http.Request, transfers int64) {
 	fmt.Fprintf(w, `<p>Transfers made: %d</p><form method="post" action="/transfer">Amount <input name="amount" value="5000"> <button>Transfer</button></form>`, transfers)
 }
 
-// The README's Redis quick start shows the rest of this file.
-
-func newApp(addr string, getenv func(string) string) (http.Handler, error) {
+// newGuard is the net/http quick start's configuration around cfg's
+// Policies (and Store): CookieKeys, SessionID, the stand-in login, the
+// emulator's URL and key unless the environment names others, and a
+// start-up check that the provider answers and accepts the key.
+func newGuard(addr string, getenv func(string) string, cfg stepup.Config) (*stepup.Guard, error) {
 	apiURL := cmp.Or(getenv("AUTHSIGNAL_API_URL"), "http://127.0.0.1:8787/v1")
 	key, err := base64.StdEncoding.DecodeString(getenv("STEPUP_COOKIE_KEY")) // openssl rand -base64 32
 	if err != nil {
@@ -79,6 +81,21 @@ func newApp(addr string, getenv func(string) string) (http.Handler, error) {
 		key = make([]byte, 32) // none set: a new key per run, fine for trying it out
 		rand.Read(key)
 	}
+	cfg.Provider = authsignal.NewClient(cmp.Or(getenv("AUTHSIGNAL_SECRET"), "emulator-secret"), authsignal.WithBaseURL(apiURL))
+	cfg.CookieKeys = [][]byte{key}
+	cfg.UserID, cfg.SessionID = currentUser, sessionID
+	cfg.CallbackURL = "http://" + addr + "/stepup/callback"
+	cfg.ChallengeOrigins = []string{strings.TrimSuffix(apiURL, "/v1")} // the emulator's page; omit for Authsignal
+	guard, err := stepup.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return guard, guard.CheckProvider(context.Background())
+}
+
+// The README's Redis quick start shows the rest of this file.
+
+func newApp(addr string, getenv func(string) string) (http.Handler, error) {
 	opts, err := redis.ParseURL(cmp.Or(getenv("REDIS_URL"), "redis://127.0.0.1:6379/0"))
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
@@ -89,14 +106,9 @@ func newApp(addr string, getenv func(string) string) (http.Handler, error) {
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis at %s: %w", opts.Addr, err)
 	}
-	guard, err := stepup.New(stepup.Config{
-		Store:            redisstore.New(rdb, redisstore.Prefix("quickstart:stepup:")), // shared by every instance
-		Provider:         authsignal.NewClient(cmp.Or(getenv("AUTHSIGNAL_SECRET"), "emulator-secret"), authsignal.WithBaseURL(apiURL)),
-		CookieKeys:       [][]byte{key}, // the guard seals its own cookie: the same keys on every instance
-		UserID:           currentUser,
-		SessionID:        sessionID, // counts challenges per login session
-		CallbackURL:      "http://" + addr + "/stepup/callback",
-		ChallengeOrigins: []string{strings.TrimSuffix(apiURL, "/v1")}, // the emulator's page; omit for Authsignal
+	guard, err := newGuard(addr, getenv, stepup.Config{
+		// Shared by every instance; give them all the same STEPUP_COOKIE_KEY.
+		Store: redisstore.New(rdb, redisstore.Prefix("quickstart:stepup:")),
 		Policies: []stepup.Policy{
 			{Method: http.MethodPost, Route: "/transfer", Action: "transfer",
 				Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromForm, Key: "amount", Type: stepup.TypeNumber}}},
