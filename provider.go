@@ -37,16 +37,13 @@ func (g *Guard) misconfiguredProvider(err error) *Error {
 }
 
 // credentialsProblem says what to fix when err is Authsignal refusing the
-// client's secret key, or a client that cannot send a request at all; ""
-// otherwise.
+// client's secret key (a 401, which it answers on any path before anything
+// else); "" otherwise.
 func credentialsProblem(err error) string {
 	var ae *authsignal.APIError
-	switch {
-	case errors.As(err, &ae) && (ae.StatusCode == http.StatusUnauthorized || ae.Code == "unauthorized"):
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusUnauthorized {
 		return "Authsignal refused the secret key (" + ae.Error() + "): check the key given to " +
 			"authsignal.NewClient, and that the client's region or base URL is the one of the tenant the key belongs to"
-	case errors.Is(err, authsignal.ErrMissingSecretKey), errors.Is(err, authsignal.ErrInvalidBaseURL):
-		return "the Authsignal client cannot send requests: " + err.Error()
 	}
 	return ""
 }

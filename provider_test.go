@@ -17,6 +17,7 @@ import (
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
 	"github.com/stepupkit/stepup/authsignal/emulator"
+	"github.com/stepupkit/stepup/stepuptest"
 )
 
 // emulatorGuard is a guard on an emulator in development mode (every action
@@ -118,7 +119,9 @@ func TestCheckProvider(t *testing.T) {
 	}{
 		{"the right key", emulator.DefaultSecret, nil, nil},
 		{"a wrong key", "not-the-secret", nil, stepup.ErrMisconfigured},
-		{"a provider answering 5xx", emulator.DefaultSecret, &emulator.Fault{Status: http.StatusBadGateway}, stepup.ErrProvider},
+		{"a provider answering 500", emulator.DefaultSecret, &emulator.Fault{Status: http.StatusInternalServerError}, stepup.ErrProvider},
+		{"a provider answering 429", emulator.DefaultSecret, &emulator.Fault{Status: http.StatusTooManyRequests}, stepup.ErrProvider},
+		{"a provider answering 399", emulator.DefaultSecret, &emulator.Fault{Status: 399}, stepup.ErrProvider},
 		{"a provider dropping connections", emulator.DefaultSecret, &emulator.Fault{Drop: true}, stepup.ErrProvider},
 		{"a provider refusing the request for another reason", emulator.DefaultSecret, &emulator.Fault{Status: http.StatusBadRequest}, nil},
 	}
@@ -154,4 +157,25 @@ func TestCheckProviderHonoursTheProviderTimeout(t *testing.T) {
 	err := g.CheckProvider(context.Background())
 	assert.True(t, errors.Is(err, stepup.ErrProvider), "%v", err)
 	assert.Less(t, time.Since(start), time.Second)
+}
+
+// refusingValidate is a provider whose validate calls Authsignal refuses,
+// as with a key rotated between the track and the callback.
+type refusingValidate struct{ stepup.Provider }
+
+func (refusingValidate) Validate(context.Context, authsignal.ValidateRequest) (*authsignal.ValidateResponse, error) {
+	return nil, &authsignal.APIError{StatusCode: http.StatusUnauthorized, Code: "unauthorized"}
+}
+
+func TestCallbackWithARefusedKeyIsMisconfigured(t *testing.T) {
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Provider: func(p stepup.Provider) stepup.Provider {
+		return refusingValidate{p}
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)))
+	resp := b.Get(cb)
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, resp.Body)
+	assert.Empty(t, resp.Header.Get("Retry-After"))
+	assert.Empty(t, env.Ledger.Runs("transfer"), "nothing runs")
 }
