@@ -19,7 +19,7 @@ import (
 // action. See the package documentation for the file format.
 type Rules struct {
 	// DefaultState is the state of actions not listed in Actions.
-	// Default ALLOW.
+	// Default ALLOW (CHALLENGE_REQUIRED with Config.ChallengeByDefault).
 	DefaultState string `yaml:"defaultState,omitempty" json:"defaultState,omitempty"`
 	// Actions maps action codes to their rules.
 	Actions map[string]ActionRules `yaml:"actions,omitempty" json:"actions,omitempty"`
