@@ -7,6 +7,10 @@
 // Guard tracks the action with Authsignal:
 //
 //   - ALLOW: the handler runs.
+//   - ALLOW with isEnrolled false (the user has no second factor):
+//     Policy.Unenrolled decides: 403 by default (UnenrolledDeny), an
+//     enrolment handled as a challenge (UnenrolledEnroll), or the handler
+//     runs, reported (UnenrolledAllow).
 //   - BLOCK: 403; REVIEW_REQUIRED: 403 (Config.ReviewStatus).
 //   - CHALLENGE_REQUIRED from a browser: the request (method, path, query,
 //     allow-listed headers and body) is parked in the Store, its id is
@@ -56,14 +60,48 @@
 //	}
 //	log.Fatal(http.ListenAndServe(":8080", handler))
 //
-// Echo v4 applications use the adapter in package
-// github.com/stepupkit/stepup/adapters/stepupecho (stepupecho), which matches on
-// echo's c.Path() and speaks echo's idioms.
+// # net/http
+//
+// The guard speaks http.Handler; everything an application calls is here:
+//
+//   - [Guard.NewServeMux] returns a [ServeMux] that wraps each protected route
+//     as it is registered, so that no protected handler can be registered
+//     past the guard; call [ServeMux.Check] once the routes are in.
+//   - [Guard.Middleware] wraps an existing *http.ServeMux and matches the
+//     policy table on the mux's own pattern; [Guard.CheckServeMux] checks it
+//     at start-up.
+//   - [Guard.Require] protects one handler by its action code, with
+//     [WithAttributes], [WithRemember], [WithFailOpen] or [WithCustom].
+//   - [Guard.Callback], mounted at Config.CallbackURL, validates the token
+//     and replays the parked request through the handler it is given.
+//   - [Guard.PreserveBody] keeps the exact body for the guard when a
+//     middleware in front of it reads the body; [Guard.Forget] ends the
+//     guard's session at logout; [VerificationFrom] tells a protected
+//     handler how it was let through.
+//
+// # Routers, policy files and stores
+//
+// Each router has a thin adapter that matches on the router's own route
+// pattern and answers as the guard does:
+//
+//   - echo v4: package github.com/stepupkit/stepup/adapters/stepupecho
+//     (c.Path(); Middleware in e.Use, never e.Pre).
+//   - chi v5: package github.com/stepupkit/stepup/adapters/stepupchi
+//     (RoutePattern(); Middleware inline, where chi has routed).
+//   - gin: package github.com/stepupkit/stepup/adapters/stepupgin, a module
+//     of its own (c.FullPath(); Middleware before the routes).
+//
+// Each has Middleware, Require, Callback, PreserveBody and CheckRoutes.
 //
 // The table can also be read from a YAML or JSON file with package
 // github.com/stepupkit/stepup/policyfile (policyfile.Load), which checks
 // every entry as New does (CheckPolicies). It is a package of its own so
 // that this one links only the standard library and gorilla/sessions.
+//
+// Parked requests, passes, grants and spent tokens live in the Store:
+// [NewMemoryStore] (the default) for one process, or the Redis store in
+// package github.com/stepupkit/stepup/stores/redis (redisstore.New, a
+// module of its own) shared by several instances.
 //
 // # Matching
 //
@@ -71,8 +109,8 @@
 // ("/admin/users/{id}" for a ServeMux, "/admin/users/:id" in echo). The
 // guard decides from the router's own match, never from a second parse of
 // the raw path. A GET policy also covers HEAD. New rejects an invalid table
-// and names the offending entry; CheckServeMux and stepupecho.CheckRoutes
-// report policies that name no route of the router.
+// and names the offending entry; CheckServeMux, ServeMux.Check and each
+// adapter's CheckRoutes report policies that name no route of the router.
 //
 // # What is kept where
 //
@@ -101,11 +139,12 @@
 // request is refused before it can be parked; the replay passes through
 // them again. When a middleware in front of the guard reads the body (a
 // CSRF check reading a form field), wrap the application with
-// Guard.PreserveBody (stepupecho.PreserveBody in echo) so that the exact
-// bytes can be parked.
+// Guard.PreserveBody (each adapter has its own PreserveBody) so that the
+// exact bytes can be parked.
 //
 // Middleware must see the router's match: wrap the *http.ServeMux itself
-// (logging(guard.Middleware(mux))), or mount it under a mux pattern. In
+// (logging(guard.Middleware(mux))), mount it under a mux pattern, or build
+// the mux with Guard.NewServeMux. In
 // front of any other handler, where it cannot tell which route a request
 // is, it refuses every request with a 500 wrapping ErrMisconfigured and
 // logs how to fix the wiring, rather than protect nothing. Register method
@@ -127,29 +166,19 @@
 //
 // # For adapter and store authors
 //
-// An application needs Config, New, Policy, Attribute, Require and its
-// options, Middleware, Callback, Forget, VerificationFrom, the errors and
-// the events. The rest of the exported surface is for the people who plug
-// a router or a store into the guard, and an application never calls it:
+// An application needs the names above, Config, Policy and Attribute, the
+// errors and the events. The rest of the exported surface is for the people
+// who plug a router or a store into the guard:
 //
-//   - Router adapters (adapters/stepupecho is the reference): Guard.Match
-//     finds the Rule the table holds for a method and the route pattern the
-//     router matched; Guard.SplitMethods tells a route checker which methods
-//     of one handler no policy covers; Guard.NewRule builds one for a per-route Require;
-//     Guard.Enforce runs the guard for a request and a Rule and returns the
-//     refusal for the adapter to hand to the router's error handler
-//     (Guard.WriteError answers it as the guard would, through
-//     Config.ErrorHandler and Config.IsAPI); Guard.Misconfigured is
-//     the refusal for wiring that cannot be checked (the middleware before
-//     routing), so that an adapter fails closed. Policy is what the
-//     application declares; a Rule is the guard's checked, compiled form of
-//     one, opaque to the adapter.
-//   - Stores: the Store contract, Record and its Kind, MarshalRecord and
-//     UnmarshalRecord for stores that keep bytes (bytes read back are
-//     untrusted and checked), ErrExists, ErrNotFound, ErrConsumed and
-//     ErrStoreFull. stepuptest.RunStore checks a Store against the
-//     contract.
+//   - Router adapters (adapters/stepupecho is the reference) find a [Rule]
+//     with [Guard.Match] or [Guard.NewRule], run it with [Guard.Enforce],
+//     and answer their own refusals with [Guard.WriteError] (or
+//     [Guard.Misconfigured] for wiring they cannot check); route checkers
+//     use [Guard.SplitMethods].
+//   - Stores implement [Store] (and [Counter] to share the challenge caps)
+//     on [Record], [MarshalRecord] and [UnmarshalRecord], and run
+//     stepuptest.RunStore against themselves.
 //
-// See SECURITY.md in the repository for the threats and the rule that
-// answers each.
+// The repository's README maps the reference pages (docs/); SECURITY.md
+// lists the threats and the rule that answers each.
 package stepup

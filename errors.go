@@ -18,6 +18,10 @@ var (
 	ErrBlocked = errors.New("stepup: action blocked")
 	// ErrReview: Authsignal answered REVIEW_REQUIRED.
 	ErrReview = errors.New("stepup: action held for review")
+	// ErrUnenrolled: Authsignal answered ALLOW for a user with no second
+	// factor (isEnrolled false) and the policy's Unenrolled is
+	// UnenrolledDeny, the default.
+	ErrUnenrolled = errors.New("stepup: user has no second factor enrolled")
 	// ErrProvider: Authsignal could not be reached in time or answered
 	// something the guard cannot trust. The guard fails closed.
 	ErrProvider = errors.New("stepup: step-up provider unavailable")
@@ -108,6 +112,14 @@ func errNotLoggedIn() *Error {
 	return refusal(http.StatusUnauthorized, "login_required", "Please sign in to continue.", ErrNotLoggedIn)
 }
 
+// errUnenrolled refuses a user with no second factor (Policy.Unenrolled
+// UnenrolledDeny): a 403 before anything runs or is parked.
+func errUnenrolled() *Error {
+	return refusal(http.StatusForbidden, "unenrolled",
+		"This action needs two-step verification, which is not set up for your account yet. "+
+			"Set up two-step verification first, then try again. Nothing was done.", ErrUnenrolled)
+}
+
 // errStepUpFailed is every "no" about a token or park: the cause stays in
 // logs, the user sees one plain sentence.
 func errStepUpFailed(cause error) *Error {
@@ -162,15 +174,16 @@ func errMisconfigured(reason string) *Error {
 		fmt.Errorf("%w: %s", ErrMisconfigured, reason))
 }
 
-// writeError answers a refusal: Config.ErrorHandler when set, else JSON for
-// API clients and a plain page for browsers. Only the public code and
-// message are written.
 // WriteError answers a refusal the way the guard answers its own:
-// Config.ErrorHandler when set, else the default page or JSON chosen by
-// Config.IsAPI. Adapters use it for the refusals they make themselves
-// (Misconfigured, a body their router reads that the guard cannot).
+// through Config.ErrorHandler when it is set, else with the package's
+// [WriteError], as JSON or as a page according to Config.IsAPI. Adapters
+// use it for the refusals they make themselves (Misconfigured, a body their
+// router reads that the guard cannot).
 func (g *Guard) WriteError(w http.ResponseWriter, r *http.Request, e *Error) { g.writeError(w, r, e) }
 
+// writeError answers a refusal as Guard.WriteError does; an error that is
+// not an *Error is answered as an internal error. Only the public code and
+// message are written, never the cause.
 func (g *Guard) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
@@ -183,10 +196,12 @@ func (g *Guard) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	WriteError(w, r, e, g.cfg.IsAPI(r))
 }
 
-// WriteError writes the default answer for a refusal: JSON
-// {"error": code, "message": …} when api is true, else a small HTML page.
-// Error handlers that only want to change some refusals can call it for
-// the others.
+// WriteError writes the default answer for a refusal, whatever the
+// guard's Config says: JSON {"error": code, "message": …} when api is
+// true, else a small HTML page; only the public code and message are
+// written. A Config.ErrorHandler that only wants to change some refusals
+// calls it for the others. To answer as a configured guard does (through
+// its ErrorHandler and IsAPI), call [Guard.WriteError] instead.
 func WriteError(w http.ResponseWriter, r *http.Request, e *Error, api bool) {
 	w.Header().Set("Cache-Control", "no-store")
 	if api {

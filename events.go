@@ -14,7 +14,7 @@ type EventType string
 
 // The decisions the guard reports.
 const (
-	EventAllow     EventType = "allow"     // the handler runs (Authsignal allowed, a pass or a grant)
+	EventAllow     EventType = "allow"     // the handler runs (Authsignal allowed, a pass or a grant; reason "unenrolled": a user with no second factor)
 	EventChallenge EventType = "challenge" // the request was parked and a challenge sent
 	EventBlock     EventType = "block"     // Authsignal answered BLOCK
 	EventReview    EventType = "review"    // Authsignal answered REVIEW_REQUIRED
@@ -43,7 +43,7 @@ func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string
 	if g.cfg.OnEvent != nil {
 		g.cfg.OnEvent(ctx, ev)
 	}
-	logger, level := g.cfg.Logger, logLevel(typ, ev.Err)
+	logger, level := g.cfg.Logger, logLevel(typ, reason, ev.Err)
 	if logger == nil && level >= slog.LevelWarn {
 		logger = slog.Default()
 	}
@@ -66,10 +66,13 @@ func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string
 }
 
 // logLevel is Info for the decisions of a working guard, Warn for
-// refusals, blocks, reviews and fail-opens, and Error when the guard
-// cannot work (provider, store, session or wiring failures).
-func logLevel(typ EventType, err error) slog.Level {
+// refusals, blocks, reviews, fail-opens and passes without a second factor
+// (Policy.Unenrolled UnenrolledAllow), and Error when the guard cannot work
+// (provider, store, session or wiring failures).
+func logLevel(typ EventType, reason string, err error) slog.Level {
 	switch {
+	case typ == EventAllow && reason == reasonUnenrolled:
+		return slog.LevelWarn
 	case typ == EventRefuse && errors.Is(err, ErrNotLoggedIn):
 		return slog.LevelInfo
 	case typ == EventRefuse && (errors.Is(err, ErrProvider) || errors.Is(err, ErrInternal) || errors.Is(err, ErrMisconfigured)):

@@ -134,6 +134,65 @@ func ExampleVerificationFrom() {
 	http.Handle("POST /transfer", handler) // behind guard.Middleware or guard.Require
 }
 
+// A user with no second factor: Authsignal answers ALLOW with isEnrolled
+// false. By default the guard refuses; with UnenrolledEnroll it sends the
+// browser to enrol and then runs the parked request once.
+func ExampleWithUnenrolled() {
+	emu, err := emulator.New(emulator.Config{}) // nobody enrolled
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer emu.Close()
+
+	srv := httptest.NewUnstartedServer(nil)
+	guard, err := stepup.New(stepup.Config{
+		Provider:         authsignal.NewClient(emulator.DefaultSecret, authsignal.WithBaseURL(emu.APIURL())),
+		Sessions:         sessions.NewCookieStore([]byte("a 32-byte hash key for the demo!")),
+		UserID:           func(*http.Request) (string, error) { return "newbie", nil },
+		CallbackURL:      "http://" + srv.Listener.Addr().String() + "/stepup/callback",
+		ChallengeOrigins: []string{emu.URL},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	done := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "done") })
+	mux.Handle("POST /close-account", guard.Require("closeAccount")(done))
+	mux.Handle("POST /change-email", guard.Require("changeEmail", stepup.WithUnenrolled(stepup.UnenrolledEnroll))(done))
+	mux.Handle("GET /stepup/callback", guard.Callback(mux))
+	srv.Config.Handler = mux
+	srv.Start()
+	defer srv.Close()
+
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	navigate := func(method, target string) *http.Response {
+		req, _ := http.NewRequest(method, target, nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err := browser.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return resp
+	}
+
+	fmt.Println(navigate(http.MethodPost, srv.URL+"/close-account").StatusCode) // the default: refused
+
+	enrol := navigate(http.MethodPost, srv.URL+"/change-email")
+	fmt.Println(enrol.StatusCode, strings.HasPrefix(enrol.Header.Get("Location"), emu.URL+"/challenge"))
+	back, err := emu.CompleteChallenge(context.Background(), enrol.Header.Get("Location")) // enrols an email OTP
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp := navigate(http.MethodGet, back.String())
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.StatusCode, string(b))
+	// Output:
+	// 403
+	// 303 true
+	// 200 done
+}
+
 // An application checks at start-up that the guard can talk to Authsignal:
 // here the key is not the one the (emulated) tenant expects.
 func ExampleGuard_CheckProvider() {

@@ -19,15 +19,17 @@ import (
 )
 
 // fakeProvider is an in-process test double of Authsignal, shared by the
-// tests and benchmarks of this package. Track answers state (with a
+// tests and benchmarks of this package. Track answers state for an
+// enrolled user unless unenrolled is set (with a
 // challenge URL on authsignal.com, one of the default ChallengeOrigins,
 // when the state is CHALLENGE_REQUIRED) and records what it was sent.
 // Validate accepts tokens of the form "ok.<idempotencyKey>" for whatever
 // user and action it is asked about: it is a provider that believes
 // everything, so only tests that want a successful callback use it.
 type fakeProvider struct {
-	state authsignal.State
-	url   string // challenge URL; default https://eu.authsignal.com/challenge?t=1
+	state      authsignal.State
+	url        string // challenge URL; default https://eu.authsignal.com/challenge?t=1
+	unenrolled bool   // answer isEnrolled false: a user with no authenticator
 
 	mu     sync.Mutex
 	tracks []authsignal.TrackRequest
@@ -40,8 +42,8 @@ func (p *fakeProvider) Track(_ context.Context, _, _ string, req authsignal.Trac
 		p.tracks = append(p.tracks, req)
 		p.mu.Unlock()
 	}
-	resp := &authsignal.TrackResponse{State: p.state, IdempotencyKey: req.IdempotencyKey}
-	if p.state == authsignal.StateChallengeRequired {
+	resp := &authsignal.TrackResponse{State: p.state, IdempotencyKey: req.IdempotencyKey, IsEnrolled: !p.unenrolled}
+	if p.state == authsignal.StateChallengeRequired || p.unenrolled { // the URL to enrol at
 		resp.URL = p.url
 		if resp.URL == "" {
 			resp.URL = "https://eu.authsignal.com/challenge?t=1"

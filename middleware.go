@@ -47,6 +47,10 @@ func WithCustom(f func(r *http.Request, body []byte) (map[string]any, error)) Re
 	return func(p *Policy) { p.Custom = f }
 }
 
+// WithUnenrolled sets Policy.Unenrolled: UnenrolledDeny (the default),
+// UnenrolledEnroll or UnenrolledAllow. Require panics on any other value.
+func WithUnenrolled(choice string) RequireOption { return func(p *Policy) { p.Unenrolled = choice } }
+
 // WithFailOpen sets Policy.FailOpen: the request goes on when the provider
 // fails. Use it only where availability matters more than the step-up.
 func WithFailOpen() RequireOption { return func(p *Policy) { p.FailOpen = true } }
@@ -315,7 +319,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		return e
 	}
 	resp, err := g.track(r, rl, user, parkID, custom)
-	if err != nil || resp.State != authsignal.StateChallengeRequired {
+	if err != nil || !rl.opensChallenge(resp) {
 		_ = g.limiter.Release(ctx, slot) // no challenge was opened; a slot not given back expires
 	}
 	if err != nil {
@@ -333,6 +337,17 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	ev.State = resp.State
 	switch resp.State {
 	case authsignal.StateAllow:
+		if !resp.IsEnrolled {
+			// No second factor: Policy.Unenrolled decides (unenrolled.go).
+			if rl.Unenrolled == UnenrolledEnroll {
+				return g.openChallenge(w, r, rl, user, parkID, resp, body, st, sid, slot, ev)
+			}
+			if e := g.allowUnenrolled(ctx, rl, ev); e != nil {
+				return e
+			}
+			next.ServeHTTP(w, verified(r, rl.Action, user, HowUnenrolled, custom, hasBody(r), body))
+			return nil
+		}
 		g.emit(ctx, *ev, EventAllow, string(HowAllow))
 		next.ServeHTTP(w, verified(r, rl.Action, user, HowAllow, custom, hasBody(r), body))
 		return nil
@@ -342,28 +357,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		return refusal(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
 	case authsignal.StateChallengeRequired:
-		if st == nil && g.cfg.SessionID == nil {
-			st = g.loadSession(r, user)
-		}
-		rec, e := g.park(r, rl, user, parkID, shownTokens(resp), body)
-		if e == nil {
-			kind := "browser"
-			if rec.Kind == KindAPI {
-				kind = "api"
-			}
-			g.emit(ctx, *ev, EventChallenge, kind)
-			e = g.challenge(w, r, rec, resp.URL, st)
-		}
-		if e != nil {
-			_ = g.limiter.Release(ctx, slot)
-			return e
-		}
-		if sid == "" && st != nil && st.data.ID != "" {
-			// The session id made for this challenge; should the counter
-			// fail now, the challenge still counts for its user.
-			_ = g.limiter.Attach(ctx, slot, st.data.ID)
-		}
-		return nil
+		return g.openChallenge(w, r, rl, user, parkID, resp, body, st, sid, slot, ev)
 	default: // a final state where a fresh decision was expected
 		return providerError(fmt.Errorf("unexpected state %q", resp.State))
 	}
@@ -395,6 +389,7 @@ const (
 	HowPass       How = "pass"       // the GET after a challenge
 	HowRemembered How = "remembered" // a Remember grant
 	HowFailOpen   How = "fail_open"  // the provider failed and the policy fails open
+	HowUnenrolled How = "unenrolled" // Authsignal allowed a user with no second factor; Policy.Unenrolled is UnenrolledAllow
 )
 
 type verificationKey struct{}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/stepupkit/stepup/authsignal"
 )
 
 // PreserveBody lets middleware that reads the request body (a CSRF check
@@ -295,5 +297,40 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rec *Record, c
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", challengeURL)
 	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}
+
+// openChallenge parks the request under parkID and answers with the
+// challenge at resp.URL (a 303 for a browser, the 401 for an API client),
+// keeping the slot reserved for it; an unenrolled user sent to enrol takes
+// the same path. st is the guard's session when already loaded, sid the
+// session the slot was reserved for.
+func (g *Guard) openChallenge(w http.ResponseWriter, r *http.Request, rl *rule, user, parkID string,
+	resp *authsignal.TrackResponse, body []byte, st *sessionState, sid string, slot Slot, ev *Event) *Error {
+	ctx := r.Context()
+	if st == nil && g.cfg.SessionID == nil {
+		st = g.loadSession(r, user)
+	}
+	rec, e := g.park(r, rl, user, parkID, shownTokens(resp), body)
+	if e == nil {
+		kind := "browser"
+		if rec.Kind == KindAPI {
+			kind = "api"
+		}
+		if resp.State == authsignal.StateAllow {
+			kind = "enroll-" + kind // ALLOW for an unenrolled user: the challenge is the enrolment
+		}
+		g.emit(ctx, *ev, EventChallenge, kind)
+		e = g.challenge(w, r, rec, resp.URL, st)
+	}
+	if e != nil {
+		_ = g.limiter.Release(ctx, slot)
+		return e
+	}
+	if sid == "" && st != nil && st.data.ID != "" {
+		// The session id made for this challenge; should the counter
+		// fail now, the challenge still counts for its user.
+		_ = g.limiter.Attach(ctx, slot, st.data.ID)
+	}
 	return nil
 }

@@ -31,9 +31,41 @@ type Policy struct {
 	// (nil for requests without one). An error refuses the request.
 	Custom func(r *http.Request, body []byte) (map[string]any, error)
 	// FailOpen lets the request through when Authsignal cannot be reached
-	// or answers garbage. The default, false, fails closed with a 503.
+	// or answers garbage. The default, false, fails closed with a 503. It
+	// is about provider failures only: when Authsignal answers, Unenrolled
+	// decides for a user without a second factor, whatever FailOpen says.
 	FailOpen bool
+	// Unenrolled says what happens when Authsignal answers ALLOW with
+	// isEnrolled false: the user has no authenticator, so no rule could
+	// challenge them, and Authsignal cannot tell the guard whether a rule
+	// would have. Optional. Default UnenrolledDeny; New refuses any value
+	// but UnenrolledDeny, UnenrolledEnroll and UnenrolledAllow (or "").
+	Unenrolled string
 }
+
+// The choices for Policy.Unenrolled.
+const (
+	// UnenrolledDeny (the default) refuses with a 403 that tells the user
+	// to set up two-step verification first (ErrUnenrolled); nothing runs.
+	// Refusing is always safe: whoever holds a stolen session cannot bind
+	// a factor of their own through the guard.
+	UnenrolledDeny = "deny"
+	// UnenrolledEnroll treats the answer as a challenge: the request is
+	// parked exactly as for CHALLENGE_REQUIRED and the browser sent to
+	// Authsignal's URL, where the user enrols a first authenticator; once
+	// the callback validates the token (CHALLENGE_SUCCEEDED, as after any
+	// challenge) the parked request runs once. API clients get the 401
+	// challenge. Whoever holds the session is who enrols: choose it only
+	// where the enrolment cannot bind a factor of an attacker's choosing
+	// (the user's verified email or phone number already set in
+	// Authsignal, where the code goes).
+	UnenrolledEnroll = "enroll"
+	// UnenrolledAllow lets the request through without a second factor,
+	// as an explicit choice: reported as EventAllow with reason
+	// "unenrolled" (logged at Warn), Verification.How HowUnenrolled. It
+	// never earns a Remember grant.
+	UnenrolledAllow = "allow"
+)
 
 // Source says where an Attribute's value is read from.
 type Source string
@@ -114,6 +146,14 @@ func (p Policy) compile() (*rule, error) {
 	if p.Remember < 0 {
 		return nil, fmt.Errorf("negative remember %v", p.Remember)
 	}
+	switch p.Unenrolled {
+	case "":
+		p.Unenrolled = UnenrolledDeny
+	case UnenrolledDeny, UnenrolledEnroll, UnenrolledAllow:
+	default:
+		return nil, fmt.Errorf("unenrolled %q: use %q (the default), %q or %q",
+			p.Unenrolled, UnenrolledDeny, UnenrolledEnroll, UnenrolledAllow)
+	}
 	for i, a := range p.Attributes {
 		if err := a.check(); err != nil {
 			return nil, fmt.Errorf("attribute %d: %w", i, err)
@@ -181,7 +221,7 @@ func checkRoute(route string) error {
 
 // CheckPolicies checks ps exactly as New checks Config.Policies and returns
 // the error New would return, or nil: every policy valid (method, route,
-// action code, remember, attributes), no duplicate, no "*" policy
+// action code, remember, unenrolled, attributes), no duplicate, no "*" policy
 // overlapping a per-method one on its route. The error names the offending
 // entry by its index, method and route. It is for code that builds a table
 // outside Go source, such as package policyfile.

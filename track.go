@@ -33,7 +33,7 @@ func (g *Guard) track(r *http.Request, rl *rule, user, parkID string, custom map
 	if err == nil && resp == nil {
 		err = errors.New("empty track response")
 	}
-	if err == nil && resp.State == authsignal.StateChallengeRequired {
+	if err == nil && rl.opensChallenge(resp) {
 		err = g.checkChallenge(resp, parkID)
 	}
 	if err == nil && !resp.State.Known() {

@@ -63,6 +63,8 @@ func (d *jsonDecoder) entry(e *Entry) error {
 			return d.str(&e.Remember)
 		case "failOpen":
 			return d.boolean(&e.FailOpen)
+		case "unenrolled":
+			return d.str(&e.Unenrolled)
 		case "attributes":
 			return d.array(func() error {
 				var a Attribute

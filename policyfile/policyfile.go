@@ -45,6 +45,7 @@ import (
 //	    action: adminAccess
 //	    remember: 5m
 //	    failOpen: false
+//	    unenrolled: deny   # the default; or enroll, or allow
 //
 // JSON with the same field names is accepted too. Unknown fields are errors.
 type File struct {
@@ -53,11 +54,14 @@ type File struct {
 
 // Entry is one stepup.Policy as written in a file.
 type Entry struct {
-	Method     string      `json:"method" yaml:"method"`
-	Route      string      `json:"route" yaml:"route"`
-	Action     string      `json:"action" yaml:"action"`
-	Remember   string      `json:"remember,omitempty" yaml:"remember,omitempty"` // a Go duration: "5m"
-	FailOpen   bool        `json:"failOpen,omitempty" yaml:"failOpen,omitempty"`
+	Method   string `json:"method" yaml:"method"`
+	Route    string `json:"route" yaml:"route"`
+	Action   string `json:"action" yaml:"action"`
+	Remember string `json:"remember,omitempty" yaml:"remember,omitempty"` // a Go duration: "5m"
+	FailOpen bool   `json:"failOpen,omitempty" yaml:"failOpen,omitempty"`
+	// Unenrolled is stepup.Policy.Unenrolled: deny (the default), enroll
+	// or allow.
+	Unenrolled string      `json:"unenrolled,omitempty" yaml:"unenrolled,omitempty"`
 	Attributes []Attribute `json:"attributes,omitempty" yaml:"attributes,omitempty"`
 }
 
@@ -81,7 +85,7 @@ func Parse(data []byte) ([]stepup.Policy, error) {
 	}
 	ps := make([]stepup.Policy, 0, len(f.Policies))
 	for i, e := range f.Policies {
-		p := stepup.Policy{Method: e.Method, Route: e.Route, Action: e.Action, FailOpen: e.FailOpen}
+		p := stepup.Policy{Method: e.Method, Route: e.Route, Action: e.Action, FailOpen: e.FailOpen, Unenrolled: e.Unenrolled}
 		if e.Remember != "" {
 			d, err := time.ParseDuration(e.Remember)
 			if err != nil {

@@ -43,10 +43,12 @@ policies:
     route: /admin/
     action: adminAccess
     remember: 5m
+    unenrolled: allow
   - method: PUT
     route: /profile
     action: profile
     failOpen: true
+    unenrolled: enroll
   - method: POST
     route: /api/pay/{acct}
     action: pay
@@ -65,8 +67,8 @@ const policyJSON = `{
     {"method": "POST", "route": "/transfer", "action": "transfer",
      "attributes": [{"name": "amount", "from": "form", "key": "amount", "type": "number"},
                     {"name": "to", "from": "form", "key": "to"}]},
-    {"method": "*", "route": "/admin/", "action": "adminAccess", "remember": "5m"},
-    {"method": "PUT", "route": "/profile", "action": "profile", "failOpen": true},
+    {"method": "*", "route": "/admin/", "action": "adminAccess", "remember": "5m", "unenrolled": "allow"},
+    {"method": "PUT", "route": "/profile", "action": "profile", "failOpen": true, "unenrolled": "enroll"},
     {"method": "POST", "route": "/api/pay/{acct}", "action": "pay", "remember": "1h30m",
      "attributes": [{"name": "iban", "from": "json", "key": "payee.iban"},
                     {"name": "acct", "from": "path", "key": "acct"},
@@ -81,8 +83,8 @@ var policyFileTable = []stepup.Policy{
 		{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"},
 		{Name: "to", From: stepup.FromForm, Key: "to"},
 	}},
-	{Method: "*", Route: "/admin/", Action: "adminAccess", Remember: 5 * time.Minute},
-	{Method: http.MethodPut, Route: "/profile", Action: "profile", FailOpen: true},
+	{Method: "*", Route: "/admin/", Action: "adminAccess", Remember: 5 * time.Minute, Unenrolled: stepup.UnenrolledAllow},
+	{Method: http.MethodPut, Route: "/profile", Action: "profile", FailOpen: true, Unenrolled: stepup.UnenrolledEnroll},
 	{Method: http.MethodPost, Route: "/api/pay/{acct}", Action: "pay", Remember: 90 * time.Minute, Attributes: []stepup.Attribute{
 		{Name: "iban", From: stepup.FromJSON, Key: "payee.iban"},
 		{Name: "acct", From: stepup.FromPath, Key: "acct"},
@@ -105,6 +107,10 @@ func TestParse(t *testing.T) {
 			rule, ok := g.Match(http.MethodDelete, "/admin/")
 			require.True(t, ok)
 			assert.Equal(t, 5*time.Minute, rule.Policy().Remember)
+			assert.Equal(t, stepup.UnenrolledAllow, rule.Policy().Unenrolled)
+			rule, ok = g.Match(http.MethodPost, "/transfer")
+			require.True(t, ok)
+			assert.Equal(t, stepup.UnenrolledDeny, rule.Policy().Unenrolled, "deny unless the file says otherwise")
 		})
 	}
 }
@@ -161,6 +167,11 @@ func TestParseRejects(t *testing.T) {
 		{"remember without a unit", entry(", remember: '300'"), []string{"policy 1 (POST /transfer)", "remember"}},
 		{"negative remember", entry(", remember: -5m"), []string{"policy 1 (POST /transfer)", "negative remember"}},
 		{"failOpen not a bool", entry(", failOpen: [1]"), []string{"stepup: policy file"}},
+		{"unknown unenrolled choice", entry(", unenrolled: skip"), []string{"policy 1 (POST /transfer)", `unenrolled "skip"`}},
+		{"unenrolled in another case", entry(", unenrolled: Deny"), []string{"policy 1 (POST /transfer)", `unenrolled "Deny"`}},
+		{"unenrolled not a string", entry(", unenrolled: [deny]"), []string{"stepup: policy file"}},
+		{"unenrolled as a JSON bool", `{"policies": [{"method": "POST", "route": "/x", "action": "x", "unenrolled": false}]}`, []string{"stepup: policy file"}},
+		{"misspelt unenrolled", entry(", unenroled: allow"), []string{"stepup: policy file", "unenroled"}},
 		{"unknown method", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: post, route: /x, action: x}\n", []string{"policy 1 (post /x)", "unknown method"}},
 		{"bad route", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: POST, route: /a/../b, action: x}\n", []string{"policy 1 (POST /a/../b)", "dot segment"}},
 		{"bad action", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: POST, route: /x, action: 'not ok'}\n", []string{"policy 1 (POST /x)", `"not ok"`}},
@@ -196,6 +207,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("policies:\n  - method: POST\n    route: /x/../y\n    action: x\n"))
 	f.Add([]byte(`{"policies": [{"method": "PUT", "route": "/u/{id}", "action": "u", "attributes": [{"name": "n", "from": "path", "key": "id", "type": "number"}]}]}`))
 	f.Add([]byte("policies: [{method: GET, route: /a, action: a, remember: -1h}]"))
+	f.Add([]byte("policies:\n  - {method: GET, route: /a, action: a, unenrolled: enroll}\n  - {method: POST, route: /b, action: b, unenrolled: allow}\n  - {method: PUT, route: /c, action: c, unenrolled: 'deny'}\n"))
+	f.Add([]byte("policies:\n  - method: GET\n    route: /a\n    action: a\n    unenrolled: Allow\n"))
 	f.Add([]byte("policies:\n  - {method: GET, route: \"/a\\tb\", action: a}\n"))
 	f.Add([]byte("\xef\xbb\xbfpolicies: []"))
 	f.Add([]byte("- a\n- b\n"))
@@ -227,6 +240,9 @@ func FuzzParse(f *testing.F) {
 			if !ok || rule.Policy().Action != p.Action || rule.Policy().Remember != p.Remember || p.Remember < 0 {
 				t.Fatalf("policy %+v not protected as written", p)
 			}
+			if u := rule.Policy().Unenrolled; u != p.Unenrolled && (p.Unenrolled != "" || u != stepup.UnenrolledDeny) {
+				t.Fatalf("policy %+v: unenrolled %q, not as written", p, u)
+			}
 		}
 	})
 }
@@ -246,6 +262,7 @@ func FuzzParseJSONAsYAML(f *testing.F) {
 	f.Add([]byte(`{"policies": [{"method": "POST", "route": "/\u0078", "action": "x", "failOpen": null, "attributes": null}]}`))
 	f.Add([]byte(`{"poli\u0063ies": [{"method": "POST", "route": "/x", "action": "x", "remember": "1h"}]}`))
 	f.Add([]byte("\xef\xbb\xbf {\"policies\": [{\"method\": \"GET\", \"route\": \"/a\", \"action\": \"a\", \"failOpen\": true}]}"))
+	f.Add([]byte(`{"policies": [{"method": "GET", "route": "/a", "action": "a", "unenrolled": "enr\u006fll"}, {"method": "GET", "route": "/b", "action": "b", "unenrolled": null}]}`))
 	f.Add([]byte(`{"policies": [{"method": "GET", "route": "/a\ud83d\ude00", "action": "a", "attributes": [{"name": "n", "from": "query", "key": "k\"q"}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ps, err := policyfile.Parse(data)
@@ -259,6 +276,7 @@ func FuzzParseJSONAsYAML(f *testing.F) {
 			p := ps[i]
 			assert.Equal(t, []string{e.Method, e.Route, e.Action}, []string{p.Method, p.Route, p.Action})
 			assert.Equal(t, e.FailOpen, p.FailOpen)
+			assert.Equal(t, e.Unenrolled, p.Unenrolled)
 			var remember time.Duration
 			if e.Remember != "" {
 				remember, err = time.ParseDuration(e.Remember)

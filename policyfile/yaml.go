@@ -107,6 +107,8 @@ func (d *yamlDecoder) entry(e *Entry, item int) error {
 			return d.str(&e.Remember, value)
 		case "failOpen":
 			return d.boolean(&e.FailOpen, value)
+		case "unenrolled":
+			return d.str(&e.Unenrolled, value)
 		case "attributes":
 			if value < 0 {
 				return errFallback // a flow sequence, or a flow mapping's value

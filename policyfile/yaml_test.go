@@ -40,6 +40,7 @@ const readmeYAML = `policies:
     action: adminAccess
     remember: 5m              # a Go duration: no new challenge for this action for 5 minutes
     failOpen: false           # the default: when Authsignal is down, answer 503, not the handler
+    unenrolled: deny          # the default: a user with no second factor is refused (or enroll, or allow)
 `
 
 // subsetTests are documents the subset decoder reads itself.
@@ -59,6 +60,7 @@ var subsetTests = []struct {
 	{"more spaces after the dash", "policies:\n  -   method: GET\n      route: /a\n      action: a\n"},
 	{"empty values", "policies:\n  - method:\n    route: /a\n    action: \n    remember: # none\n    failOpen:\n    attributes:\n"},
 	{"block and flow attributes, failOpen", "policies:\n  - method: GET\n    route: /a\n    action: a\n    attributes:\n    - name: n1\n      from: query\n      key: k\n    - {name: m1, from: form, key: k, type: number}\n    failOpen: true\n"},
+	{"unenrolled, block and flow, quoted", "policies:\n  - method: GET\n    route: /a\n    action: a\n    unenrolled: enroll # send them to enrol\n  - {method: POST, route: /b, action: b, unenrolled: 'allow'}\n  - {method: PUT, route: /c, action: c, unenrolled: \"deny\"}\n"},
 	{"durations", "policies:\n  - {method: GET, route: /a, action: a, remember: 1h30m}\n  - {method: GET, route: /b, action: b, remember: 300ms}\n  - {method: GET, route: /c, action: c, remember: .5h, failOpen: false}\n"},
 	{"colons, spaces and punctuation inside block values", "policies:\n  - method: GET\n    route: /users/:id/{x}/[y],z?q=1&r\n    action: a b  c\n"},
 	{"spaces around flow values, comments after flow mappings", "policies:\n  - {method: GET , route: /a ,action: a b}  # c\n  - { method: \"POST\", route: '/b', action: b }\n"},

@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/stepupkit/stepup/stepuptest/internal/assert"
-	"github.com/stepupkit/stepup/stepuptest/internal/require"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"

@@ -181,8 +181,9 @@ func (f *DiffJSON) Observe(reader string, add func(reader, key string, v any)) {
 	}
 }
 
-// AllowProvider is a provider that answers ALLOW to every track and
-// records the custom attributes it was shown. It validates nothing.
+// AllowProvider is a provider that answers ALLOW, for an enrolled user, to
+// every track and records the custom attributes it was shown. It validates
+// nothing.
 type AllowProvider struct {
 	mu     sync.Mutex
 	custom []map[string]any
@@ -193,7 +194,7 @@ func (p *AllowProvider) Track(_ context.Context, _, _ string, req authsignal.Tra
 	p.mu.Lock()
 	p.custom = append(p.custom, req.Custom)
 	p.mu.Unlock()
-	return &authsignal.TrackResponse{State: authsignal.StateAllow, IdempotencyKey: req.IdempotencyKey}, nil
+	return &authsignal.TrackResponse{State: authsignal.StateAllow, IdempotencyKey: req.IdempotencyKey, IsEnrolled: true}, nil
 }
 
 // Validate implements stepup.Provider: no token is ever valid.

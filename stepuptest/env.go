@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
-	"github.com/stepupkit/stepup/stepuptest/internal/require"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
@@ -221,6 +221,9 @@ type Options struct {
 	// SessionID sets Config.SessionID to the id of the application's login
 	// session, a new one at every login.
 	SessionID bool
+	// Emulator changes the emulator's configuration before it starts. By
+	// default every user is enrolled (AutoEnroll).
+	Emulator func(*emulator.Config)
 }
 
 // NewEnv starts the emulator, builds the guard and mounts the app.
@@ -229,7 +232,11 @@ func NewEnv(t testing.TB, a Adapter, o Options) *Env {
 	clock := NewClock()
 	rules, err := emulator.ParseRules([]byte(Rules))
 	require.NoError(t, err)
-	emu, err := emulator.New(emulator.Config{Rules: rules, AutoEnroll: true, Now: clock.Now})
+	ecfg := emulator.Config{Rules: rules, AutoEnroll: true, Now: clock.Now}
+	if o.Emulator != nil {
+		o.Emulator(&ecfg)
+	}
+	emu, err := emulator.New(ecfg)
 	require.NoError(t, err)
 	t.Cleanup(emu.Close)
 

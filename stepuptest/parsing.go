@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stepupkit/stepup/stepuptest/internal/assert"
-	"github.com/stepupkit/stepup/stepuptest/internal/require"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
 )

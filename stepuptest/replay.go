@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stepupkit/stepup/stepuptest/internal/assert"
-	"github.com/stepupkit/stepup/stepuptest/internal/require"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
 )

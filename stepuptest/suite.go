@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stepupkit/stepup/stepuptest/internal/assert"
-	"github.com/stepupkit/stepup/stepuptest/internal/require"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/authsignal"
@@ -36,6 +36,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("replay spends at its route", func(t *testing.T) { runReplaySpend(t, a) })
 	t.Run("proof of the challenge", func(t *testing.T) { runProof(t, a) })
 	t.Run("two instances", func(t *testing.T) { runInstances(t, a) })
+	t.Run("unenrolled users", func(t *testing.T) { runUnenrolled(t, a) })
 }
 
 func runBrowserFlows(t *testing.T, a Adapter) {
@@ -195,6 +196,23 @@ func runDecisions(t *testing.T, a Adapter) {
 		resp := b.Do(http.MethodPost, "/block", Form, "x=1", nil)
 		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 		assert.Empty(t, env.Ledger.Runs("block"))
+	})
+	t.Run("refusals: a page for a browser, JSON for an API client, from every adapter", func(t *testing.T) {
+		env := NewEnv(t, a, Options{})
+		b := env.NewBrowser()
+		resp := b.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil)
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		assert.Contains(t, resp.Header.Get("Content-Type"), "text/html", "not logged in, browser")
+		assert.Contains(t, resp.Body, `id="stepup-message"`)
+		b.Login("alice")
+		resp = b.Do(http.MethodPost, "/block", Form, "x=1", nil)
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+		assert.Contains(t, resp.Header.Get("Content-Type"), "text/html", "blocked, browser")
+		assert.Contains(t, resp.Body, `id="stepup-message"`)
+		resp = b.Do(http.MethodPost, "/block", Form, "x=1", http.Header{"X-Requested-With": {"XMLHttpRequest"}})
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+		assert.Contains(t, resp.Header.Get("Content-Type"), "application/json", "blocked, API")
+		assert.Contains(t, resp.Body, `"error":"blocked"`)
 	})
 	t.Run("REVIEW_REQUIRED: 403 by default", func(t *testing.T) {
 		env := NewEnv(t, a, Options{})

@@ -37,8 +37,10 @@ type Config struct {
 	// BeforeFunc runs before the guard decides. Optional.
 	BeforeFunc middleware.BeforeFunc
 	// ErrorHandler receives every refusal as an *echo.HTTPError whose
-	// Internal is the *stepup.Error. Optional. Default: the refusal is
-	// returned to echo's HTTPErrorHandler.
+	// Internal is the *stepup.Error. Optional. Default: the guard answers
+	// it as it answers its own (stepup.Config.ErrorHandler, else a page
+	// for a browser and JSON for an API client, as net/http and the
+	// callback do) and echo's HTTPErrorHandler is not called.
 	ErrorHandler func(c echo.Context, err error) error
 }
 
@@ -94,7 +96,7 @@ func (t *table) serve(c echo.Context, next echo.HandlerFunc) error {
 	if !t.covered[path] {
 		if path == "" && len(t.covered) > 0 {
 			if reason := miswired(c, t.g); reason != "" {
-				return refusal(c, t.cfg, t.g.Misconfigured(c.Request(), reason))
+				return refusal(c, t.g, t.cfg, t.g.Misconfigured(c.Request(), reason))
 			}
 		}
 		return next(c)
@@ -103,7 +105,7 @@ func (t *table) serve(c echo.Context, next echo.HandlerFunc) error {
 		return enforce(c, t.g, rule, next, t.cfg)
 	}
 	if reason := miswired(c, t.g); reason != "" {
-		return refusal(c, t.cfg, t.g.Misconfigured(c.Request(), reason))
+		return refusal(c, t.g, t.cfg, t.g.Misconfigured(c.Request(), reason))
 	}
 	return next(c)
 }
@@ -319,19 +321,24 @@ func enforce(c echo.Context, g *stepup.Guard, rule stepup.Rule, next echo.Handle
 		nextErr = next(c)
 	})
 	if err := g.Enforce(c.Response(), req, rule, h); err != nil {
-		return refusal(c, cfg, err)
+		return refusal(c, g, cfg, err)
 	}
 	return nextErr
 }
 
-// refusal returns a refusal the echo way: through Config.ErrorHandler when
-// set, else to echo's HTTPErrorHandler.
-func refusal(c echo.Context, cfg Config, err error) error {
-	he := ToHTTPError(err)
+// refusal answers a refusal: through Config.ErrorHandler when set, else
+// written by the guard itself, so that a browser gets the same page from
+// echo as from net/http and from the callback.
+func refusal(c echo.Context, g *stepup.Guard, cfg Config, err error) error {
 	if cfg.ErrorHandler != nil {
-		return cfg.ErrorHandler(c, he)
+		return cfg.ErrorHandler(c, ToHTTPError(err))
 	}
-	return he
+	var se *stepup.Error
+	if !errors.As(err, &se) {
+		return ToHTTPError(err) // not a refusal of the guard's: echo's to answer
+	}
+	g.WriteError(c.Response(), c.Request(), se)
+	return nil
 }
 
 // ToHTTPError turns a refusal into an *echo.HTTPError carrying the public

@@ -189,7 +189,11 @@
 // which shows the token (in popup and window modes, see below, to
 // /challenge/done or /challenge/left, which hand over the result). A user with no authenticator (an enrol rule, or an
 // ALLOW action sent to the URL to enrol, as Authsignal's helpers do) first
-// gives an email address; verifying the code enrols it.
+// gives an email address; verifying the code enrols it and settles the
+// action, whatever its state was, as CHALLENGE_SUCCEEDED with
+// verificationMethod EMAIL_OTP: as with Authsignal, the token of the
+// redirect then validates like that of a passed challenge, and a guard
+// treats the enrolment as the step-up. Cancel enrols nothing.
 //
 // Stable element ids and names for browser tests:
 //

@@ -258,6 +258,46 @@ func TestPageEnrolmentFromAnAllowedAction(t *testing.T) {
 	assert.True(t, track(t, srv, "bob", "login", nil).IsEnrolled)
 }
 
+// As with Authsignal: an unenrolled user sent to the URL of an ALLOW action
+// enrols on the pre-built UI, and the action then validates as a passed
+// challenge, with the method just enrolled; leaving the page enrols nothing
+// and validates nothing.
+func TestPageEnrolmentFromAnAllowedActionValidatesAsAChallenge(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules)})
+	got := track(t, srv, "newbie", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb?park=p1", "idempotencyKey": "p1"})
+	require.Equal(t, "ALLOW", got.State, "no factor to challenge with")
+	require.False(t, got.IsEnrolled)
+	before := validate(t, srv, map[string]any{"token": got.Token, "userId": "newbie", "action": "changeEmail"})
+	assert.Equal(t, false, before["isValid"], "nothing verified yet")
+	assert.Equal(t, "ALLOW", before["state"])
+
+	loc, err := srv.CompleteChallenge(ctx(t), got.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "https://app.example/cb", loc.Scheme+"://"+loc.Host+loc.Path, "back to the redirectUrl")
+	assert.Equal(t, "p1", loc.Query().Get("park"))
+	token := loc.Query().Get("token")
+	require.NotEqual(t, got.Token, token, "a fresh token")
+	v := validate(t, srv, map[string]any{"token": token, "userId": "newbie", "action": "changeEmail"})
+	assert.Equal(t, true, v["isValid"])
+	assert.Equal(t, "CHALLENGE_SUCCEEDED", v["state"])
+	assert.Equal(t, "EMAIL_OTP", v["verificationMethod"])
+	assert.Equal(t, "p1", v["idempotencyKey"])
+	_, user := call(t, srv, http.MethodGet, "/v1/users/newbie", nil)
+	assert.Equal(t, true, user["isEnrolled"])
+
+	t.Run("left unfinished", func(t *testing.T) {
+		got := track(t, srv, "later", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb"})
+		require.Equal(t, "ALLOW", got.State)
+		loc, err := srv.CancelChallenge(ctx(t), got.URL)
+		require.NoError(t, err)
+		v := validate(t, srv, map[string]any{"token": loc.Query().Get("token")})
+		assert.Equal(t, false, v["isValid"])
+		assert.Equal(t, "ALLOW", v["state"], "the state stays as it was")
+		_, user := call(t, srv, http.MethodGet, "/v1/users/later", nil)
+		assert.Equal(t, false, user["isEnrolled"])
+	})
+}
+
 func TestPageDoneWithoutRedirect(t *testing.T) {
 	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
 	got := track(t, srv, "alice", "changeEmail", nil)

@@ -101,7 +101,7 @@ func newGuard(addr string, getenv func(string) string, cfg stepup.Config) (*step
 	return guard, guard.CheckProvider(context.Background())
 }
 
-// The README's echo quick start shows the rest of this file.
+// docs/quickstarts.md shows the rest of this file.
 
 func newApp(addr string, getenv func(string) string) (http.Handler, error) {
 	guard, err := newGuard(addr, getenv, stepup.Config{

@@ -88,7 +88,7 @@ func newGuard(addr string, getenv func(string) string, cfg stepup.Config) (*step
 	return guard, guard.CheckProvider(context.Background())
 }
 
-// The README's policy file quick start shows the rest of this file.
+// docs/quickstarts.md shows the rest of this file.
 
 //go:embed policies.yaml
 var policiesYAML []byte

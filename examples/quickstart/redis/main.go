@@ -93,7 +93,7 @@ func newGuard(addr string, getenv func(string) string, cfg stepup.Config) (*step
 	return guard, guard.CheckProvider(context.Background())
 }
 
-// The README's Redis quick start shows the rest of this file.
+// docs/quickstarts.md shows the rest of this file.
 
 func newApp(addr string, getenv func(string) string) (http.Handler, error) {
 	opts, err := redis.ParseURL(cmp.Or(getenv("REDIS_URL"), "redis://127.0.0.1:6379/0"))
