@@ -38,7 +38,7 @@ import (
 // no-referrer, since the URL holds a token. Refusals say what happened in
 // plain words and never why a token failed.
 func (g *Guard) Callback(root http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return &callbackHandler{g: g, serve: func(w http.ResponseWriter, r *http.Request) {
 		noStore := []string{"no-store", "no-referrer"} // one allocation for both values
 		w.Header()["Cache-Control"], w.Header()["Referrer-Policy"] = noStore[:1:1], noStore[1:]
 		if r.Method != http.MethodGet {
@@ -55,7 +55,7 @@ func (g *Guard) Callback(root http.Handler) http.Handler {
 			g.retryAfter(w, e)
 			g.writeError(w, r, e)
 		}
-	})
+	}}
 }
 
 // serveCallback resumes the parked request or returns the refusal. It

@@ -109,9 +109,12 @@ func newApp(addr string, getenv func(string) string) (http.Handler, error) {
 	}
 	var transfers atomic.Int64
 	engine := gin.New()
-	engine.Use(stepupgin.PreserveBody(guard))       // first: keep the exact body, though CSRF may read the form
-	engine.Use(logPaths)                            // your authentication and CSRF go here too, before the guard
-	engine.Use(stepupgin.Middleware(guard, engine)) // before the routes: gin gives a route only earlier middleware
+	engine.Use(stepupgin.PreserveBody(guard)) // first: keep the exact body, though CSRF may read the form
+	engine.Use(logPaths)                      // your authentication and CSRF go here too, before the guard
+	// The guard, before the routes: gin gives a route only earlier middleware (Use refuses to come later).
+	if err := stepupgin.Use(guard, engine); err != nil {
+		return nil, err
+	}
 	engine.GET("/", func(c *gin.Context) { home(c.Writer, c.Request, "/accounts/1/transfer", transfers.Load()) })
 	engine.POST("/accounts/:id/transfer", func(c *gin.Context) {
 		v, _ := stepup.VerificationFrom(c.Request.Context())
