@@ -27,6 +27,11 @@
 //     header.
 //   - Authsignal down, slow or answering garbage: 503 with Retry-After
 //     (fail closed), unless the policy says FailOpen.
+//   - A secret key Authsignal refuses, or a challenge URL outside
+//     Config.ChallengeOrigins: a configuration error, not an outage: 500
+//     (ErrMisconfigured, FailOpen or not), logged with what to fix.
+//     Guard.CheckProvider finds a refused key or an unreachable provider at
+//     start-up.
 //
 // # Quick start (net/http)
 //

@@ -53,8 +53,11 @@ var (
 	ErrInternal = errors.New("stepup: internal error")
 	// ErrMisconfigured: the guard is wired so that it cannot tell which
 	// route a request reached (in front of something other than the
-	// router, in echo's Pre chain, after a method override). It fails
-	// closed with a 500 and logs how to fix the wiring.
+	// router, in echo's Pre chain, after a method override), or its
+	// provider is configured so that no retry can work (a secret key
+	// Authsignal refuses, a challenge URL outside Config.ChallengeOrigins).
+	// It fails closed with a 500, even for a FailOpen policy, and logs how
+	// to fix the configuration.
 	ErrMisconfigured = errors.New("stepup: guard misconfigured")
 	// ErrReplayNotReached: a verified request replayed by the callback was
 	// answered before it reached the guard at its protected route (a

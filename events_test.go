@@ -88,16 +88,19 @@ func TestRefusalsReachTheDefaultLoggerWithoutLogger(t *testing.T) {
 
 // The classic first-run mistake: the emulator (or a custom Authsignal
 // host) missing from ChallengeOrigins. Every challenge fails closed with
-// a 503, and the log line names the setting and the origin to add.
+// a 500 misconfigured (no retry helps), and the log line names the setting
+// and the origin to add.
 func TestChallengeOriginMistakeIsLoggedWithTheFix(t *testing.T) {
 	logs := useDefaultLogger(t)
 	env := stepuptest.NewEnv(t, serveMux, stepuptest.Options{Config: func(c *stepup.Config) { c.ChallengeOrigins = nil }})
 	b := env.NewBrowser()
 	b.Login("alice")
 	resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.Empty(t, resp.Header.Get("Retry-After"))
 	out := logs.String()
 	assert.Contains(t, out, `"level":"ERROR"`)
+	assert.Contains(t, out, `"reason":"misconfigured"`)
 	assert.Contains(t, out, "Config.ChallengeOrigins")
 	assert.Contains(t, out, env.Emulator.URL, "the origin to add")
 	assert.NotContains(t, out, "token=", "the challenge URL itself holds a token")

@@ -2,6 +2,7 @@ package stepup_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -190,4 +191,26 @@ func ExampleWithUnenrolled() {
 	// 403
 	// 303 true
 	// 200 done
+}
+
+// An application checks at start-up that the guard can talk to Authsignal:
+// here the key is not the one the (emulated) tenant expects.
+func ExampleGuard_CheckProvider() {
+	emu, err := emulator.New(emulator.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer emu.Close()
+	guard, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("not-the-tenant's-key", authsignal.WithBaseURL(emu.APIURL())),
+		CookieKeys:  [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
+		UserID:      func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL: "https://app.example/stepup/callback",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = guard.CheckProvider(context.Background())
+	fmt.Println(errors.Is(err, stepup.ErrMisconfigured))
+	// Output: true
 }

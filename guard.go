@@ -156,7 +156,9 @@ type Config struct {
 	ReviewStatus int
 	// ChallengeOrigins lists where the guard may send a browser for a
 	// challenge: "scheme://host[:port]", with an optional "*." host prefix.
-	// A challenge URL elsewhere is treated as a provider failure. Optional.
+	// A challenge URL elsewhere is a configuration error: the request is
+	// refused with a 500 wrapping ErrMisconfigured (fail-open policies
+	// included), and the log names the origin to add. Optional.
 	// Default "https://authsignal.com" and "https://*.authsignal.com". Set
 	// it to the emulator's URL in development.
 	ChallengeOrigins []string

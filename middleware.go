@@ -335,6 +335,9 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		_ = g.limiter.Release(ctx, slot) // no challenge was opened; a slot not given back expires
 	}
 	if err != nil {
+		if e := g.misconfiguredProvider(err); e != nil {
+			return e
+		}
 		if rl.FailOpen {
 			ev.Err = err
 			g.emit(ctx, *ev, EventFailOpen, "provider failed; policy fails open")

@@ -132,7 +132,7 @@ func (g *Guard) checkChallenge(resp *authsignal.TrackResponse, parkID string) er
 		return errors.New("track answered with another idempotency key")
 	}
 	u, err := url.Parse(resp.URL)
-	if err != nil || resp.URL == "" || u.User != nil || u.Host == "" {
+	if err != nil || resp.URL == "" || u.User != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return errors.New("challenge URL missing or malformed")
 	}
 	for _, c := range resp.URL {
@@ -145,8 +145,7 @@ func (g *Guard) checkChallenge(resp *authsignal.TrackResponse, parkID string) er
 			return nil
 		}
 	}
-	return fmt.Errorf("the challenge URL's origin %s://%s is not in Config.ChallengeOrigins %q; add it there if it is your Authsignal (or emulator) host",
-		u.Scheme, u.Host, g.cfg.ChallengeOrigins)
+	return &originError{scheme: u.Scheme, host: u.Host}
 }
 
 // origin is an allowed challenge origin.

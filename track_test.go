@@ -19,34 +19,36 @@ import (
 func TestChallengeURLOnlyOnAnAllowedOrigin(t *testing.T) {
 	// stepuptest covers a foreign host and credentials in the URL; these
 	// are the near misses of the default origins, https://authsignal.com
-	// and https://*.authsignal.com.
+	// and https://*.authsignal.com. A well-formed http(s) URL elsewhere is
+	// the configuration's mistake (500 misconfigured: no retry helps); a
+	// malformed one the provider's (503 with Retry-After). Both fail closed.
 	tests := []struct {
-		url   string
-		allow bool
+		url    string
+		expect int // 303: sent there
 	}{
-		{"https://authsignal.com/challenge?t=1", true},
-		{"https://eu.authsignal.com/challenge?t=1", true},
-		{"https://a.b.authsignal.com/challenge", true},
-		{"https://EU.AuthSignal.COM/challenge", true},
-		{"http://eu.authsignal.com/challenge", false},
-		{"https://eu.authsignal.com:8443/challenge", false},
-		{"https://authsignal.com.evil.example/challenge", false},
-		{"https://evilauthsignal.com/challenge", false},
-		{"https://.authsignal.com/challenge", false},
-		{"https://evil.example/.authsignal.com", false},
-		{"https://evil.example?.authsignal.com", false},
-		{"https://evil.example#.authsignal.com", false},
-		{"https://evil.example\\.authsignal.com/", false},
-		{"https://eu.authsignal.com@evil.example/", false},
-		{"//eu.authsignal.com/challenge", false},
-		{"/challenge", false},
-		{"javascript://eu.authsignal.com/%0aalert(1)", false},
-		{"https://eu.authsignal.com/challenge\r\nSet-Cookie: a=b", false},
-		{"https://eu.authsignal.com/challenge\x00", false},
-		{"https://eu.authsignal.com/challenge?t=a b", false},
-		{"https://eu.authsignal.com/challenge?t=a\tb", false},
-		{"https://eu.authsignal.com/challenge?t=a\x7fb", false},
-		{"https://eu.authsignal.com/challenge?t=a~b!", true},
+		{"https://authsignal.com/challenge?t=1", http.StatusSeeOther},
+		{"https://eu.authsignal.com/challenge?t=1", http.StatusSeeOther},
+		{"https://a.b.authsignal.com/challenge", http.StatusSeeOther},
+		{"https://EU.AuthSignal.COM/challenge", http.StatusSeeOther},
+		{"http://eu.authsignal.com/challenge", http.StatusInternalServerError},
+		{"https://eu.authsignal.com:8443/challenge", http.StatusInternalServerError},
+		{"https://authsignal.com.evil.example/challenge", http.StatusInternalServerError},
+		{"https://evilauthsignal.com/challenge", http.StatusInternalServerError},
+		{"https://.authsignal.com/challenge", http.StatusInternalServerError},
+		{"https://evil.example/.authsignal.com", http.StatusInternalServerError},
+		{"https://evil.example?.authsignal.com", http.StatusInternalServerError},
+		{"https://evil.example#.authsignal.com", http.StatusInternalServerError},
+		{"https://evil.example\\.authsignal.com/", http.StatusServiceUnavailable},
+		{"https://eu.authsignal.com@evil.example/", http.StatusServiceUnavailable},
+		{"//eu.authsignal.com/challenge", http.StatusServiceUnavailable},
+		{"/challenge", http.StatusServiceUnavailable},
+		{"javascript://eu.authsignal.com/%0aalert(1)", http.StatusServiceUnavailable},
+		{"https://eu.authsignal.com/challenge\r\nSet-Cookie: a=b", http.StatusServiceUnavailable},
+		{"https://eu.authsignal.com/challenge\x00", http.StatusServiceUnavailable},
+		{"https://eu.authsignal.com/challenge?t=a b", http.StatusServiceUnavailable},
+		{"https://eu.authsignal.com/challenge?t=a\tb", http.StatusServiceUnavailable},
+		{"https://eu.authsignal.com/challenge?t=a\x7fb", http.StatusServiceUnavailable},
+		{"https://eu.authsignal.com/challenge?t=a~b!", http.StatusSeeOther},
 	}
 	for _, tc := range tests {
 		t.Run(tc.url, func(t *testing.T) {
@@ -58,19 +60,19 @@ func TestChallengeURLOnlyOnAnAllowedOrigin(t *testing.T) {
 			b := env.NewBrowser()
 			b.Login("alice")
 			resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)
-			if tc.allow {
-				require.Equal(t, http.StatusSeeOther, resp.StatusCode, resp.Body)
-				assert.Equal(t, tc.url, resp.Header.Get("Location"))
-			} else {
-				assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "fails closed")
-				assert.Empty(t, resp.Header.Get("Location"))
-			}
+			require.Equal(t, tc.expect, resp.StatusCode, resp.Body)
 			api := b.API(http.MethodPost, "/api/transfer", `{"amount": 5000}`, nil)
-			if tc.allow {
+			if tc.expect == http.StatusSeeOther {
+				assert.Equal(t, tc.url, resp.Header.Get("Location"))
 				assert.Equal(t, http.StatusUnauthorized, api.StatusCode)
 			} else {
-				assert.Equal(t, http.StatusServiceUnavailable, api.StatusCode)
+				assert.Empty(t, resp.Header.Get("Location"), "fails closed")
+				assert.Equal(t, tc.expect, api.StatusCode)
 				assert.NotContains(t, api.Body, "evil", "the URL is not handed to API clients either")
+			}
+			if tc.expect == http.StatusInternalServerError {
+				assert.Empty(t, resp.Header.Get("Retry-After"), "a configuration error is not worth retrying")
+				assert.Contains(t, api.Body, `"misconfigured"`)
 			}
 			assert.Empty(t, env.Ledger.Runs(""))
 		})

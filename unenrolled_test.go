@@ -99,8 +99,8 @@ func TestRequireWithUnenrolled(t *testing.T) {
 }
 
 // The URL an unenrolled user is sent to enrol at is a challenge URL: on a
-// host outside ChallengeOrigins, or for another idempotency key, it is a
-// provider failure (503), which only FailOpen lets through, as for any
+// host outside ChallengeOrigins it is a configuration error (500
+// misconfigured), which not even FailOpen lets through, as for any
 // challenge. Deny and allow never send anyone there.
 func TestUnenrolledEnrolURLIsCheckedLikeAChallenge(t *testing.T) {
 	tests := []struct {
@@ -111,8 +111,8 @@ func TestUnenrolledEnrolURLIsCheckedLikeAChallenge(t *testing.T) {
 		expectHow  string
 		expectSent bool
 	}{
-		{"enroll: refused, fails closed", stepup.UnenrolledEnroll, false, http.StatusServiceUnavailable, "", false},
-		{"enroll with FailOpen: the provider failed, the policy fails open", stepup.UnenrolledEnroll, true, http.StatusOK, "fail_open", false},
+		{"enroll: refused, fails closed", stepup.UnenrolledEnroll, false, http.StatusInternalServerError, "", false},
+		{"enroll with FailOpen: misconfigured, fails closed all the same", stepup.UnenrolledEnroll, true, http.StatusInternalServerError, "", false},
 		{"deny: the URL plays no part", stepup.UnenrolledDeny, false, http.StatusForbidden, "", false},
 		{"allow: the URL plays no part", stepup.UnenrolledAllow, false, http.StatusOK, "unenrolled", false},
 	}

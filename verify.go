@@ -125,6 +125,9 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 	vr, err := g.cfg.Provider.Validate(ctx, authsignal.ValidateRequest{Token: token, UserID: user, Action: action})
 	cancel()
 	if err != nil {
+		if e := g.misconfiguredProvider(err); e != nil {
+			return nil, e
+		}
 		return nil, providerError(err)
 	}
 	if vr == nil || !vr.IsValid || vr.State != authsignal.StateChallengeSucceeded ||

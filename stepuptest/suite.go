@@ -273,15 +273,19 @@ func runDecisions(t *testing.T, a Adapter) {
 		assert.Equal(t, `{"a":1}`, string(runs[0].Body))
 	})
 
+	// A challenge URL on an origin Config.ChallengeOrigins does not list is
+	// the configuration's mistake (500 misconfigured); the rest are the
+	// provider's (503). Both fail closed.
 	badURLs := []struct {
 		name   string
 		mutate func(*authsignal.TrackResponse)
+		expect int
 	}{
-		{"missing challenge URL", func(r *authsignal.TrackResponse) { r.URL = "" }},
-		{"challenge URL on another host", func(r *authsignal.TrackResponse) { r.URL = "https://evil.example/challenge?x=1" }},
-		{"challenge URL with credentials", func(r *authsignal.TrackResponse) { r.URL = strings.Replace(r.URL, "http://", "http://u:p@", 1) }},
-		{"another idempotency key", func(r *authsignal.TrackResponse) { r.IdempotencyKey = "other" }},
-		{"unknown state", func(r *authsignal.TrackResponse) { r.State = "MAYBE" }},
+		{"missing challenge URL", func(r *authsignal.TrackResponse) { r.URL = "" }, http.StatusServiceUnavailable},
+		{"challenge URL on another host", func(r *authsignal.TrackResponse) { r.URL = "https://evil.example/challenge?x=1" }, http.StatusInternalServerError},
+		{"challenge URL with credentials", func(r *authsignal.TrackResponse) { r.URL = strings.Replace(r.URL, "http://", "http://u:p@", 1) }, http.StatusServiceUnavailable},
+		{"another idempotency key", func(r *authsignal.TrackResponse) { r.IdempotencyKey = "other" }, http.StatusServiceUnavailable},
+		{"unknown state", func(r *authsignal.TrackResponse) { r.State = "MAYBE" }, http.StatusServiceUnavailable},
 	}
 	for _, tc := range badURLs {
 		t.Run(tc.name+": fail closed", func(t *testing.T) {
@@ -291,7 +295,7 @@ func runDecisions(t *testing.T, a Adapter) {
 			b := env.NewBrowser()
 			b.Login("alice")
 			resp := b.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil)
-			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+			assert.Equal(t, tc.expect, resp.StatusCode)
 			assert.Empty(t, resp.Header.Get("Location"))
 			assert.Empty(t, env.Ledger.Runs("transfer"))
 		})

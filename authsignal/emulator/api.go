@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -280,6 +281,11 @@ var trackFields = []string{"redirectUrl", "redirectToSettings", "email", "phoneN
 	"crypto",       // Go SDK v2
 }
 
+// notEnrolledWhy is logged when a challenge becomes ALLOW because the user
+// has no authenticator.
+const notEnrolledWhy = "CHALLENGE_REQUIRED became ALLOW: user not enrolled " +
+	"(enrol: true on the rule, Config.AutoEnroll or the emulator command's default dev mode challenges such users)"
+
 type trackResponse struct {
 	State                       string   `json:"state"`
 	IdempotencyKey              string   `json:"idempotencyKey"`
@@ -322,8 +328,10 @@ func (e *Emulator) track(w http.ResponseWriter, r *http.Request, userID, action 
 			_, seen := u.seen[field+"\x00"+value]
 			return seen
 		})
+		why := ""
 		if state == StateChallengeRequired && !e.enrolled(u) && !enrol {
 			state = StateAllow // Authsignal lets unenrolled users through unless a rule says otherwise
+			why = " why=" + strconv.Quote(notEnrolledWhy)
 		}
 		now := e.now()
 		rec = &actionRecord{key: k, state: state, ruleIDs: ruleIDs, req: req, enrol: enrol, createdAt: now, updatedAt: now}
@@ -331,7 +339,7 @@ func (e *Emulator) track(w http.ResponseWriter, r *http.Request, userID, action 
 		if state == StateAllow {
 			u.markSeen(&req)
 		}
-		e.logf("emulator: track user=%q action=%q state=%s rules=%v", userID, action, state, ruleIDs)
+		e.logf("emulator: track user=%q action=%q state=%s rules=%v%s", userID, action, state, ruleIDs, why)
 	}
 	u := e.users[userID]
 	methods := e.methodsOf(u)

@@ -17,6 +17,16 @@
 // http.Handler to mount at the root of a server of your own. The program
 // cmd/authsignal-emulator runs it standalone.
 //
+// The zero Config is faithful to a tenant without rules: every action is
+// ALLOW, and a challenge for a user without an authenticator becomes ALLOW.
+// Development mode, the default of cmd/authsignal-emulator, challenges:
+//
+//	emulator.Config{AutoEnroll: true, ChallengeByDefault: true, DevMode: true}
+//
+// enrols every user with email OTP on first sight and makes every action
+// that no rule decides CHALLENGE_REQUIRED. When a challenge does become ALLOW
+// for a user who is not enrolled, the track's log line says so (why="…").
+//
 // # API
 //
 // Every path except the hosted page requires HTTP Basic auth with the secret

@@ -42,8 +42,10 @@ const (
 	maxSeenPerUser    = 1000
 )
 
-// Config configures an Emulator. The zero value is usable: every action is
-// allowed and no user is enrolled.
+// Config configures an Emulator. The zero value is usable and faithful to a
+// tenant without rules: every action is allowed and no user is enrolled.
+// AutoEnroll with ChallengeByDefault is the development mode, in which every
+// action is challenged.
 type Config struct {
 	// Secret is the API secret key: the Basic auth user name (with an empty
 	// password) and the HS256 key of the tokens. Optional. Default
@@ -60,6 +62,15 @@ type Config struct {
 
 	// AutoEnroll treats every user as enrolled with EMAIL_OTP. Optional.
 	AutoEnroll bool
+
+	// ChallengeByDefault makes CHALLENGE_REQUIRED the state of an action that
+	// nothing else decides: every action when Rules is nil, and otherwise an
+	// action for which no rule matches and neither its Default nor
+	// Rules.DefaultState names a state. Optional. Default false: such actions
+	// are ALLOW, as with a real tenant without rules. With AutoEnroll it is
+	// the development mode of cmd/authsignal-emulator: every action of every
+	// user is challenged until a rules file says otherwise.
+	ChallengeByDefault bool
 
 	// DevMode shows the one-time code on the hosted page (element #dev-code)
 	// and lets Logf print it. Optional. Tests read Outbox instead.
@@ -245,7 +256,11 @@ func NewHandler(cfg Config) (*Emulator, error) {
 		return nil, err
 	}
 	cfg.AppOrigins = origins
-	rs, err := compileRules(cfg.Rules)
+	fallback := StateAllow
+	if cfg.ChallengeByDefault {
+		fallback = StateChallengeRequired
+	}
+	rs, err := compileRulesWithDefault(cfg.Rules, fallback)
 	if err != nil {
 		return nil, err
 	}

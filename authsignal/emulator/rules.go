@@ -19,7 +19,7 @@ import (
 // action. See the package documentation for the file format.
 type Rules struct {
 	// DefaultState is the state of actions not listed in Actions.
-	// Default ALLOW.
+	// Default ALLOW (CHALLENGE_REQUIRED with Config.ChallengeByDefault).
 	DefaultState string `yaml:"defaultState,omitempty" json:"defaultState,omitempty"`
 	// Actions maps action codes to their rules.
 	Actions map[string]ActionRules `yaml:"actions,omitempty" json:"actions,omitempty"`
@@ -176,8 +176,12 @@ func ruleState(s string) (string, bool) {
 	return "", false
 }
 
-func compileRules(r *Rules) (*ruleSet, error) {
-	rs := &ruleSet{defaultState: StateAllow, actions: map[string]*actionSet{}}
+func compileRules(r *Rules) (*ruleSet, error) { return compileRulesWithDefault(r, StateAllow) }
+
+// compileRulesWithDefault compiles r with fallback as the state of an action
+// that no rule, action default or Rules.DefaultState decides.
+func compileRulesWithDefault(r *Rules, fallback string) (*ruleSet, error) {
+	rs := &ruleSet{defaultState: fallback, actions: map[string]*actionSet{}}
 	if r == nil {
 		return rs, nil
 	}

@@ -1,8 +1,10 @@
 package emulator_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -139,3 +141,74 @@ func TestRuleOperators(t *testing.T) {
 }
 
 func custom(k string, v any) map[string]any { return map[string]any{"custom": map[string]any{k: v}} }
+
+func TestChallengeByDefault(t *testing.T) {
+	tests := []struct {
+		name   string
+		given  string // rules file; "" = no rules
+		action string
+		expect string // state with ChallengeByDefault
+		zero   string // state with the zero Config's ALLOW fallback
+	}{
+		{"no rules: every action", ``, "anything", "CHALLENGE_REQUIRED", "ALLOW"},
+		{"an action the rules do not list", `actions: {a: {default: BLOCK}}`, "other", "CHALLENGE_REQUIRED", "ALLOW"},
+		{"a listed action whose rules do not match", `actions: {a: {rules: [{id: r, when: {field: custom.x, op: exists}, state: BLOCK}]}}`, "a", "CHALLENGE_REQUIRED", "ALLOW"},
+		{"a matching rule wins", `actions: {a: {rules: [{id: r, state: BLOCK}]}}`, "a", "BLOCK", "BLOCK"},
+		{"the action's default wins", `actions: {a: {default: ALLOW}}`, "a", "ALLOW", "ALLOW"},
+		{"the file's defaultState wins", `defaultState: ALLOW`, "anything", "ALLOW", "ALLOW"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rules *emulator.Rules
+			if tt.given != "" {
+				rules = mustRules(t, tt.given)
+			}
+			dev := start(t, emulator.Config{Rules: rules, AutoEnroll: true, ChallengeByDefault: true})
+			assert.Equal(t, tt.expect, track(t, dev, "u", tt.action, nil).State)
+			faithful := start(t, emulator.Config{Rules: rules, AutoEnroll: true})
+			assert.Equal(t, tt.zero, track(t, faithful, "u", tt.action, nil).State)
+		})
+	}
+}
+
+func TestDevModeChallengesAUserOnFirstSight(t *testing.T) {
+	srv := start(t, emulator.Config{AutoEnroll: true, ChallengeByDefault: true})
+	got := track(t, srv, "never-seen", "transfer", nil)
+	assert.Equal(t, "CHALLENGE_REQUIRED", got.State)
+	assert.True(t, got.IsEnrolled)
+	assert.Equal(t, []string{"EMAIL_OTP"}, got.EnrolledVerificationMethods)
+}
+
+func TestChallengeByDefaultLeavesUnenrolledUsersAllowed(t *testing.T) {
+	var lines []string
+	var mu sync.Mutex
+	srv := start(t, emulator.Config{ChallengeByDefault: true, Logf: func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+	}})
+	got := track(t, srv, "bob", "transfer", nil)
+	assert.Equal(t, "ALLOW", got.State, "Authsignal lets a user without an authenticator through")
+	assert.False(t, got.IsEnrolled)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, lines, 1)
+	assert.Contains(t, lines[0], `state=ALLOW`)
+	assert.Contains(t, lines[0], `why="CHALLENGE_REQUIRED became ALLOW: user not enrolled`, "the log says why the challenge became ALLOW")
+}
+
+func TestTrackLogSaysNothingExtraWhenNotDowngraded(t *testing.T) {
+	var lines []string
+	var mu sync.Mutex
+	srv := start(t, emulator.Config{AutoEnroll: true, ChallengeByDefault: true, Logf: func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+	}})
+	track(t, srv, "alice", "transfer", nil)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, lines, 1)
+	assert.Equal(t, `emulator: track user="alice" action="transfer" state=CHALLENGE_REQUIRED rules=[]`, lines[0])
+}

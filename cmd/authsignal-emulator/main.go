@@ -5,8 +5,16 @@
 // Usage:
 //
 //	authsignal-emulator [-addr 127.0.0.1:8787] [-secret KEY] [-rules rules.yaml]
-//	                    [-dev=true] [-public-url URL] [-auto-enroll] [-user id:email]...
-//	                    [-app-origin http://127.0.0.1:8080]...
+//	                    [-faithful] [-dev=true] [-public-url URL] [-auto-enroll]
+//	                    [-user id:email]... [-app-origin http://127.0.0.1:8080]...
+//
+// By default it runs in development mode, so that an application wired to it
+// sees a challenge at once: every user is enrolled with email OTP on first
+// sight, and without a rules file every action is CHALLENGE_REQUIRED (a rules
+// file decides which are). -faithful behaves as an Authsignal tenant does:
+// without rules every action is ALLOW, and a challenge for a user with no
+// authenticator becomes ALLOW (the log says why), unless the user was
+// enrolled with -user or -auto-enroll is given.
 //
 // The secret defaults to $AUTHSIGNAL_SECRET, else "emulator-secret". Point
 // the client at the printed API URL:
@@ -76,6 +84,30 @@ func (o *origins) Set(s string) error {
 	return nil
 }
 
+// modeNote is the banner's line about enrolment.
+func modeNote(faithful, autoEnroll bool) string {
+	switch {
+	case !faithful:
+		return "development: every user is enrolled with email OTP on first sight (-faithful to behave as Authsignal does)"
+	case autoEnroll:
+		return "faithful, with every user enrolled with email OTP (-auto-enroll)"
+	}
+	return "faithful: only -user users are enrolled; a challenge for anyone else becomes ALLOW, as with Authsignal"
+}
+
+// rulesNote is the banner's line about the rules.
+func rulesNote(path string, faithful bool) string {
+	switch {
+	case path == "" && faithful:
+		return "none: every action ALLOW"
+	case path == "":
+		return "none: every action CHALLENGE_REQUIRED (-rules FILE decides which)"
+	case faithful:
+		return path
+	}
+	return path + " (an action it does not decide is CHALLENGE_REQUIRED)"
+}
+
 // run parses args, serves until ctx is done, then shuts down gracefully.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("authsignal-emulator", flag.ContinueOnError)
@@ -83,10 +115,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var (
 		addr       = fs.String("addr", "127.0.0.1:8787", "listen address")
 		secret     = fs.String("secret", "", `API secret key (default $AUTHSIGNAL_SECRET, else "emulator-secret")`)
-		rulesPath  = fs.String("rules", "", "rules file (YAML or JSON); default: every action ALLOW")
+		rulesPath  = fs.String("rules", "", "rules file (YAML or JSON); default: every action CHALLENGE_REQUIRED (ALLOW with -faithful)")
+		faithful   = fs.Bool("faithful", false, "behave as an Authsignal tenant: no rules means ALLOW, and users are not enrolled on first sight")
 		dev        = fs.Bool("dev", true, "show one-time codes on the hosted page and in the log")
 		publicURL  = fs.String("public-url", "", "base URL of the challenge links (default http://<listen address>)")
-		autoEnroll = fs.Bool("auto-enroll", false, "treat every user as enrolled with email OTP")
+		autoEnroll = fs.Bool("auto-enroll", false, "treat every user as enrolled with email OTP (always so without -faithful)")
 		us         users
 		apps       origins
 	)
@@ -125,14 +158,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := log.New(stderr, "", log.LstdFlags)
 	e, err := emulator.NewHandler(emulator.Config{
-		Secret:     *secret,
-		Rules:      rules,
-		Users:      us,
-		AutoEnroll: *autoEnroll,
-		DevMode:    *dev,
-		PublicURL:  base,
-		AppOrigins: apps,
-		Logf:       logger.Printf,
+		Secret:             *secret,
+		Rules:              rules,
+		Users:              us,
+		AutoEnroll:         *autoEnroll || !*faithful,
+		ChallengeByDefault: !*faithful,
+		DevMode:            *dev,
+		PublicURL:          base,
+		AppOrigins:         apps,
+		Logf:               logger.Printf,
 	})
 	if err != nil {
 		return err
@@ -146,12 +180,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "authsignal-emulator listening on %s\n", ln.Addr())
 	fmt.Fprintf(stdout, "  API base URL: %s/v1\n", base)
 	fmt.Fprintf(stdout, "  secret key:   %s\n", secretNote)
-	rulesNote := *rulesPath
-	if rulesNote == "" {
-		rulesNote = "none (every action ALLOW)"
+	fmt.Fprintf(stdout, "  mode:         %s\n", modeNote(*faithful, *autoEnroll))
+	fmt.Fprintf(stdout, "  rules:        %s\n", rulesNote(*rulesPath, *faithful))
+	codes := "shown on the hosted page and in this log (-dev=false hides them)"
+	if !*dev {
+		codes = "hidden (read them through /v1/__emulator/outbox)"
 	}
-	fmt.Fprintf(stdout, "  rules:        %s\n", rulesNote)
-	fmt.Fprintf(stdout, "  dev mode:     %v\n", *dev)
+	fmt.Fprintf(stdout, "  codes:        %s\n", codes)
 	framing := "none (popup mode off; window and redirect modes work)"
 	if len(apps) > 0 {
 		framing = apps.String()

@@ -147,3 +147,65 @@ func TestRunAppOriginMayFrameThePage(t *testing.T) {
 	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "frame-ancestors http://127.0.0.1:8080 http://localhost:3000;")
 	assert.Empty(t, resp.Header.Get("X-Frame-Options"))
 }
+
+func TestRunDefaultsToDevModeThatChallenges(t *testing.T) {
+	api, stdout, _, stop := startRun(t, []string{"-addr", "127.0.0.1:0"}, env(nil))
+	defer stop()
+	assert.Contains(t, stdout.String(), "mode:         development: every user is enrolled with email OTP on first sight")
+	assert.Contains(t, stdout.String(), "rules:        none: every action CHALLENGE_REQUIRED")
+
+	status, body := post(t, api+"/users/someone-new/actions/anything", emulatorSecret, `{}`)
+	require.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, `"state":"CHALLENGE_REQUIRED"`, "no rules file: every action is challenged")
+	assert.Contains(t, body, `"isEnrolled":true`, "a user is enrolled on first sight")
+	assert.Contains(t, body, `"enrolledVerificationMethods":["EMAIL_OTP"]`)
+}
+
+func TestRunDevModeRulesStillDecide(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(rules, []byte("actions: {small: {default: ALLOW}}\n"), 0o600))
+	api, stdout, _, stop := startRun(t, []string{"-addr", "127.0.0.1:0", "-rules", rules}, env(nil))
+	defer stop()
+	assert.Contains(t, stdout.String(), "(an action it does not decide is CHALLENGE_REQUIRED)")
+	_, body := post(t, api+"/users/u/actions/small", emulatorSecret, `{}`)
+	assert.Contains(t, body, `"state":"ALLOW"`)
+	_, body = post(t, api+"/users/u/actions/other", emulatorSecret, `{}`)
+	assert.Contains(t, body, `"state":"CHALLENGE_REQUIRED"`)
+}
+
+func TestRunFaithfulBehavesAsATenant(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(rules, []byte("actions: {transfer: {rules: [{id: large-transfer, state: CHALLENGE_REQUIRED}]}}\n"), 0o600))
+	tests := []struct {
+		name       string
+		args       []string
+		expectMode string
+		expectRule string
+		action     string
+		expect     string // in the track's answer
+		expectLog  string // in the log; "" = not checked
+	}{
+		{"without rules every action is allowed", []string{"-faithful"},
+			"faithful: only -user users are enrolled", "none: every action ALLOW", "anything", `"state":"ALLOW"`, ""},
+		{"a challenge for an unenrolled user is allowed, and the log says why", []string{"-faithful", "-rules", rules},
+			"faithful: only -user users are enrolled", rules + "\n", "transfer", `"state":"ALLOW"`,
+			`state=ALLOW rules=[large-transfer] why="CHALLENGE_REQUIRED became ALLOW: user not enrolled`},
+		{"-auto-enroll enrols", []string{"-faithful", "-auto-enroll", "-rules", rules},
+			"faithful, with every user enrolled", rules + "\n", "transfer", `"state":"CHALLENGE_REQUIRED"`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api, stdout, stderr, stop := startRun(t, append([]string{"-addr", "127.0.0.1:0"}, tt.args...), env(nil))
+			defer stop()
+			assert.Contains(t, stdout.String(), "mode:         "+tt.expectMode)
+			assert.Contains(t, stdout.String(), "rules:        "+tt.expectRule)
+			_, body := post(t, api+"/users/carol/actions/"+tt.action, emulatorSecret, `{}`)
+			assert.Contains(t, body, tt.expect)
+			if tt.expectLog != "" {
+				assert.Contains(t, stderr.String(), tt.expectLog)
+			}
+		})
+	}
+}
+
+const emulatorSecret = "emulator-secret"

@@ -276,11 +276,16 @@ func (a *App) provider() (*authsignal.Client, error) {
 		users = append(users, emulator.User{ID: u.ID, Email: u.Email, Methods: []string{emulator.MethodEmailOTP}})
 	}
 	a.emu, err = emulator.NewHandler(emulator.Config{
-		Secret:    secret,
-		Rules:     rules,
-		Users:     users,
-		DevMode:   true, // the page shows the code: nobody has to read an inbox
-		PublicURL: a.emuURL,
+		Secret: secret,
+		Rules:  rules,
+		Users:  users,
+		// Development mode, as cmd/authsignal-emulator's default: a user
+		// without an authenticator is enrolled with email OTP on first
+		// sight, and an action the rules do not decide is challenged.
+		AutoEnroll:         true,
+		ChallengeByDefault: true,
+		DevMode:            true, // the page shows the code: nobody has to read an inbox
+		PublicURL:          a.emuURL,
 		// The dashboard frames the challenge page (the SDK's popup mode),
 		// which posts the token to the bank's origin only.
 		AppOrigins: []string{a.cfg.PublicURL},
