@@ -36,6 +36,7 @@
 //		expires timestamptz NOT NULL,
 //		PRIMARY KEY (owner, id)
 //	);
+//	CREATE INDEX IF NOT EXISTS stepup_slots_owner_expires ON stepup_slots (owner, expires);
 //	CREATE INDEX IF NOT EXISTS stepup_slots_expires ON stepup_slots (expires);
 //
 // A record row holds the bytes of stepup.MarshalRecord (every field of the

@@ -19,7 +19,8 @@ import (
 // stepup_slots holds one row per challenge counted for a user, or for a
 // session of a user: owner is a hash of the user id (and session id), never
 // the ids themselves. The expiry indexes let Cleanup find expired rows
-// without a table scan. The tables are logged (not UNLOGGED): a pending
+// without a table scan, and Reserve count an owner's live slots without
+// reading its expired ones. The tables are logged (not UNLOGGED): a pending
 // park and a consumed mark must survive a crash of the database.
 const Schema = `CREATE TABLE IF NOT EXISTS stepup_records (
 	id       text        PRIMARY KEY,
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS stepup_slots (
 	expires timestamptz NOT NULL,
 	PRIMARY KEY (owner, id)
 );
+CREATE INDEX IF NOT EXISTS stepup_slots_owner_expires ON stepup_slots (owner, expires);
 CREATE INDEX IF NOT EXISTS stepup_slots_expires ON stepup_slots (expires);
 `
 
