@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
@@ -29,20 +31,44 @@ import (
 type benchStore struct {
 	name string
 	new  func(now func() time.Time) stepup.Store
+	// statements counts the round trips to the database: each statement
+	// and each batch is one.
+	statements *atomic.Int64
 }
 
 // benchStores are the stores compared, each on clock.
 func benchStores(b *testing.B) []benchStore {
 	srv := mustServer(b)
+	counter := &statementCounter{}
 	return []benchStore{
 		{"memory", func(now func() time.Time) stepup.Store {
 			return stepup.NewMemoryStore(stepup.MemoryClock(now), stepup.MemoryLimits(1<<30, 1<<40))
-		}},
+		}, nil},
 		{"postgres", func(now func() time.Time) stepup.Store {
-			return pgstore.New(srv.newPool(b, 4), pgstore.Clock(now))
-		}},
+			pool := srv.newPool(b, 4, func(c *pgxpool.Config) { c.ConnConfig.Tracer = counter })
+			return pgstore.New(pool, pgstore.Clock(now))
+		}, &counter.n},
 	}
 }
+
+// statementCounter is a pgx tracer that counts statements and batches.
+type statementCounter struct{ n atomic.Int64 }
+
+func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *statementCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *statementCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (c *statementCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 func benchRecord(id string, now time.Time) *stepup.Record {
 	return &stepup.Record{ID: id, Kind: stepup.KindPark, UserID: "alice", Action: "transfer", Method: http.MethodPost,
@@ -179,6 +205,10 @@ func BenchmarkFlow(b *testing.B) {
 			root := g.Middleware(mux)
 			mux.Handle("GET /stepup/callback", g.Callback(root))
 			data := "amount=5000&to=bob&note=rent+for+november"
+			var before int64
+			if st.statements != nil {
+				before = st.statements.Load()
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				clock.Add(int64(2 * time.Minute))
@@ -201,6 +231,9 @@ func BenchmarkFlow(b *testing.B) {
 				if w.Code != http.StatusOK {
 					b.Fatalf("callback: status %d", w.Code)
 				}
+			}
+			if st.statements != nil {
+				b.ReportMetric(float64(st.statements.Load()-before)/float64(b.N), "roundtrips/op")
 			}
 		})
 	}

@@ -228,7 +228,7 @@ var schemas atomic.Int64
 
 // newPool returns a pool on a new schema of srv, migrated, closed at the
 // end of t: the stores of one server are kept apart by their search_path.
-func (s *pgServer) newPool(t testing.TB, maxConns int32) *pgxpool.Pool {
+func (s *pgServer) newPool(t testing.TB, maxConns int32, configure ...func(*pgxpool.Config)) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
 	schema := fmt.Sprintf("test%d", schemas.Add(1))
@@ -237,18 +237,21 @@ func (s *pgServer) newPool(t testing.TB, maxConns int32) *pgxpool.Pool {
 	_, err = c.Exec(ctx, "CREATE SCHEMA "+schema)
 	require.NoError(t, err)
 	require.NoError(t, c.Close(ctx))
-	pool := s.pool(t, schema, maxConns)
+	pool := s.pool(t, schema, maxConns, configure...)
 	require.NoError(t, pgstore.Migrate(ctx, pool))
 	return pool
 }
 
 // pool returns a pool on schema of srv, closed at the end of t.
-func (s *pgServer) pool(t testing.TB, schema string, maxConns int32) *pgxpool.Pool {
+func (s *pgServer) pool(t testing.TB, schema string, maxConns int32, configure ...func(*pgxpool.Config)) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(s.url())
 	require.NoError(t, err)
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.MaxConns = maxConns
+	for _, c := range configure {
+		c(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
