@@ -38,7 +38,7 @@ import (
 // no-referrer, since the URL holds a token. Refusals say what happened in
 // plain words and never why a token failed.
 func (g *Guard) Callback(root http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return &callbackHandler{g: g, serve: func(w http.ResponseWriter, r *http.Request) {
 		noStore := []string{"no-store", "no-referrer"} // one allocation for both values
 		w.Header()["Cache-Control"], w.Header()["Referrer-Policy"] = noStore[:1:1], noStore[1:]
 		if r.Method != http.MethodGet {
@@ -55,7 +55,7 @@ func (g *Guard) Callback(root http.Handler) http.Handler {
 			g.retryAfter(w, e)
 			g.writeError(w, r, e)
 		}
-	})
+	}}
 }
 
 // serveCallback resumes the parked request or returns the refusal. It
@@ -190,13 +190,13 @@ func (g *Guard) settle(ctx context.Context, st *sessionState, ref *parkRef, rec 
 	g.grant(ctx, st, rec)
 }
 
-// resumeGet gives the browser a single-use pass for the parked GET and
-// sends it there.
+// resumeGet gives the browser a single-use pass for the parked GET, bound
+// to what its rules judged, and sends it there.
 func (g *Guard) resumeGet(w http.ResponseWriter, r *http.Request, st *sessionState, rec *Record) *Error {
 	ctx := r.Context()
 	now := g.now()
 	pass := &Record{ID: newID(), Kind: KindPass, UserID: rec.UserID, Action: rec.Action, Method: http.MethodGet,
-		Path: rec.Path, Query: rec.Query, Created: now, Expires: now.Add(g.cfg.PassTTL), Park: rec.ID}
+		Path: rec.Path, Query: rec.Query, Judged: rec.Judged, Created: now, Expires: now.Add(g.cfg.PassTTL), Park: rec.ID}
 	if err := g.cfg.Store.Put(ctx, pass); err != nil {
 		return errBusy(err)
 	}

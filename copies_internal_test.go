@@ -60,8 +60,8 @@ func TestCopiesAllocateWhatTheyAreWrittenFor(t *testing.T) {
 		allocs float64
 		f      func()
 	}{
-		{"keepHeaders: map, group, values", 3, func() { sinkHeader = g.keepHeaders(parked) }},
-		{"keepHeaders of 13 keys: map sized once (4), values", 5, func() { sinkHeader = g.keepHeaders(many) }},
+		{"keepHeaders: map, group, values", 3, func() { sinkHeader = g.keepHeaders(parked, nil) }},
+		{"keepHeaders of 13 keys: map sized once (4), values", 5, func() { sinkHeader = g.keepHeaders(many, nil) }},
 		{"replayHeader: map, group, values", 3, func() {
 			h := http.Header{}
 			g.replayHeader(h, parked, live.Header)

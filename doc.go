@@ -104,8 +104,12 @@
 // ("/admin/users/{id}" for a ServeMux, "/admin/users/:id" in echo). The
 // guard decides from the router's own match, never from a second parse of
 // the raw path. A GET policy also covers HEAD. New rejects an invalid table
-// and names the offending entry; CheckServeMux, ServeMux.Check and each
-// adapter's CheckRoutes report policies that name no route of the router.
+// and names the offending entry. At start-up, CheckServeMux,
+// ServeMux.Check and each adapter's CheckRoutes report policies that name
+// no route of the router, the callback not mounted at the path of
+// Config.CallbackURL, and (where the router lists its routes) a handler
+// protected under one route and registered under another that nothing
+// protects.
 //
 // # What is kept where
 //

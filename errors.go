@@ -125,6 +125,15 @@ func errStepUpFailed(cause error) *Error {
 		fmt.Errorf("%w: %w", ErrStepUpFailed, cause))
 }
 
+// errNotJudged is a request that would run on an earlier step-up (a token
+// retry, a replay) but presents something other than what was judged: a
+// 403, nothing runs.
+func errNotJudged(cause error) *Error {
+	return refusal(http.StatusForbidden, "not_judged",
+		"This request differs from the one you verified (its values, headers or content type changed), so nothing was done. Please start again.",
+		fmt.Errorf("%w: not what was judged: %w", ErrStepUpFailed, cause))
+}
+
 func errUsed() *Error {
 	return refusal(http.StatusConflict, "already_used",
 		"This verification was already used. Nothing was done again.", ErrAlreadyUsed)

@@ -137,9 +137,9 @@ func muxAdapter(register func(mux *http.ServeMux, g *stepup.Guard, h stepuptest.
 			mux := http.NewServeMux()
 			mux.Handle("POST /login", h.Login)
 			mux.Handle("POST /logout", h.Logout)
-			register(mux, g, h)
 			root := g.Middleware(mux)
-			mux.Handle("GET "+stepuptest.CallbackPath, g.Callback(root))
+			mux.Handle("GET "+stepuptest.CallbackPath, g.Callback(root)) // before register, which may check the mux
+			register(mux, g, h)
 			return root
 		},
 	}

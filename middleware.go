@@ -253,14 +253,18 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	if m, ok := ctx.Value(replayKey{}).(*replayMark); ok {
 		if m.rec.Action == rl.Action && m.rec.UserID == user && m.rec.Method == r.Method &&
 			m.rec.Path == r.URL.EscapedPath() && m.used.CompareAndSwap(false, true) {
+			// The parked bytes, whatever middleware in front read of them,
+			// and only when the replay presents what the rules judged.
+			r2, v := withVerification(r, rl.Action, user, HowChallenge, nil, true, m.rec.Body)
+			attrs, e := rl.judge(r2, m.rec.Body, m.rec.Judged)
+			if e != nil {
+				return e // nothing spent, nothing runs
+			}
 			if e := g.spendReplay(ctx, m); e != nil {
 				return e
 			}
 			g.emit(ctx, *ev, EventReplay, "callback")
-			// The parked bytes, whatever middleware in front read of them.
-			r2, v := withVerification(r, rl.Action, user, HowChallenge, nil, true, m.rec.Body)
-			v.v.Attributes, _ = rl.attributes(r2, m.rec.Body) // the parked bytes the rules judged
-			v.ready = true
+			v.v.Attributes, v.ready = attrs, true
 			next.ServeHTTP(w, r2)
 			return nil
 		}
@@ -276,27 +280,39 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	}
 
 	var st *sessionState
+	var body []byte
+	read := false
 	if r.Method == http.MethodGet || r.Method == http.MethodHead || rl.Remember > 0 {
 		st = g.loadSession(r, user)
-		if how := g.usePassOrGrant(r, st, rl, user); how != "" {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			// A pass opens only what was judged, the body included.
+			var e *Error
+			if body, e = g.readBody(r); e != nil {
+				return e
+			}
+			read = true
+		}
+		if how, attrs := g.usePassOrGrant(r, st, rl, user, body); how != "" {
 			if err := g.saveSession(w, r, st); err != nil {
 				return internalError(err)
 			}
 			g.emit(ctx, *ev, EventAllow, string(how))
-			next.ServeHTTP(w, verified(r, rl.Action, user, how, nil, false, nil))
+			next.ServeHTTP(w, verified(r, rl.Action, user, how, attrs, read && hasBody(r), body))
 			return nil
 		}
 	}
 
-	body, e := g.readBody(r)
-	if e != nil {
-		return e
+	if !read {
+		var e *Error
+		if body, e = g.readBody(r); e != nil {
+			return e
+		}
 	}
 	custom, err := rl.attributes(r, body)
 	if err != nil {
 		return errUncheckable(err)
 	}
-	if e := g.checkHeaders(r.Header); e != nil {
+	if e := g.checkHeaders(r.Header, rl); e != nil {
 		return e
 	}
 	// Both challenge caps are checked, and a slot taken, before the
@@ -337,7 +353,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		if !resp.IsEnrolled {
 			// No second factor: Policy.Unenrolled decides (unenrolled.go).
 			if rl.Unenrolled == UnenrolledEnroll {
-				return g.openChallenge(w, r, rl, user, parkID, resp, body, st, sid, slot, ev)
+				return g.openChallenge(w, r, rl, user, parkID, resp, body, custom, st, sid, slot, ev)
 			}
 			if e := g.allowUnenrolled(ctx, rl, ev); e != nil {
 				return e
@@ -354,7 +370,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		return refusal(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
 	case authsignal.StateChallengeRequired:
-		return g.openChallenge(w, r, rl, user, parkID, resp, body, st, sid, slot, ev)
+		return g.openChallenge(w, r, rl, user, parkID, resp, body, custom, st, sid, slot, ev)
 	default: // a final state where a fresh decision was expected
 		return providerError(fmt.Errorf("unexpected state %q", resp.State))
 	}
@@ -367,10 +383,14 @@ type Verification struct {
 	UserID string
 	// How says how the step-up was satisfied.
 	How How
-	// Attributes are the custom attributes sent to Authsignal for this
-	// request, as the policy read them from it (nil for a pass or a grant).
-	// A handler that acts on the same values the rules judged can read them
-	// here instead of parsing the request its own way.
+	// Attributes are the custom attributes sent to Authsignal for the
+	// request that was judged, as the policy read them from it. After a
+	// challenge (a replay, a token retry, a GET pass) they are read again
+	// from the request that runs, which the guard lets run only when they,
+	// its Content-Type and the headers its header attributes read are what
+	// was judged. A Remember grant is per user and action and carries none:
+	// nil. A handler that acts on the same values the rules judged can read
+	// them here instead of parsing the request its own way.
 	Attributes map[string]any
 }
 

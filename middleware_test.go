@@ -413,6 +413,7 @@ func FuzzProtectedRoutes(f *testing.F) {
 		mux.Handle("/open/", handler("open"))
 		mux.Handle("GET /{$}", handler("open"))
 	}
+	byTable.Handle("GET /stepup/callback", g.Callback(g.Middleware(byTable)))
 	require.NoError(f, g.CheckServeMux(byTable))
 	apps := []http.Handler{g.Middleware(byTable), byRoute}
 

@@ -170,13 +170,13 @@ var neverReplay = map[string]bool{
 }
 
 // checkHeaders refuses with 431 a request whose headers keepHeaders would
-// park (the allow-listed ones, every value of each: the replay shows the
-// handler what the original request showed it) are over MaxHeaderValues
-// or MaxHeaderBytes.
-func (g *Guard) checkHeaders(h http.Header) *Error {
+// park for rl (the allow-listed ones and those its header attributes read,
+// every value of each: the replay shows the handler what the original
+// request showed it) are over MaxHeaderValues or MaxHeaderBytes.
+func (g *Guard) checkHeaders(h http.Header, rl *rule) *Error {
 	values, size := 0, 0
 	for k, vs := range h {
-		if !g.keeps(k) {
+		if !g.parks(rl, k) {
 			continue
 		}
 		values += len(vs)
@@ -196,12 +196,27 @@ func (g *Guard) checkHeaders(h http.Header) *Error {
 // allow-list, and not one that is never replayed.
 func (g *Guard) keeps(k string) bool { return g.replayHeaders[k] && !neverReplay[k] }
 
-// keepHeaders is the allow-listed part of h: a map sized once, every value
-// in one allocation.
-func (g *Guard) keepHeaders(h http.Header) http.Header {
+// parks reports whether a header of name k is parked for a request rl
+// protects: one the guard keeps, or one a header attribute of rl reads,
+// so that the replay presents what was judged. Headers that are never
+// replayed, and forwarding headers (the live request's), are not parked
+// even then: a replay of a request judged on them is refused.
+func (g *Guard) parks(rl *rule, k string) bool {
+	return g.keeps(k) || rl.readsHeader(k) && replayable(k)
+}
+
+// replayable reports whether a parked header of name k may be replayed:
+// not one that is never replayed, nor a forwarding header (the replay
+// takes those from the live request, as it takes its User-Agent when it
+// has one).
+func replayable(k string) bool { return !neverReplay[k] && !forwardingHeader(k) }
+
+// keepHeaders is the part of h parked for rl (see parks): a map sized
+// once, every value in one allocation.
+func (g *Guard) keepHeaders(h http.Header, rl *rule) http.Header {
 	keys, values := 0, 0
 	for k, vs := range h {
-		if g.keeps(k) {
+		if g.parks(rl, k) {
 			keys++
 			values += len(vs)
 		}
@@ -209,7 +224,7 @@ func (g *Guard) keepHeaders(h http.Header) http.Header {
 	out := make(http.Header, keys)
 	all := make(headerValues, 0, values)
 	for k, vs := range h {
-		if g.keeps(k) {
+		if g.parks(rl, k) {
 			out[k] = all.copyOf(vs)
 		}
 	}
@@ -232,13 +247,19 @@ func (a *headerValues) copyOf(vs []string) []string {
 }
 
 // park keeps the request server-side under parkID, for the callback
-// (browser navigations: body and allow-listed headers) or for the token
-// retry (API requests: the body's hash).
-func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]byte, body []byte) (*Record, *Error) {
+// (browser navigations: body and the headers parks names) or for the token
+// retry (API requests: the body's hash), with the digest of what the rules
+// judged: custom, as sent to the provider, and the headers (see judged).
+func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]byte, body []byte,
+	custom map[string]any) (*Record, *Error) {
+	digest, err := judged(rl, custom, r.Header)
+	if err != nil {
+		return nil, internalError(err)
+	}
 	now := g.now()
 	rec := &Record{
 		ID: parkID, Kind: KindPark, UserID: user, Action: rl.Action, Method: r.Method,
-		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Remember: rl.Remember, Shown: shown,
+		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Remember: rl.Remember, Shown: shown, Judged: digest,
 		Created: now, Expires: now.Add(g.cfg.ParkTTL),
 	}
 	if !safePath(rec.Path) || !safeQuery(rec.Query) {
@@ -251,7 +272,7 @@ func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]b
 		rec.BodyHash = h[:]
 	} else {
 		rec.Body = body
-		rec.Header = g.keepHeaders(r.Header)
+		rec.Header = g.keepHeaders(r.Header, rl)
 	}
 	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
 		return nil, errBusy(err)
@@ -306,12 +327,12 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rec *Record, c
 // the same path. st is the guard's session when already loaded, sid the
 // session the slot was reserved for.
 func (g *Guard) openChallenge(w http.ResponseWriter, r *http.Request, rl *rule, user, parkID string,
-	resp *authsignal.TrackResponse, body []byte, st *sessionState, sid string, slot Slot, ev *Event) *Error {
+	resp *authsignal.TrackResponse, body []byte, custom map[string]any, st *sessionState, sid string, slot Slot, ev *Event) *Error {
 	ctx := r.Context()
 	if st == nil && g.cfg.SessionID == nil {
 		st = g.loadSession(r, user)
 	}
-	rec, e := g.park(r, rl, user, parkID, shownTokens(resp), body)
+	rec, e := g.park(r, rl, user, parkID, shownTokens(resp), body, custom)
 	if e == nil {
 		kind := "browser"
 		if rec.Kind == KindAPI {

@@ -28,7 +28,12 @@ type Policy struct {
 	Attributes []Attribute
 	// Custom is a Go hook for attributes a policy file cannot describe. Its
 	// values are merged over Attributes. body is the buffered request body
-	// (nil for requests without one). An error refuses the request.
+	// (nil for requests without one). An error refuses the request. It runs
+	// again on the request that runs after a challenge (the token retry,
+	// the replay, the GET pass), which runs only when the hook returns what
+	// it returned when the request was judged: make it a function of the
+	// request, not of the time or of changing state. A replay presents the
+	// live callback's cookies, User-Agent and remote address.
 	Custom func(r *http.Request, body []byte) (map[string]any, error)
 	// FailOpen lets the request through when Authsignal cannot be reached
 	// or answers garbage. The default, false, fails closed with a 503. It
@@ -76,7 +81,7 @@ const (
 	FromJSON   Source = "json"   // a JSON body field; Key is a dotted path such as "payee.iban", matched with Unicode case folding like encoding/json
 	FromPath   Source = "path"   // a path parameter of the route
 	FromQuery  Source = "query"  // a query parameter
-	FromHeader Source = "header" // a request header, sent once
+	FromHeader Source = "header" // a request header, sent once; parked and replayed with the request, as judged
 )
 
 // Whatever the Source, the value the rules see is the value every standard
@@ -131,7 +136,12 @@ type routeKey struct{ method, route string }
 // rule is a compiled Policy.
 type rule struct {
 	Policy
+	headers []string // the canonical names of the headers its header attributes read, in order
 }
+
+// readsHeader reports whether a header attribute of r reads the header of
+// canonical name k.
+func (r *rule) readsHeader(k string) bool { return r != nil && slices.Contains(r.headers, k) }
 
 func (p Policy) compile() (*rule, error) {
 	if p.Method != "*" && !validMethod(p.Method) {
@@ -165,7 +175,13 @@ func (p Policy) compile() (*rule, error) {
 		}
 	}
 	p.Attributes = append([]Attribute(nil), p.Attributes...)
-	return &rule{Policy: p}, nil
+	rl := &rule{Policy: p}
+	for _, a := range p.Attributes {
+		if k := http.CanonicalHeaderKey(a.Key); a.From == FromHeader && !rl.readsHeader(k) {
+			rl.headers = append(rl.headers, k)
+		}
+	}
+	return rl, nil
 }
 
 func (a Attribute) check() error {

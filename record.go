@@ -30,16 +30,23 @@ func (k Kind) valid() bool { return k >= KindPark && k <= KindOutcome }
 // Put and never modified afterwards, except for the move from pending to
 // consumed that Consume makes.
 type Record struct {
-	ID       string        `json:"id"`
-	Kind     Kind          `json:"kind"`
-	UserID   string        `json:"user,omitempty"`
-	Action   string        `json:"action,omitempty"`
-	Method   string        `json:"method,omitempty"`
-	Path     string        `json:"path,omitempty"`  // escaped path, always starting with one "/"
-	Query    string        `json:"query,omitempty"` // raw query, without "?"
-	Header   http.Header   `json:"header,omitempty"`
-	Body     []byte        `json:"body,omitempty"`
-	BodyHash []byte        `json:"bodyHash,omitempty"` // SHA-256 of the body, for API challenges
+	ID       string      `json:"id"`
+	Kind     Kind        `json:"kind"`
+	UserID   string      `json:"user,omitempty"`
+	Action   string      `json:"action,omitempty"`
+	Method   string      `json:"method,omitempty"`
+	Path     string      `json:"path,omitempty"`  // escaped path, always starting with one "/"
+	Query    string      `json:"query,omitempty"` // raw query, without "?"
+	Header   http.Header `json:"header,omitempty"`
+	Body     []byte      `json:"body,omitempty"`
+	BodyHash []byte      `json:"bodyHash,omitempty"` // SHA-256 of the body, for API challenges
+	// Judged is what the rules judged when the request was parked
+	// (KindPark, KindAPI), and carried on to the pass a parked GET gets
+	// (KindPass): a SHA-256 over the custom attributes as sent to
+	// Authsignal, every Content-Type value and every value of each header a
+	// header attribute reads (see judged). A retry, a replay or a pass
+	// runs only when the request presents the same.
+	Judged   []byte        `json:"judged,omitempty"`
 	Remember time.Duration `json:"remember,omitempty"` // grant to give when the step-up succeeds
 	Shown    [][]byte      `json:"shown,omitempty"`    // hashes of the tokens the track handed out with the challenge; they never redeem it
 	Status   int           `json:"status,omitempty"`   // outcome status
@@ -100,6 +107,8 @@ func (r *Record) check() error {
 		return fmt.Errorf("stepup: record %s: bad method", r.ID)
 	case r.Expires.IsZero():
 		return fmt.Errorf("stepup: record %s: no expiry", r.ID)
+	case len(r.Judged) != 0 && len(r.Judged) != sha256.Size:
+		return fmt.Errorf("stepup: record %s: bad judged digest", r.ID)
 	case len(r.Shown) > maxShown:
 		return fmt.Errorf("stepup: record %s: too many shown tokens", r.ID)
 	}
@@ -117,15 +126,15 @@ func (r *Record) check() error {
 func (r *Record) clone() *Record {
 	c := *r
 	c.Header = r.Header.Clone()
-	c.Body, c.BodyHash, c.Shown = r.copyBytes()
+	c.Body, c.BodyHash, c.Judged, c.Shown = r.copyBytes()
 	return &c
 }
 
-// copyBytes copies the body, the body hash and the shown hashes into one
-// allocation (and the shown hashes' slice into a second one), each as
+// copyBytes copies the body, the body hash, the judged digest and the
+// shown hashes into one allocation (and the shown hashes' slice into a second one), each as
 // append([]byte(nil), b...) would: nil when empty. Each copy's capacity
 // ends where it does, so that appending to one never writes into the next.
-func (r *Record) copyBytes() (body, bodyHash []byte, shown [][]byte) {
+func (r *Record) copyBytes() (body, bodyHash, judged []byte, shown [][]byte) {
 	arena := make([]byte, 0, r.byteLen())
 	take := func(b []byte) []byte {
 		if len(b) == 0 {
@@ -135,19 +144,20 @@ func (r *Record) copyBytes() (body, bodyHash []byte, shown [][]byte) {
 		arena = append(arena, b...)
 		return arena[start:len(arena):len(arena)]
 	}
-	body, bodyHash = take(r.Body), take(r.BodyHash)
+	body, bodyHash, judged = take(r.Body), take(r.BodyHash), take(r.Judged)
 	if r.Shown != nil {
 		shown = make([][]byte, len(r.Shown))
 		for i, h := range r.Shown {
 			shown[i] = take(h)
 		}
 	}
-	return body, bodyHash, shown
+	return body, bodyHash, judged, shown
 }
 
-// byteLen is the length of the body, the body hash and the shown hashes.
+// byteLen is the length of the body, the body hash, the judged digest and
+// the shown hashes.
 func (r *Record) byteLen() int {
-	n := len(r.Body) + len(r.BodyHash)
+	n := len(r.Body) + len(r.BodyHash) + len(r.Judged)
 	for _, h := range r.Shown {
 		n += len(h)
 	}

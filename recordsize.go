@@ -13,9 +13,9 @@ import (
 // (HeapAlloc after GC; store_bench_test.go's BenchmarkMemoryStoreHeap
 // reports the measured and the counted bytes side by side): every
 // allocation rounded up to its size class (the strings are one, the body,
-// body hash and shown hashes another), and
+// body hash, judged digest and shown hashes another), and
 const (
-	recordOverhead = 320 + 56 // the store's entry holding the Record, its map slot and heap slot (amortized)
+	recordOverhead = 352 + 56 // the store's entry holding the Record, its map slot and heap slot (amortized)
 	headerOverhead = 48       // an http.Header's map header; its slots are counted by headerSlots
 	valueOverhead  = 16       // per header value: its string header, in one slice for all values
 	shownOverhead  = 24       // per shown token hash: its slice header
@@ -100,7 +100,7 @@ func (r *Record) own() Record {
 			c.Header[nk] = kept
 		}
 	}
-	c.Body, c.BodyHash, c.Shown = r.copyBytes()
+	c.Body, c.BodyHash, c.Judged, c.Shown = r.copyBytes()
 	return c
 }
 
@@ -197,7 +197,8 @@ func (rs reserve) bytes() int64 {
 // it: the spent token (KindUsed); the Remember grant when r has one; for
 // a browser park, the kept answer (KindOutcome: a redirect to r's own
 // location for a GET, otherwise up to outcomeBody bytes of body and 256
-// bytes of Content-Type and Location) and, for a GET, the single-use pass.
+// bytes of Content-Type and Location) and, for a GET, the single-use pass
+// (with r's judged digest).
 func (r *Record) successors(outcomeBody int) reserve {
 	var rs reserve
 	set := func(k Kind, n int) { rs[successorSlot(k)] = int32(min(n, math.MaxInt32)) }
@@ -212,7 +213,7 @@ func (r *Record) successors(outcomeBody int) reserve {
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		set(KindPass, recordSize(newID+len(r.UserID)+len(r.Action)+len(http.MethodGet)+len(r.Path)+len(r.Query)+park,
-			0, false, 0, 0))
+			len(r.Judged), false, 0, 0)) // the pass carries the park's judged digest
 		loc := len(r.Path) // location(r)
 		if r.Query != "" {
 			loc += 1 + len(r.Query)

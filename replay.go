@@ -141,15 +141,17 @@ func (g *Guard) replayRequest(live *http.Request, run *replayRun) *http.Request 
 	return req
 }
 
-// replayHeader fills h, the replayed request's empty header, with what
-// keepHeaders keeps of the parked header, then the live request's
-// User-Agent (when it has one), cookies and forwarding headers, each
-// replacing a kept one of its name; every value in one allocation.
+// replayHeader fills h, the replayed request's empty header, with the
+// parked header (what keepHeaders kept: the allow-listed headers and those
+// the rule's header attributes read; never one that is not replayable),
+// then the live request's User-Agent (when it has one), cookies and
+// forwarding headers, each replacing a kept one of its name; every value in
+// one allocation.
 func (g *Guard) replayHeader(h, parked, live http.Header) {
 	ua, cookies := live.Get("User-Agent"), live.Values("Cookie")
 	n := len(cookies) + 1 // the User-Agent
 	for k, vs := range parked {
-		if g.keeps(k) {
+		if replayable(k) {
 			n += len(vs)
 		}
 	}
@@ -160,7 +162,7 @@ func (g *Guard) replayHeader(h, parked, live http.Header) {
 	}
 	all := make(headerValues, 0, n)
 	for k, vs := range parked {
-		if g.keeps(k) {
+		if replayable(k) {
 			h[k] = all.copyOf(vs)
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // cleanPath is net/http's: the path the ServeMux redirects an unclean
@@ -69,10 +71,29 @@ func splitPattern(pattern, reqMethod string) (string, string) {
 	return method, pattern
 }
 
-// CheckServeMux reports policies that name a route mux does not have, or
-// whose method the mux pattern does not pin down (a method-less pattern
-// also dispatches other methods, which would then pass unprotected).
+// CheckServeMux reports the wiring mistakes it can see in mux, so that
+// none leaves a route open or a parked request lost. Call it at start-up,
+// after the routes are registered.
+//
+//   - A policy that names a route mux does not have (a typo protects
+//     nothing), or whose method the mux pattern does not pin down (a
+//     method-less pattern also dispatches other methods, which would then
+//     pass unprotected).
+//   - The path of Config.CallbackURL not routed to the handler
+//     guard.Callback returned (mounted itself, not inside a wrapper): the
+//     user would pass the challenge, land on a 404, and the parked request
+//     would be lost.
+//
+// An http.ServeMux cannot list its routes, so CheckServeMux cannot see a
+// protected handler registered again under an unprotected pattern;
+// register the routes on NewServeMux, whose Check reports it.
 func (g *Guard) CheckServeMux(mux *http.ServeMux) error {
+	return errors.Join(g.checkRoutes(mux), g.checkCallback(mux))
+}
+
+// checkRoutes reports the policies whose route mux does not have or whose
+// method its pattern does not pin down.
+func (g *Guard) checkRoutes(mux *http.ServeMux) error {
 	var errs []error
 	for k := range g.rules.keys() {
 		methods := []string{k.method}
@@ -90,6 +111,8 @@ func (g *Guard) CheckServeMux(mux *http.ServeMux) error {
 			_, pattern := mux.Handler(req)
 			pm, route := splitPattern(pattern, "")
 			switch {
+			case pattern == "":
+				err = fmt.Errorf("stepup: policy %s %s names no route of the mux", k.method, k.route)
 			case route != k.route:
 				err = fmt.Errorf("stepup: policy %s %s: the mux routes it to %q", k.method, k.route, pattern)
 			case k.method != "*" && pm == "":
@@ -141,6 +164,9 @@ type ServeMux struct {
 	g       *Guard
 	mux     *http.ServeMux
 	covered map[string]*table // the policies of each route some policy names
+
+	mu   sync.Mutex
+	regs []registration // every Handle, with the handler as given, for Check
 }
 
 // NewServeMux returns an empty ServeMux protected by the guard's policy
@@ -157,11 +183,15 @@ func (g *Guard) NewServeMux() *ServeMux {
 // (and panics as it does on an invalid or conflicting pattern), wrapped
 // by the guard when a policy names the pattern's route.
 func (m *ServeMux) Handle(pattern string, handler http.Handler) {
+	given := handler
 	if _, route := splitPattern(pattern, ""); m.covered[route] != nil {
 		// The route's own policies: a request never looks up the whole table.
 		handler = &routeGuard{g: m.g, rules: m.covered[route], next: handler}
 	}
 	m.mux.Handle(pattern, handler)
+	m.mu.Lock()
+	m.regs = append(m.regs, registration{pattern: pattern, handler: given})
+	m.mu.Unlock()
 }
 
 // HandleFunc registers handler for pattern; see Handle.
@@ -177,10 +207,29 @@ func (m *ServeMux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.Ser
 // http.ServeMux.Handler does.
 func (m *ServeMux) Handler(r *http.Request) (http.Handler, string) { return m.mux.Handler(r) }
 
-// Check reports, as CheckServeMux does, every policy that names a route
-// the mux does not have or whose method its pattern does not pin down.
-// Call it at start-up, after the routes are registered.
-func (m *ServeMux) Check() error { return m.g.CheckServeMux(m.mux) }
+// Check reports what CheckServeMux reports (a policy whose route the mux
+// does not have or whose method its pattern does not pin down; the
+// callback not mounted at Config.CallbackURL's path), and every handler
+// registered both under a protected pattern and under one where nothing
+// protects it: a second pattern (a versioned prefix, "/v1/transfer" beside
+// "/transfer") is an open door to the protected handler. Protect a handler
+// meant to be served under several patterns with guard.Require, which
+// protects it wherever it is mounted. Call Check at start-up, after the
+// routes are registered.
+//
+// "The same handler" is the same value as registered: one http.Handler
+// value (a pointer to a handler struct, what a constructor returned once),
+// one top-level function, or one method value of one receiver
+// (app.transfer, however often it is written). A closure created anew at
+// each registration, or a handler built by two calls of its constructor,
+// is a different handler each time, and is not reported. Handlers shared
+// only among unprotected patterns (a 404 page, a file server) are fine.
+func (m *ServeMux) Check() error {
+	m.mu.Lock()
+	regs := slices.Clone(m.regs)
+	m.mu.Unlock()
+	return errors.Join(m.g.checkRoutes(m.mux), m.g.checkCallback(m.mux), m.g.checkAliases(regs))
+}
 
 // routeGuard runs the step-up in front of one handler of a ServeMux, for
 // the policy of the pattern the mux matched and the method it dispatched.

@@ -49,7 +49,7 @@ func TestCheckServeMux(t *testing.T) {
 		{"route the mux does not have",
 			[]string{"POST /transfer"},
 			[]stepup.Policy{{Method: "POST", Route: "/wire", Action: "wire"}},
-			[]string{"policy POST /wire", `routes it to ""`}},
+			[]string{"policy POST /wire names no route of the mux"}},
 		{"method the mux does not serve there",
 			[]string{"POST /profile"},
 			[]stepup.Policy{{Method: "PUT", Route: "/profile", Action: "profile"}},
@@ -81,14 +81,15 @@ func TestCheckServeMux(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			mux := http.NewServeMux()
-			for _, p := range tc.patterns {
-				mux.Handle(p, http.NotFoundHandler())
-			}
 			cfg := validConfig()
 			cfg.Policies = tc.policies
 			g, err := stepup.New(cfg)
 			require.NoError(t, err)
+			mux := http.NewServeMux()
+			for _, p := range tc.patterns {
+				mux.Handle(p, http.NotFoundHandler())
+			}
+			mux.Handle("GET /stepup/callback", g.Callback(mux))
 			err = g.CheckServeMux(mux)
 			if tc.expect == nil {
 				assert.NoError(t, err)
@@ -111,6 +112,7 @@ func TestRegressionCheckServeMuxFalsePositiveForStarPolicyOnMethodPattern(t *tes
 	cfg.Policies = []stepup.Policy{{Method: "*", Route: "/transfer", Action: "transfer"}}
 	g, err := stepup.New(cfg)
 	require.NoError(t, err)
+	mux.Handle("GET /stepup/callback", g.Callback(mux))
 	rec := httptest.NewRecorder()
 	g.Middleware(mux).ServeHTTP(rec, httptest.NewRequest("POST", "/transfer", strings.NewReader("")))
 	require.Equal(t, http.StatusForbidden, rec.Code, "the policy does protect POST /transfer")
@@ -126,6 +128,7 @@ func TestRegressionHeadPolicyOnGetPatternIsDeadAndUnreported(t *testing.T) {
 	cfg.Policies = []stepup.Policy{{Method: "HEAD", Route: "/report", Action: "report"}}
 	g, err := stepup.New(cfg)
 	require.NoError(t, err)
+	mux.Handle("GET /stepup/callback", g.Callback(mux))
 	rec := httptest.NewRecorder()
 	g.Middleware(mux).ServeHTTP(rec, httptest.NewRequest("HEAD", "/report", nil))
 	assert.Zero(t, served, "HEAD /report ran past a HEAD policy whose provider blocks everything (status %d)", rec.Code)
@@ -466,6 +469,7 @@ func testShortcut(t *testing.T, route string, targets []string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+route, func(http.ResponseWriter, *http.Request) { ran++ })
 	mux.HandleFunc("POST /other", func(http.ResponseWriter, *http.Request) { ran++ })
+	mux.Handle("GET /stepup/callback", g.Callback(g.Middleware(mux)))
 	require.NoError(t, g.CheckServeMux(mux))
 	for _, target := range targets {
 		w := httptest.NewRecorder()

@@ -23,12 +23,13 @@ func TestMemoryStoreCopiesShareNoRoom(t *testing.T) {
 	now := time.Now()
 	rec := &stepup.Record{ID: "p0123456789abcdefghijk", Kind: stepup.KindAPI, UserID: "alice", Action: "transfer",
 		Method: http.MethodPost, Path: "/transfer", Header: http.Header{"Accept": {"a", "b"}, "Origin": {"o"}},
-		Body: []byte("body"), BodyHash: []byte{1, 2}, Shown: [][]byte{{3, 4}, {5, 6}},
+		Body: []byte("body"), BodyHash: []byte{1, 2}, Judged: []byte{7, 8}, Shown: [][]byte{{3, 4}, {5, 6}},
 		Created: now, Expires: now.Add(time.Minute)}
 	require.NoError(t, s.Put(ctx, rec))
 	scribble := func(r *stepup.Record) {
 		_ = append(r.Body, 'X')
 		_ = append(r.BodyHash, 9)
+		_ = append(r.Judged, 9)
 		for _, h := range r.Shown {
 			_ = append(h, 9)
 		}
@@ -46,17 +47,19 @@ func TestMemoryStoreCopiesShareNoRoom(t *testing.T) {
 		scribble(got)
 		assert.Equal(t, "body", string(got.Body))
 		assert.Equal(t, []byte{1, 2}, got.BodyHash)
+		assert.Equal(t, []byte{7, 8}, got.Judged)
 		assert.Equal(t, [][]byte{{3, 4}, {5, 6}}, got.Shown)
 		assert.Equal(t, http.Header{"Accept": {"a", "b"}, "Origin": {"o"}}, got.Header)
 	}
 
-	bare := &stepup.Record{ID: "bare", Kind: stepup.KindAPI, Body: []byte{}, BodyHash: []byte{}, Shown: [][]byte{{}},
+	bare := &stepup.Record{ID: "bare", Kind: stepup.KindAPI, Body: []byte{}, BodyHash: []byte{}, Judged: []byte{}, Shown: [][]byte{{}},
 		Created: now, Expires: now.Add(time.Minute)}
 	require.NoError(t, s.Put(ctx, bare))
 	got, err := s.Get(ctx, bare.ID)
 	require.NoError(t, err)
 	assert.Nil(t, got.Body)
 	assert.Nil(t, got.BodyHash)
+	assert.Nil(t, got.Judged)
 	assert.Equal(t, [][]byte{nil}, got.Shown)
 	assert.Nil(t, got.Header)
 }

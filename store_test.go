@@ -144,6 +144,7 @@ func successor(park *stepup.Record, k stepup.Kind, now time.Time) *stepup.Record
 		r.UserID, r.Action = park.UserID, park.Action
 	case stepup.KindPass:
 		r.UserID, r.Action, r.Method, r.Path, r.Query = park.UserID, park.Action, http.MethodGet, park.Path, park.Query
+		r.Judged = park.Judged // the pass carries the park's judged digest
 	case stepup.KindOutcome:
 		r.ID, r.Status = "o."+park.ID, http.StatusSeeOther
 		r.Header = http.Header{"Location": {park.Path + "?" + park.Query}}
@@ -165,7 +166,7 @@ func TestMemoryStoreReservesForSuccessors(t *testing.T) {
 	newPark := func(shape func(*stepup.Record)) *stepup.Record {
 		r := &stepup.Record{ID: "p0123456789abcdefghijk", UserID: "alice", Action: "transfer", Path: "/transfer", Query: "a=1",
 			Body: make([]byte, 1024), Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
-			Created: clock.Now(), Expires: clock.Now().Add(10 * time.Minute)}
+			Judged: make([]byte, 32), Created: clock.Now(), Expires: clock.Now().Add(10 * time.Minute)}
 		shape(r)
 		return r
 	}
@@ -359,6 +360,7 @@ func TestMemoryStoreCountsEveryPartOfARecord(t *testing.T) {
 		"query":        func(r *stepup.Record) { r.Query = big },
 		"body":         func(r *stepup.Record) { r.Body = []byte(big) },
 		"body hash":    func(r *stepup.Record) { r.BodyHash = []byte(big) },
+		"judged":       func(r *stepup.Record) { r.Judged = []byte(big) },
 		"shown":        func(r *stepup.Record) { r.Shown = [][]byte{[]byte(big)} },
 		"header key":   func(r *stepup.Record) { r.Header = http.Header{big: {"v"}} },
 		"header value": func(r *stepup.Record) { r.Header = http.Header{"K": {big}} },

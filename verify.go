@@ -21,7 +21,10 @@ const TokenHeader = "Step-Up-Token"
 
 // usePassOrGrant lets a request through on a GET pass or a Remember
 // grant, consuming the pass in the store, and says which; "" means neither.
-func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user string) How {
+// A pass opens only the request that presents what the parked GET's rules
+// judged (body is the request's buffered body); its attributes are then
+// returned (a grant carries none).
+func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user string, body []byte) (How, map[string]any) {
 	ctx := r.Context()
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		for _, p := range st.data.Passes {
@@ -33,11 +36,15 @@ func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user
 				rec.Path != r.URL.EscapedPath() || rec.Query != r.URL.RawQuery {
 				continue
 			}
+			attrs, e := rl.judge(r, body, rec.Judged)
+			if e != nil {
+				continue // not the GET that was judged: no pass for it; it is judged afresh
+			}
 			if _, err := g.cfg.Store.Consume(ctx, p.ID); err != nil {
 				continue
 			}
 			st.removePass(p.ID)
-			return HowPass
+			return HowPass, attrs
 		}
 	}
 	if rl.Remember > 0 {
@@ -48,11 +55,12 @@ func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user
 			}
 			rec, err := g.cfg.Store.Get(ctx, gr.ID)
 			if err == nil && rec.Kind == KindGrant && rec.UserID == user && rec.Action == rl.Action && now.Before(rec.Expires) {
-				return HowRemembered
+				// Per user and action, whatever the request: see SECURITY.md.
+				return HowRemembered, nil
 			}
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // grant gives a Remember grant for rec's action, with a fixed expiry.
@@ -86,9 +94,11 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 		!bytes.Equal(rec.BodyHash, h[:]) {
 		return nil, errStepUpFailed(errors.New("retry differs from the challenged request"))
 	}
-	attrs, err := rl.attributes(r, body)
-	if err != nil {
-		return nil, errUncheckable(err)
+	// The attributes read from the retry, only when they (and every other
+	// input the rules read) are what the challenged request presented.
+	attrs, e := rl.judge(r, body, rec.Judged)
+	if e != nil {
+		return nil, e
 	}
 	if e := g.spend(r.Context(), rec, token); e != nil {
 		return nil, e

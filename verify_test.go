@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/authsignal"
 	"github.com/stepupkit/stepup/stepuptest"
 )
 
@@ -49,4 +50,87 @@ func stepupChallengeURL(t *testing.T, body string) string {
 	require.NoError(t, json.Unmarshal([]byte(body), &doc))
 	require.NotEmpty(t, doc.URL)
 	return doc.URL
+}
+
+// Threat 20 with per-route protection (Require): an API retry whose header
+// attribute or Custom hook input differs from the challenged request's is
+// refused and runs nothing; the challenged request runs, and its
+// Verification carries the judged values.
+func TestRetryWithRequirePresentsWhatWasJudged(t *testing.T) {
+	app := muxAdapter(func(mux *http.ServeMux, g *stepup.Guard, h stepuptest.Handlers) {
+		mux.Handle("POST /pay", g.Require("judged",
+			stepup.WithAttributes(stepup.Attribute{Name: "fee", From: stepup.FromHeader, Key: "x-fee", Type: stepup.TypeNumber}),
+			stepup.WithCustom(func(r *http.Request, _ []byte) (map[string]any, error) {
+				return map[string]any{"desk": r.Header.Get("X-Desk")}, nil
+			}))(h.Transfer))
+	})
+	judged := http.Header{"X-Fee": {"12"}, "X-Desk": {"retail"}}
+	for name, retry := range map[string]http.Header{
+		"header attribute":  {"X-Fee": {"99"}, "X-Desk": {"retail"}},
+		"header sent twice": {"X-Fee": {"12", "99"}, "X-Desk": {"retail"}},
+		"Custom hook input": {"X-Fee": {"12"}, "X-Desk": {"treasury"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := stepuptest.NewEnv(t, app, stepuptest.Options{})
+			b := env.NewBrowser()
+			b.Login("alice")
+			resp := b.API(http.MethodPost, "/pay", `{"to":"bob"}`, judged)
+			require.Equal(t, http.StatusUnauthorized, resp.StatusCode, resp.Body)
+			token := stepuptest.Param(b.Complete(stepupChallengeURL(t, resp.Body)), "token")
+
+			retry.Set(stepup.TokenHeader, token)
+			resp = b.API(http.MethodPost, "/pay", `{"to":"bob"}`, retry)
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
+			assert.Contains(t, resp.Body, `"not_judged"`)
+			assert.Empty(t, env.Ledger.Runs("transfer"))
+			refusals := env.Events.Of(stepup.EventRefuse)
+			require.NotEmpty(t, refusals, "the refusal is reported")
+			assert.ErrorContains(t, refusals[len(refusals)-1].Err, "not what was judged")
+
+			judged.Set(stepup.TokenHeader, token)
+			resp = b.API(http.MethodPost, "/pay", `{"to":"bob"}`, judged)
+			judged.Del(stepup.TokenHeader)
+			require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+			runs := env.Ledger.Runs("transfer")
+			require.Len(t, runs, 1)
+			assert.Equal(t, map[string]any{"fee": 12.0, "desk": "retail"}, runs[0].Attributes)
+		})
+	}
+}
+
+// A challenge recorded without a judged digest (written by an earlier
+// version, or planted in the Store) redeems nothing: what was judged is
+// unknown, so nothing can run on it.
+func TestRetryOfAChallengeWithoutJudgedDigestIsRefused(t *testing.T) {
+	p := &fakeProvider{state: authsignal.StateChallengeRequired, record: true}
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{
+		Provider: func(stepup.Provider) stepup.Provider { return p },
+		Config:   func(c *stepup.Config) { c.ChallengeOrigins = []string{"https://eu.authsignal.com"} },
+	})
+	b := env.NewBrowser()
+	b.Login("alice")
+	const body = `{"amount": 5000}`
+	challenge := func() string {
+		t.Helper()
+		resp := b.API(http.MethodPost, "/api/transfer", body, nil)
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, resp.Body)
+		tracked := p.tracked()
+		return tracked[len(tracked)-1].IdempotencyKey
+	}
+	retry := func(park string) *stepuptest.Response {
+		return b.API(http.MethodPost, "/api/transfer", body, http.Header{stepup.TokenHeader: {"ok." + park}})
+	}
+
+	require.Equal(t, http.StatusOK, retry(challenge()).StatusCode, "a challenge the guard recorded redeems")
+
+	park := challenge()
+	rec, err := env.Store.Get(t.Context(), park)
+	require.NoError(t, err)
+	require.Len(t, rec.Judged, 32)
+	rec.Judged = nil
+	require.NoError(t, env.Store.Delete(t.Context(), park))
+	require.NoError(t, env.Store.Put(t.Context(), rec))
+	resp := retry(park)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
+	assert.Len(t, env.Ledger.Runs("apiTransfer"), 1, "only the first retry ran")
 }

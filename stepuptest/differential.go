@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/sessions"
 
@@ -36,6 +37,16 @@ var DiffAttributes = []stepup.Attribute{
 	{Name: "ok", From: stepup.FromJSON, Key: "ok", Type: "bool"},
 	{Name: "id", From: stepup.FromPath, Key: "id"},
 }
+
+// RetryAttributes are DiffAttributes and a header attribute: what the
+// retry mode (CheckRetry) judges, so that a retry can change what the
+// binding of method, path, query and body does not cover (a header, the
+// Content-Type of the same bytes).
+var RetryAttributes = append(append([]stepup.Attribute(nil), DiffAttributes...),
+	stepup.Attribute{Name: "fee", From: stepup.FromHeader, Key: RetryHeader})
+
+// RetryHeader is the header RetryAttributes read.
+const RetryHeader = "X-Fee"
 
 // Observation is one standard reader's view of one attribute key.
 type Observation struct {
@@ -107,12 +118,24 @@ func sameValue(typ string, judged, read any) bool {
 // NetHTTPReaders reads every key of DiffAttributes the ways a net/http
 // handler does: FormValue, PostFormValue, URL.Query, PathValue,
 // encoding/json into a map and into a struct, and json.Decoder (which
-// stops after the first value). It leaves r.Body readable again.
+// stops after the first value); RetryHeader with Header.Get; and what the
+// guard hands the handler in stepup.VerificationFrom, every attribute of
+// RetryAttributes. It leaves r.Body readable again.
 func NetHTTPReaders(r *http.Request) []Observation {
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	var seen []Observation
 	add := func(reader, key string, v any) { seen = append(seen, Observation{reader, key, v}) }
+	if vs := r.Header.Values(RetryHeader); len(vs) > 0 {
+		add("Header.Get", RetryHeader, vs[0])
+	}
+	if v, ok := stepup.VerificationFrom(r.Context()); ok {
+		for _, a := range RetryAttributes {
+			if x, ok := v.Attributes[a.Name]; ok {
+				add("Verification.Attributes", a.Key, x)
+			}
+		}
+	}
 	_ = r.ParseForm()
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	for _, a := range DiffAttributes {
@@ -182,24 +205,60 @@ func (f *DiffJSON) Observe(reader string, add func(reader, key string, v any)) {
 }
 
 // AllowProvider is a provider that answers ALLOW, for an enrolled user, to
-// every track and records the custom attributes it was shown. It validates
-// nothing.
+// every track and records the custom attributes it was shown; in the retry
+// mode (CheckRetry) it answers CHALLENGE_REQUIRED instead, and validates
+// only the token CheckRetry made for that challenge.
 type AllowProvider struct {
-	mu     sync.Mutex
-	custom []map[string]any
+	mu        sync.Mutex
+	custom    []map[string]any
+	keys      []string          // the idempotency key of every track
+	challenge bool              // answer CHALLENGE_REQUIRED
+	tokens    map[string]string // completed challenges: token -> idempotency key
 }
 
 // Track implements stepup.Provider.
 func (p *AllowProvider) Track(_ context.Context, _, _ string, req authsignal.TrackRequest) (*authsignal.TrackResponse, error) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.custom = append(p.custom, req.Custom)
-	p.mu.Unlock()
+	p.keys = append(p.keys, req.IdempotencyKey)
+	if p.challenge {
+		return &authsignal.TrackResponse{State: authsignal.StateChallengeRequired, IdempotencyKey: req.IdempotencyKey,
+			URL: "https://challenge.authsignal.com/?c=" + req.IdempotencyKey}, nil
+	}
 	return &authsignal.TrackResponse{State: authsignal.StateAllow, IdempotencyKey: req.IdempotencyKey, IsEnrolled: true}, nil
 }
 
-// Validate implements stepup.Provider: no token is ever valid.
-func (p *AllowProvider) Validate(context.Context, authsignal.ValidateRequest) (*authsignal.ValidateResponse, error) {
-	return &authsignal.ValidateResponse{State: authsignal.StateChallengeFailed}, nil
+// Validate implements stepup.Provider: only a token complete made is
+// valid, for whichever user and action it is asked about.
+func (p *AllowProvider) Validate(_ context.Context, req authsignal.ValidateRequest) (*authsignal.ValidateResponse, error) {
+	p.mu.Lock()
+	key, ok := p.tokens[req.Token]
+	p.mu.Unlock()
+	if !ok {
+		return &authsignal.ValidateResponse{State: authsignal.StateChallengeFailed}, nil
+	}
+	return &authsignal.ValidateResponse{IsValid: true, State: authsignal.StateChallengeSucceeded,
+		UserID: req.UserID, Action: req.Action, IdempotencyKey: key}, nil
+}
+
+// complete completes the challenge of the last track, as its user would,
+// and returns the token that proves it.
+func (p *AllowProvider) complete() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tokens == nil {
+		p.tokens = map[string]string{}
+	}
+	token := fmt.Sprintf("completed.%d", len(p.tokens))
+	p.tokens[token] = p.keys[len(p.keys)-1]
+	return token
+}
+
+func (p *AllowProvider) setChallenge(on bool) {
+	p.mu.Lock()
+	p.challenge = on
+	p.mu.Unlock()
 }
 
 // Tracked returns the custom attributes of every track so far.
@@ -214,13 +273,16 @@ func (p *AllowProvider) Tracked() []map[string]any {
 type Differential struct {
 	Provider *AllowProvider
 	Handler  http.Handler // the application, set by the caller
+	clock    *Clock       // the guard's and its store's (Guard), moved on after each retry
 	mu       sync.Mutex
 	ran      bool
 	seen     []Observation
 }
 
 // NewDifferential returns a harness with a fresh AllowProvider.
-func NewDifferential() *Differential { return &Differential{Provider: &AllowProvider{}} }
+func NewDifferential() *Differential {
+	return &Differential{Provider: &AllowProvider{}, clock: NewClock()}
+}
 
 // Guard returns a guard whose provider is d's AllowProvider, for user
 // "alice", with policies (none when the target protects its route with
@@ -234,6 +296,8 @@ func (d *Differential) Guard(tb testing.TB, policies ...stepup.Policy) *stepup.G
 		UserID:      func(*http.Request) (string, error) { return "alice", nil },
 		CallbackURL: "https://app.example/stepup/callback",
 		Policies:    policies,
+		Now:         d.clock.Now,
+		Store:       stepup.NewMemoryStore(stepup.MemoryClock(d.clock.Now)),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -289,6 +353,104 @@ func (d *Differential) Check(t testing.TB, method uint8, target, contentType, qu
 		t.Fatalf("%s %q ?%s %q: the rules judged one request, the handler read another:\n%s",
 			req.Method, contentType, query, body, strings.Join(dis, "\n"))
 	}
+}
+
+// CheckRetry is the retry mode: it sends request A (method, an index into
+// DiffMethods, with contentA, query, body and, when not empty, RetryHeader
+// set to feeA) to target, which the provider challenges; completes the
+// challenge; and resends it as B, with the token, the same method, target,
+// query and body, but contentB and feeB. It fails when B's handler ran on
+// anything but what was judged for A (the readers and the handler's
+// Verification), when B was tracked, and when B, identical to A, did not
+// run. Target's guard must judge RetryAttributes and be made by Guard.
+func (d *Differential) CheckRetry(t testing.TB, method uint8, target, contentA, contentB, query, body, feeA, feeB string) {
+	t.Helper()
+	defer d.clock.Advance(time.Hour) // every challenge, park and cap of this check expires
+	send := func(contentType, fee, token string) (*httptest.ResponseRecorder, bool, []Observation) {
+		req := httptest.NewRequest(DiffMethods[int(method)%len(DiffMethods)], target, strings.NewReader(body))
+		req.URL.RawQuery = query
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		if fee != "" {
+			req.Header.Set(RetryHeader, fee)
+		}
+		if token != "" {
+			req.Header.Set(stepup.TokenHeader, token)
+		}
+		d.mu.Lock()
+		d.ran, d.seen = false, nil
+		d.mu.Unlock()
+		rec := httptest.NewRecorder()
+		d.Handler.ServeHTTP(rec, req)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return rec, d.ran, d.seen
+	}
+	what := fmt.Sprintf("%s ?%s %q judged as %q %s=%q, retried as %q %s=%q",
+		DiffMethods[int(method)%len(DiffMethods)], query, body, contentA, RetryHeader, feeA, contentB, RetryHeader, feeB)
+
+	d.Provider.setChallenge(true)
+	before := len(d.Provider.Tracked())
+	a, ran, _ := send(contentA, feeA, "")
+	d.Provider.setChallenge(false)
+	tracked := d.Provider.Tracked()
+	if ran {
+		t.Fatalf("%s: the handler ran on a challenged request", what)
+	}
+	if a.Code != http.StatusUnauthorized || len(tracked) != before+1 {
+		// Refused (Check holds the refusals to their rules): nothing was
+		// challenged, nothing to retry.
+		return
+	}
+	judged := tracked[len(tracked)-1]
+	token := d.Provider.complete()
+
+	b, ran, seen := send(contentB, feeB, token)
+	if len(d.Provider.Tracked()) != len(tracked) {
+		t.Fatalf("%s: the retry was tracked", what)
+	}
+	if !ran {
+		if contentA == contentB && feeA == feeB {
+			t.Fatalf("%s: the judged request itself, retried with its token, did not run (%d %s)", what, b.Code, b.Body)
+		}
+		switch b.Code {
+		case http.StatusForbidden, http.StatusBadRequest, http.StatusUnsupportedMediaType:
+		default:
+			t.Fatalf("%s: the retry did not run and the answer is %d, not a refusal", what, b.Code)
+		}
+		return
+	}
+	if dis := Disagreements(RetryAttributes, judged, seen); len(dis) > 0 {
+		t.Fatalf("%s: the rules judged one request, the retry ran another:\n%s", what, strings.Join(dis, "\n"))
+	}
+}
+
+// RetrySeed is one seed of the retry mode: a method index, the judged and
+// the retried Content-Type, query, body, the judged and the retried
+// RetryHeader.
+type RetrySeed struct {
+	Method                uint8
+	CTA, CTB, Query, Body string
+	FeeA, FeeB            string
+}
+
+// RetrySeeds are the attacks the second review found, and their
+// neighbours: a header attribute changed or respelled, the same bytes
+// under another Content-Type, and the judged request itself.
+var RetrySeeds = []RetrySeed{
+	{0, "application/json", "application/json", "", `{"to":"bob"}`, "5000", "1000000"},
+	{0, "application/json", "application/json", "", `{"to":"bob"}`, "5000", "5e3"},
+	{0, "application/json", "application/json", "", `{"to":"bob"}`, "5000", ""},
+	{0, "application/json", "application/json", "", `{"to":"bob"}`, "", "5000"},
+	{0, "text/plain", Form, "", "amount=1000000", "", ""},
+	{0, "", Form, "", "amount=1000000", "", ""},
+	{0, "text/plain", "application/json", "", `{"amount":1000000}`, "", ""},
+	{0, Form, Form + "; charset=utf-8", "", "amount=5", "", ""},
+	{0, Form, Form, "desk=a", "amount=5&to=bob", "7", "7"},
+	{1, "", "", "desk=a", "", "7", "7"},
+	{3, "application/json", "text/plain", "", `{"kind":"a"}`, "", ""},
+	{4, Form, "", "", "to=bob", "", ""},
 }
 
 // DiffSeed is one fuzz seed: a method index, Content-Type, query and body.

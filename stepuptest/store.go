@@ -26,6 +26,7 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 			ID: id, Kind: stepup.KindPark, UserID: "alice", Action: "transfer", Method: http.MethodPost,
 			Path: "/transfer", Query: "a=1", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 			Body: []byte("amount=5000"), BodyHash: []byte("fedcba9876543210fedcba9876543210"),
+			Judged:  []byte("judged9876543210judged9876543210"),
 			Shown:   [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
 			Created: clock.Now(), Expires: clock.Now().Add(time.Minute),
 		}
@@ -40,6 +41,7 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		in.Header.Set("Content-Type", "changed")
 		in.Shown[0][0] = 'X'
 		in.BodyHash[0] = 'X'
+		in.Judged[0] = 'X'
 		got, err := s.Get(ctx, "a")
 		require.NoError(t, err)
 		assert.Equal(t, "amount=5000", string(got.Body))
@@ -47,13 +49,16 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		assert.Equal(t, "/transfer", got.Path)
 		assert.Equal(t, [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, got.Shown)
 		assert.Equal(t, "fedcba9876543210fedcba9876543210", string(got.BodyHash))
+		assert.Equal(t, "judged9876543210judged9876543210", string(got.Judged), "the judged digest round-trips")
 		assert.True(t, got.Expires.Equal(clock.Now().Add(time.Minute)))
 		assert.False(t, got.Consumed)
 		got.Body[0] = 'Y'
 		got.Shown[0][0] = 'Y'
+		got.Judged[0] = 'Y'
 		again, err := s.Get(ctx, "a")
 		require.NoError(t, err)
 		assert.Equal(t, "amount=5000", string(again.Body))
+		assert.Equal(t, byte('j'), again.Judged[0])
 		assert.Equal(t, byte('0'), again.Shown[0][0])
 	})
 	t.Run("missing is ErrNotFound", func(t *testing.T) {

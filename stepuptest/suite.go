@@ -33,6 +33,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("replay hygiene", func(t *testing.T) { runReplayHygiene(t, a) })
 	t.Run("parsing", func(t *testing.T) { runParsing(t, a) })
 	t.Run("binding", func(t *testing.T) { runBinding(t, a) })
+	t.Run("what was judged is what runs", func(t *testing.T) { runJudged(t, a) })
 	t.Run("replay spends at its route", func(t *testing.T) { runReplaySpend(t, a) })
 	t.Run("proof of the challenge", func(t *testing.T) { runProof(t, a) })
 	t.Run("two instances", func(t *testing.T) { runInstances(t, a) })

@@ -34,23 +34,49 @@ func FuzzAttributesAgreeWithChi(f *testing.F) {
 		f.Add(s.Method, s.CT, s.Query, s.Body)
 	}
 	d := stepuptest.NewDifferential()
+	d.Handler = chiApp(f, d, stepuptest.DiffAttributes)
+	f.Fuzz(func(t *testing.T, method uint8, contentType, query, body string) {
+		d.Check(t, method, chiTarget(method), contentType, query, body)
+	})
+}
+
+// FuzzRetryRunsWhatWasJudgedChi is the retry mode of the chi differential
+// (stepuptest.Differential.CheckRetry): a retry carrying the token of a
+// judged request runs, under chi's readers, on what was judged, or not at
+// all.
+func FuzzRetryRunsWhatWasJudgedChi(f *testing.F) {
+	for _, s := range stepuptest.RetrySeeds {
+		f.Add(s.Method, s.CTA, s.CTB, s.Query, s.Body, s.FeeA, s.FeeB)
+	}
+	d := stepuptest.NewDifferential()
+	d.Handler = chiApp(f, d, stepuptest.RetryAttributes)
+	f.Fuzz(func(t *testing.T, method uint8, contentA, contentB, query, body, feeA, feeB string) {
+		d.CheckRetry(t, method, chiTarget(method), contentA, contentB, query, body, feeA, feeB)
+	})
+}
+
+// chiApp is the differential's chi application, judging attrs: the policy
+// table under a sub-router mounted at /t, Require under /r.
+func chiApp(tb testing.TB, d *stepuptest.Differential, attrs []stepup.Attribute) http.Handler {
 	var policies []stepup.Policy
 	for _, m := range stepuptest.DiffMethods {
-		policies = append(policies, stepup.Policy{Method: m, Route: "/t/{id}", Action: "transfer", Attributes: stepuptest.DiffAttributes})
+		policies = append(policies, stepup.Policy{Method: m, Route: "/t/{id}", Action: "transfer", Attributes: attrs})
 	}
-	g := d.Guard(f, policies...)
+	g := d.Guard(tb, policies...)
 	record := func(w http.ResponseWriter, r *http.Request) { d.Record(chiReaders(r)) }
 	r := chi.NewRouter()
-	r.With(stepupchi.Require(g, "transfer", stepup.WithAttributes(stepuptest.DiffAttributes...))).HandleFunc("/r/{id}", record)
+	r.With(stepupchi.Require(g, "transfer", stepup.WithAttributes(attrs...))).HandleFunc("/r/{id}", record)
 	sub := chi.NewRouter()
 	sub.With(stepupchi.Middleware(g)).HandleFunc("/{id}", record)
 	r.Mount("/t", sub)
-	d.Handler = r
-	f.Fuzz(func(t *testing.T, method uint8, contentType, query, body string) {
-		target := "/t/7"
-		if method%2 == 1 {
-			target = "/r/7"
-		}
-		d.Check(t, method, target, contentType, query, body)
-	})
+	return r
+}
+
+// chiTarget sends even method numbers through the table, odd ones
+// through Require.
+func chiTarget(method uint8) string {
+	if method%2 == 1 {
+		return "/r/7"
+	}
+	return "/t/7"
 }

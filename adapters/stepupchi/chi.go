@@ -8,11 +8,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/internal/handlerid"
 )
 
 // Middleware protects the routes of the guard's policy table, matched on
@@ -48,10 +48,21 @@ func Middleware(g *stepup.Guard) func(http.Handler) http.Handler {
 	for _, p := range g.Policies() {
 		covered[p.Route] = true
 	}
-	return func(next http.Handler) http.Handler {
-		return &table{g: g, covered: covered, next: next, core: g.Middleware(restorePattern(next))}
-	}
+	return (&middleware{g: g, covered: covered}).wrap
 }
+
+// middleware is what Middleware returns; CheckRoutes finds it among a
+// route's middlewares by the code of its wrap method.
+type middleware struct {
+	g       *stepup.Guard
+	covered map[string]bool
+}
+
+func (m *middleware) wrap(next http.Handler) http.Handler {
+	return &table{g: m.g, covered: m.covered, next: next, core: m.g.Middleware(restorePattern(next))}
+}
+
+var middlewareCode = handlerid.Code((*middleware)(nil).wrap)
 
 // table is the policy-table middleware around one chi endpoint.
 type table struct {
@@ -233,18 +244,51 @@ func mountPoint(root chi.Routes, pats []string) bool {
 // inline, r.With(stepupchi.Require(guard, "transfer")).Post(...): there
 // chi has routed, and its path parameters feed FromPath attributes. It
 // panics on an invalid action code, as route registration does.
+//
+// Require also protects a handler wherever it is mounted when it wraps the
+// handler itself: h := stepupchi.Require(guard, "transfer")(transfer),
+// then r.Post("/transfer", h.ServeHTTP) under as many routes as needed.
 func Require(g *stepup.Guard, action string, opts ...stepup.RequireOption) func(http.Handler) http.Handler {
-	require := g.Require(action, opts...)
-	return func(next http.Handler) http.Handler {
-		h := require(next)
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if rctx := chi.RouteContext(r.Context()); rctx != nil {
-				r = routed(rctx, r, dispatched(rctx, r))
-			}
-			h.ServeHTTP(w, r)
-		})
-	}
+	return (&requirer{require: g.Require(action, opts...)}).wrap
 }
+
+// requirer is Require's middleware; CheckRoutes recognises it among a
+// route's middlewares by the code of its wrap method.
+type requirer struct {
+	require func(http.Handler) http.Handler
+}
+
+func (q *requirer) wrap(next http.Handler) http.Handler { return &required{q.require(next)} }
+
+// required is a handler Require protects; CheckRoutes counts it protected
+// under every route.
+type required struct{ h http.Handler }
+
+func (q *required) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rctx := chi.RouteContext(r.Context()); rctx != nil {
+		r = routed(rctx, r, dispatched(rctx, r))
+	}
+	q.h.ServeHTTP(w, r)
+}
+
+// isRequired reports whether h is a handler Require wrapped, as a value
+// or as its ServeHTTP method.
+func isRequired(h http.Handler) bool {
+	if f, ok := h.(http.HandlerFunc); ok {
+		if inner := handlerid.ServeHTTPOf(f); inner != nil {
+			h = inner
+		}
+		if handlerid.Code(f) == requiredValue {
+			return true
+		}
+	}
+	_, ok := h.(*required)
+	return ok
+}
+
+var requiredValue = handlerid.Code((*required)(nil).ServeHTTP)
+
+var requireCode = handlerid.Code((*requirer)(nil).wrap)
 
 // Callback serves the guard's callback route and replays parked requests
 // through root, the whole chi router again (its middleware included):
@@ -255,10 +299,41 @@ func Require(g *stepup.Guard, action string, opts ...stepup.RequireOption) func(
 // finds in a request's context, and the callback's own (GET
 // /stepup/callback) would route the replay as a GET.
 func Callback(g *stepup.Guard, root http.Handler) http.Handler {
-	h := g.Callback(root)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, (*chi.Context)(nil))))
-	})
+	return &callback{g: g, h: g.Callback(root)}
+}
+
+// callback is the handler Callback returns; CheckRoutes recognises it at
+// the path of Config.CallbackURL.
+type callback struct {
+	g *stepup.Guard
+	h http.Handler
+}
+
+func (cb *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cb.h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, (*chi.Context)(nil))))
+}
+
+// callbackValue is the code of cb.ServeHTTP taken as a function value.
+var callbackValue = handlerid.Code((*callback)(nil).ServeHTTP)
+
+// notCallback says why h, the handler at the callback's route, is not
+// Callback's for g, or returns "" when it is.
+func notCallback(g *stepup.Guard, h http.Handler) string {
+	if f, ok := h.(http.HandlerFunc); ok {
+		if handlerid.Code(f) == callbackValue {
+			return "" // a method value hides its guard
+		}
+		if inner := handlerid.ServeHTTPOf(f); inner != nil {
+			h = inner
+		}
+	}
+	if cb, ok := h.(*callback); ok {
+		if cb.g == g {
+			return ""
+		}
+		return "the callback of another guard"
+	}
+	return handlerid.Name(h) + ", not stepupchi.Callback(guard, r)"
 }
 
 // PreserveBody keeps the exact body of every request for the guard, so
@@ -270,32 +345,73 @@ func PreserveBody(g *stepup.Guard) func(http.Handler) http.Handler {
 
 // CheckRoutes reports the wiring mistakes it can see in r's routes (walked
 // with chi.Walk, mounted sub-routers included), so that none leaves a
-// route open. Call it after registering the routes.
+// route open or a parked request lost. Call it after registering the
+// routes.
 //
 //   - A policy that names no route of r. chi's RoutePattern drops a
 //     trailing slash, so "/admin/" is never matched: name it "/admin". A
 //     sub-router mounted behind a wrapper (r.Mount("/api", logging(sub)))
 //     hides its routes from chi, and from the guard: its policies are
 //     reported here.
+//   - A route that a policy protects but that has neither Middleware nor
+//     Require among its middlewares: registered outside the r.Group or
+//     r.With that holds the guard.
 //   - A handler that a policy protects for some methods but that is also
 //     registered for methods no policy covers, as r.Handle and
 //     r.HandleFunc do (every method): a GET-only policy on
 //     r.Handle("/admin", h) lets POST /admin run h without a step-up. Use
-//     Method "*" in the policy. "The same handler" is the same registered
-//     value: one r.Handle, or one function registered for several methods.
+//     Method "*" in the policy.
+//   - A handler protected under one route (by a policy, or by Require
+//     among the route's middlewares) and registered under another where
+//     nothing protects it: a sub-router mounted at "/api" and at
+//     "/api/v1", a handler in two groups. The alias runs it without a
+//     step-up. Register it under the protected route only or, to serve it
+//     under several, wrap the handler itself with Require.
+//   - The path of Config.CallbackURL not routed (GET) to Callback: the
+//     user would pass the challenge, land on a 404, and the parked request
+//     would be lost.
+//
+// "The same handler" is the same registered value: one http.Handler value
+// (a pointer, a sub-router's route mounted twice), one function, or one
+// method value of one receiver (app.transfer), whether registered for
+// several methods or under several routes. A closure made anew for each
+// registration, or by one factory per route (logging(h)), is a handler of
+// its own and is not reported. Handlers shared only by routes no policy
+// protects (a 404, a file server) are fine.
 func CheckRoutes(g *stepup.Guard, r chi.Routes) error {
 	type handlerAt struct {
 		pattern string
-		id      [2]uintptr
+		id      handlerid.ID
 	}
 	have := map[[2]string]bool{}
+	handlers := map[[2]string]http.Handler{}
 	methods := map[handlerAt][]string{}
+	byRequire := map[[2]string]bool{} // Require among the route's middlewares, or around its handler
 	var order []handlerAt
-	err := chi.Walk(r, func(method, route string, h http.Handler, _ ...func(http.Handler) http.Handler) error {
+	var unguarded []error
+	err := chi.Walk(r, func(method, route string, h http.Handler, mws ...func(http.Handler) http.Handler) error {
 		p := pattern(route)
 		have[[2]string{method, p}] = true
 		have[[2]string{"*", p}] = true
-		k := handlerAt{p, identity(h)}
+		handlers[[2]string{method, p}] = h
+		guarded := false
+		for _, mw := range mws {
+			switch handlerid.Code(mw) {
+			case requireCode:
+				byRequire[[2]string{method, p}] = true
+			case middlewareCode:
+				guarded = true
+			}
+		}
+		if isRequired(h) {
+			byRequire[[2]string{method, p}] = true
+		}
+		if _, ok := g.Match(method, p); ok && !guarded && !byRequire[[2]string{method, p}] {
+			unguarded = append(unguarded, fmt.Errorf("stepupchi: route %s %s: a policy protects it, but neither stepupchi.Middleware "+
+				"nor stepupchi.Require is among its middlewares (registered outside the r.Group or r.With that holds the guard?), "+
+				"so chi runs it without a step-up", method, p))
+		}
+		k := handlerAt{p, handlerid.Of(h)}
 		if _, seen := methods[k]; !seen {
 			order = append(order, k)
 		}
@@ -305,7 +421,8 @@ func CheckRoutes(g *stepup.Guard, r chi.Routes) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	slices.SortFunc(unguarded, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	errs := unguarded
 	for _, p := range g.Policies() {
 		if have[[2]string{p.Method, p.Route}] {
 			continue
@@ -317,6 +434,12 @@ func CheckRoutes(g *stepup.Guard, r chi.Routes) error {
 		errs = append(errs, fmt.Errorf("stepupchi: policy %s %s: no such chi route%s", p.Method, p.Route, hint))
 	}
 	slices.SortFunc(order, func(a, b handlerAt) int { return strings.Compare(a.pattern, b.pattern) })
+	type uses struct {
+		handler         http.Handler
+		protected, open []string
+	}
+	byHandler := map[handlerid.ID]*uses{}
+	var handlerOrder []handlerid.ID
 	for _, k := range order {
 		protected, open := g.SplitMethods(k.pattern, methods[k])
 		if len(protected) > 0 && len(open) > 0 {
@@ -324,8 +447,59 @@ func CheckRoutes(g *stepup.Guard, r chi.Routes) error {
 				"which no policy covers (r.Handle or r.HandleFunc?): use Method \"*\" in the policy or add policies for those methods",
 				k.pattern, strings.Join(protected, ", "), strings.Join(open, ", ")))
 		}
+		u := byHandler[k.id]
+		if u == nil {
+			u = &uses{handler: handlers[[2]string{methods[k][0], k.pattern}]}
+			byHandler[k.id] = u
+			handlerOrder = append(handlerOrder, k.id)
+		}
+		for _, m := range methods[k] {
+			if byRequire[[2]string{m, k.pattern}] {
+				protected = append(protected, m)
+				open = slices.DeleteFunc(open, func(o string) bool { return o == m })
+			}
+		}
+		for _, m := range protected {
+			u.protected = append(u.protected, m+" "+k.pattern)
+		}
+		if len(protected) == 0 { // both at one route: reported above
+			for _, m := range open {
+				u.open = append(u.open, m+" "+k.pattern)
+			}
+		}
+	}
+	for _, id := range handlerOrder {
+		if u := byHandler[id]; len(u.protected) > 0 && len(u.open) > 0 {
+			errs = append(errs, handlerid.AliasError("stepupchi", handlerid.Name(u.handler), u.protected, u.open,
+				"protect the handler itself with stepupchi.Require(guard, action)(handler), which protects it wherever it is mounted"))
+		}
+	}
+	if err := checkCallback(g, r, handlers); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// checkCallback reports when r does not route a GET of the path of
+// Config.CallbackURL to Callback. handlers holds r's endpoints by method
+// and pattern, as CheckRoutes walked them.
+func checkCallback(g *stepup.Guard, r chi.Routes, handlers map[[2]string]http.Handler) error {
+	u := g.CallbackURL()
+	found := r.Find(chi.NewRouteContext(), http.MethodGet, u.EscapedPath())
+	if found == "" {
+		return fmt.Errorf("stepupchi: Config.CallbackURL %s: its path names no GET route: mount the callback there, "+
+			"r.Get(%q, stepupchi.Callback(guard, r).ServeHTTP), or the user passes the challenge and the parked request is lost",
+			u, u.EscapedPath())
+	}
+	h := handlers[[2]string{http.MethodGet, pattern(found)}]
+	if h == nil {
+		return fmt.Errorf("stepupchi: Config.CallbackURL %s: chi routes it to %s, which chi.Walk does not list: "+
+			"mount stepupchi.Callback(guard, r) there", u, found)
+	}
+	if why := notCallback(g, h); why != "" {
+		return fmt.Errorf("stepupchi: Config.CallbackURL %s: chi routes it to %s, which serves %s", u, found, why)
+	}
+	return nil
 }
 
 // pattern turns a route as chi.Walk reports it into the pattern
@@ -339,12 +513,4 @@ func pattern(route string) string {
 		route = strings.TrimSuffix(route, "/")
 	}
 	return route
-}
-
-// identity is the two words of an interface value: its type and its data
-// pointer (for a function, its closure). One registration stored under
-// several methods has the same identity under each; two closures made by
-// one factory do not.
-func identity(h http.Handler) [2]uintptr {
-	return *(*[2]uintptr)(unsafe.Pointer(&h))
 }

@@ -84,14 +84,34 @@ func FuzzAttributesAgreeWithEcho(f *testing.F) {
 		f.Add(s.Method, s.CT, s.Query, s.Body)
 	}
 	d := stepuptest.NewDifferential()
-	g := d.Guard(f)
+	d.Handler = echoApp(f, d, stepuptest.DiffAttributes)
+	f.Fuzz(func(t *testing.T, method uint8, contentType, query, body string) {
+		d.Check(t, method, "/7", contentType, query, body)
+	})
+}
+
+// FuzzRetryRunsWhatWasJudgedEcho is the retry mode of the echo
+// differential (stepuptest.Differential.CheckRetry): a retry carrying the
+// token of a judged request runs, under echo's binder and accessors, on
+// what was judged, or not at all.
+func FuzzRetryRunsWhatWasJudgedEcho(f *testing.F) {
+	for _, s := range stepuptest.RetrySeeds {
+		f.Add(s.Method, s.CTA, s.CTB, s.Query, s.Body, s.FeeA, s.FeeB)
+	}
+	d := stepuptest.NewDifferential()
+	d.Handler = echoApp(f, d, stepuptest.RetryAttributes)
+	f.Fuzz(func(t *testing.T, method uint8, contentA, contentB, query, body, feeA, feeB string) {
+		d.CheckRetry(t, method, "/7", contentA, contentB, query, body, feeA, feeB)
+	})
+}
+
+// echoApp is the differential's echo application: Require judging attrs.
+func echoApp(tb testing.TB, d *stepuptest.Differential, attrs []stepup.Attribute) *echo.Echo {
+	g := d.Guard(tb)
 	e := echo.New()
 	e.Any("/:id", func(c echo.Context) error {
 		d.Record(echoReaders(c))
 		return nil
-	}, stepupecho.Require(g, "transfer", stepup.WithAttributes(stepuptest.DiffAttributes...)))
-	d.Handler = e
-	f.Fuzz(func(t *testing.T, method uint8, contentType, query, body string) {
-		d.Check(t, method, "/7", contentType, query, body)
-	})
+	}, stepupecho.Require(g, "transfer", stepup.WithAttributes(attrs...)))
+	return e
 }

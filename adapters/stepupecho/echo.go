@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/internal/handlerid"
 )
 
 // Config configures the echo middleware.
@@ -203,24 +205,48 @@ func RequireWithConfig(g *stepup.Guard, cfg Config, action string, opts ...stepu
 		panic(err)
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if cfg.Skipper(c) {
-				return next(c)
-			}
-			return enforce(c, g, rule, next, cfg)
-		}
+		return (&required{g: g, rule: rule, next: next, cfg: cfg}).serve
 	}
+}
+
+// required is a handler Require protects. Its serve method gives every
+// such handler one route name, which CheckRoutes counts as protected
+// wherever it is mounted.
+type required struct {
+	g    *stepup.Guard
+	rule stepup.Rule
+	next echo.HandlerFunc
+	cfg  Config
+}
+
+func (q *required) serve(c echo.Context) error {
+	if q.cfg.Skipper(c) {
+		return q.next(c)
+	}
+	return enforce(c, q.g, q.rule, q.next, q.cfg)
 }
 
 // Callback serves the guard's callback route and replays parked requests
 // through e, the whole echo stack again (CSRF included).
 func Callback(g *stepup.Guard, e *echo.Echo) echo.HandlerFunc {
-	h := g.Callback(e)
-	return func(c echo.Context) error {
-		h.ServeHTTP(c.Response(), c.Request())
-		return nil
-	}
+	return (&callback{g.Callback(e)}).serve
 }
+
+// callback is the handler Callback returns. Its serve method gives the
+// route a name, echo's name for the handler, by which CheckRoutes
+// recognises it.
+type callback struct{ h http.Handler }
+
+func (cb *callback) serve(c echo.Context) error {
+	cb.h.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// Route names echo gives the handlers of Callback and of Require.
+var (
+	callbackName = handlerid.Name((*callback)(nil).serve)
+	requiredName = handlerid.Name((*required)(nil).serve)
+)
 
 // PreserveBody keeps the exact body of every request for the guard, so
 // middleware that reads bodies (CSRF reading a form field) may run first.
@@ -230,20 +256,38 @@ func PreserveBody(g *stepup.Guard) echo.MiddlewareFunc {
 }
 
 // CheckRoutes reports the wiring mistakes it can see in e's routes, so
-// that none leaves a route open. Call it after registering the routes.
+// that none leaves a route open or a parked request lost. Call it after
+// registering the routes.
 //
 //   - A policy that names no route of e: a typo protects nothing.
 //   - A handler that a policy protects for some methods but that is also
 //     registered, under the same route name, for methods no policy covers,
 //     as e.Any and e.Match do: a GET-only policy on e.Any("/admin", h) lets
 //     POST /admin run h without a step-up. Use Method "*" in the policy.
-//     Echo names a route after its handler function, so two different
-//     handlers made by one factory share a name; give such a route a Name
-//     of its own (route.Name = "…") to tell them apart.
+//   - A handler protected under one route and registered under another
+//     that no policy protects (an echo handler in two groups, "/api" and
+//     "/api/v1"): the alias runs it without a step-up. Register it under
+//     the protected route only or, to serve it under several, wrap the
+//     handler itself, stepupecho.Require(guard, action)(handler), which
+//     protects it wherever it is mounted (Require as route middleware
+//     protects that route only, and CheckRoutes cannot see it).
+//   - The path of Config.CallbackURL not routed (GET) to Callback: the
+//     user would pass the challenge, land on a 404, and the parked request
+//     would be lost.
+//
+// echo keeps a route's name, not its handler, so "the same handler" is the
+// same route name, which echo takes from the handler function: one
+// function or method (h.Transfer: for every receiver), or one closure
+// literal. Two different handlers made by one factory share a name; give
+// such a route a Name of its own (route.Name = "…") to tell them apart.
+// Handlers made by echo.WrapHandler all share one name and are not
+// compared across routes. Keep the name echo gives the Callback route.
 func CheckRoutes(g *stepup.Guard, e *echo.Echo) error {
 	routers := [][]*echo.Route{e.Routes()}
-	for _, r := range e.Routers() {
+	hosts := []string{""}
+	for host, r := range e.Routers() {
 		routers = append(routers, r.Routes())
+		hosts = append(hosts, host)
 	}
 	have := map[[2]string]bool{}
 	for _, routes := range routers {
@@ -261,6 +305,8 @@ func CheckRoutes(g *stepup.Guard, e *echo.Echo) error {
 	for _, routes := range routers {
 		errs = append(errs, sharedHandlers(g, routes)...)
 	}
+	errs = append(errs, aliases(g, routers, hosts))
+	errs = append(errs, checkCallback(g, e))
 	return errors.Join(errs...)
 }
 
@@ -291,6 +337,94 @@ func sharedHandlers(g *stepup.Guard, routes []*echo.Route) []error {
 		}
 	}
 	return errs
+}
+
+// aliases reports the handlers (by route name) that a policy protects under
+// some route and that are registered under another route, of any of e's
+// routers, where no policy protects them.
+func aliases(g *stepup.Guard, routers [][]*echo.Route, hosts []string) error {
+	type uses struct{ protected, open []string }
+	byName := map[string]*uses{}
+	var names []string
+	for i, routes := range routers {
+		type at struct{ name, path string }
+		methods := map[at][]string{}
+		var order []at
+		for _, r := range routes {
+			if r.Method == echo.RouteNotFound || !comparable(r.Name) {
+				continue
+			}
+			k := at{r.Name, r.Path}
+			if _, seen := methods[k]; !seen {
+				order = append(order, k)
+			}
+			methods[k] = append(methods[k], r.Method)
+		}
+		for _, k := range order {
+			u := byName[k.name]
+			if u == nil {
+				u = &uses{}
+				byName[k.name] = u
+				names = append(names, k.name)
+			}
+			protected, open := g.SplitMethods(k.path, methods[k])
+			for _, m := range protected {
+				u.protected = append(u.protected, m+" "+hosts[i]+k.path)
+			}
+			if len(protected) == 0 { // both at one route: sharedHandlers reports it
+				for _, m := range open {
+					u.open = append(u.open, m+" "+hosts[i]+k.path)
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		if u := byName[name]; len(u.protected) > 0 && len(u.open) > 0 {
+			errs = append(errs, handlerid.AliasError("stepupecho", name, u.protected, u.open,
+				"protect the handler itself with stepupecho.Require(guard, action)(handler), which protects it wherever it is mounted "+
+					"(echo compares route names: if these are different handlers that share one, made by one factory or one method "+
+					"on two receivers, give one of the routes a Name of its own)"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// comparable reports whether a route name tells handlers apart across
+// routes: echo.WrapHandler names every handler it wraps alike, and Require
+// protects its handler wherever it is.
+func comparable(name string) bool {
+	return name != requiredName && name != callbackName &&
+		!strings.HasPrefix(name, "github.com/labstack/echo/v4.") && !strings.Contains(name, ".WrapHandler.func")
+}
+
+// checkCallback reports when e does not route a GET of Config.CallbackURL
+// to Callback.
+func checkCallback(g *stepup.Guard, e *echo.Echo) error {
+	u := g.CallbackURL()
+	r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: u.Path, RawPath: u.RawPath}, Host: u.Host, Header: http.Header{}}
+	router := hostRouter(e, u.Host)
+	probe := e.AcquireContext()
+	probe.Reset(r, nil)
+	router.Find(http.MethodGet, echo.GetPath(r), probe)
+	path, allowed := probe.Path(), probe.Get(echo.ContextKeyHeaderAllow) != nil
+	e.ReleaseContext(probe)
+	name := ""
+	for _, rt := range router.Routes() {
+		if rt.Method == http.MethodGet && rt.Path == path {
+			name = rt.Name
+		}
+	}
+	switch {
+	case path == "" || allowed || name == "":
+		return fmt.Errorf("stepupecho: Config.CallbackURL %s: its path names no GET route: mount the callback there, "+
+			"e.GET(%q, stepupecho.Callback(guard, e)), or the user passes the challenge and the parked request is lost", u, u.Path)
+	case name != callbackName:
+		return fmt.Errorf("stepupecho: Config.CallbackURL %s: echo routes it to %s, whose handler is %s, not stepupecho.Callback(guard, e) "+
+			"(keep the route name echo gives Callback)", u, path, name)
+	}
+	return nil
 }
 
 func withDefaults(cfg Config) Config {

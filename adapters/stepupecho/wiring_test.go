@@ -301,8 +301,9 @@ func TestCheckRoutesReportsHandlersOpenForOtherMethods(t *testing.T) {
 				e.GET("/admin", echo.WrapHandler(http.NotFoundHandler())).Name = "admin-page"
 				e.POST("/admin", echo.WrapHandler(http.NotFoundHandler())).Name = "admin-form"
 			}, nil},
-		{"the same handler on another path is no concern", getAdmin,
-			func(e *echo.Echo) { e.GET("/admin", admin); e.POST("/other", admin) }, nil},
+		{"the same handler under another route", getAdmin,
+			func(e *echo.Echo) { e.GET("/admin", admin); e.POST("/other", admin) },
+			[]string{"protected at GET /admin but also registered at POST /other", "stepupecho.Require(guard, action)(handler)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -311,6 +312,7 @@ func TestCheckRoutesReportsHandlersOpenForOtherMethods(t *testing.T) {
 				e := echo.New()
 				e.Use(stepupecho.Middleware(g))
 				tc.routes(e)
+				e.GET(stepuptest.CallbackPath, stepupecho.Callback(g, e))
 				err := stepupecho.CheckRoutes(g, e)
 				if tc.expect == nil {
 					assert.NoError(t, err)
@@ -349,4 +351,184 @@ func TestEchoMiddlewareWithoutPoliciesLetsEverythingThrough(t *testing.T) {
 		want := map[string]int{"/profile": http.StatusOK, "/missing": http.StatusNotFound}[path]
 		assert.Equal(t, want, rec.Code, path)
 	}
+}
+
+func newGuard(t *testing.T, policies ...stepup.Policy) *stepup.Guard {
+	t.Helper()
+	g, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("secret"),
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL: "https://bank.example/stepup/callback",
+		Policies:    policies,
+	})
+	require.NoError(t, err)
+	return g
+}
+
+type bank struct{}
+
+func (*bank) Transfer(echo.Context) error { return nil }
+
+func healthz(echo.Context) error { return nil }
+
+// SECURITY.md threat 24: one handler protected under one route and
+// registered under another where nothing protects it.
+func TestCheckRoutesReportsAliases(t *testing.T) {
+	apiTransfer := stepup.Policy{Method: http.MethodPost, Route: "/api/transfer", Action: "transfer"}
+	tests := []struct {
+		name   string
+		routes func(e *echo.Echo, g *stepup.Guard)
+		expect []string // nil: no error
+	}{
+		{"a handler in two groups",
+			func(e *echo.Echo, _ *stepup.Guard) {
+				b := &bank{}
+				e.Group("/api").POST("/transfer", b.Transfer)
+				e.Group("/api/v1").POST("/transfer", b.Transfer)
+			},
+			[]string{"(*bank).Transfer-fm is protected at POST /api/transfer but also registered at POST /api/v1/transfer"}},
+		{"under another host's router",
+			func(e *echo.Echo, _ *stepup.Guard) {
+				b := &bank{}
+				e.POST("/api/transfer", b.Transfer)
+				e.Host("legacy.example").POST("/transfer", b.Transfer)
+			},
+			[]string{"registered at POST legacy.example/transfer"}},
+		{"Require around the handler, under two routes",
+			func(e *echo.Echo, g *stepup.Guard) {
+				h := stepupecho.Require(g, "transfer")((&bank{}).Transfer)
+				e.POST("/api/transfer", h)
+				e.POST("/api/v1/transfer", h)
+			}, nil},
+		{"handlers shared among open routes only",
+			func(e *echo.Echo, _ *stepup.Guard) {
+				e.POST("/api/transfer", (&bank{}).Transfer)
+				e.GET("/healthz", healthz)
+				e.GET("/api/healthz", healthz)
+				e.Static("/static", ".")
+				e.Static("/assets", ".")
+			}, nil},
+		{"net/http handlers wrapped by echo",
+			func(e *echo.Echo, _ *stepup.Guard) {
+				w := echo.WrapHandler
+				e.POST("/api/transfer", w(http.NotFoundHandler()))
+				e.POST("/login", w(http.NotFoundHandler()))
+			}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGuard(t, apiTransfer)
+			e := echo.New()
+			e.Use(stepupecho.Middleware(g))
+			e.GET("/stepup/callback", stepupecho.Callback(g, e))
+			tc.routes(e, g)
+			err := stepupecho.CheckRoutes(g, e)
+			if tc.expect == nil {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, want := range tc.expect {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Contains(t, err.Error(), "stepupecho.Require(guard, action)(handler)")
+		})
+	}
+}
+
+// Issue 19: the user passes the challenge and lands on a 404 unless the
+// callback is mounted at Config.CallbackURL's path.
+func TestCheckRoutesReportsTheCallbackNotMounted(t *testing.T) {
+	tests := []struct {
+		name   string
+		mount  func(e *echo.Echo, g *stepup.Guard)
+		expect string // "": no error
+	}{
+		{"mounted", func(e *echo.Echo, g *stepup.Guard) {
+			e.GET("/stepup/callback", stepupecho.Callback(g, e))
+		}, ""},
+		{"in a group, with route middleware", func(e *echo.Echo, g *stepup.Guard) {
+			e.Group("/stepup").GET("/callback", stepupecho.Callback(g, e), middleware.Logger())
+		}, ""},
+		{"on the callback's host", func(e *echo.Echo, g *stepup.Guard) {
+			e.Host("bank.example").GET("/stepup/callback", stepupecho.Callback(g, e))
+		}, ""},
+		{"not mounted", func(*echo.Echo, *stepup.Guard) {}, "its path names no GET route"},
+		{"for POST only", func(e *echo.Echo, g *stepup.Guard) {
+			e.POST("/stepup/callback", stepupecho.Callback(g, e))
+		}, "its path names no GET route"},
+		{"on another host", func(e *echo.Echo, g *stepup.Guard) {
+			e.Host("admin.example").GET("/stepup/callback", stepupecho.Callback(g, e))
+		}, "its path names no GET route"},
+		{"a catch-all there", func(e *echo.Echo, _ *stepup.Guard) {
+			e.GET("/*", healthz)
+		}, "echo routes it to /*, whose handler is github.com/stepupkit/stepup/adapters/stepupecho_test.healthz, not stepupecho.Callback"},
+		{"the net/http callback, wrapped", func(e *echo.Echo, g *stepup.Guard) {
+			e.GET("/stepup/callback", echo.WrapHandler(g.Callback(e)))
+		}, "not stepupecho.Callback"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGuard(t)
+			e := echo.New()
+			tc.mount(e, g)
+			err := stepupecho.CheckRoutes(g, e)
+			if tc.expect == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "stepupecho: Config.CallbackURL https://bank.example/stepup/callback")
+			assert.Contains(t, err.Error(), tc.expect)
+		})
+	}
+}
+
+// The alias CheckRoutes reports is an open door: nobody is logged in, so
+// the protected route refuses, and the same handler in another group runs.
+func TestAliasRunsUnchallenged(t *testing.T) {
+	g, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("unused", authsignal.WithBaseURL("http://127.0.0.1:1")), // never reached
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "", nil },
+		CallbackURL: "https://bank.example/stepup/callback",
+		Policies:    []stepup.Policy{{Method: http.MethodPost, Route: "/api/transfer", Action: "transfer"}},
+	})
+	require.NoError(t, err)
+	runs := 0
+	transfer := func(c echo.Context) error { runs++; return c.NoContent(http.StatusOK) }
+	e := echo.New()
+	e.Use(stepupecho.Middleware(g))
+	e.Group("/api").POST("/transfer", transfer)
+	e.Group("/api/v1").POST("/transfer", transfer)
+	e.GET("/stepup/callback", stepupecho.Callback(g, e))
+
+	for target, want := range map[string]int{"/api/transfer": http.StatusUnauthorized, "/api/v1/transfer": http.StatusOK} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, target, nil)
+		req.Header.Set("Accept", "application/json")
+		e.ServeHTTP(rec, req)
+		assert.Equal(t, want, rec.Code, target)
+	}
+	assert.Equal(t, 1, runs, "run once, under the alias")
+	assert.ErrorContains(t, stepupecho.CheckRoutes(g, e), "registered at POST /api/v1/transfer")
+}
+
+// echo compares route names: two handlers that share one (one method on
+// two receivers) are reported until a route gets a Name of its own.
+func TestCheckRoutesAliasesByRouteName(t *testing.T) {
+	g := newGuard(t, stepup.Policy{Method: http.MethodPost, Route: "/admin/transfer", Action: "transfer"})
+	e := echo.New()
+	e.Use(stepupecho.Middleware(g))
+	e.GET("/stepup/callback", stepupecho.Callback(g, e))
+	admin, public := &bank{}, &bank{}
+	e.POST("/admin/transfer", admin.Transfer)
+	route := e.POST("/public/transfer", public.Transfer)
+	err := stepupecho.CheckRoutes(g, e)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "give one of the routes a Name of its own")
+
+	route.Name = "public-transfer"
+	assert.NoError(t, stepupecho.CheckRoutes(g, e))
 }

@@ -3,6 +3,7 @@ package stepupgin_test
 import (
 	"bytes"
 	"io"
+	"net/http"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -139,23 +140,49 @@ func FuzzAttributesAgreeWithGin(f *testing.F) {
 		f.Add(s.Method, s.CT, s.Query, s.Body)
 	}
 	d := stepuptest.NewDifferential()
+	d.Handler = ginApp(f, d, stepuptest.DiffAttributes)
+	f.Fuzz(func(t *testing.T, method uint8, contentType, query, body string) {
+		d.Check(t, method, ginTarget(method), contentType, query, body)
+	})
+}
+
+// FuzzRetryRunsWhatWasJudgedGin is the retry mode of the gin differential
+// (stepuptest.Differential.CheckRetry): a retry carrying the token of a
+// judged request runs, under gin's readers, on what was judged, or not at
+// all.
+func FuzzRetryRunsWhatWasJudgedGin(f *testing.F) {
+	for _, s := range stepuptest.RetrySeeds {
+		f.Add(s.Method, s.CTA, s.CTB, s.Query, s.Body, s.FeeA, s.FeeB)
+	}
+	d := stepuptest.NewDifferential()
+	d.Handler = ginApp(f, d, stepuptest.RetryAttributes)
+	f.Fuzz(func(t *testing.T, method uint8, contentA, contentB, query, body, feeA, feeB string) {
+		d.CheckRetry(t, method, ginTarget(method), contentA, contentB, query, body, feeA, feeB)
+	})
+}
+
+// ginApp is the differential's gin application, judging attrs: the policy
+// table under /t/:id, Require under /r/:id.
+func ginApp(tb testing.TB, d *stepuptest.Differential, attrs []stepup.Attribute) http.Handler {
 	var policies []stepup.Policy
 	for _, m := range stepuptest.DiffMethods {
-		policies = append(policies, stepup.Policy{Method: m, Route: "/t/:id", Action: "transfer", Attributes: stepuptest.DiffAttributes})
+		policies = append(policies, stepup.Policy{Method: m, Route: "/t/:id", Action: "transfer", Attributes: attrs})
 	}
-	g := d.Guard(f, policies...)
+	g := d.Guard(tb, policies...)
 	gin.SetMode(gin.TestMode)
 	record := func(c *gin.Context) { d.Record(ginReaders(c)) }
 	e := gin.New()
 	e.Use(stepupgin.Middleware(g, e))
 	e.Any("/t/:id", record)
-	e.Any("/r/:id", stepupgin.Require(g, "transfer", stepup.WithAttributes(stepuptest.DiffAttributes...)), record)
-	d.Handler = e
-	f.Fuzz(func(t *testing.T, method uint8, contentType, query, body string) {
-		target := "/t/7"
-		if method%2 == 1 {
-			target = "/r/7"
-		}
-		d.Check(t, method, target, contentType, query, body)
-	})
+	e.Any("/r/:id", stepupgin.Require(g, "transfer", stepup.WithAttributes(attrs...)), record)
+	return e
+}
+
+// ginTarget sends even method numbers through the table, odd ones
+// through Require.
+func ginTarget(method uint8) string {
+	if method%2 == 1 {
+		return "/r/7"
+	}
+	return "/t/7"
 }

@@ -31,7 +31,9 @@ func Example() {
 	}
 	engine := gin.New()
 	engine.Use(stepupgin.PreserveBody(guard))
-	engine.Use(stepupgin.Middleware(guard, engine)) // before the routes it protects
+	if err := stepupgin.Use(guard, engine); err != nil { // before the routes it protects
+		log.Fatal(err)
+	}
 	engine.POST("/accounts/:id/transfer", func(c *gin.Context) { c.String(http.StatusOK, "transferred from %s", c.Param("id")) })
 	engine.POST("/settings/email", stepupgin.Require(guard, "changeEmail"), func(c *gin.Context) { c.String(http.StatusOK, "changed") })
 	engine.GET("/stepup/callback", stepupgin.Callback(guard, engine))
@@ -66,4 +68,33 @@ func ExampleCheckRoutes() {
 	engine.Any("/admin", func(*gin.Context) {})
 	fmt.Println(stepupgin.CheckRoutes(guard, engine) != nil)
 	// Output: true
+}
+
+// Use adds the policy table's middleware in the one place it protects
+// anything, before the routes, and refuses to come after a protected one.
+func ExampleUse() {
+	gin.SetMode(gin.ReleaseMode)
+	guard, err := stepup.New(stepup.Config{
+		Provider:    authsignal.NewClient("secret"),
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "", nil },
+		CallbackURL: "https://bank.example/stepup/callback",
+		Policies:    []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	late := gin.New()
+	late.POST("/transfer", func(*gin.Context) {})
+	fmt.Println(stepupgin.Use(guard, late))
+
+	engine := gin.New()
+	fmt.Println(stepupgin.Use(guard, engine))
+	engine.POST("/transfer", func(*gin.Context) {})
+	engine.GET("/stepup/callback", stepupgin.Callback(guard, engine))
+	fmt.Println(stepupgin.CheckRoutes(guard, engine))
+	// Output:
+	// stepupgin: Use: POST /transfer registered before the guard's middleware, which gin would not run for them: call stepupgin.Use before registering the routes
+	// <nil>
+	// <nil>
 }

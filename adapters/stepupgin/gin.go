@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin/binding"
 
 	"github.com/stepupkit/stepup"
+	"github.com/stepupkit/stepup/internal/handlerid"
 )
 
 // Middleware protects the routes of the guard's policy table, matched on
@@ -49,6 +51,36 @@ func Middleware(g *stepup.Guard, e *gin.Engine) gin.HandlerFunc {
 	}
 	return t.serve
 }
+
+// Use registers Middleware on e, e.Use(stepupgin.Middleware(g, e)), in
+// the form that cannot come too late: gin gives a route only the
+// middleware registered before it, so Use refuses, registering nothing,
+// when e already has a route that a policy protects, which gin would run
+// without the guard. Call it after authentication and CSRF middleware and
+// before the routes:
+//
+//	engine := gin.New()
+//	engine.Use(gin.Recovery(), auth)
+//	if err := stepupgin.Use(guard, engine); err != nil { … }
+//	engine.POST("/transfer", transfer)
+func Use(g *stepup.Guard, e *gin.Engine) error {
+	var early []string
+	for _, rt := range e.Routes() {
+		if _, ok := g.Match(rt.Method, rt.Path); ok {
+			early = append(early, rt.Method+" "+rt.Path)
+		}
+	}
+	if len(early) > 0 {
+		return fmt.Errorf("stepupgin: Use: %s registered before the guard's middleware, which gin would not run for them: "+
+			"call stepupgin.Use before registering the routes", strings.Join(early, ", "))
+	}
+	e.Use(Middleware(g, e))
+	return nil
+}
+
+// middlewareCode is the code of table.serve as a function value, the
+// handler Middleware returns: CheckRoutes finds it in a route's chain.
+var middlewareCode = handlerid.Code((*table)(nil).serve)
 
 // table is the policy-table middleware.
 type table struct {
@@ -235,34 +267,50 @@ func abort(c *gin.Context, g *stepup.Guard, e *stepup.Error) {
 // engine.POST("/transfer", stepupgin.Require(guard, "transfer"), transfer).
 // It panics on an invalid action code, as route registration does.
 func Require(g *stepup.Guard, action string, opts ...stepup.RequireOption) gin.HandlerFunc {
-	wrap := g.Require(action, opts...)
-	var p stepup.Policy
+	q := &requirer{g: g, wrap: g.Require(action, opts...)}
 	for _, o := range opts {
-		o(&p)
+		o(&q.p)
 	}
-	return func(c *gin.Context) {
-		if e := unreadable(c, p); e != nil {
-			abort(c, g, e)
-			return
-		}
-		if e := bracketKeys(c, g, p); e != nil {
-			abort(c, g, e)
-			return
-		}
-		serve(c, withParams(c), wrap)
-	}
+	return q.serve
 }
+
+// requirer is Require's middleware; CheckRoutes finds it in a route's
+// chain by the code of its serve method.
+type requirer struct {
+	g    *stepup.Guard
+	wrap func(http.Handler) http.Handler
+	p    stepup.Policy
+}
+
+func (q *requirer) serve(c *gin.Context) {
+	if e := unreadable(c, q.p); e != nil {
+		abort(c, q.g, e)
+		return
+	}
+	if e := bracketKeys(c, q.g, q.p); e != nil {
+		abort(c, q.g, e)
+		return
+	}
+	serve(c, withParams(c), q.wrap)
+}
+
+var requireCode = handlerid.Code((*requirer)(nil).serve)
 
 // Callback serves the guard's callback route and replays parked requests
 // through e, the whole gin engine again (its middleware included):
 //
 //	engine.GET("/stepup/callback", stepupgin.Callback(guard, engine))
 func Callback(g *stepup.Guard, e *gin.Engine) gin.HandlerFunc {
-	h := g.Callback(e)
-	return func(c *gin.Context) {
-		h.ServeHTTP(c.Writer, c.Request)
-	}
+	return (&callback{g.Callback(e)}).serve
 }
+
+// callback is the handler Callback returns; CheckRoutes recognises it by
+// the code of its serve method.
+type callback struct{ h http.Handler }
+
+func (cb *callback) serve(c *gin.Context) { cb.h.ServeHTTP(c.Writer, c.Request) }
+
+var callbackCode = handlerid.Code((*callback)(nil).serve)
 
 // PreserveBody keeps the exact body of every request for the guard, so
 // middleware that reads bodies (a CSRF check reading c.PostForm) may run
@@ -278,41 +326,89 @@ func PreserveBody(g *stepup.Guard) gin.HandlerFunc {
 }
 
 // CheckRoutes reports the wiring mistakes it can see in e's routes, so
-// that none leaves a route open. Call it after registering the routes.
+// that none leaves a route open or a parked request lost. Call it after
+// registering the routes.
 //
 //   - A policy that names no route of e: a typo protects nothing.
+//   - A route that a policy protects but whose handler chain has neither
+//     Middleware nor Require: registered before Middleware was added with
+//     Use (gin gives a route only the middleware registered before it), or
+//     in a group without it. Use stepupgin.Use, before the routes.
 //   - A handler that a policy protects for some methods but that is also
 //     registered for methods no policy covers, as engine.Any and
 //     engine.Match do: a GET-only policy on engine.Any("/admin", h) lets
 //     POST /admin run h without a step-up. Use Method "*" in the policy.
-//     "The same handler" is the same registered function value.
+//   - A handler protected under one route (by a policy with Middleware in
+//     its chain, or by Require in its chain) and registered under another
+//     where nothing protects it: the alias runs it without a step-up.
+//     Register it under the protected route only or, to serve it under
+//     several, put Require in each of its routes' chains.
+//   - The path of Config.CallbackURL without a GET route to Callback: the
+//     user would pass the challenge, land on a 404, and the parked request
+//     would be lost.
 //
-// It cannot see a route registered before Middleware was added with Use:
-// gin runs no guard for it. Register Middleware first.
+// "The same handler" is the same registered function value: one function,
+// one closure value, or one method value of one receiver (h.Transfer,
+// however often it is written). A closure made anew for each registration
+// is a handler of its own and is not reported. Handlers shared only by
+// routes nothing protects (a 404, a file server) are fine.
+//
+// gin lists a route's last handler only; CheckRoutes reads each route's
+// handler chain from gin's route tree. Should a gin release lay it out
+// otherwise, the checks that need the chain (Middleware or Require in it)
+// are skipped, and every other check still runs.
 func CheckRoutes(g *stepup.Guard, e *gin.Engine) error {
 	type handlerAt struct {
 		path string
-		id   uintptr
+		id   handlerid.ID
 	}
+	routes, chainsKnown := routesOf(e)
 	have := map[[2]string]bool{}
 	methods := map[handlerAt][]string{}
+	guarded := map[[2]string]string{} // "table" or "require", by method and path
 	var order []handlerAt
-	for _, rt := range e.Routes() {
-		have[[2]string{rt.Method, rt.Path}] = true
-		have[[2]string{"*", rt.Path}] = true
-		k := handlerAt{rt.Path, funcID(rt.HandlerFunc)}
+	var errs []error
+	for _, rt := range routes {
+		have[[2]string{rt.method, rt.path}] = true
+		have[[2]string{"*", rt.path}] = true
+		k := handlerAt{rt.path, handlerid.Of(rt.chain.Last())}
 		if _, seen := methods[k]; !seen {
 			order = append(order, k)
 		}
-		methods[k] = append(methods[k], rt.Method)
+		methods[k] = append(methods[k], rt.method)
+		for _, h := range rt.chain {
+			switch handlerid.Code(h) {
+			case middlewareCode:
+				if guarded[[2]string{rt.method, rt.path}] == "" {
+					guarded[[2]string{rt.method, rt.path}] = "table"
+				}
+			case requireCode:
+				guarded[[2]string{rt.method, rt.path}] = "require"
+			}
+		}
+		if _, ok := g.Match(rt.method, rt.path); ok && chainsKnown && guarded[[2]string{rt.method, rt.path}] == "" {
+			errs = append(errs, fmt.Errorf("stepupgin: route %s %s: a policy protects it, but neither stepupgin.Middleware nor "+
+				"stepupgin.Require is in its handler chain (registered before engine.Use(stepupgin.Middleware(…)), or in a group "+
+				"without it), so gin runs it without a step-up: add the guard with stepupgin.Use(guard, engine) before the routes",
+				rt.method, rt.path))
+		}
 	}
-	var errs []error
 	for _, p := range g.Policies() {
 		if !have[[2]string{p.Method, p.Route}] {
 			errs = append(errs, fmt.Errorf("stepupgin: policy %s %s: no such gin route", p.Method, p.Route))
 		}
 	}
 	slices.SortStableFunc(order, func(a, b handlerAt) int { return strings.Compare(a.path, b.path) })
+	type uses struct {
+		handler         gin.HandlerFunc
+		protected, open []string
+	}
+	byHandler := map[handlerid.ID]*uses{}
+	var handlerOrder []handlerid.ID
+	last := map[[2]string]gin.HandlerFunc{}
+	for _, rt := range routes {
+		last[[2]string{rt.method, rt.path}] = rt.chain.Last()
+	}
 	for _, k := range order {
 		protected, open := g.SplitMethods(k.path, methods[k])
 		if len(protected) > 0 && len(open) > 0 {
@@ -320,8 +416,124 @@ func CheckRoutes(g *stepup.Guard, e *gin.Engine) error {
 				"which no policy covers (engine.Any or engine.Match?): use Method \"*\" in the policy or add policies for those methods",
 				k.path, strings.Join(protected, ", "), strings.Join(open, ", ")))
 		}
+		u := byHandler[k.id]
+		if u == nil {
+			u = &uses{handler: last[[2]string{methods[k][0], k.path}]}
+			byHandler[k.id] = u
+			handlerOrder = append(handlerOrder, k.id)
+		}
+		var prot, opn []string
+		for _, m := range methods[k] {
+			_, byTable := g.Match(m, k.path)
+			switch how := guarded[[2]string{m, k.path}]; {
+			case how == "require", byTable && (how == "table" || !chainsKnown):
+				prot = append(prot, m+" "+k.path)
+			default:
+				opn = append(opn, m+" "+k.path)
+			}
+		}
+		u.protected = append(u.protected, prot...)
+		if len(prot) == 0 { // both at one route: reported above
+			u.open = append(u.open, opn...)
+		}
+	}
+	for _, id := range handlerOrder {
+		if u := byHandler[id]; len(u.protected) > 0 && len(u.open) > 0 {
+			errs = append(errs, handlerid.AliasError("stepupgin", handlerid.Name(u.handler), u.protected, u.open,
+				"put stepupgin.Require(guard, action) in the handler chain of each of its routes"))
+		}
+	}
+	if err := checkCallback(g, routes); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// checkCallback reports when no GET route of e at the path of
+// Config.CallbackURL ends in Callback.
+func checkCallback(g *stepup.Guard, routes []route) error {
+	u := g.CallbackURL()
+	for _, rt := range routes {
+		if rt.method != http.MethodGet || rt.path != u.Path {
+			continue
+		}
+		if h := rt.chain.Last(); handlerid.Code(h) != callbackCode {
+			return fmt.Errorf("stepupgin: Config.CallbackURL %s: its GET route's handler is %s, not stepupgin.Callback(guard, engine)",
+				u, handlerid.Name(h))
+		}
+		return nil
+	}
+	return fmt.Errorf("stepupgin: Config.CallbackURL %s: its path names no GET route: mount the callback there, "+
+		"engine.GET(%q, stepupgin.Callback(guard, engine)), or the user passes the challenge and the parked request is lost",
+		u, u.Path)
+}
+
+// route is one of gin's routes with its whole handler chain (nil when it
+// could not be read).
+type route struct {
+	method, path string
+	chain        gin.HandlersChain
+}
+
+// routesOf lists e's routes with their handler chains, read from gin's
+// route tree, which gin does not export; when its layout is not the one
+// known here, the routes come from e.Routes() with their last handler
+// only, and ok is false.
+func routesOf(e *gin.Engine) (routes []route, ok bool) {
+	listed := e.Routes()
+	if walked, err := walkTrees(e); err == nil && len(walked) == len(listed) {
+		return walked, true
+	}
+	for _, rt := range listed {
+		routes = append(routes, route{method: rt.Method, path: rt.Path, chain: gin.HandlersChain{rt.HandlerFunc}})
+	}
+	return routes, false
+}
+
+var chainType = reflect.TypeOf(gin.HandlersChain(nil))
+
+// walkTrees reads gin's route tree (engine.trees, each methodTree's root
+// node, each node's path, handlers and children) as gin's own Routes does.
+func walkTrees(e *gin.Engine) (routes []route, err error) {
+	defer func() {
+		if recover() != nil {
+			routes, err = nil, errors.New("unknown layout")
+		}
+	}()
+	trees := reflect.ValueOf(e).Elem().FieldByName("trees")
+	if trees.Kind() != reflect.Slice {
+		return nil, errors.New("unknown layout")
+	}
+	var walk func(n reflect.Value, method, path string) error
+	walk = func(n reflect.Value, method, path string) error {
+		if n.Kind() != reflect.Pointer || n.IsNil() {
+			return errors.New("unknown layout")
+		}
+		n = n.Elem()
+		path += n.FieldByName("path").String()
+		h := n.FieldByName("handlers")
+		if h.Type() != chainType {
+			return errors.New("unknown layout")
+		}
+		if h.Len() > 0 {
+			chain := *(*gin.HandlersChain)(unsafe.Pointer(h.UnsafeAddr()))
+			routes = append(routes, route{method: method, path: path, chain: slices.Clone(chain)})
+		}
+		children := n.FieldByName("children")
+		for i := range children.Len() {
+			if err := walk(children.Index(i), method, path); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i := range trees.Len() {
+		t := trees.Index(i)
+		if err := walk(t.FieldByName("root"), t.FieldByName("method").String(), ""); err != nil {
+			return nil, err
+		}
+	}
+	return routes, nil
 }
 
 // funcID is a function value's identity: its closure's address. A handler

@@ -68,8 +68,9 @@ func TestCheckRoutes(t *testing.T) {
 				e.GET("/admin", gin.WrapH(http.NotFoundHandler()))
 				e.POST("/admin", gin.WrapH(http.NotFoundHandler()))
 			}, nil},
-		{"the same handler on another path is no concern", getAdmin,
-			func(e *gin.Engine) { e.GET("/admin", admin); e.POST("/other", admin) }, nil},
+		{"the same handler under another route", getAdmin,
+			func(e *gin.Engine) { e.GET("/admin", admin); e.POST("/other", admin) },
+			[]string{"protected at GET /admin but also registered at POST /other", "stepupgin.Require(guard, action)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,6 +78,7 @@ func TestCheckRoutes(t *testing.T) {
 			e := gin.New()
 			e.Use(stepupgin.Middleware(g, e))
 			tc.routes(e)
+			e.GET("/stepup/callback", stepupgin.Callback(g, e))
 			err := stepupgin.CheckRoutes(g, e)
 			if tc.expect == nil {
 				assert.NoError(t, err)
@@ -121,4 +123,182 @@ func TestGinMiddlewareWithoutEngineFailsClosed(t *testing.T) {
 	rec = httptest.NewRecorder()
 	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/open", nil))
 	assert.Equal(t, http.StatusOK, rec.Code, "patterns no policy covers pass")
+}
+
+type bank struct{ runs int }
+
+func (b *bank) transfer(c *gin.Context) { b.runs++; c.Status(http.StatusOK) }
+
+func healthz(c *gin.Context) { c.Status(http.StatusOK) }
+
+// SECURITY.md threat 24: one handler protected under one route and
+// registered under another where nothing protects it.
+func TestCheckRoutesReportsAliases(t *testing.T) {
+	apiTransfer := []stepup.Policy{{Method: http.MethodPost, Route: "/api/transfer", Action: "transfer"}}
+	tests := []struct {
+		name   string
+		routes func(e *gin.Engine, g *stepup.Guard)
+		expect []string // nil: no error
+	}{
+		{"a handler registered twice",
+			func(e *gin.Engine, _ *stepup.Guard) {
+				b := &bank{}
+				e.POST("/api/transfer", b.transfer)
+				e.POST("/api/v1/transfer", b.transfer)
+			},
+			[]string{"(*bank).transfer-fm is protected at POST /api/transfer but also registered at POST /api/v1/transfer"}},
+		{"Require on one route, the handler open on another",
+			func(e *gin.Engine, g *stepup.Guard) {
+				b := &bank{}
+				e.POST("/api/transfer", healthz)
+				e.POST("/wire", stepupgin.Require(g, "wire"), b.transfer)
+				e.POST("/v1/wire", b.transfer)
+			},
+			[]string{"protected at POST /wire but also registered at POST /v1/wire"}},
+		{"Require under every route of the handler",
+			func(e *gin.Engine, g *stepup.Guard) {
+				b := &bank{}
+				e.POST("/api/transfer", b.transfer)
+				e.POST("/api/v1/transfer", stepupgin.Require(g, "transfer"), b.transfer)
+			}, nil},
+		{"handlers shared among open routes only",
+			func(e *gin.Engine, _ *stepup.Guard) {
+				e.POST("/api/transfer", (&bank{}).transfer)
+				e.GET("/healthz", healthz)
+				e.GET("/api/healthz", healthz)
+				e.Static("/static", ".")
+				e.Static("/assets", ".")
+			}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGuard(t, apiTransfer)
+			e := gin.New()
+			require.NoError(t, stepupgin.Use(g, e))
+			e.GET("/stepup/callback", stepupgin.Callback(g, e))
+			tc.routes(e, g)
+			err := stepupgin.CheckRoutes(g, e)
+			if tc.expect == nil {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, want := range tc.expect {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Contains(t, err.Error(), "put stepupgin.Require(guard, action) in the handler chain of each of its routes")
+		})
+	}
+}
+
+// Issue 19: gin gives a route only the middleware registered before it;
+// Middleware added after the routes (or a group without it) protects
+// nothing, and CheckRoutes says so.
+func TestCheckRoutesReportsRoutesWithoutTheGuard(t *testing.T) {
+	transfer := []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}}
+	tests := []struct {
+		name   string
+		wire   func(e *gin.Engine, g *stepup.Guard, h gin.HandlerFunc)
+		expect string // "": no error
+	}{
+		{"Middleware before the routes", func(e *gin.Engine, g *stepup.Guard, h gin.HandlerFunc) {
+			e.Use(stepupgin.Middleware(g, e))
+			e.POST("/transfer", h)
+		}, ""},
+		{"Middleware in the route's group", func(e *gin.Engine, g *stepup.Guard, h gin.HandlerFunc) {
+			e.Group("/", stepupgin.Middleware(g, e)).POST("/transfer", h)
+		}, ""},
+		{"Require in the route's chain", func(e *gin.Engine, g *stepup.Guard, h gin.HandlerFunc) {
+			e.POST("/transfer", stepupgin.Require(g, "transfer"), h)
+		}, ""},
+		{"Middleware after the routes", func(e *gin.Engine, g *stepup.Guard, h gin.HandlerFunc) {
+			e.POST("/transfer", h)
+			e.Use(stepupgin.Middleware(g, e))
+		}, "route POST /transfer: a policy protects it, but neither stepupgin.Middleware nor stepupgin.Require is in its handler chain"},
+		{"a group without it", func(e *gin.Engine, g *stepup.Guard, h gin.HandlerFunc) {
+			e.Group("/admin", stepupgin.Middleware(g, e)).GET("/x", healthz)
+			e.POST("/transfer", h)
+		}, "route POST /transfer: a policy protects it"},
+		{"no Middleware at all", func(e *gin.Engine, _ *stepup.Guard, h gin.HandlerFunc) {
+			e.POST("/transfer", h)
+		}, "add the guard with stepupgin.Use(guard, engine) before the routes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGuard(t, transfer)
+			e := gin.New()
+			b := &bank{}
+			tc.wire(e, g, b.transfer)
+			e.GET("/stepup/callback", stepupgin.Callback(g, e))
+			err := stepupgin.CheckRoutes(g, e)
+			if tc.expect == "" {
+				require.NoError(t, err)
+			} else {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.expect)
+			}
+			// What the check says is what a request meets: nobody is
+			// logged in, so a guarded transfer is refused and an unguarded
+			// one runs.
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/transfer", nil))
+			assert.Equal(t, tc.expect != "", b.runs == 1, "ran: %d (status %d)", b.runs, rec.Code)
+		})
+	}
+}
+
+// Use is the form that cannot come too late: it refuses an engine that
+// already has a protected route, and guards the routes registered after it.
+func TestUse(t *testing.T) {
+	g := newGuard(t, []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}})
+	late := gin.New()
+	late.GET("/healthz", healthz)
+	late.POST("/transfer", healthz)
+	err := stepupgin.Use(g, late)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "POST /transfer registered before the guard's middleware")
+	assert.Empty(t, late.Handlers, "nothing registered")
+
+	e := gin.New()
+	e.GET("/healthz", healthz) // no policy: may come first
+	require.NoError(t, stepupgin.Use(g, e))
+	e.POST("/transfer", (&bank{}).transfer)
+	e.GET("/stepup/callback", stepupgin.Callback(g, e))
+	assert.NoError(t, stepupgin.CheckRoutes(g, e))
+}
+
+// Issue 19: the user passes the challenge and lands on a 404 unless the
+// callback is mounted at Config.CallbackURL's path.
+func TestCheckRoutesReportsTheCallbackNotMounted(t *testing.T) {
+	tests := []struct {
+		name   string
+		mount  func(e *gin.Engine, g *stepup.Guard)
+		expect string // "": no error
+	}{
+		{"mounted", func(e *gin.Engine, g *stepup.Guard) { e.GET("/stepup/callback", stepupgin.Callback(g, e)) }, ""},
+		{"in a group, with middleware", func(e *gin.Engine, g *stepup.Guard) {
+			e.Group("/stepup", gin.Logger()).GET("/callback", stepupgin.Callback(g, e))
+		}, ""},
+		{"not mounted", func(*gin.Engine, *stepup.Guard) {}, "its path names no GET route"},
+		{"for POST only", func(e *gin.Engine, g *stepup.Guard) { e.POST("/stepup/callback", stepupgin.Callback(g, e)) },
+			"its path names no GET route"},
+		{"the net/http callback, wrapped", func(e *gin.Engine, g *stepup.Guard) {
+			e.GET("/stepup/callback", gin.WrapH(g.Callback(e)))
+		}, "not stepupgin.Callback(guard, engine)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGuard(t, nil)
+			e := gin.New()
+			tc.mount(e, g)
+			err := stepupgin.CheckRoutes(g, e)
+			if tc.expect == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "stepupgin: Config.CallbackURL https://app.example/stepup/callback")
+			assert.Contains(t, err.Error(), tc.expect)
+		})
+	}
 }

@@ -504,7 +504,7 @@ func (a *App) writeError(w http.ResponseWriter, r *http.Request, status int, cod
 		return
 	}
 	title := http.StatusText(status)
-	if code == "step_up_failed" || code == "already_used" || code == "expired" {
+	if code == "step_up_failed" || code == "not_judged" || code == "already_used" || code == "expired" {
 		title = "Verification not completed"
 	}
 	a.pages.render(w, status, "error.html", pageData{Title: title, User: userFrom(r.Context()), Error: msg, Code: code})
