@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -126,7 +127,8 @@ func mustMarshal(t testing.TB, rec *stepup.Record) string {
 }
 
 // TestEveryFieldRoundTrips: the store keeps what MarshalRecord encodes,
-// every field of the Record, whatever wraps the records it is given.
+// every field of the Record (each one set here: a new field fails the test
+// until it is), whatever wraps the records it is given.
 func TestEveryFieldRoundTrips(t *testing.T) {
 	srv := mustServer(t)
 	ctx := context.Background()
@@ -135,7 +137,12 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 		Path: "/transfer", Query: "a=1&b=2", Header: http.Header{"Content-Type": {"text/html"}, "X-Many": {"1", "2"}},
 		Body: []byte("body"), BodyHash: []byte("0123456789abcdef0123456789abcdef"), Remember: 5 * time.Minute,
 		Shown: [][]byte{[]byte("fedcba9876543210fedcba9876543210")}, Status: http.StatusCreated,
-		Created: now, Expires: now.Add(time.Minute), Park: "the-park"}
+		Judged:  []byte("judged0123456789judged0123456789"),
+		Created: now, Expires: now.Add(time.Minute), Consumed: true, Park: "the-park"}
+	fields := reflect.ValueOf(*in)
+	for i := range fields.NumField() {
+		require.False(t, fields.Field(i).IsZero(), "set Record.%s here too", fields.Type().Field(i).Name)
+	}
 	s := pgstore.New(srv.newPool(t, 4), pgstore.Clock(func() time.Time { return now }))
 	require.NoError(t, s.Put(ctx, in))
 	got, err := s.Get(ctx, "p1")
