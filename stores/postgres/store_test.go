@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +47,10 @@ func TestConsumeAcrossInstances(t *testing.T) {
 	first := srv.newPool(t, 25)
 	schema := first.Config().ConnConfig.RuntimeParams["search_path"]
 	now := time.Now()
-	stores := []*pgstore.Store{pgstore.New(first), pgstore.New(srv.pool(t, schema, 25))}
+	second := srv.pool(t, schema, 25)
+	warm(t, first, 25)
+	warm(t, second, 25)
+	stores := []*pgstore.Store{pgstore.New(first), pgstore.New(second)}
 	for round := range 5 {
 		id := fmt.Sprint("park-", round)
 		require.NoError(t, stores[0].Put(ctx, park(now, id)))
@@ -289,4 +293,58 @@ func silentListener(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// TestReserveAcrossInstances: 50 concurrent Reserves for one user, half
+// through each of two pools with a connection for each caller, over
+// several rounds: never more slots than the cap.
+func TestReserveAcrossInstances(t *testing.T) {
+	srv := mustServer(t)
+	ctx := context.Background()
+	first := srv.newPool(t, 25)
+	schema := first.Config().ConnConfig.RuntimeParams["search_path"]
+	pools := []*pgxpool.Pool{first, srv.pool(t, schema, 25)}
+	for _, p := range pools {
+		warm(t, p, 25)
+	}
+	stores := []*pgstore.Store{pgstore.New(pools[0]), pgstore.New(pools[1])}
+	at := time.Now()
+	for round := range 10 {
+		user := fmt.Sprint("user-", round)
+		var wg sync.WaitGroup
+		var wins atomic.Int32
+		start := make(chan struct{})
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				sl := stepup.Slot{ID: fmt.Sprint("slot-", i), User: user, Session: fmt.Sprint("s", i%3), At: at,
+					Expires: at.Add(time.Minute)}
+				_, err := stores[i%2].Reserve(ctx, sl, 4, 2)
+				if err == nil {
+					wins.Add(1)
+					return
+				}
+				assert.ErrorIs(t, err, stepup.ErrTooManyChallenges)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		require.Equal(t, int32(4), wins.Load(), "round %d: the per-user cap, exactly", round)
+	}
+}
+
+// warm opens n connections of pool, so that a test's callers do not wait
+// for them in turn.
+func warm(t *testing.T, pool *pgxpool.Pool, n int) {
+	conns := make([]*pgxpool.Conn, n)
+	for i := range conns {
+		c, err := pool.Acquire(context.Background())
+		require.NoError(t, err)
+		conns[i] = c
+	}
+	for _, c := range conns {
+		c.Release()
+	}
 }
