@@ -348,3 +348,27 @@ func warm(t *testing.T, pool *pgxpool.Pool, n int) {
 		c.Release()
 	}
 }
+
+// FuzzGet feeds what a row could hold to Get and Consume: an error or the
+// record asked for, live, never a panic.
+func FuzzGet(f *testing.F) {
+	f.Add([]byte(mustMarshal(f, park(time.Now(), "p1"))), false)
+	f.Add([]byte(`{"v":1,"id":"p1","kind":9,"expires":"2999-01-01T00:00:00Z"}`), true)
+	f.Add([]byte(""), false)
+	srv := mustServer(f)
+	pool := srv.newPool(f, 2)
+	s := pgstore.New(pool)
+	f.Fuzz(func(t *testing.T, data []byte, consumed bool) {
+		ctx := context.Background()
+		_, err := pool.Exec(ctx, `INSERT INTO stepup_records (id, expires, consumed, record) VALUES ('p1', 'infinity', $1, $2)
+			ON CONFLICT (id) DO UPDATE SET consumed = EXCLUDED.consumed, record = EXCLUDED.record`, consumed, data)
+		require.NoError(t, err)
+		for _, op := range []func(context.Context, string) (*stepup.Record, error){s.Get, s.Consume} {
+			rec, err := op(ctx, "p1")
+			if err == nil {
+				assert.Equal(t, "p1", rec.ID)
+				assert.True(t, time.Now().Before(rec.Expires))
+			}
+		}
+	})
+}
