@@ -64,7 +64,10 @@
 //     transaction, counts the user's and the session's live slots and
 //     inserts the new one only when both are below their caps. Both go in
 //     one round trip (a pgx batch, which PostgreSQL runs as one implicit
-//     transaction); the lock is released when it commits.
+//     transaction); the lock is released when it commits. The lock's key
+//     is a 64-bit hash in the database's one advisory-lock space: a key
+//     that collides with another user's, or with a lock of the
+//     application's own, only makes one wait for the other.
 //
 // Expiry is decided by the Store's clock (see Clock), passed with every
 // statement, never by the database's now(). Records read back are decoded
