@@ -127,7 +127,11 @@ func startPostgres(t *testing.T) *pgServer {
 // newServer makes the server's directory and its cluster (initdb).
 func newServer(t testing.TB, bin string) *pgServer {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "pgstore-")
+	parent := "" // os.TempDir
+	if os.Geteuid() == 0 {
+		parent = "/tmp" // a TMPDIR of root's own may be closed to the server's user
+	}
+	dir, err := os.MkdirTemp(parent, "pgstore-")
 	require.NoError(t, err)
 	s := &pgServer{t: t, bin: bin, dir: dir, port: freePort(t)}
 	if os.Geteuid() == 0 {
