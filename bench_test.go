@@ -317,8 +317,8 @@ func BenchmarkAllowPath(b *testing.B) {
 // cookie, validates the token (fake), spends token and park, replays the
 // parked request through the mux and keeps the outcome. The anchor is the
 // bare mux serving the same two requests. The clock moves two minutes per
-// round so records expire and the one session stays under
-// MaxChallengesPerSession (5 per ParkTTL).
+// round so records expire and the one user's passed challenges stay under
+// their ceiling (five times MaxChallengesPerUser per ParkTTL).
 func BenchmarkChallengeFlow(b *testing.B) { benchChallengeFlow(b) }
 
 // benchChallengeFlow is row 6 for a guard configured by edit (the cookie

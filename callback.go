@@ -1,7 +1,6 @@
 package stepup
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -33,6 +32,10 @@ import (
 //
 // A callback of the park's user from another session ends that park: the
 // challenge was completed by someone other than whoever parked it.
+//
+// The callback of a pending sign-in (Guard.SignIn) in the browser that
+// started it completes that sign-in; anywhere else it is refused, and
+// where nobody is logged in it ends the sign-in.
 //
 // Every answer carries Cache-Control: no-store and Referrer-Policy:
 // no-referrer, since the URL holds a token. Refusals say what happened in
@@ -68,11 +71,17 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		return refusal(http.StatusBadRequest, "bad_request",
 			"This verification link is incomplete. Nothing was done.", ErrBadRequest)
 	}
+	if e, ok := g.signInCallback(w, r, parkID, token, ev); ok {
+		return e // this browser's pending sign-in (signin.go)
+	}
 	user, err := g.cfg.UserID(r)
 	if err != nil {
 		return internalError(fmt.Errorf("UserID: %w", err))
 	}
 	if user == "" {
+		if e, ok := g.signInElsewhere(w, r, parkID, token, ev); ok {
+			return e // a sign-in started in another browser (signin.go)
+		}
 		return errNotLoggedIn()
 	}
 	ev.UserID = user
@@ -147,7 +156,7 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		if e := g.spend(ctx, rec, token); e != nil {
 			return e
 		}
-		g.settle(ctx, st, ref, rec)
+		g.settle(r, st, ref, rec)
 		if e := g.resumeGet(w, r, st, rec); e != nil {
 			return e
 		}
@@ -182,12 +191,13 @@ func callbackParams(query string) (park, token string, err error) {
 	return park, token, nil
 }
 
-// settle records in the session that a spent park is done, and gives its
-// Remember grant.
-func (g *Guard) settle(ctx context.Context, st *sessionState, ref *parkRef, rec *Record) {
+// settle records in the session of r that a spent park is done, gives its
+// Remember grant, and counts the challenge as passed.
+func (g *Guard) settle(r *http.Request, st *sessionState, ref *parkRef, rec *Record) {
 	ref.Done = true
 	st.dirty = true
-	g.grant(ctx, st, rec)
+	g.grant(r.Context(), st, rec)
+	g.passed(r, st, rec)
 }
 
 // resumeGet gives the browser a single-use pass for the parked GET, bound

@@ -147,7 +147,8 @@ func adminWith(t *testing.T, env *stepuptest.Env, b *stepuptest.Browser, name, v
 
 // With CookieKeys and no gorilla Store the guard runs the whole flow: a
 // park is redeemed once, a refresh shows the kept answer, a Remember grant
-// lets the next GET through, and Forget ends everything. The cookie is
+// lets the next GET through, and Forget ends everything but the mark that
+// the browser is established for the user. The cookie is
 // sealed under the first key with the deadline its Max-Age says, and
 // carries the usual options; the park id is not readable in it.
 func TestCookieKeysRoundTrip(t *testing.T) {
@@ -193,11 +194,16 @@ func TestCookieKeysRoundTrip(t *testing.T) {
 	assert.Len(t, env.Ledger.Runs("admin"), 2)
 
 	logout := b.Do(http.MethodPost, "/logout", "", "", nil)
+	kept := ""
 	for _, rc := range logout.Cookies() {
 		if rc.Name == "stepup" {
-			assert.Negative(t, rc.MaxAge, "Forget deletes the cookie")
+			kept = rc.Value
+			assert.Equal(t, int((30 * 24 * time.Hour).Seconds()), rc.MaxAge, "Forget keeps the established mark, 30 days")
 		}
 	}
+	_, data, ok = openTestCookie(t, newCookieKey, "stepup", kept)
+	require.True(t, ok)
+	assert.NotContains(t, string(data), park, "and nothing else")
 	b.Login("alice")
 	assert.Equal(t, http.StatusSeeOther, b.Get("/admin").StatusCode, "no grant after Forget")
 }
@@ -296,16 +302,19 @@ func TestCookieKeysExpiredCookieIsNoSession(t *testing.T) {
 	deadline, data, ok := openTestCookie(t, newCookieKey, "stepup", value)
 	require.True(t, ok)
 	now := env.Clock.Now()
-	assert.Equal(t, now.Add(10*time.Minute).Unix(), deadline.Unix(), "the redeemed park's ten minutes, the longest held")
+	assert.Equal(t, now.Add(30*24*time.Hour).Unix(), deadline.Unix(), "the established mark's 30 days, the longest held")
 
 	assert.False(t, adminWith(t, env, b, "stepup", sealTestCookie(t, newCookieKey, "stepup", now, data)), "deadline now")
 	assert.False(t, adminWith(t, env, b, "stepup", sealTestCookie(t, newCookieKey, "stepup", now.Add(-time.Hour), data)), "an hour ago")
 	assert.True(t, adminWith(t, env, b, "stepup", sealTestCookie(t, newCookieKey, "stepup", now.Add(time.Second), data)), "a second left")
 
-	env.Clock.Advance(5*time.Minute - time.Second)
+	short := sealTestCookie(t, newCookieKey, "stepup", now.Add(time.Minute), data)
+	env.Clock.Advance(time.Minute - time.Second)
+	assert.True(t, adminWith(t, env, b, "stepup", short), "a second before its deadline")
+	env.Clock.Advance(time.Second)
+	assert.False(t, adminWith(t, env, b, "stepup", short), "kept past its Max-Age, the grant alive")
+	env.Clock.Advance(4*time.Minute - time.Second)
 	assert.True(t, adminWith(t, env, b, "stepup", value), "the grant's last second")
-	env.Clock.Advance(5*time.Minute + time.Second)
-	assert.False(t, adminWith(t, env, b, "stepup", value), "kept past its Max-Age")
 }
 
 // Rotation: a cookie sealed under the old key opens while the old key is
@@ -616,7 +625,7 @@ func FuzzOpenCookie(f *testing.F) {
 	for _, seed := range []string{
 		valid, valid[:len(valid)-1], valid + "A", `"` + valid + `"`, valid + "; x=y", "", "A", strings.Repeat("A", 4096), strings.Repeat("_", 4097),
 		base64.RawURLEncoding.EncodeToString(sealed[:36]), base64.RawURLEncoding.EncodeToString(sealed[:37]),
-		sealTestCookie(f, oldCookieKey, "stepup", deadline.Add(-2*time.Hour), data),                                 // expired
+		sealTestCookie(f, oldCookieKey, "stepup", clock.Now().Add(-2*time.Hour), data),                              // expired
 		sealTestCookie(f, newCookieKey, "other", deadline, data),                                                    // another name
 		sealTestCookie(f, newCookieKey, "stepup", deadline, nil),                                                    // no session data
 		sealTestCookie(f, newCookieKey, "stepup", deadline, []byte{1, 0xff, 0xff, 0xff, 0xff}),                      // garbage

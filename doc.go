@@ -98,6 +98,31 @@
 // package github.com/stepupkit/stepup/stores/redis (redisstore.New, a
 // module of its own) shared by several instances.
 //
+// # MFA at sign-in
+//
+// With Config.SignIn, the login handler hands over to Guard.SignIn once the
+// first factor checked out: the guard tracks the sign-in action (default
+// "signIn") and calls SignIn.Complete, which starts the application's
+// login session, only when Authsignal allows it for an enrolled user, or
+// after the challenge it asks for is passed — in the browser that entered
+// the password (the pending sign-in is bound to the guard's sign-in
+// cookie, so a callback URL opened elsewhere signs nobody in), or by an API
+// client's retry carrying Step-Up-Token. Nothing of the request's body or
+// credentials is kept. Complete must start a new session id; the guard
+// drops its own state of the browser at every sign-in.
+//
+//	guard, err := stepup.New(stepup.Config{
+//		// …
+//		SignIn: &stepup.SignIn{Complete: startSession, Next: "/home"},
+//	})
+//	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+//		if userID, ok := checkPassword(r); ok {
+//			guard.SignIn(w, r, userID) // answers the request
+//			return
+//		}
+//		http.Error(w, "wrong user name or password", http.StatusUnauthorized)
+//	})
+//
 // # Matching
 //
 // Policy.Route is the pattern as registered with the router
@@ -155,7 +180,10 @@
 // are refused before anything is tracked), parked request lifetime 10
 // minutes (ParkTTL), 5 pending parks per session (MaxPending), 20
 // challenges per user and 5 per session per ParkTTL (MaxChallengesPerUser,
-// MaxChallengesPerSession, checked before tracking), parked headers 32
+// MaxChallengesPerSession, checked before tracking; a passed challenge
+// gives its slot back, and browsers where the user passed one count apart
+// from every other client, so that a stolen login session cannot lock the
+// user out), parked headers 32
 // values and 8 KiB (MaxHeaderValues, MaxHeaderBytes; 431 before
 // tracking), GET pass 1 minute (PassTTL), provider calls 5 seconds
 // (ProviderTimeout). The default MemoryStore holds 160,000 records and
@@ -165,8 +193,8 @@
 //
 // # For adapter and store authors
 //
-// An application needs the names above, Config, Policy and Attribute, the
-// errors and the events. The rest of the exported surface is for the people
+// An application needs the names above (SignIn among them), Config, Policy
+// and Attribute, the errors and the events. The rest of the exported surface is for the people
 // who plug a router or a store into the guard:
 //
 //   - Router adapters (adapters/stepupecho is the reference) find a [Rule]

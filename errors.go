@@ -19,8 +19,8 @@ var (
 	// ErrReview: Authsignal answered REVIEW_REQUIRED.
 	ErrReview = errors.New("stepup: action held for review")
 	// ErrUnenrolled: Authsignal answered ALLOW for a user with no second
-	// factor (isEnrolled false) and the policy's Unenrolled is
-	// UnenrolledDeny, the default.
+	// factor (isEnrolled false), on a route whose policy's Unenrolled is
+	// UnenrolledDeny (the default) or at sign-in.
 	ErrUnenrolled = errors.New("stepup: user has no second factor enrolled")
 	// ErrProvider: Authsignal could not be reached in time or answered
 	// something the guard cannot trust. The guard fails closed.

@@ -21,6 +21,7 @@ const (
 	EventReplay    EventType = "replay"    // a verified request runs (callback replay or token retry)
 	EventRefuse    EventType = "refuse"    // the guard refused; Reason and Err say why
 	EventFailOpen  EventType = "fail_open" // the provider failed and the policy let the request through
+	EventSignIn    EventType = "sign_in"   // a sign-in completed: Config.SignIn.Complete ran
 )
 
 // Event describes one decision. It never holds a token, a body, a cookie
@@ -35,6 +36,9 @@ type Event struct {
 	State  authsignal.State
 	Reason string // short, for people: "browser", "api", "pass", "token"…
 	Err    error  // the cause of a refusal or a fail-open, for logs
+	// SignIn is true for the decisions of a sign-in (Guard.SignIn and the
+	// callback of a pending sign-in); their log lines say sign_in=true.
+	SignIn bool
 }
 
 func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string) {
@@ -51,6 +55,9 @@ func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string
 		attrs := []slog.Attr{
 			slog.String("event", string(typ)), slog.String("action", ev.Action), slog.String("user", ev.UserID),
 			slog.String("method", ev.Method), slog.String("path", ev.Path),
+		}
+		if ev.SignIn {
+			attrs = append(attrs, slog.Bool("sign_in", true))
 		}
 		if reason != "" {
 			attrs = append(attrs, slog.String("reason", reason))

@@ -44,7 +44,9 @@ type Config struct {
 	// Path "/", HttpOnly, SameSite=Lax (its cookie must come back on the
 	// top-level redirect from the challenge page; Strict would not), Secure
 	// when CallbackURL is https, and a MaxAge no longer than the longest
-	// record it points to (the cookie is deleted when it holds nothing).
+	// record it points to or the mark that the browser is established for
+	// its user (30 days after a passed challenge; see
+	// MaxChallengesPerUser); the cookie is deleted when it holds nothing.
 	Sessions sessions.Store
 	// CookieKeys are the secrets with which the guard seals its session
 	// cookie (SessionName) itself, with AES-256-GCM and no gorilla Store:
@@ -53,8 +55,9 @@ type Config struct {
 	// decoded, or 32 bytes of crypto/rand); keep them as secret as a
 	// session key. The first key seals; every key opens. To rotate, put the
 	// new key first and keep the old one after it until the cookies it
-	// sealed have expired (the longest of ParkTTL and the Remember
-	// durations). A cookie that does not open (another key, another cookie
+	// sealed have expired (30 days after a challenge passed, the
+	// established mark, or the longest of ParkTTL and the Remember
+	// durations; dropping it earlier loses only those). A cookie that does not open (another key, another cookie
 	// name, altered, past the deadline it was sealed with) is no session.
 	// The cookie options are those described under Sessions. Optional;
 	// when set, Sessions is not needed, and is ignored by the guard if
@@ -97,9 +100,15 @@ type Config struct {
 	// MaxChallengesPerUser caps the challenges (browser parks and API
 	// challenges) one user may open per ParkTTL, so that one account cannot
 	// fill the Store for everybody; beyond it the answer is 429 with
-	// Retry-After. The caps are counted across every instance when the
-	// Store is a Counter (stores/redis is), else in this process. Optional.
-	// Default 20.
+	// Retry-After. A challenge counts until it is passed (its slot is then
+	// given back, for up to five times this many passes per ParkTTL, a pace
+	// no person keeps up) or ParkTTL ends. The challenges opened from sessions
+	// established for the user (where a challenge of the user was passed)
+	// count apart from those of every other client, each with this cap, so
+	// that a thief holding the login session but not the second factor
+	// cannot lock the user's established browsers out. The caps are counted
+	// across every instance when the Store is a Counter (stores/redis is),
+	// else in this process. Optional. Default 20.
 	MaxChallengesPerUser int
 	// MaxChallengesPerSession caps the challenges one session of a user
 	// may open per ParkTTL, well below MaxChallengesPerUser, so that a
@@ -111,9 +120,12 @@ type Config struct {
 	// SessionID returns the id of the application's login session, which
 	// MaxChallengesPerSession counts by. Optional. Default: an id the guard
 	// keeps in its own session (SessionName). A client can drop that cookie
-	// and start a new guard session at every request, so that only
-	// MaxChallengesPerUser holds; set SessionID for a real per-session cap.
-	// "" means no session: only the per-user cap applies.
+	// and start a new guard session at every request, escaping the
+	// per-session cap; it then still counts against MaxChallengesPerUser
+	// among the clients not established for the user, never against the
+	// user's established sessions. Set SessionID for a per-session cap that
+	// holds against such a client too. "" means no session: only the
+	// per-user cap applies.
 	SessionID func(r *http.Request) string
 	// PassTTL is how long the single-use pass for a resumed GET lasts.
 	// Optional. Default 1 minute, at most 1 minute.
@@ -159,6 +171,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Optional. Default time.Now.
 	Now func() time.Time
+
+	// SignIn turns on MFA at sign-in (Guard.SignIn): Action is tracked
+	// after the first factor, and Complete starts the login session once
+	// the second one is satisfied. Optional. Default: no sign-in.
+	SignIn *SignIn
 }
 
 // Guard puts step-up authentication in front of routes. It is safe for
@@ -174,7 +191,8 @@ type Guard struct {
 	firstSegments  map[string]bool // of the protected routes, nil when any may match (mayBeProtected)
 	callbackPrefix string          // the callback URL up to the park id (callbackParts)
 	callbackSuffix string
-	cookie         cookieCodec // the guard's own cookie with CookieKeys or a CookieStore, else nil (cookie.go)
+	cookie         cookieCodec  // the guard's own cookie with CookieKeys or a CookieStore, else nil (cookie.go)
+	signIn         *signInSetup // Config.SignIn checked, nil without it (signin.go)
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -290,6 +308,12 @@ func New(cfg Config) (*Guard, error) {
 	}
 	if c, ok := cfg.Store.(Counter); ok {
 		g.limiter = c // the caps hold across the instances sharing the Store
+	}
+	if cfg.SignIn != nil {
+		if g.signIn, err = newSignIn(&cfg); err != nil {
+			return nil, err
+		}
+		g.cfg.SignIn = &g.signIn.SignIn
 	}
 	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
 	g.firstSegments = firstSegments(rules)

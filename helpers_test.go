@@ -137,6 +137,7 @@ func muxAdapter(register func(mux *http.ServeMux, g *stepup.Guard, h stepuptest.
 			mux := http.NewServeMux()
 			mux.Handle("POST /login", h.Login)
 			mux.Handle("POST /logout", h.Logout)
+			mux.Handle("POST /signin", h.SignIn)
 			root := g.Middleware(mux)
 			mux.Handle("GET "+stepuptest.CallbackPath, g.Callback(root)) // before register, which may check the mux
 			register(mux, g, h)

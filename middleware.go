@@ -319,18 +319,14 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	// provider is asked: concurrent requests cannot get past them.
 	// Without Config.SessionID the session is the guard's own; a request
 	// without its cookie has no session yet, and the challenge it may open
-	// is counted for the one it gets (Counter.Attach).
-	sid := ""
-	if g.cfg.SessionID != nil {
-		sid = g.cfg.SessionID(r)
-	} else if st != nil || hasCookie(r, g.cfg.SessionName) {
-		if st == nil {
-			st = g.loadSession(r, user)
-		}
-		sid = st.data.ID
+	// is counted for the one it gets (Counter.Attach). A guard session
+	// established for the user counts in a bucket of its own (capBucket).
+	if st == nil && hasCookie(r, g.cfg.SessionName) {
+		st = g.loadSession(r, user)
 	}
+	sid := g.capSession(r, st)
 	parkID := newID()
-	slot, e := g.reserve(w, r, parkID, user, sid)
+	slot, e := g.reserveIn(w, r, capBucket(kindStepUp, st.established(g.now())), parkID, user, sid)
 	if e != nil {
 		return e
 	}

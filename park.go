@@ -291,17 +291,7 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rec *Record, c
 			_ = g.saveSession(w, r, st) // API clients may keep no cookies; the per-user cap still holds
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf(
-			`Bearer error="insufficient_user_authentication", error_description="Step-up authentication is required for %s", acr_values="%s"`,
-			rec.Action, rec.Action))
-		writeJSON(w, http.StatusUnauthorized, map[string]any{
-			"error":       "insufficient_user_authentication",
-			"message":     "This action needs an extra verification. Complete the challenge at url, then resend the request with the token in the " + TokenHeader + " header.",
-			"action":      rec.Action,
-			"url":         challengeURL,
-			"tokenHeader": TokenHeader,
-			"expiresIn":   int(g.cfg.ParkTTL / time.Second),
-		})
+		g.writeAPIChallenge(w, rec.Action, challengeURL)
 		return nil
 	}
 	if st == nil {
@@ -354,4 +344,20 @@ func (g *Guard) openChallenge(w http.ResponseWriter, r *http.Request, rl *rule, 
 		_ = g.limiter.Attach(ctx, slot, st.data.ID)
 	}
 	return nil
+}
+
+// writeAPIChallenge writes the 401 that sends an API client to the
+// challenge at challengeURL for action.
+func (g *Guard) writeAPIChallenge(w http.ResponseWriter, action, challengeURL string) {
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(
+		`Bearer error="insufficient_user_authentication", error_description="Step-up authentication is required for %s", acr_values="%s"`,
+		action, action))
+	writeJSON(w, http.StatusUnauthorized, map[string]any{
+		"error":       "insufficient_user_authentication",
+		"message":     "This action needs an extra verification. Complete the challenge at url, then resend the request with the token in the " + TokenHeader + " header.",
+		"action":      action,
+		"url":         challengeURL,
+		"tokenHeader": TokenHeader,
+		"expiresIn":   int(g.cfg.ParkTTL / time.Second),
+	})
 }

@@ -16,15 +16,17 @@ type Kind uint8
 
 // The kinds of records the guard keeps in a Store.
 const (
-	KindPark    Kind = iota + 1 // a parked browser request, replayed by the callback
-	KindAPI                     // an API challenge, redeemed by a retry carrying Step-Up-Token
-	KindPass                    // a single-use pass for the GET a callback redirects to
-	KindGrant                   // a Remember grant for one user and action
-	KindUsed                    // a token that was spent
-	KindOutcome                 // the remembered response of a replay
+	KindPark      Kind = iota + 1 // a parked browser request, replayed by the callback
+	KindAPI                       // an API challenge, redeemed by a retry carrying Step-Up-Token
+	KindPass                      // a single-use pass for the GET a callback redirects to
+	KindGrant                     // a Remember grant for one user and action
+	KindUsed                      // a token that was spent
+	KindOutcome                   // the remembered response of a replay
+	KindSignIn                    // a pending sign-in of a browser, finished by the callback in that browser
+	KindSignInAPI                 // a pending sign-in of an API client, finished by its retry carrying Step-Up-Token
 )
 
-func (k Kind) valid() bool { return k >= KindPark && k <= KindOutcome }
+func (k Kind) valid() bool { return k >= KindPark && k <= KindSignInAPI }
 
 // Record is what the guard keeps server-side. A record is written once with
 // Put and never modified afterwards, except for the move from pending to
@@ -166,7 +168,9 @@ func (r *Record) byteLen() int {
 
 // challenge reports whether the record opens a new challenge, which a
 // bounded store refuses before it is completely full.
-func (r *Record) challenge() bool { return r.Kind == KindPark || r.Kind == KindAPI }
+func (r *Record) challenge() bool {
+	return r.Kind == KindPark || r.Kind == KindAPI || r.Kind == KindSignIn || r.Kind == KindSignInAPI
+}
 
 // maxShown bounds how many tokens of a track response a record keeps.
 const maxShown = 8

@@ -79,7 +79,8 @@ func FuzzUnmarshalRecord(f *testing.F) {
 // store while a MemoryStore kept them.
 func TestEveryKindRoundTrips(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	for _, k := range []stepup.Kind{stepup.KindPark, stepup.KindAPI, stepup.KindPass, stepup.KindGrant, stepup.KindUsed, stepup.KindOutcome} {
+	for _, k := range []stepup.Kind{stepup.KindPark, stepup.KindAPI, stepup.KindPass, stepup.KindGrant, stepup.KindUsed, stepup.KindOutcome,
+		stepup.KindSignIn, stepup.KindSignInAPI} {
 		in := &stepup.Record{ID: "id", Kind: k, Created: now, Expires: now.Add(time.Minute)}
 		b, err := stepup.MarshalRecord(in)
 		require.NoError(t, err)
@@ -87,7 +88,7 @@ func TestEveryKindRoundTrips(t *testing.T) {
 		require.NoError(t, err, "kind %d", k)
 		assert.Equal(t, k, out.Kind)
 	}
-	for _, k := range []int{0, int(stepup.KindOutcome) + 1} {
+	for _, k := range []int{0, int(stepup.KindSignInAPI) + 1} {
 		_, err := stepup.UnmarshalRecord([]byte(fmt.Sprintf(`{"v":1,"id":"a","kind":%d,"expires":"2026-01-01T00:00:00Z"}`, k)))
 		assert.Error(t, err, "kind %d", k)
 	}

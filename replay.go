@@ -30,7 +30,7 @@ type replayMark struct {
 // settle records the spent park in the callback's session (park done,
 // Remember grant) and writes its cookie.
 func (m *replayMark) settle() error {
-	m.g.settle(m.r.Context(), m.st, m.ref, m.rec)
+	m.g.settle(m.r, m.st, m.ref, m.rec)
 	return m.g.saveSession(m.w, m.r, m.st)
 }
 

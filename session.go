@@ -40,12 +40,13 @@ const (
 )
 
 type sessionData struct {
-	User   string    // hash of the user id the data belongs to
-	ID     string    // the session id MaxChallengesPerSession counts by, without Config.SessionID
-	Open   int64     // unix seconds until which the last challenge counts against ID
-	Parks  []parkRef // oldest first
-	Grants []grantRef
-	Passes []grantRef
+	User        string    // hash of the user id the data belongs to
+	ID          string    // the session id MaxChallengesPerSession counts by, without Config.SessionID
+	Open        int64     // unix seconds until which the last challenge counts against ID
+	Established int64     // unix seconds until which the session is established for User (establish)
+	Parks       []parkRef // oldest first
+	Grants      []grantRef
+	Passes      []grantRef
 }
 
 type parkRef struct {
@@ -194,10 +195,30 @@ func (st *sessionState) opened(until time.Time) {
 	}
 }
 
+// establishedFor is how long a session stays established after the last
+// challenge passed in it: the lifetime of a gorilla CookieStore's
+// cookies (securecookie's default MaxAge).
+const establishedFor = 30 * 24 * time.Hour
+
+// establish records that a challenge of the session's user was passed in
+// it at now: the session is established for establishedFor.
+func (st *sessionState) establish(now time.Time) {
+	st.data.Established = now.Add(establishedFor).Unix()
+	st.dirty = true
+}
+
+// established reports whether the session was established for its user
+// (see establish) and still is at now. A nil state, a request without
+// the guard's cookie, is not. A mark past its time stays in the data
+// until the session is written without it; it counts for nothing.
+func (st *sessionState) established(now time.Time) bool {
+	return st != nil && st.data.Established > now.Unix()
+}
+
 // until is when the last thing the session holds expires (unix seconds),
 // 0 when it holds nothing.
 func (st *sessionState) until() int64 {
-	t := st.data.Open
+	t := max(st.data.Open, st.data.Established)
 	for _, p := range st.data.Parks {
 		t = max(t, p.Expires)
 	}
@@ -322,7 +343,8 @@ func (g *Guard) writeSession(w http.ResponseWriter, r *http.Request, st *session
 
 // Forget ends every step-up state of the current browser: pending parks,
 // Remember grants and passes are deleted from the Store and the session is
-// cleared. Call it at logout.
+// cleared, but for the mark that the browser is established for its user
+// (it grants nothing; see Config.MaxChallengesPerUser). Call it at logout.
 func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 	st := &sessionState{}
 	var raw []byte
@@ -340,6 +362,14 @@ func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 	if ok && decodeSession(raw, &st.data) == nil {
 		for _, id := range st.allIDs() {
 			_ = g.cfg.Store.Delete(r.Context(), id)
+		}
+		// The browser stays established for its user: a mark that grants
+		// nothing, kept so that the user's next challenges, and sign-ins,
+		// from this browser stay out of the bucket fresh clients fill.
+		now := g.now().Unix()
+		if st.data.Established > now {
+			kept := sessionData{User: st.data.User, Established: st.data.Established}
+			return g.writeSession(w, r, st, encodeSession(&kept), int(kept.Established-now))
 		}
 	}
 	return g.writeSession(w, r, st, nil, -1)

@@ -38,16 +38,18 @@ func ownCodecs(store sessions.Store) []securecookie.Codec {
 
 // The session data's encoding: a version byte, then
 //
-//	user, id (strings), open (varint),
+//	user, id (strings), open, established (varints),
 //	parks: count, then id, expires (varint), done (byte) each,
 //	grants, passes: count, then id, action, expires each,
 //
 // a string being its length (uvarint) and bytes. Decoding is strict:
 // counts and lengths within the guard's own limits, nothing left over.
 // The cookie is authenticated before it gets here; the checks keep a
-// decoding bug from ever being more than an empty session.
+// decoding bug from ever being more than an empty session. Version 1, as
+// written before sessions could be established, has no established and
+// still decodes.
 const (
-	sessionVersion = 1
+	sessionVersion = 2
 	maxSessionStr  = 128 // user hash 16, ids 22, action codes 64
 	maxSessionData = 4096
 	maxParkRefs    = 20 // Config.MaxPending's upper bound
@@ -57,7 +59,7 @@ var errSessionData = errors.New("stepup: malformed session data")
 
 // encodeSession returns d's encoding.
 func encodeSession(d *sessionData) []byte {
-	n := 1 + 2*binary.MaxVarintLen64 + len(d.User) + len(d.ID) + 3
+	n := 1 + 3*binary.MaxVarintLen64 + len(d.User) + len(d.ID) + 3
 	for _, p := range d.Parks {
 		n += 2*binary.MaxVarintLen64 + len(p.ID) + 1
 	}
@@ -71,6 +73,7 @@ func encodeSession(d *sessionData) []byte {
 	b = appendStr(b, d.User)
 	b = appendStr(b, d.ID)
 	b = binary.AppendVarint(b, d.Open)
+	b = binary.AppendVarint(b, d.Established)
 	b = binary.AppendUvarint(b, uint64(len(d.Parks)))
 	for _, p := range d.Parks {
 		b = appendStr(b, p.ID)
@@ -99,7 +102,7 @@ func appendStr(b []byte, s string) []byte {
 // decodeSession fills d from raw, or returns an error and leaves d
 // partly filled (the caller then drops it).
 func decodeSession(raw []byte, d *sessionData) error {
-	if len(raw) == 0 || len(raw) > maxSessionData || raw[0] != sessionVersion {
+	if len(raw) == 0 || len(raw) > maxSessionData || raw[0] != sessionVersion && raw[0] != 1 {
 		return errSessionData
 	}
 	// One string for the whole payload: every id and action below is a
@@ -108,6 +111,9 @@ func decodeSession(raw []byte, d *sessionData) error {
 	d.User = dec.str()
 	d.ID = dec.str()
 	d.Open = dec.varint()
+	if raw[0] == sessionVersion {
+		d.Established = dec.varint()
+	}
 	if n := dec.count(maxParkRefs); n > 0 {
 		d.Parks = make([]parkRef, n)
 		for i := range d.Parks {

@@ -129,9 +129,15 @@ const (
 // entries and 128 to 165 MiB). Larger bodies are bound by bytes: 16 KiB
 // bodies allow about 11,000 flows per ParkTTL (18 a second), 64 KiB
 // bodies about 3,300 (5.5 a second). A Remember grant adds about 450 bytes
-// for as long as it lasts, a GET pass as much for a minute. With the
-// per-user cap (MaxChallengesPerUser, 20 per ParkTTL), filling the store
-// takes over 2,000 accounts.
+// for as long as it lasts, a GET pass as much for a minute. The caps bound
+// the challenges left open: MaxChallengesPerUser (20 per ParkTTL) in each
+// of a user's counts (established browsers and other clients, for step-up
+// and for sign-in: 80), so filling the store with open challenges takes
+// over 500 accounts. Passed challenges give their slot back up to five
+// times MaxChallengesPerUser per ParkTTL, and count beyond it: an account
+// that passes its own second factor at machine speed holds at most 140
+// flows per ParkTTL and kind, 100 of them passed: about 20 MB at the
+// largest bodies and headers (SECURITY.md, "The challenge caps").
 func MemoryLimits(entries, bytes int) MemoryOption {
 	return func(s *MemoryStore) {
 		if entries > 0 {

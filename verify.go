@@ -103,11 +103,10 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 	if e := g.spend(r.Context(), rec, token); e != nil {
 		return nil, e
 	}
-	if rec.Remember > 0 {
-		st := g.loadSession(r, user)
-		g.grant(r.Context(), st, rec)
-		_ = g.saveSession(w, r, st) // API clients may have no session; the grant is then simply not kept
-	}
+	st := g.loadSession(r, user)
+	g.grant(r.Context(), st, rec)
+	g.passed(r, st, rec)
+	_ = g.saveSession(w, r, st) // API clients may keep no cookies; the grant and the mark are then simply not kept
 	return verified(r, rl.Action, user, HowToken, attrs, hasBody(r), body), nil
 }
 

@@ -121,6 +121,53 @@ func RunCounter(t *testing.T, newCounter func() stepup.Counter) {
 		assert.False(t, ok)
 		assert.Equal(t, time.Minute, wait, "until the session's own slot expires")
 	})
+	t.Run("buckets are apart: a user and a session have a count in each", func(t *testing.T) {
+		c := newCounter()
+		in := func(bucket string, s stepup.Slot) stepup.Slot { s.Bucket = bucket; return s }
+		first := in("", slot("alice", "s1", t0))
+		for _, s := range []stepup.Slot{first, in("", slot("alice", "s2", t0))} {
+			ok, _ := reserve(t, c, s, 2, 1)
+			require.True(t, ok)
+		}
+		ok, _ := reserve(t, c, in("", slot("alice", "s3", t0)), 2, 1)
+		require.False(t, ok, "alice's cap is reached in the bucket \"\"")
+		ok, _ = reserve(t, c, in("signin", slot("alice", "s1", t0)), 2, 1)
+		assert.True(t, ok, "another bucket: neither alice's nor s1's count of \"\" is in the way")
+		ok, wait := reserve(t, c, in("signin", slot("alice", "s1", t0.Add(time.Second))), 2, 1)
+		assert.False(t, ok, "s1 has its cap in the bucket signin too")
+		assert.Equal(t, window-time.Second, wait)
+		ok, _ = reserve(t, c, in("signin", slot("alice", "s2", t0)), 2, 1)
+		assert.True(t, ok)
+		ok, _ = reserve(t, c, in("signin", slot("alice", "s3", t0)), 2, 1)
+		assert.False(t, ok, "and alice hers")
+		ok, _ = reserve(t, c, in("signin+established", slot("alice", "s1", t0)), 2, 1)
+		assert.True(t, ok, "a third bucket")
+
+		// Release and Attach act in the slot's bucket only.
+		require.NoError(t, c.Release(ctx, in("signin", first)))
+		ok, _ = reserve(t, c, in("", slot("alice", "s3", t0)), 2, 1)
+		assert.False(t, ok, "released in another bucket: nothing given back")
+		require.NoError(t, c.Release(ctx, first))
+		s4 := in("", slot("alice", "", t0))
+		ok, _ = reserve(t, c, s4, 2, 1)
+		require.True(t, ok, "released in its bucket: given back")
+		require.NoError(t, c.Attach(ctx, s4, "s9"))
+		ok, _ = reserve(t, c, in("signin", slot("alice", "s9", t0)), 2, 2)
+		assert.False(t, ok, "alice's signin cap, not s9's")
+		ok, _ = reserve(t, c, in("other", slot("alice", "s9", t0)), 2, 1)
+		assert.True(t, ok, "attached in its bucket only")
+		ok, _ = reserve(t, c, in("", slot("bob", "s9", t0)), 2, 1)
+		assert.True(t, ok, "for alice only")
+	})
+	t.Run("a bucket's name is not a prefix of the user or session", func(t *testing.T) {
+		c := newCounter()
+		ok, _ := reserve(t, c, stepup.Slot{ID: "x1", User: "b\x00alice", Bucket: "a", At: t0, Expires: t0.Add(window)}, 1, 1)
+		require.True(t, ok)
+		ok, _ = reserve(t, c, stepup.Slot{ID: "x2", User: "alice", Bucket: "a\x00b", At: t0, Expires: t0.Add(window)}, 1, 1)
+		assert.True(t, ok, "bucket a, user b\\0alice is not bucket a\\0b, user alice")
+		ok, _ = reserve(t, c, stepup.Slot{ID: "x3", User: "1:a\x00alice", At: t0, Expires: t0.Add(window)}, 1, 1)
+		assert.True(t, ok)
+	})
 	t.Run("concurrent reserves never get past a cap", func(t *testing.T) {
 		for _, tc := range []struct {
 			name    string

@@ -113,7 +113,16 @@ type Handlers struct {
 	Block      http.Handler // POST /block                               action "blocked"
 	Review     http.Handler // POST /review                              action "wire"
 	Open       http.Handler // any method /open                          unprotected
+	// SignIn is POST /signin, form user=<id>&password=<Password>: the
+	// first factor, then guard.SignIn (action "signIn"). Unprotected.
+	SignIn http.Handler
 }
+
+// Password is the first factor the SignIn handler accepts for every user.
+const Password = "correct horse battery staple"
+
+// SignInNext is Config.SignIn.Next in every Env.
+const SignInNext = "/home"
 
 // Adapter is how a router plugs into the suite.
 type Adapter struct {
@@ -163,6 +172,21 @@ actions:
         state: CHALLENGE_REQUIRED
   blocked: {default: BLOCK}
   wire: {default: REVIEW_REQUIRED}
+  signIn:
+    default: ALLOW
+    rules:
+      - id: blocked-agent
+        when: {field: userAgent, op: eq, value: blocked}
+        state: BLOCK
+      - id: review-agent
+        when: {field: userAgent, op: eq, value: review}
+        state: REVIEW_REQUIRED
+      - id: trusted-agent
+        when: {field: userAgent, op: eq, value: trusted}
+        state: ALLOW
+      - id: new-device
+        when: {field: deviceId, op: unknown}
+        state: CHALLENGE_REQUIRED
 `
 
 // Env is one running end-to-end environment.
@@ -288,6 +312,7 @@ func (env *Env) serve(a Adapter, o Options) (*stepup.Guard, *httptest.Server) {
 			env.Events.mu.Unlock()
 		},
 	}
+	cfg.SignIn = &stepup.SignIn{Complete: env.completeSignIn, Next: SignInNext}
 	if o.SessionID {
 		cfg.SessionID = func(r *http.Request) string { return loginSessionID(appSessions, r) }
 	}
@@ -359,10 +384,31 @@ func (env *Env) handlers(appSessions sessions.Store, g *stepup.Guard) Handlers {
 			delete(s.Values, "user")
 			_ = s.Save(r, w)
 		}),
+		SignIn: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.PostFormValue("password") != Password {
+				http.Error(w, "wrong user or password", http.StatusUnauthorized)
+				return
+			}
+			g.SignIn(w, r, r.PostFormValue("user"))
+		}),
 		Transfer: record("transfer"), APITrans: record("apiTransfer"), Profile: record("profile"),
 		DeleteItem: record("deleteItem"), Report: record("report"), Admin: record("admin"),
 		Block: record("block"), Review: record("review"), Open: record("open"),
 	}
+}
+
+// completeSignIn is Config.SignIn.Complete: it records an execution
+// "signIn" and starts a new login session of the application (a new
+// session id, never the one the request came with).
+func (env *Env) completeSignIn(w http.ResponseWriter, r *http.Request, user string) error {
+	env.Ledger.add(Execution{Name: "signIn", Method: r.Method, Path: r.URL.Path, User: user, Remote: r.RemoteAddr,
+		Cookies: len(r.Cookies())})
+	s := sessions.NewSession(env.appSessions, "app")
+	opts := *env.appSessions.(*sessions.CookieStore).Options
+	s.Options, s.IsNew = &opts, true
+	s.Values["user"] = user
+	s.Values["sid"] = rand.Text()
+	return s.Save(r, w)
 }
 
 // Browser is an HTTP client with a cookie jar that does not follow

@@ -145,34 +145,44 @@ func runLockout(t *testing.T, a Adapter) {
 		// biggest body whose echo the guard keeps as the replay's outcome
 		// (both within Config.MaxBodyBytes, 64 KiB), and the biggest headers
 		// it parks: one the server takes, else headers at MaxHeaderBytes
-		// (8 KiB) with what Do sends (82 bytes). They complete every
-		// challenge, so that outcomes and spent tokens are held too, and use
-		// a new session after the five parks one session keeps.
+		// (8 KiB) with what Do sends (82 bytes). A passed challenge gives
+		// its slot back: what the caps bound is the challenges left open.
+		// Each account first establishes browsers (one passed challenge
+		// each, its outcome and spent token held too) and fills them, then
+		// fills fresh ones: no more than a session keeps (Config.MaxPending,
+		// 5) each, until a cap stops it.
 		body := "amount=5000&pad="
 		body += strings.Repeat("x", 64<<10-len("done: transfer POST /transfer ")-len(body))
 		sizes := []int{1000 << 10, 8<<10 - 82 - len("Referer")}
 		header := func(i int) http.Header {
 			return http.Header{"Referer": {strings.Repeat("r", sizes[min(i, len(sizes)-1)])}}
 		}
+		passed := 0
 	accounts:
 		for _, account := range []string{"mallory", "trudy", "oscar"} {
-			opened := 0
-			for range 10 { // fresh sessions until the account's own cap stops it
-				b := env.NewBrowser()
-				b.Login(account)
-				// No more than a session keeps (Config.MaxPending, 5).
-				n, status := openUntilRefused(t, b, body, header, true, 5)
-				opened += n
-				if status == http.StatusServiceUnavailable {
-					break accounts // the store is full: alice will not get in
+			for _, establish := range []bool{true, false} {
+				opened := 0
+				for range 10 {
+					b := env.NewBrowser()
+					b.Login(account)
+					if establish {
+						n, status := openUntilRefused(t, b, body, header, true, 1)
+						require.Equal(t, 1, n, "a passed challenge does not count: %d", status)
+						passed++
+					}
+					n, status := openUntilRefused(t, b, body, header, false, 5)
+					opened += n
+					if status == http.StatusServiceUnavailable {
+						break accounts // the store is full: alice will not get in
+					}
+					if n == 0 {
+						break
+					}
 				}
-				if n == 0 {
-					break
-				}
+				assert.Equal(t, 20, opened, "%s, established %t: MaxChallengesPerUser's default", account, establish)
 			}
-			assert.Positive(t, opened, account)
 		}
-		assert.Equal(t, 60, len(env.Ledger.Runs("transfer")), "three accounts, 20 challenges each, all completed")
+		assert.Equal(t, passed, len(env.Ledger.Runs("transfer")), "every passed challenge ran")
 
 		alice := env.NewBrowser()
 		alice.Login("alice")

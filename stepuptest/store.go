@@ -247,6 +247,46 @@ func RunShared(t *testing.T, a Adapter, newStore func(now func() time.Time) step
 		require.Len(t, runs, 1, "exactly one execution")
 		assert.Equal(t, "amount=5000&to=bob", string(runs[0].Body))
 	})
+	t.Run("a sign-in challenged on one instance completes on the other; 50 concurrent callbacks, one Complete", func(t *testing.T) {
+		// The adapter mounts Handlers.SignIn at POST /signin (see RunSignIn).
+		env, other := twoInstances(t, nil)
+		b := env.NewBrowser()
+		cb := b.Complete(b.Challenge(b.SignIn("alice", "")))
+		targets := []string{onInstance(cb, other), onInstance(cb, env.Server)}
+		statuses := make([]int, 50)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range statuses {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, err := http.NewRequest(http.MethodGet, targets[i%2], nil)
+				if !assert.NoError(t, err) {
+					return
+				}
+				req.Header.Set("Accept", "text/html")
+				<-start
+				resp, err := b.C.Do(req)
+				if !assert.NoError(t, err) {
+					return
+				}
+				resp.Body.Close()
+				statuses[i] = resp.StatusCode
+			}()
+		}
+		close(start)
+		wg.Wait()
+		done := 0
+		for _, s := range statuses {
+			require.Contains(t, []int{http.StatusSeeOther, http.StatusConflict}, s, "a clear answer, never an error: %v", statuses)
+			if s == http.StatusSeeOther {
+				done++
+			}
+		}
+		assert.GreaterOrEqual(t, done, 1)
+		assert.Equal(t, []string{"alice"}, env.completions(), "exactly one Complete")
+		assert.Equal(t, "alice", b.User())
+	})
 	t.Run("the pass and the Remember grant of one instance hold on the other", func(t *testing.T) {
 		env, other := twoInstances(t, nil)
 		b := env.NewBrowser()
@@ -266,6 +306,32 @@ func RunShared(t *testing.T, a Adapter, newStore func(now func() time.Time) step
 		require.Len(t, runs, 2)
 		assert.Equal(t, "pass", runs[0].How)
 		assert.Equal(t, "remembered", runs[1].How)
+	})
+	t.Run("a challenge passed on either instance gives its slot back on both", func(t *testing.T) {
+		if _, ok := newStore(NewClock().Now).(stepup.Counter); !ok {
+			t.Skip("the Store is not a stepup.Counter: each instance counts on its own")
+		}
+		env, other := twoInstances(t, func(c *stepup.Config) { c.MaxChallengesPerUser, c.MaxChallengesPerSession = 4, 2 })
+		servers := []*httptest.Server{env.Server, other}
+		b := env.NewBrowser()
+		b.Login("alice")
+		for i := range 5 { // more than either cap: opened on one instance, passed on the other
+			body := fmt.Sprintf("amount=%d", 2000+i)
+			u, err := env.Emulator.CompleteChallenge(context.Background(),
+				b.Challenge(b.Do(http.MethodPost, servers[i%2].URL+"/transfer", Form, body, nil)))
+			require.NoError(t, err)
+			done := b.Get(onInstance(u.String(), servers[(i+1)%2]))
+			require.Equal(t, http.StatusOK, done.StatusCode, done.Body)
+			assert.Equal(t, "done: transfer POST /transfer "+body, done.Body)
+		}
+		for i, srv := range servers {
+			b.Challenge(b.Do(http.MethodPost, srv.URL+"/transfer", Form, fmt.Sprintf("amount=%d", 3000+i), nil))
+		}
+		for _, srv := range servers {
+			over := b.Do(http.MethodPost, srv.URL+"/transfer", Form, "amount=4000", nil)
+			assert.Equal(t, http.StatusTooManyRequests, over.StatusCode, "unpassed challenges count on both instances")
+		}
+		assert.Len(t, env.Ledger.Runs("transfer"), 5)
 	})
 	t.Run("the per-user cap holds across instances", func(t *testing.T) {
 		if _, ok := newStore(NewClock().Now).(stepup.Counter); !ok {

@@ -29,6 +29,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("api", func(t *testing.T) { runAPI(t, a) })
 	t.Run("limits", func(t *testing.T) { runLimits(t, a) })
 	t.Run("lock-out and shared capacity", func(t *testing.T) { runLockout(t, a) })
+	t.Run("caps that never punish an honest user", func(t *testing.T) { runCaps(t, a) })
 	t.Run("the guard's cookie", func(t *testing.T) { runGuardCookie(t, a) })
 	t.Run("replay hygiene", func(t *testing.T) { runReplayHygiene(t, a) })
 	t.Run("parsing", func(t *testing.T) { runParsing(t, a) })

@@ -20,6 +20,7 @@ import (
 func routes(r chi.Router, h stepuptest.Handlers) {
 	r.Method(http.MethodPost, "/login", h.Login)
 	r.Method(http.MethodPost, "/logout", h.Logout)
+	r.Method(http.MethodPost, "/signin", h.SignIn)
 	r.Method(http.MethodPost, "/transfer", h.Transfer)
 	r.Method(http.MethodPost, "/api/transfer", h.APITrans)
 	r.Method(http.MethodPut, "/profile", h.Profile)
@@ -56,6 +57,10 @@ var chiAdapter = stepuptest.Adapter{
 
 func TestConformanceChi(t *testing.T) {
 	stepuptest.Run(t, chiAdapter)
+}
+
+func TestSignInChi(t *testing.T) {
+	stepuptest.RunSignIn(t, chiAdapter)
 }
 
 // mountedAdapter serves the protected routes from a sub-router mounted at

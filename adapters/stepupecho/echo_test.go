@@ -23,6 +23,7 @@ func mount(e *echo.Echo, g *stepup.Guard, h stepuptest.Handlers) {
 	w := echo.WrapHandler
 	e.POST("/login", w(h.Login))
 	e.POST("/logout", w(h.Logout))
+	e.POST("/signin", w(h.SignIn))
 	e.POST("/transfer", w(h.Transfer))
 	e.POST("/api/transfer", w(h.APITrans))
 	e.PUT("/profile", w(h.Profile))

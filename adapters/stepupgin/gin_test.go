@@ -26,6 +26,7 @@ func routes(e *gin.Engine, g *stepup.Guard, h stepuptest.Handlers) {
 	w := gin.WrapH
 	e.POST("/login", w(h.Login))
 	e.POST("/logout", w(h.Logout))
+	e.POST("/signin", w(h.SignIn))
 	e.POST("/transfer", w(h.Transfer))
 	e.POST("/api/transfer", w(h.APITrans))
 	e.PUT("/profile", w(h.Profile))
@@ -67,6 +68,10 @@ var ginAdapter = stepuptest.Adapter{
 
 func TestConformanceGin(t *testing.T) {
 	stepuptest.Run(t, ginAdapter)
+}
+
+func TestSignInGin(t *testing.T) {
+	stepuptest.RunSignIn(t, ginAdapter)
 }
 
 // httpsRedirect sends every request that did not come over https (as the

@@ -42,6 +42,8 @@ const (
 	callbackPath = "/stepup/callback"
 	sessionName  = "bank"
 	sessionTTL   = 8 * time.Hour
+	deviceCookie = "bank_device"        // a random id per browser, for Authsignal's "new device" rules
+	deviceTTL    = 400 * 24 * time.Hour // as long as browsers keep a cookie
 )
 
 // AppConfig configures the demo bank.
@@ -159,7 +161,13 @@ func NewApp(cfg AppConfig) (*App, error) {
 		// Count challenges per login session, which a client cannot reset
 		// without logging in again: a stolen session cannot use up the
 		// user's whole allowance and lock the real user out.
-		SessionID:        func(r *http.Request) string { sid, _ := r.Context().Value(sessionIDKey{}).(string); return sid },
+		SessionID: func(r *http.Request) string { sid, _ := r.Context().Value(sessionIDKey{}).(string); return sid },
+		// The browser's long-lived random id: Authsignal's rules challenge
+		// a sign-in from a device it has not seen.
+		DeviceID: func(r *http.Request) string { id, _ := r.Context().Value(deviceKey{}).(string); return id },
+		// The login: guard.SignIn after the password, the session started
+		// by startSession once the second factor is satisfied.
+		SignIn:           &stepup.SignIn{Complete: a.startSession, Next: "/dashboard"},
 		CallbackURL:      cfg.PublicURL + callbackPath,
 		Policies:         policies,
 		Store:            cfg.Store,
@@ -312,6 +320,7 @@ func (a *App) routes() error {
 	}))
 	e.Use(middleware.Recover())
 	e.Use(a.secureHeaders)
+	e.Use(a.device)
 	e.Use(a.loadUser)
 	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
@@ -394,6 +403,33 @@ func (a *App) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 type userKey struct{}
+
+// deviceKey holds the browser's device id (deviceCookie).
+type deviceKey struct{}
+
+// device gives every browser a long-lived random id (deviceCookie), which
+// the guard sends to Authsignal as the device id.
+func (a *App) device(next echo.HandlerFunc) echo.HandlerFunc {
+	https := strings.HasPrefix(a.cfg.PublicURL, "https:")
+	return func(c echo.Context) error {
+		r := c.Request()
+		id := ""
+		if ck, err := r.Cookie(deviceCookie); err == nil && len(ck.Value) == 32 && isHex(ck.Value) {
+			id = ck.Value
+		} else {
+			id = randomHex(16)
+			c.SetCookie(&http.Cookie{Name: deviceCookie, Value: id, Path: "/", MaxAge: int(deviceTTL / time.Second),
+				HttpOnly: true, Secure: https, SameSite: http.SameSiteLaxMode})
+		}
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), deviceKey{}, id)))
+		return next(c)
+	}
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
 
 // sessionIDKey holds the id of the login session, set at login.
 type sessionIDKey struct{}

@@ -36,6 +36,11 @@ type testBank struct {
 	url  string
 	logs *syncBuffer
 	now  *clock
+	// authsignal completes challenges: the bank's emulator, or the
+	// external one a test points the bank at.
+	authsignal interface {
+		CompleteChallenge(ctx context.Context, challengeURL string) (*url.URL, error)
+	}
 }
 
 type clock struct{ offset atomic.Int64 }
@@ -75,6 +80,9 @@ func startBank(t *testing.T, edit ...func(*AppConfig)) *testBank {
 	}
 	tb.app, err = NewApp(cfg)
 	require.NoError(t, err)
+	if emu := tb.app.Emulator(); emu != nil {
+		tb.authsignal = emu
+	}
 	srv := &http.Server{Handler: tb.app.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -174,6 +182,12 @@ func (u *user) api(body string, token string) response {
 func (u *user) login(name string) *user {
 	u.t.Helper()
 	resp := u.post("/login", url.Values{"username": {name}, "password": {name + "-password"}})
+	if resp.Status == http.StatusSeeOther && !strings.HasPrefix(resp.Location, "/") {
+		// A browser this user never signed in from: the second factor first.
+		back, err := u.bank.authsignal.CompleteChallenge(ctx(u.t), resp.Location)
+		require.NoError(u.t, err)
+		resp = u.get(back.String())
+	}
 	require.Equal(u.t, http.StatusSeeOther, resp.Status, resp.Body)
 	require.Equal(u.t, "/dashboard", resp.Location)
 	return u
@@ -213,7 +227,17 @@ func (tb *testBank) complete(challengeURL string) string {
 	return back.String()
 }
 
-func (tb *testBank) tracked() []emulator.TrackedAction { return tb.app.Emulator().Tracked() }
+// tracked returns the step-up actions tracked so far, without the
+// sign-ins (signin_test.go tests those).
+func (tb *testBank) tracked() []emulator.TrackedAction {
+	var out []emulator.TrackedAction
+	for _, a := range tb.app.Emulator().Tracked() {
+		if a.Action != "signIn" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 var transferRef = regexp.MustCompile(`^/transfers/[0-9a-f]{16}$`)
 
@@ -535,6 +559,7 @@ func TestLoginLogoutAndHeaders(t *testing.T) {
 	alice := tb.newUser()
 	alice.csrf()
 	resp = alice.post("/login", url.Values{"username": {"alice"}, "password": {"alice-password"}})
+	resp = alice.get(tb.complete(tb.challenged(resp))) // a browser alice never signed in from
 	require.Equal(t, http.StatusSeeOther, resp.Status)
 	var session *http.Cookie
 	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
@@ -602,6 +627,7 @@ func TestAgainstAnExternalAuthsignal(t *testing.T) {
 		c.AuthsignalSecret, c.AuthsignalAPIURL = "test-secret", srv.APIURL()
 	})
 	require.Nil(t, tb.app.Emulator())
+	tb.authsignal = srv
 	alice := tb.newUser().login("alice")
 	before := alice.balance()
 	resp := alice.post("/transfer", url.Values{"amount": {"1500"}, "to": {"bob"}})
@@ -666,6 +692,43 @@ func TestStolenSessionCannotLockTheUserOut(t *testing.T) {
 	resp := phone.get(tb.complete(tb.challenged(phone.post("/transfer", url.Values{"amount": {"1500"}, "to": {"bob"}}))))
 	assert.Less(t, resp.Status, 400, resp.Body)
 	assert.Equal(t, before-150000, phone.balance(), "alice's own transfer went through")
+}
+
+// The thief of alice's login session shares its id (Config.SessionID), so
+// the five challenges it opens use up that session's cap; the browser alice
+// passed a challenge in is established and counts apart: her next
+// transfer is still challenged and goes through (SECURITY.md, threat 23).
+func TestStolenSessionCannotLockTheVictimsBrowserOut(t *testing.T) {
+	tb := startBank(t)
+	alice := tb.newUser().login("alice")
+	before := alice.balance()
+	first := alice.get(tb.complete(tb.challenged(alice.post("/transfer", url.Values{"amount": {"1500"}, "to": {"bob"}}))))
+	require.Less(t, first.Status, 400, first.Body)
+
+	base, _ := url.Parse(tb.url)
+	var stolen []*http.Cookie
+	for _, c := range alice.jar.Cookies(base) {
+		if c.Name != "stepup" { // the guard's cookie (Config.SessionName) stays in alice's browser
+			stolen = append(stolen, c)
+		}
+	}
+	thief := tb.newUser()
+	for i := 0; ; i++ {
+		thief.jar = mustJar(t)
+		thief.hc.Jar = thief.jar
+		thief.jar.SetCookies(base, stolen)
+		resp := thief.post("/transfer", url.Values{"amount": {"5000"}, "to": {"bob"}})
+		if resp.Status == http.StatusTooManyRequests {
+			assert.Equal(t, 5, i, "the stolen login session opens five challenges")
+			break
+		}
+		tb.challenged(resp)
+		require.Less(t, i, 20, "no cap held")
+	}
+
+	resp := alice.get(tb.complete(tb.challenged(alice.post("/transfer", url.Values{"amount": {"1500"}, "to": {"bob"}}))))
+	assert.Less(t, resp.Status, 400, resp.Body)
+	assert.Equal(t, before-300000, alice.balance(), "both of alice's transfers went through")
 }
 
 func mustJar(t *testing.T) *cookiejar.Jar {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -89,13 +90,30 @@ func TestBrowser(t *testing.T) {
 	}
 	emailOTP := chromedp.CSS(`button[name=method][value=EMAIL_OTP]`)
 
-	step(t,
-		chromedp.Navigate(tb.url+"/login"),
-		chromedp.SendKeys(chromedp.ID("username"), "alice"),
-		chromedp.SendKeys(chromedp.ID("password"), "alice-password"),
-		chromedp.Click(chromedp.ID("login")),
-		chromedp.WaitVisible(chromedp.ID("balance")),
-	)
+	login := func(t *testing.T) {
+		t.Helper()
+		step(t,
+			chromedp.Navigate(tb.url+"/login"),
+			chromedp.SendKeys(chromedp.ID("username"), "alice"),
+			chromedp.SendKeys(chromedp.ID("password"), "alice-password"),
+			chromedp.Click(chromedp.ID("login")),
+		)
+	}
+
+	// The first login from this browser: the password, then the second
+	// factor (MFA at sign-in: the emulator challenges an unseen device).
+	login(t)
+	step(t, chromedp.WaitVisible(emailOTP))
+	require.True(t, strings.HasPrefix(location(t), tb.app.EmulatorURL()+"/challenge?"), "sign-in challenged on a new device")
+	step(t, chromedp.Click(emailOTP), chromedp.WaitVisible(chromedp.ID("code")))
+	signInCode, ok := emu.LastCode("alice")
+	require.True(t, ok)
+	step(t, chromedp.SendKeys(chromedp.ID("code"), signInCode), chromedp.Click(chromedp.ID("verify")),
+		chromedp.WaitVisible(chromedp.ID("balance")))
+	require.Equal(t, tb.url+"/dashboard", location(t))
+	mu.Lock()
+	callbacks = nil // the sign-in's; the step-ups' are counted below
+	mu.Unlock()
 
 	t.Run("a large transfer runs once, after the challenge", func(t *testing.T) {
 		before := balance(t)
@@ -218,6 +236,31 @@ func TestBrowser(t *testing.T) {
 			chromedp.WaitVisible(chromedp.ID("result")))
 		assert.Equal(t, "Transfer of 1,200.00 to bob done after verification.", text(t, "result"))
 		assert.Equal(t, before-1200_00, balance(t))
+	})
+
+	t.Run("login CSRF: bob's sign-in callback opened here signs nobody in", func(t *testing.T) {
+		bob := tb.newUser()
+		callback := tb.complete(tb.challenged(bob.post("/login", url.Values{"username": {"bob"}, "password": {"bob-password"}})))
+		step(t, chromedp.Navigate(callback), chromedp.WaitVisible(chromedp.ID("error")))
+		assert.Contains(t, text(t, "error"), "could not confirm")
+		step(t, chromedp.Navigate(tb.url+"/dashboard"), chromedp.WaitVisible(chromedp.ID("balance")))
+		ctx, cancel := context.WithTimeout(browser, 10*time.Second)
+		defer cancel()
+		hello, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1")))
+		require.NoError(t, err)
+		assert.Equal(t, "Hello alice", hello, "still alice, not bob")
+	})
+
+	t.Run("a second login from this browser needs no second factor", func(t *testing.T) {
+		step(t, chromedp.Navigate(tb.url+"/dashboard"), chromedp.WaitVisible(chromedp.ID("logout")),
+			chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("username")))
+		tracked := len(emu.Tracked())
+		login(t)
+		step(t, chromedp.WaitVisible(chromedp.ID("balance")))
+		assert.Equal(t, tb.url+"/dashboard", location(t))
+		require.Len(t, emu.Tracked(), tracked+1)
+		assert.Equal(t, "signIn", emu.Tracked()[tracked].Action)
+		assert.Equal(t, "ALLOW", emu.Tracked()[tracked].State)
 	})
 }
 

@@ -70,19 +70,22 @@ func (a *App) login(c echo.Context) error {
 		d.Form.Username = user
 		return a.render(c, http.StatusUnauthorized, "login.html", d)
 	}
-	// Whatever this browser held before (another user's step-ups
-	// included) ends here.
-	if err := a.guard.Forget(c.Response(), r); err != nil {
-		a.log.Warn("forget at login", "error", err.Error())
-	}
+	// The password checked out: the guard asks Authsignal, and starts the
+	// session (startSession) at once for a known device, or after the
+	// challenge, in this browser only.
+	a.guard.SignIn(c.Response(), r, user)
+	return nil
+}
+
+// startSession is the guard's SignIn.Complete: a new login session for
+// user, with a new id. Whatever this browser held before (another user's
+// session, the guard's own state) ends here; the guard dropped its own.
+func (a *App) startSession(w http.ResponseWriter, r *http.Request, user string) error {
 	sess, _ := a.sessions.Get(r, sessionName)
 	clear(sess.Values)
 	sess.Values["user"] = user
 	sess.Values["sid"] = rand.Text() // this login's id: the guard counts challenges per login session
-	if err := sess.Save(r, c.Response()); err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, "/dashboard")
+	return sess.Save(r, w)
 }
 
 func (a *App) logout(c echo.Context) error {

@@ -147,6 +147,20 @@ func TestSDK(t *testing.T) {
 		assert.Equal(t, before, s.App.Transfers.Load())
 	})
 
+	t.Run("sign-in: the password, the challenge in the popup, then the session", func(t *testing.T) {
+		before := s.App.SignIns.Load()
+		_, err := chromedp.Call(browser, network.ClearBrowserCookies, cdp.Empty{})
+		require.NoError(t, err)
+		frame := browsertest.NewChallenge(t, browser, s.EmulatorURL, "iframe")
+		run(t, browser, chromedp.Navigate(s.AppURL+"/"), chromedp.WaitVisible(chromedp.ID("signin-popup")),
+			chromedp.Click(chromedp.ID("signin-popup")))
+		assert.Equal(t, before, s.App.SignIns.Load(), "nobody signed in before the second factor")
+		enterCode(t, frame, sendCode(t, frame), true)
+		assert.Equal(t, "204 Signed in as alice.", waitResult(t))
+		assert.Equal(t, before+1, s.App.SignIns.Load())
+		assert.Equal(t, "signIn", emu.Tracked()[len(emu.Tracked())-1].Action)
+	})
+
 	t.Run("no challenge under the threshold", func(t *testing.T) {
 		before := s.App.Transfers.Load()
 		run(t, browser, chromedp.Navigate(s.AppURL+"/"), chromedp.WaitVisible(chromedp.ID("amount")),

@@ -6,10 +6,15 @@
 //
 //	go run ./examples/spa
 //
+// Signing in goes the same way (MFA at sign-in, guard.SignIn): the
+// password to POST /api/signin, a 401 challenge, the SDK's popup, the same
+// request again with the token; the login session starts then.
+//
 // It starts an Authsignal emulator in-process, on another site than the
 // application (localhost against 127.0.0.1), as Authsignal's pre-built UI
 // is in production: the challenge runs in a cross-site iframe. Transfers
-// over 100 need a challenge; the one-time code is shown on the page.
+// over 100 need a challenge, and so does every sign-in; the one-time code
+// is shown on the page.
 package main
 
 import (
@@ -43,12 +48,14 @@ import (
 //go:embed static
 var staticFS embed.FS
 
-// rules challenge transfers over 100.
+// rules challenge transfers over 100, and every sign-in.
 const rules = `actions:
   transfer:
     default: ALLOW
     rules:
       - {id: over-100, when: {field: custom.amount, op: gt, value: 100}, state: CHALLENGE_REQUIRED}
+  signIn:
+    default: CHALLENGE_REQUIRED
 `
 
 func main() {
@@ -143,9 +150,14 @@ func (s *servers) Close() {
 type app struct {
 	http.Handler
 	Transfers atomic.Int64 // how many times the transfer handler ran
+	SignIns   atomic.Int64 // how many login sessions started
+	guard     *stepup.Guard
+	sessions  *sessions.CookieStore // the application's login session
 }
 
 func newApp(appURL, emulatorURL string) (*app, error) {
+	a := &app{sessions: sessions.NewCookieStore(securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32))}
+	a.sessions.Options.HttpOnly, a.sessions.Options.SameSite = true, http.SameSiteLaxMode
 	guard, err := stepup.New(stepup.Config{
 		Provider: authsignal.NewClient(emulator.DefaultSecret, authsignal.WithBaseURL(emulatorURL+"/v1")),
 		Sessions: sessions.NewCookieStore(securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32)),
@@ -154,11 +166,12 @@ func newApp(appURL, emulatorURL string) (*app, error) {
 			Attributes: []stepup.Attribute{{Name: "amount", From: stepup.FromJSON, Key: "amount", Type: stepup.TypeNumber}}}},
 		CallbackURL:      appURL + "/stepup/callback",
 		ChallengeOrigins: []string{emulatorURL},
+		SignIn:           &stepup.SignIn{Complete: a.startSession},
 	})
 	if err != nil {
 		return nil, err
 	}
-	a := &app{}
+	a.guard = guard
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
@@ -168,6 +181,7 @@ func newApp(appURL, emulatorURL string) (*app, error) {
 	mux.Handle("GET /app.js", http.FileServerFS(static))
 	mux.Handle("GET /authsignal-browser.js", authsignalbrowser.Handler())
 	mux.HandleFunc("POST /api/transfer", a.transfer)
+	mux.HandleFunc("POST /api/signin", a.signIn)
 	handler := guard.Middleware(mux)
 	mux.Handle("GET /stepup/callback", guard.Callback(handler))
 	if err := guard.CheckServeMux(mux); err != nil {
@@ -206,4 +220,32 @@ func (a *app) transfer(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]string{"message": fmt.Sprintf("Sent %.2f to %s %s.", t.Amount, t.To, how)})
+}
+
+// signIn checks the password, then hands over to the guard, which answers:
+// a 401 challenge, then, for the same request with the token, 204 once
+// startSession ran.
+func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
+	var in struct{ User, Password string }
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&in); err != nil ||
+		in.User != "alice" || in.Password != "alice-password" { // your password check here
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "wrong_password", "message": "wrong user name or password"})
+		return
+	}
+	a.guard.SignIn(w, r, in.User)
+}
+
+// startSession is SignIn.Complete: a new login session for user.
+func (a *app) startSession(w http.ResponseWriter, r *http.Request, user string) error {
+	s := sessions.NewSession(a.sessions, "spa")
+	opts := *a.sessions.Options
+	s.Options, s.IsNew = &opts, true
+	s.Values["user"] = user
+	if err := s.Save(r, w); err != nil {
+		return err
+	}
+	a.SignIns.Add(1)
+	return nil
 }

@@ -85,3 +85,54 @@ func TestSPAServesTheSDKUnderAStrictCSP(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "a cross-site POST never reaches the guard")
 	assert.Equal(t, int64(0), s.App.Transfers.Load())
 }
+
+// TestSPASignInOverHTTP is the SPA's sign-in without a browser: the
+// password gets a 401 challenge (no password in it), the challenge is
+// completed in popup mode, the same request with the token starts the
+// session (204 and the login cookie), once; the token cannot sign in again.
+func TestSPASignInOverHTTP(t *testing.T) {
+	s := startServers(t)
+	send := func(body, token string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, s.AppURL+"/api/signin", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		if token != "" {
+			req.Header.Set("Step-Up-Token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	assert.Equal(t, http.StatusUnauthorized, send(`{"user": "alice", "password": "guess"}`, "").StatusCode)
+
+	body := `{"user": "alice", "password": "alice-password"}`
+	resp := send(body, "")
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), "alice-password")
+	var challenge struct{ Action, URL string }
+	require.NoError(t, json.Unmarshal(raw, &challenge))
+	assert.Equal(t, "signIn", challenge.Action)
+	assert.Equal(t, int64(0), s.App.SignIns.Load(), "nobody signed in before the second factor")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done, err := s.Emulator.CompleteChallenge(ctx, challenge.URL+"&mode=popup")
+	require.NoError(t, err)
+	token := done.Query().Get("token")
+
+	resp = send(body, token)
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+	var session bool
+	for _, c := range resp.Cookies() {
+		session = session || c.Name == "spa"
+	}
+	assert.True(t, session, "the login session starts with the token")
+	assert.Equal(t, int64(1), s.App.SignIns.Load())
+	assert.Equal(t, http.StatusConflict, send(body, token).StatusCode, "a spent token signs nobody in")
+	assert.Equal(t, int64(1), s.App.SignIns.Load())
+}

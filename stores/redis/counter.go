@@ -16,7 +16,9 @@ import (
 
 // The challenges of a user are a sorted set under
 // prefix + "c:{" + hash(user) + "}:u", and those of one session of the
-// user one under the same tag + ":s:" + hash(user, session): the slot ids,
+// user one under the same tag + ":s:" + hash(user, session); in a bucket
+// other than "" (stepup.Slot.Bucket), ":b:" + hash(bucket) follows the
+// tag of both: the slot ids,
 // scored by when they expire in unix milliseconds (rounded up, so that a
 // slot never stops counting early). The shared tag keeps both in one
 // Cluster slot for the scripts; the hashes keep user and session ids out of
@@ -67,18 +69,30 @@ func hashID(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
 
-func (s *Store) userKey(user string) string { return s.prefix + "c:{" + hashID(user) + "}:u" }
+// bucketPart is what a bucket adds to the keys of its sets: nothing for
+// the bucket "" (the keys written before buckets existed), else ":b:" and
+// the bucket's hash.
+func bucketPart(bucket string) string {
+	if bucket == "" {
+		return ""
+	}
+	return ":b:" + hashID(bucket)
+}
 
-func (s *Store) sessionKey(user, session string) string {
-	return s.prefix + "c:{" + hashID(user) + "}:s:" + hashID(user, session)
+func (s *Store) userKey(user, bucket string) string {
+	return s.prefix + "c:{" + hashID(user) + "}" + bucketPart(bucket) + ":u"
+}
+
+func (s *Store) sessionKey(user, bucket, session string) string {
+	return s.prefix + "c:{" + hashID(user) + "}" + bucketPart(bucket) + ":s:" + hashID(user, session)
 }
 
 // slotKeys are the sets s is counted in by Reserve.
 func (s *Store) slotKeys(sl stepup.Slot) []string {
 	if sl.Session == "" {
-		return []string{s.userKey(sl.User)}
+		return []string{s.userKey(sl.User, sl.Bucket)}
 	}
-	return []string{s.userKey(sl.User), s.sessionKey(sl.User, sl.Session)}
+	return []string{s.userKey(sl.User, sl.Bucket), s.sessionKey(sl.User, sl.Bucket, sl.Session)}
 }
 
 // score is when a slot stops counting, in unix milliseconds rounded up.
@@ -118,7 +132,7 @@ func (s *Store) Reserve(ctx context.Context, sl stepup.Slot, perUser, perSession
 // Attach implements stepup.Counter.
 func (s *Store) Attach(ctx context.Context, sl stepup.Slot, session string) error {
 	return s.call(ctx, "attach", func(ctx context.Context) error {
-		return attachScript.Run(ctx, s.rdb, []string{s.sessionKey(sl.User, session)}, score(sl), sl.ID,
+		return attachScript.Run(ctx, s.rdb, []string{s.sessionKey(sl.User, sl.Bucket, session)}, score(sl), sl.ID,
 			ttl(sl.At, sl.Expires)).Err()
 	})
 }

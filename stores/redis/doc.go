@@ -17,7 +17,8 @@
 // state change that must happen once is one atomic Redis operation: Put
 // writes only when no live record has the id, Consume moves a record from
 // pending to consumed for exactly one caller, and Reserve checks both caps
-// and counts a challenge in one script. The keys that a script uses
+// and counts a challenge in one script, in the slot's bucket; Release (a
+// challenge passed, or none opened) gives it back for every instance. The keys that a script uses
 // together share a hash tag, so the scripts run on Cluster. Records and
 // counted challenges expire in Redis on their own. Record bytes read back
 // are decoded as untrusted (stepup.UnmarshalRecord).

@@ -152,7 +152,7 @@ func (s *Store) call(ctx context.Context, op string, f func(ctx context.Context)
 
 // Put implements stepup.Store: one script checks that no live record has
 // the id and writes the record with its expiry. A Redis out of memory is
-// stepup.ErrStoreFull; so is a new challenge (KindPark, KindAPI) when Redis
+// stepup.ErrStoreFull; so is a new challenge (KindPark, KindAPI, KindSignIn…) when Redis
 // has a maxmemory and uses more than 7/8 of it: the last eighth is a
 // reserve for the records that follow a passed challenge (see stepup.Store).
 func (s *Store) Put(ctx context.Context, rec *stepup.Record) error {
@@ -167,7 +167,8 @@ func (s *Store) Put(ctx context.Context, rec *stepup.Record) error {
 	if rec.Consumed {
 		consumed = "1"
 	}
-	if rec.Kind == stepup.KindPark || rec.Kind == stepup.KindAPI {
+	switch rec.Kind {
+	case stepup.KindPark, stepup.KindAPI, stepup.KindSignIn, stepup.KindSignInAPI:
 		challenge = "1"
 	}
 	now := s.now()
