@@ -17,7 +17,8 @@ import (
 
 // A counted challenge is a row of stepup_slots per count it is in: one
 // under the owner userOwner(s), and one under sessionOwner(s, session) for
-// its session and for a session it is attached to. Owners are hashes, so
+// its session and for a session it is attached to, each in the slot's
+// bucket (stepup.Slot.Bucket). Owners are hashes, so
 // that user and session ids stay out of the database.
 
 // reserveSQL checks both caps and counts the slot, in one statement that
@@ -63,14 +64,16 @@ func owner(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// userOwner names the count of s.User; sessionOwner that of one session
-// of s.User.
-func userOwner(s stepup.Slot) string { return owner("u", s.User) }
+// userOwner names the count of s.User in s.Bucket; sessionOwner that of
+// one session of s.User in s.Bucket. Every field of the Slot that tells
+// one count from another is a part of the hash, length-prefixed, so that
+// no two counts share an owner.
+func userOwner(s stepup.Slot) string { return owner("u", s.Bucket, s.User) }
 
-func sessionOwner(s stepup.Slot, session string) string { return owner("s", s.User, session) }
+func sessionOwner(s stepup.Slot, session string) string { return owner("s", s.Bucket, s.User, session) }
 
 // userLock is the key of the transaction-level advisory lock that
-// serializes the Reserves of one user, on every instance. Two users whose
+// serializes the Reserves of one user, in every bucket, on every instance. Two users whose
 // keys collide only wait for each other.
 func userLock(s stepup.Slot) int64 {
 	sum := hashID("stepup-counter-lock", s.User)

@@ -42,8 +42,9 @@
 // A record row holds the bytes of stepup.MarshalRecord (every field of the
 // Record, as the guard gave it), its expiry and whether it was consumed. A
 // slot row is one challenge counted for a user, or for one session of a
-// user, under a SHA-256 of those ids: user and session ids are not stored
-// in stepup_slots. Keep both tables logged (not UNLOGGED): PostgreSQL
+// user, in one bucket (stepup.Slot.Bucket: counts that never meet), under
+// a SHA-256 of bucket and ids: user and session ids are not stored in
+// stepup_slots. Keep both tables logged (not UNLOGGED): PostgreSQL
 // empties an unlogged table after a crash, and a consumed mark must
 // survive one.
 //

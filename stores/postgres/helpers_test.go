@@ -270,6 +270,7 @@ var muxApp = stepuptest.Adapter{
 		mux := http.NewServeMux()
 		mux.Handle("POST /login", h.Login)
 		mux.Handle("POST /logout", h.Logout)
+		mux.Handle("POST /signin", h.SignIn)
 		mux.Handle("POST /transfer", h.Transfer)
 		mux.Handle("POST /api/transfer", h.APITrans)
 		mux.Handle("PUT /profile", h.Profile)

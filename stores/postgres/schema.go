@@ -17,8 +17,8 @@ import (
 // stepup_records holds one row per record: the bytes of
 // stepup.MarshalRecord, its expiry, and whether it was consumed.
 // stepup_slots holds one row per challenge counted for a user, or for a
-// session of a user: owner is a hash of the user id (and session id), never
-// the ids themselves. The expiry indexes let Cleanup find expired rows
+// session of a user, in a bucket: owner is a hash of the bucket, the user
+// id (and the session id), never the ids themselves. The expiry indexes let Cleanup find expired rows
 // without a table scan, and Reserve count an owner's live slots without
 // reading its expired ones. The tables are logged (not UNLOGGED): a pending
 // park and a consumed mark must survive a crash of the database.
