@@ -10,10 +10,12 @@ require (
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gorilla/securecookie v1.1.2
 	github.com/gorilla/sessions v1.4.0
+	github.com/jackc/pgx/v5 v5.13.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/redis/go-redis/v9 v9.22.0
 	github.com/stepupkit/stepup v0.0.0
 	github.com/stepupkit/stepup/adapters/stepupgin v0.0.0
+	github.com/stepupkit/stepup/stores/postgres v0.0.0
 	github.com/stepupkit/stepup/stores/redis v0.0.0
 	github.com/stretchr/testify v1.12.1
 )
@@ -48,6 +50,9 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
@@ -58,8 +63,9 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.53.0 // indirect
 	golang.org/x/net v0.56.0 // indirect
+	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.46.0 // indirect
-	golang.org/x/text v0.40.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 )
 
@@ -68,3 +74,5 @@ replace github.com/stepupkit/stepup => ../
 replace github.com/stepupkit/stepup/stores/redis => ../stores/redis
 
 replace github.com/stepupkit/stepup/adapters/stepupgin => ../adapters/stepupgin
+
+replace github.com/stepupkit/stepup/stores/postgres => ../stores/postgres

@@ -13,6 +13,8 @@
 //	-rules          BANK_RULES           emulator rules (default: the embedded rules.yaml)
 //	-redis          BANK_REDIS_URL       keep step-up records in Redis, redis://[:password@]host:port/db
 //	                                     (default: in memory, for one instance)
+//	-postgres       BANK_POSTGRES_URL    keep them in PostgreSQL instead, postgres://user:password@host:port/db
+//	                                     (the tables are created if missing)
 //	                BANK_SESSION_SECRET  derives the cookie keys (default: random per run)
 //	                AUTHSIGNAL_SECRET    use Authsignal instead of the emulator
 //	                AUTHSIGNAL_API_URL   Authsignal API base URL, e.g. https://api.authsignal.com/v1
@@ -28,6 +30,8 @@
 // the spent token, the admin area's Remember grant and the challenge caps
 // live in Redis, so a challenge's callback URL works on either port, once.
 // Balances are each instance's own (the demo keeps them in memory).
+// BANK_POSTGRES_URL=postgres://… in place of BANK_REDIS_URL shares them
+// through PostgreSQL instead.
 package main
 
 import (
@@ -44,9 +48,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stepupkit/stepup"
+	pgstore "github.com/stepupkit/stepup/stores/postgres"
 	redisstore "github.com/stepupkit/stepup/stores/redis"
 )
 
@@ -72,10 +78,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	policies := fset.String("policies", env("BANK_POLICIES", ""), "policy file (default: the embedded policies.yaml)")
 	rules := fset.String("rules", env("BANK_RULES", ""), "emulator rules file (default: the embedded rules.yaml)")
 	redisURL := fset.String("redis", env("BANK_REDIS_URL", ""), "Redis URL, redis://[:password@]host:port/db, for step-up records shared by instances (default: in memory)")
+	postgresURL := fset.String("postgres", env("BANK_POSTGRES_URL", ""), "PostgreSQL URL, postgres://user:password@host:port/db, for step-up records shared by instances (default: in memory)")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
-	store, where, closeStore, err := openStore(*redisURL)
+	store, where, closeStore, err := openStore(*redisURL, *postgresURL)
 	if err != nil {
 		return err
 	}
@@ -139,12 +146,18 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// openStore returns the Redis store rawURL names, and where it is for the
-// banner (never the password); nil, "in memory" for "".
-func openStore(rawURL string) (stepup.Store, string, func(), error) {
-	if rawURL == "" {
+// openStore returns the Redis or PostgreSQL store a URL names, and where
+// it is for the banner (never the password); nil, "in memory" for none.
+func openStore(redisURL, postgresURL string) (stepup.Store, string, func(), error) {
+	switch {
+	case redisURL != "" && postgresURL != "":
+		return nil, "", nil, errors.New("-redis and -postgres: choose one store")
+	case postgresURL != "":
+		return openPostgres(postgresURL)
+	case redisURL == "":
 		return nil, "in memory (this instance only)", func() {}, nil
 	}
+	rawURL := redisURL
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("-redis: %w", err)
@@ -158,6 +171,28 @@ func openStore(rawURL string) (stepup.Store, string, func(), error) {
 	}
 	where := fmt.Sprintf("Redis at %s, db %d (shared by every instance using it)", opts.Addr, opts.DB)
 	return redisstore.New(client, redisstore.Prefix("bank:stepup:")), where, func() { client.Close() }, nil
+}
+
+// openPostgres connects to the database rawURL names and creates the
+// store's tables there if they are missing.
+func openPostgres(rawURL string) (stepup.Store, string, func(), error) {
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("-postgres: %w", err)
+	}
+	at := fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("-postgres: %s: %w", at, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := pgstore.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, "", nil, fmt.Errorf("-postgres: %s: %w", at, err)
+	}
+	where := fmt.Sprintf("PostgreSQL at %s, database %s (shared by every instance using it)", at, cfg.ConnConfig.Database)
+	return pgstore.New(pool), where, pool.Close, nil
 }
 
 func printBanner(w io.Writer, publicURL, emulatorURL, store string) {

@@ -86,7 +86,7 @@ func TestRedisFlag(t *testing.T) {
 		{"Redis", "redis://:s3cret@" + mr.Addr() + "/0", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			store, where, closeStore, err := openStore(tc.given)
+			store, where, closeStore, err := openStore(tc.given, "")
 			if tc.expect != "" {
 				assert.ErrorContains(t, err, tc.expect)
 				assert.NotContains(t, err.Error(), "s3cret", "the password stays out of errors")
@@ -103,7 +103,7 @@ func TestRedisFlag(t *testing.T) {
 	}
 
 	t.Run("no URL: in memory", func(t *testing.T) {
-		store, where, closeStore, err := openStore("")
+		store, where, closeStore, err := openStore("", "")
 		require.NoError(t, err)
 		closeStore()
 		assert.Nil(t, store, "the guard's default MemoryStore")
@@ -115,5 +115,37 @@ func TestRedisFlag(t *testing.T) {
 		assert.ErrorContains(t, err, "invalid URL scheme: http")
 		err = run([]string{"-redis", "ftp://from-flag"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
 		assert.ErrorContains(t, err, "invalid URL scheme: ftp")
+	})
+}
+
+func TestPostgresFlag(t *testing.T) {
+	closed := func() string { // a port nothing listens on
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	for _, tc := range []struct {
+		name            string
+		redis, postgres string
+		expect          string
+	}{
+		{"not a PostgreSQL URL", "", "postgres://u:s3cret@127.0.0.1:notaport/db", "-postgres: "},
+		{"no PostgreSQL there", "", "postgres://u:s3cret@" + closed + "/bank?connect_timeout=2", "-postgres: " + closed + ": "},
+		{"both stores", "redis://127.0.0.1:6379/0", "postgres://127.0.0.1/bank", "-redis and -postgres: choose one store"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err := openStore(tc.redis, tc.postgres)
+			assert.ErrorContains(t, err, tc.expect)
+			assert.NotContains(t, err.Error(), "s3cret", "the password stays out of errors")
+		})
+	}
+	t.Run("BANK_POSTGRES_URL, and -postgres over it", func(t *testing.T) {
+		env := map[string]string{"BANK_POSTGRES_URL": "postgres://from-env:notaport/db"}
+		err := run(nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		assert.ErrorContains(t, err, "-postgres: ")
+		assert.ErrorContains(t, err, "from-env")
+		err = run([]string{"-postgres", "postgres://from-flag:notaport/db"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		assert.ErrorContains(t, err, "from-flag")
 	})
 }
