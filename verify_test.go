@@ -3,7 +3,9 @@ package stepup_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -141,4 +143,31 @@ func TestRetryOfAChallengeWithoutJudgedDigestIsRefused(t *testing.T) {
 	resp := retry(park)
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
 	assert.Len(t, env.Ledger.Runs("apiTransfer"), 1, "only the first retry ran")
+}
+
+// A Remember grant judges the user, not the request: the guard reads no
+// body on its way (a body over MaxBodyBytes, which could never be parked,
+// goes through under a grant) and hands the handler the request's own.
+func TestGrantReadsNoBody(t *testing.T) {
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Config: func(c *stepup.Config) {
+		c.MaxBodyBytes = 1024
+		for i := range c.Policies {
+			if c.Policies[i].Route == "/transfer" {
+				c.Policies[i].Remember = 5 * time.Minute
+			}
+		}
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	require.Equal(t, http.StatusOK, b.Get(b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)))).StatusCode)
+	tracked := len(env.Emulator.Tracked())
+
+	large := "amount=5000&pad=" + strings.Repeat("x", 4096)
+	resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, large, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+	assert.Equal(t, tracked, len(env.Emulator.Tracked()), "remembered: not tracked")
+	runs := env.Ledger.Runs("transfer")
+	require.Len(t, runs, 2)
+	assert.Equal(t, "remembered", runs[1].How)
+	assert.Equal(t, large, string(runs[1].Body), "the handler reads the request's own body")
 }
