@@ -313,7 +313,7 @@ func (a *App) provider() (*authsignal.Client, error) {
 //
 //	Pre:  PreserveBody   the guard can park exact bodies that CSRF read first
 //	Use:  log, recover, security headers, session → user, CSRF, role check,
-//	      then the guard
+//	      transfer check, then the guard
 func (a *App) routes() error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -338,6 +338,7 @@ func (a *App) routes() error {
 		CookieSameSite: http.SameSiteLaxMode,
 	}))
 	e.Use(a.authorize)
+	e.Use(a.checkTransfers) // validate before challenging: transfercheck.go
 	e.Use(stepupecho.Middleware(a.guard))
 
 	static, err := fs.Sub(assetFS, "static")

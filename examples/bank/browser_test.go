@@ -132,7 +132,7 @@ func TestBrowser(t *testing.T) {
 			chromedp.Click(chromedp.ID("verify")),
 			chromedp.WaitVisible(chromedp.ID("result")),
 		)
-		assert.Equal(t, "Transfer of 5,000.00 to bob done after verification.", text(t, "result"))
+		assert.Equal(t, "Transfer of €5,000.00 to bob done after verification.", text(t, "result"))
 		result := location(t)
 		assert.Contains(t, result, tb.url+"/transfers/")
 		screenshot(t, browser, shots, "result.png")
@@ -167,7 +167,7 @@ func TestBrowser(t *testing.T) {
 		before, tracked := balance(t), len(emu.Tracked())
 		transfer(t, "50", "bob")
 		step(t, chromedp.WaitVisible(chromedp.ID("result")))
-		assert.Equal(t, "Transfer of 50.00 to bob done without extra verification.", text(t, "result"))
+		assert.Equal(t, "Transfer of €50.00 to bob done without extra verification.", text(t, "result"))
 		assert.Equal(t, before-50_00, balance(t))
 		require.Len(t, emu.Tracked(), tracked+1)
 		assert.Equal(t, "ALLOW", emu.Tracked()[tracked].State)
@@ -199,7 +199,7 @@ func TestBrowser(t *testing.T) {
 		frame.Click(t, "#verify", true)
 
 		step(t, chromedp.WaitVisible(chromedp.ID("api-result")))
-		assert.Equal(t, "200: Transfer of 3,000.00 to bob done after verification (API).", text(t, "api-result"))
+		assert.Equal(t, "200: Transfer of €3,000.00 to bob done after verification (API).", text(t, "api-result"))
 		assert.Contains(t, text(t, "api-log"), "401 insufficient_user_authentication")
 		step(t, chromedp.WaitNotPresent(chromedp.ID("__authsignal-popup-container")))
 		screenshot(t, browser, shots, "api.png")
@@ -234,7 +234,7 @@ func TestBrowser(t *testing.T) {
 		require.True(t, ok)
 		step(t, chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(chromedp.ID("verify")),
 			chromedp.WaitVisible(chromedp.ID("result")))
-		assert.Equal(t, "Transfer of 1,200.00 to bob done after verification.", text(t, "result"))
+		assert.Equal(t, "Transfer of €1,200.00 to bob done after verification.", text(t, "result"))
 		assert.Equal(t, before-1200_00, balance(t))
 	})
 

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"sync"
@@ -132,29 +131,22 @@ func verification(r *http.Request, action string) (string, error) {
 
 // transfer executes a form transfer. It reads the fields exactly where
 // the policy's attribute reads them: the url-encoded body, one value each.
+// checkTransfers ran the same checks before the guard; they run again
+// here, and the bank checks the balance once more as it moves the money.
 func (a *App) transfer(c echo.Context) error {
 	r := c.Request()
 	how, err := verification(r, "transfer")
 	if err != nil {
 		return err
 	}
-	if err := r.ParseForm(); err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read.")
+	user := userFrom(r.Context())
+	o, bad := a.formOrder(r, user)
+	if bad != nil {
+		return a.refuseForm(c, o, bad)
 	}
-	amounts, tos := r.PostForm["amount"], r.PostForm["to"]
-	if len(amounts) != 1 || len(tos) != 1 {
-		return a.renderDashboard(c, http.StatusBadRequest, "Send one amount and one payee.", "", "")
-	}
-	amount, err := parseAmount(amounts[0])
-	if err == nil {
-		err = checkPayee(tos[0])
-	}
+	t, err := a.bank.transfer(user, o.to, o.amount, how, "form")
 	if err != nil {
-		return a.renderDashboard(c, http.StatusUnprocessableEntity, "Nothing was sent: "+err.Error()+".", amounts[0], tos[0])
-	}
-	t, err := a.bank.transfer(userFrom(r.Context()), tos[0], amount, how, "form")
-	if err != nil {
-		return a.renderDashboard(c, http.StatusUnprocessableEntity, "Nothing was sent: "+err.Error()+".", amounts[0], tos[0])
+		return a.refuseForm(c, o, refuse(http.StatusUnprocessableEntity, refusalCode(err), err.Error()))
 	}
 	a.log.Info("transfer", "user", t.From, "to", t.To, "amount", money(t.Amount), "verified", how, "id", t.ID)
 	return c.Redirect(http.StatusSeeOther, "/transfers/"+t.ID)
@@ -173,8 +165,7 @@ func (a *App) transferResult(c echo.Context) error {
 }
 
 // apiTransfer is the JSON twin of transfer. It decodes the body the way
-// the policy's json attribute does (keys matched exactly, the last of
-// duplicate keys wins) and refuses anything else, so that the amount it
+// the policy's json attribute does (apiOrder), so that the amount it
 // moves is the amount the risk rules saw.
 func (a *App) apiTransfer(c echo.Context) error {
 	r := c.Request()
@@ -182,42 +173,23 @@ func (a *App) apiTransfer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return apiError(c, http.StatusUnsupportedMediaType, "bad_request", "Send application/json.")
-	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return apiError(c, http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return apiError(c, http.StatusBadRequest, "bad_request", "Send one JSON object and nothing after it.")
-	}
-	for k := range raw {
-		if k != "amount" && k != "to" {
-			return apiError(c, http.StatusBadRequest, "bad_request", "Unknown field "+k+".")
-		}
-	}
-	var amountNum json.Number
-	var to string
-	if json.Unmarshal(raw["amount"], &amountNum) != nil || json.Unmarshal(raw["to"], &to) != nil {
-		return apiError(c, http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
-	}
-	amount, err := parseAmount(amountNum.String())
-	if err == nil {
-		err = checkPayee(to)
-	}
+	user := userFrom(r.Context())
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody+1))
 	if err != nil {
-		return apiError(c, http.StatusUnprocessableEntity, "invalid", "Nothing was sent: "+err.Error()+".")
+		return apiError(c, http.StatusBadRequest, "bad_request", "The request body could not be read.")
 	}
-	t, err := a.bank.transfer(userFrom(r.Context()), to, amount, how, "api")
+	o, bad := a.apiOrder(r, user, body)
+	if bad != nil {
+		return apiError(c, bad.status, bad.code, bad.msg)
+	}
+	t, err := a.bank.transfer(user, o.to, o.amount, how, "api")
 	if err != nil {
-		return apiError(c, http.StatusUnprocessableEntity, "refused", "Nothing was sent: "+err.Error()+".")
+		return apiError(c, http.StatusUnprocessableEntity, refusalCode(err), "Nothing was sent: "+err.Error()+".")
 	}
 	a.log.Info("transfer", "user", t.From, "to", t.To, "amount", money(t.Amount), "verified", how, "id", t.ID)
 	acct, _ := a.bank.account(t.From)
 	return c.JSON(http.StatusOK, map[string]any{
-		"id": t.ID, "amount": money(t.Amount), "to": t.To, "verified": how,
+		"id": t.ID, "amount": money(t.Amount), "currency": currency, "to": t.To, "verified": how,
 		"balance": money(acct.Balance), "balanceCents": acct.Balance,
 		"message": "Transfer of " + money(t.Amount) + " to " + t.To + " done " + verifiedPhrase(how) + ".",
 	})
