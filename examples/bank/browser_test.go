@@ -88,7 +88,21 @@ func TestBrowser(t *testing.T) {
 			chromedp.Click(chromedp.ID("send")),
 		)
 	}
-	emailOTP := chromedp.CSS(`button[name=method][value=EMAIL_OTP]`)
+	verify := chromedp.ID("verify")
+	// filledCode checks the challenge page in dev mode: the code was sent
+	// when the page opened, and is shown and filled in.
+	filledCode := func(t *testing.T) string {
+		t.Helper()
+		code, ok := emu.LastCode("alice")
+		require.True(t, ok)
+		assert.Equal(t, code, text(t, "dev-code"), "dev mode shows the code sent")
+		ctx, cancel := context.WithTimeout(browser, 10*time.Second)
+		defer cancel()
+		value, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("code")))
+		require.NoError(t, err)
+		assert.Equal(t, code, value, "and fills it in")
+		return code
+	}
 
 	login := func(t *testing.T) {
 		t.Helper()
@@ -103,13 +117,11 @@ func TestBrowser(t *testing.T) {
 	// The first login from this browser: the password, then the second
 	// factor (MFA at sign-in: the emulator challenges an unseen device).
 	login(t)
-	step(t, chromedp.WaitVisible(emailOTP))
+	step(t, chromedp.WaitVisible(verify))
 	require.True(t, strings.HasPrefix(location(t), tb.app.EmulatorURL()+"/challenge?"), "sign-in challenged on a new device")
-	step(t, chromedp.Click(emailOTP), chromedp.WaitVisible(chromedp.ID("code")))
-	signInCode, ok := emu.LastCode("alice")
-	require.True(t, ok)
-	step(t, chromedp.SendKeys(chromedp.ID("code"), signInCode), chromedp.Click(chromedp.ID("verify")),
-		chromedp.WaitVisible(chromedp.ID("balance")))
+	assert.Equal(t, "Sign in", text(t, "what"))
+	filledCode(t)
+	step(t, chromedp.Click(verify), chromedp.WaitVisible(chromedp.ID("balance")))
 	require.Equal(t, tb.url+"/dashboard", location(t))
 	mu.Lock()
 	callbacks = nil // the sign-in's; the step-ups' are counted below
@@ -118,20 +130,15 @@ func TestBrowser(t *testing.T) {
 	t.Run("a large transfer runs once, after the challenge", func(t *testing.T) {
 		before := balance(t)
 		transfer(t, "5000", "bob")
-		step(t, chromedp.WaitVisible(emailOTP))
+		step(t, chromedp.WaitVisible(verify))
 		assert.True(t, strings.HasPrefix(location(t), tb.app.EmulatorURL()+"/challenge?"), "on the emulator's challenge page")
 		assert.Equal(t, before, tb.mustBalance("alice"), "nothing moved yet")
+		assert.Equal(t, "Transfer", text(t, "what"), "the page says what is approved")
+		assert.Equal(t, "Amount\n5,000\nTo\nbob", text(t, "details"))
 
-		step(t, chromedp.Click(emailOTP), chromedp.WaitVisible(chromedp.ID("code")))
-		code, ok := emu.LastCode("alice")
-		require.True(t, ok)
-		assert.Equal(t, code, text(t, "dev-code"), "dev mode shows the code sent")
-		step(t, chromedp.SendKeys(chromedp.ID("code"), code))
+		filledCode(t)
 		screenshot(t, browser, shots, "challenge.png")
-		step(t,
-			chromedp.Click(chromedp.ID("verify")),
-			chromedp.WaitVisible(chromedp.ID("result")),
-		)
+		step(t, chromedp.Click(verify), chromedp.WaitVisible(chromedp.ID("result")))
 		assert.Equal(t, "Transfer of €5,000.00 to bob done after verification.", text(t, "result"))
 		result := location(t)
 		assert.Contains(t, result, tb.url+"/transfers/")
@@ -190,10 +197,10 @@ func TestBrowser(t *testing.T) {
 		// site than the bank's (localhost against 127.0.0.1).
 		frame := browsertest.NewChallenge(t, browser, tb.app.EmulatorURL(), "iframe")
 		apiSend(t, "3000")
-		frame.Click(t, `button[name=method][value=EMAIL_OTP]`, false)
+		filled := frame.Wait(t, `(function (el) { return el ? el.value : ''; })(document.querySelector('#code'))`)
 		code, ok := emu.LastCode("alice")
 		require.True(t, ok)
-		frame.Fill(t, "#code", code)
+		assert.Equal(t, code, filled, "dev mode: sent when the page opened, filled in")
 		step(t, chromedp.WaitVisible(chromedp.ID("__authsignal-popup-iframe")))
 		screenshot(t, browser, shots, "api-popup.png")
 		frame.Click(t, "#verify", true)
@@ -209,7 +216,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("the API flow: closing the popup sends nothing", func(t *testing.T) {
 		before := balance(t)
 		frame := browsertest.NewChallenge(t, browser, tb.app.EmulatorURL(), "iframe")
-		apiSend(t, "2500")
+		apiSend(t, "1500") // within the balance: a transfer that cannot run is refused before any challenge
 		frame.Wait(t, `document.querySelector('#cancel') ? 'ok' : ''`)
 		step(t, chromedp.WaitVisible(chromedp.ID("__authsignal-popup-iframe")),
 			chromedp.MouseClickXY(5, 5), // the backdrop
@@ -227,13 +234,10 @@ func TestBrowser(t *testing.T) {
 		block(&network.BlockPattern{URLPattern: tb.url + "/static/authsignal-browser.js", Block: true})
 		defer block()
 		apiSend(t, "1200")
-		step(t, chromedp.WaitVisible(emailOTP))
+		step(t, chromedp.WaitVisible(verify))
 		assert.True(t, strings.HasPrefix(location(t), tb.app.EmulatorURL()+"/challenge?"), "on the emulator's page, full size")
-		step(t, chromedp.Click(emailOTP), chromedp.WaitVisible(chromedp.ID("code")))
-		code, ok := emu.LastCode("alice")
-		require.True(t, ok)
-		step(t, chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(chromedp.ID("verify")),
-			chromedp.WaitVisible(chromedp.ID("result")))
+		filledCode(t)
+		step(t, chromedp.Click(verify), chromedp.WaitVisible(chromedp.ID("result")))
 		assert.Equal(t, "Transfer of €1,200.00 to bob done after verification.", text(t, "result"))
 		assert.Equal(t, before-1200_00, balance(t))
 	})
