@@ -736,3 +736,58 @@ func mustJar(t *testing.T) *cookiejar.Jar {
 	require.NoError(t, err)
 	return jar
 }
+
+// A customer refused the admin area keeps the bank's navigation.
+func TestForbiddenPageKeepsTheNavigation(t *testing.T) {
+	tb := startBank(t)
+	bob := tb.newUser().login("bob")
+	resp := bob.get("/admin")
+	require.Equal(t, http.StatusForbidden, resp.Status)
+	assert.Contains(t, resp.Body, `<a href="/dashboard">Accounts</a>`)
+	assert.Contains(t, resp.Body, `id="logout"`)
+	assert.Contains(t, resp.Body, `name="_csrf" value="`+bob.csrf()+`"`, "logging out works from here")
+	assert.NotContains(t, resp.Body, `href="/admin"`)
+}
+
+// The account numbers are IBANs: two check digits that make the number
+// 1 modulo 97.
+func TestAccountNumbersAreIBANs(t *testing.T) {
+	for _, u := range demoUsers {
+		n := normalIBAN(u.IBAN)
+		require.Len(t, n, 22, u.ID)
+		var rem int
+		for _, c := range n[4:] + n[:4] {
+			v := int(c - '0')
+			if c >= 'A' && c <= 'Z' {
+				v = int(c-'A') + 10
+			}
+			if v >= 10 {
+				rem = (rem*100 + v) % 97
+			} else {
+				rem = (rem*10 + v) % 97
+			}
+		}
+		assert.Equal(t, 1, rem, u.ID)
+	}
+}
+
+// The dashboard's script reads the account after an API transfer: the
+// recent transactions come with it, written as the page writes them.
+func TestAccountAPIListsRecentTransactions(t *testing.T) {
+	tb := startBank(t)
+	alice := tb.newUser().login("alice")
+	require.Equal(t, http.StatusOK, alice.api(`{"amount": 20, "to": "bob"}`, "").Status)
+	resp := alice.do(http.MethodGet, "/api/account", "", "", http.Header{"Accept": {"application/json"}})
+	require.Equal(t, http.StatusOK, resp.Status)
+	var acct struct {
+		IBAN, Currency string
+		Recent         []map[string]string
+	}
+	require.NoError(t, json.Unmarshal([]byte(resp.Body), &acct))
+	assert.Equal(t, "DE40 1001 0010 0000 0123 45", acct.IBAN)
+	assert.Equal(t, "EUR", acct.Currency)
+	require.Len(t, acct.Recent, 1)
+	assert.Equal(t, "bob", acct.Recent[0]["with"])
+	assert.Equal(t, "-€20.00", acct.Recent[0]["amount"])
+	assert.Equal(t, "without extra verification", acct.Recent[0]["verification"])
+}

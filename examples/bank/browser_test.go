@@ -209,6 +209,13 @@ func TestBrowser(t *testing.T) {
 		assert.Equal(t, "200: Transfer of €3,000.00 to bob done after verification (API).", text(t, "api-result"))
 		assert.Contains(t, text(t, "api-log"), "401 insufficient_user_authentication")
 		step(t, chromedp.WaitNotPresent(chromedp.ID("__authsignal-popup-container")))
+		pollCtx, cancel := context.WithTimeout(browser, 10*time.Second)
+		defer cancel()
+		_, err := chromedp.Run(pollCtx, chromedp.Poll[bool](
+			`document.querySelector('#transactions tbody tr').textContent.indexOf('(API)') >= 0`))
+		require.NoError(t, err)
+		assert.Contains(t, text(t, "transactions"), "bob\t-€3,000.00\tafter verification (API)",
+			"the recent transactions show the API transfer without a reload")
 		screenshot(t, browser, shots, "api.png")
 		assert.Equal(t, before-3000_00, balance(t))
 	})

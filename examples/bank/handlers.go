@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
-	"slices"
-	"sync"
-	"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
@@ -29,10 +25,10 @@ type pageData struct {
 	Account  Account
 	Transfer Transfer
 	Form     struct{ Amount, To, Username string }
-	Payees   []string
+	Payees   []Account
 	How      string
 	Accounts []Account
-	Events   []eventLine
+	Events   []decision
 }
 
 func (a *App) page(c echo.Context, title string) pageData {
@@ -113,7 +109,7 @@ func (a *App) renderDashboard(c echo.Context, status int, errMsg, amount, to str
 	d.Script = true
 	for _, u := range demoUsers {
 		if u.ID != user {
-			d.Payees = append(d.Payees, u.ID)
+			d.Payees = append(d.Payees, Account{ID: u.ID, IBAN: u.IBAN})
 		}
 	}
 	return a.render(c, status, "dashboard.html", d)
@@ -195,11 +191,19 @@ func (a *App) apiTransfer(c echo.Context) error {
 	})
 }
 
+// apiAccount is the account as the dashboard shows it: the script reads
+// it after an API transfer to update the balance and the recent
+// transactions, each written as the page writes them.
 func (a *App) apiAccount(c echo.Context) error {
 	acct, _ := a.bank.account(userFrom(c.Request().Context()))
+	recent := make([]map[string]string, 0, len(acct.Recent))
+	for _, e := range acct.Recent {
+		recent = append(recent, map[string]string{"id": e.TransferID, "time": clockTime(e.At), "with": e.Party,
+			"amount": money(e.Amount), "verification": verifiedPhrase(e.Verified)})
+	}
 	return c.JSON(http.StatusOK, map[string]any{
-		"user": acct.ID, "email": acct.Email, "balance": money(acct.Balance), "balanceCents": acct.Balance,
-		"transactions": len(acct.Recent),
+		"user": acct.ID, "iban": acct.IBAN, "email": acct.Email, "currency": currency,
+		"balance": money(acct.Balance), "balanceCents": acct.Balance, "transactions": len(acct.Recent), "recent": recent,
 	})
 }
 
@@ -281,39 +285,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// eventLine is a guard decision as the admin page lists it.
-type eventLine struct {
-	At                                       time.Time
-	Type, Action, User, Method, Path, Reason string
-}
-
-// eventLog keeps the guard's last decisions for the admin page.
-type eventLog struct {
-	now   func() time.Time
-	mu    sync.Mutex
-	lines []eventLine
-}
-
-const maxEvents = 30
-
-func (l *eventLog) add(_ context.Context, ev stepup.Event) {
-	line := eventLine{At: l.now(), Type: string(ev.Type), Action: ev.Action, User: ev.UserID,
-		Method: ev.Method, Path: ev.Path, Reason: ev.Reason}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, line)
-	if len(l.lines) > maxEvents {
-		l.lines = slices.Delete(l.lines, 0, len(l.lines)-maxEvents)
-	}
-}
-
-// list returns the events, newest first.
-func (l *eventLog) list() []eventLine {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := slices.Clone(l.lines)
-	slices.Reverse(out)
-	return out
 }
