@@ -249,6 +249,18 @@ func TestBrowser(t *testing.T) {
 		assert.Equal(t, before-1200_00, balance(t))
 	})
 
+	t.Run("the admin area: one row per decision, under the protected route", func(t *testing.T) {
+		step(t, chromedp.Navigate(tb.url+"/admin"), chromedp.WaitVisible(verify))
+		assert.Equal(t, "Admin access", text(t, "what"))
+		filledCode(t)
+		step(t, chromedp.Click(verify), chromedp.WaitVisible(chromedp.ID("events")))
+		screenshot(t, browser, shots, "admin.png")
+		events := text(t, "events")
+		assert.Contains(t, events, "POST /transfer\ttransfer\tverified\tverified, then run once")
+		assert.Contains(t, events, "POST /api/transfer\ttransfer\tverified\tverified, then run once (API token)")
+		assert.NotContains(t, events, callbackPath)
+	})
+
 	t.Run("login CSRF: bob's sign-in callback opened here signs nobody in", func(t *testing.T) {
 		bob := tb.newUser()
 		callback := tb.complete(tb.challenged(bob.post("/login", url.Values{"username": {"bob"}, "password": {"bob-password"}})))

@@ -38,24 +38,44 @@ func (l *eventLog) add(_ context.Context, ev stepup.Event) {
 	outcome, reason := describe(ev)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	rt, atCallback := route(ev), ev.Route == "callback" || ev.Path == callbackPath
 	if settles(ev) {
-		// The end of a challenge: it settles the row the challenge opened.
-		for i := len(l.lines) - 1; i >= 0; i-- {
-			d := &l.lines[i]
-			if d.Open && d.User == ev.UserID && d.Action == ev.Action {
-				d.Outcome, d.Reason, d.Open = outcome, reason, false
-				return
-			}
+		// The end of a challenge: it settles the row the challenge opened
+		// (the latest open one of this user, action and, when the event
+		// names it, route).
+		if d := l.latest(ev, !atCallback, true); d != nil {
+			d.Outcome, d.Reason, d.Open = outcome, reason, false
+			return
 		}
 	}
 	if ev.Type == stepup.EventAllow && ev.Reason == string(stepup.HowPass) {
 		return // the page a verified GET opens: its row says "verified" already
 	}
-	l.lines = append(l.lines, decision{At: l.now(), User: ev.UserID, Action: ev.Action, Route: route(ev),
+	if atCallback {
+		// A refusal at the callback with no challenge open (a refresh of
+		// one that ran): under the route of the user's last such request.
+		if d := l.latest(ev, false, false); d != nil {
+			rt = d.Route
+		}
+	}
+	l.lines = append(l.lines, decision{At: l.now(), User: ev.UserID, Action: ev.Action, Route: rt,
 		Outcome: outcome, Reason: reason, Open: ev.Type == stepup.EventChallenge})
 	if len(l.lines) > maxEvents {
 		l.lines = slices.Delete(l.lines, 0, len(l.lines)-maxEvents)
 	}
+}
+
+// latest returns the newest row of ev's user and action: of ev's route
+// too when sameRoute, and still open when open. The caller holds l.mu.
+func (l *eventLog) latest(ev stepup.Event, sameRoute, open bool) *decision {
+	rt := route(ev)
+	for i := len(l.lines) - 1; i >= 0; i-- {
+		d := &l.lines[i]
+		if d.User == ev.UserID && d.Action == ev.Action && (!sameRoute || d.Route == rt) && (!open || d.Open) {
+			return d
+		}
+	}
+	return nil
 }
 
 // list returns the decisions, newest first.

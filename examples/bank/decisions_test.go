@@ -24,6 +24,7 @@ func TestDecisionTable(t *testing.T) {
 		ev.Type, ev.Reason = typ, reason
 		return ev
 	}
+	api := stepup.Event{Action: "transfer", UserID: "alice", Method: http.MethodPost, Route: "/api/transfer", Path: "/api/transfer"}
 	admin := stepup.Event{Action: "adminAccess", UserID: "alice", Method: http.MethodGet, Route: "/admin", Path: "/admin"}
 	signIn := stepup.Event{Action: "signIn", UserID: "bob", Method: http.MethodPost, Route: "sign-in", Path: "/login", SignIn: true}
 
@@ -42,6 +43,22 @@ func TestDecisionTable(t *testing.T) {
 			with(transfer, stepup.EventChallenge, "browser"),
 			with(atCallback(transfer), stepup.EventRefuse, "step_up_failed"),
 		}, []decision{{Route: "POST /transfer", Outcome: "refused", Reason: "verification not completed"}}},
+		{"each challenge is settled by its own route's replay", []stepup.Event{
+			with(transfer, stepup.EventChallenge, "browser"),
+			with(api, stepup.EventChallenge, "api"),
+			with(transfer, stepup.EventReplay, "callback"),
+		}, []decision{
+			{Route: "POST /api/transfer", Outcome: "challenged", Reason: "the risk rules ask for a verification (API)", Open: true},
+			{Route: "POST /transfer", Outcome: "verified", Reason: "verified, then run once"},
+		}},
+		{"a refresh of a callback that ran: under the protected route", []stepup.Event{
+			with(transfer, stepup.EventChallenge, "browser"),
+			with(transfer, stepup.EventReplay, "callback"),
+			with(atCallback(transfer), stepup.EventRefuse, "refresh: kept outcome shown"),
+		}, []decision{
+			{Route: "POST /transfer", Outcome: "refused", Reason: "a refresh: the result shown again, nothing run"},
+			{Route: "POST /transfer", Outcome: "verified", Reason: "verified, then run once"},
+		}},
 		{"a challenge still open", []stepup.Event{with(transfer, stepup.EventChallenge, "api")},
 			[]decision{{Route: "POST /transfer", Outcome: "challenged", Reason: "the risk rules ask for a verification (API)", Open: true}}},
 		{"a GET resumed by a pass: the page it opens adds no row", []stepup.Event{
