@@ -170,6 +170,16 @@ func TestBrowser(t *testing.T) {
 		assert.Equal(t, before, balance(t))
 	})
 
+	t.Run("a transfer over the balance is refused on the dashboard, before any challenge", func(t *testing.T) {
+		before, tracked := balance(t), len(emu.Tracked())
+		transfer(t, "999999", "bob")
+		step(t, chromedp.WaitVisible(chromedp.ID("error")))
+		assert.Equal(t, "Nothing was sent: insufficient funds.", text(t, "error"))
+		assert.Equal(t, tb.url+"/transfer", location(t), "the form answered again, no challenge page")
+		assert.Len(t, emu.Tracked(), tracked, "nothing tracked")
+		assert.Equal(t, before, balance(t))
+	})
+
 	t.Run("a small transfer passes without a challenge", func(t *testing.T) {
 		before, tracked := balance(t), len(emu.Tracked())
 		transfer(t, "50", "bob")
