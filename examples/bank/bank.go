@@ -20,7 +20,7 @@ import (
 
 var (
 	errNoAccount         = errors.New("no such account")
-	errNoPayee           = errors.New("there is no account for that payee: enter a customer's name or account number")
+	errNoPayee           = errors.New("the bank has no account for that payee (enter a customer's name or account number)")
 	errInsufficientFunds = errors.New("insufficient funds")
 	errSelfTransfer      = errors.New("you cannot send money to yourself")
 )

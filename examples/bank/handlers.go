@@ -142,7 +142,7 @@ func (a *App) transfer(c echo.Context) error {
 	}
 	t, err := a.bank.transfer(user, o.to, o.amount, how, "form")
 	if err != nil {
-		return a.refuseForm(c, o, refuse(http.StatusUnprocessableEntity, refusalCode(err), err.Error()))
+		return a.refuseForm(c, o, newRefusal(http.StatusUnprocessableEntity, refusalCode(err), err.Error()))
 	}
 	a.log.Info("transfer", "user", t.From, "to", t.To, "amount", money(t.Amount), "verified", how, "id", t.ID)
 	return c.Redirect(http.StatusSeeOther, "/transfers/"+t.ID)

@@ -38,7 +38,8 @@ type refusal struct {
 	msg    string
 }
 
-func refuse(status int, code, msg string) *refusal {
+// newRefusal builds a refusal; refuseForm and apiError answer with it.
+func newRefusal(status int, code, msg string) *refusal {
 	return &refusal{status: status, code: code, msg: msg}
 }
 
@@ -85,11 +86,11 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 // read it, the url-encoded body with one value each, and checks it.
 func (a *App) formOrder(r *http.Request, user string) (order, *refusal) {
 	if err := r.ParseForm(); err != nil {
-		return order{}, refuse(http.StatusBadRequest, "bad_request", "the form could not be read")
+		return order{}, newRefusal(http.StatusBadRequest, "bad_request", "the form could not be read")
 	}
 	amounts, tos := r.PostForm["amount"], r.PostForm["to"]
 	if len(amounts) != 1 || len(tos) != 1 {
-		return order{}, refuse(http.StatusBadRequest, "bad_request", "send one amount and one payee")
+		return order{}, newRefusal(http.StatusBadRequest, "bad_request", "send one amount and one payee")
 	}
 	return a.checkOrder(user, amounts[0], tos[0])
 }
@@ -99,28 +100,28 @@ func (a *App) formOrder(r *http.Request, user string) (order, *refusal) {
 // anything else, and checks it.
 func (a *App) apiOrder(r *http.Request, user string, body []byte) (order, *refusal) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return order{}, refuse(http.StatusUnsupportedMediaType, "bad_request", "Send application/json.")
+		return order{}, newRefusal(http.StatusUnsupportedMediaType, "bad_request", "Send application/json.")
 	}
 	if len(body) > maxAPIBody {
-		return order{}, refuse(http.StatusRequestEntityTooLarge, "bad_request", "The request is too large.")
+		return order{}, newRefusal(http.StatusRequestEntityTooLarge, "bad_request", "The request is too large.")
 	}
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return order{}, refuse(http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
+		return order{}, newRefusal(http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return order{}, refuse(http.StatusBadRequest, "bad_request", "Send one JSON object and nothing after it.")
+		return order{}, newRefusal(http.StatusBadRequest, "bad_request", "Send one JSON object and nothing after it.")
 	}
 	for k := range raw {
 		if k != "amount" && k != "to" {
-			return order{}, refuse(http.StatusBadRequest, "bad_request", "Unknown field "+k+".")
+			return order{}, newRefusal(http.StatusBadRequest, "bad_request", "Unknown field "+k+".")
 		}
 	}
 	var amount json.Number
 	var to string
 	if json.Unmarshal(raw["amount"], &amount) != nil || json.Unmarshal(raw["to"], &to) != nil {
-		return order{}, refuse(http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
+		return order{}, newRefusal(http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
 	}
 	o, bad := a.checkOrder(user, amount.String(), to)
 	if bad != nil {
@@ -137,15 +138,15 @@ func (a *App) checkOrder(user, amount, to string) (order, *refusal) {
 		err = checkPayee(to)
 	}
 	if err != nil {
-		return o, refuse(http.StatusUnprocessableEntity, "invalid", err.Error())
+		return o, newRefusal(http.StatusUnprocessableEntity, "invalid", err.Error())
 	}
 	payee, ok := a.bank.payee(to)
 	if !ok {
-		return o, refuse(http.StatusUnprocessableEntity, "invalid", errNoPayee.Error())
+		return o, newRefusal(http.StatusUnprocessableEntity, "invalid", errNoPayee.Error())
 	}
 	o.amount, o.to = cents, payee
 	if err := a.bank.check(user, payee, cents); err != nil {
-		return o, refuse(http.StatusUnprocessableEntity, refusalCode(err), err.Error())
+		return o, newRefusal(http.StatusUnprocessableEntity, refusalCode(err), err.Error())
 	}
 	return o, nil
 }

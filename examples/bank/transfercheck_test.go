@@ -18,7 +18,7 @@ func TestTransferIsCheckedBeforeTheChallenge(t *testing.T) {
 		expect string
 	}{
 		{"more than the balance", url.Values{"amount": {"5000"}, "to": {"alice"}}, "Nothing was sent: insufficient funds."},
-		{"an unknown payee", url.Values{"amount": {"2000"}, "to": {"mallory"}}, "there is no account for that payee"},
+		{"an unknown payee", url.Values{"amount": {"2000"}, "to": {"mallory"}}, "the bank has no account for that payee"},
 		{"an amount that does not parse", url.Values{"amount": {"2,000"}, "to": {"alice"}}, "enter an amount such as 250"},
 		{"to oneself", url.Values{"amount": {"2000"}, "to": {"bob"}}, "you cannot send money to yourself"},
 	} {
