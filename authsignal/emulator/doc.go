@@ -179,9 +179,13 @@
 //
 // # Hosted challenge page
 //
-// GET /challenge?token=… shows the action and a choice of the user's methods
-// (email OTP, SMS OTP). Sending puts a 6-digit code from crypto/rand in the
-// outbox (shown on the page in DevMode), valid five minutes by Config.Now.
+// GET /challenge?token=… shows what is being approved (the action code
+// for people, "changeEmail" as "Change email", and the track's custom
+// attributes as a list) and a choice of the user's methods (email OTP, SMS
+// OTP). Sending puts a 6-digit code from crypto/rand in the outbox, valid
+// five minutes by Config.Now. In DevMode the page shows the code and fills
+// it in, and for a user with one method it sends the code when it is
+// first shown: Verify is the one click left.
 // The right code settles the action as CHALLENGE_SUCCEEDED; the third wrong
 // one as CHALLENGE_FAILED; Cancel leaves the state as it is. Each then
 // redirects (303) to the track's redirectUrl with token=<fresh token>
@@ -203,6 +207,7 @@
 //	button#resend                         send a new code
 //	button#cancel                         cancel (button#continue when there is nothing to verify)
 //	#dev-code                             the code, in DevMode
+//	#what, #details                       what is approved: the action, the custom attributes
 //	#error                                the last error
 //	#state, #token                        on the done page
 //

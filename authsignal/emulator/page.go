@@ -75,6 +75,7 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 	status, location, d := http.StatusOK, "", pageData{}
 	switch r.URL.Path {
 	case "/challenge":
+		e.autoSendLocked(rec)
 		d = e.pageLocked(rec, token, csrf, "")
 	case "/challenge/done":
 		d = pageData{Title: "Done", Step: "done", UserID: rec.key.user, Action: rec.key.action, State: rec.state, DoneToken: token}
@@ -120,7 +121,7 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 // a status when there is nothing to verify.
 func (e *Emulator) pageLocked(rec *actionRecord, token, csrf, errMsg string) pageData {
 	d := pageData{Title: "Verify it's you", UserID: rec.key.user, Action: rec.key.action, Token: token,
-		CSRF: csrf, Error: errMsg, State: rec.state}
+		CSRF: csrf, Error: errMsg, State: rec.state, What: humanize(rec.key.action), Details: details(rec.req.Custom)}
 	active, enrol := e.pageMode(rec)
 	if !active {
 		d.Step, d.Title = "status", "Nothing to verify"
@@ -145,7 +146,7 @@ func (e *Emulator) pageLocked(rec *actionRecord, token, csrf, errMsg string) pag
 			d.Email = code.to
 		}
 		if e.cfg.DevMode {
-			d.DevCode = code.code
+			d.DevCode = code.code // shown, and filled in: one click to verify
 		}
 		return d
 	}
@@ -220,6 +221,16 @@ func (e *Emulator) sendCodeLocked(rec *actionRecord, r *http.Request, token, csr
 	if rec.sends >= maxCodeSends {
 		return http.StatusTooManyRequests, "", e.pageLocked(rec, token, csrf, "Too many codes were sent for this action.")
 	}
+	e.issueCodeLocked(rec, method, to)
+	loc := "/challenge?token=" + url.QueryEscape(token)
+	if mode := launchMode(r.PostForm.Get("mode")); mode != "" {
+		loc += "&mode=" + mode
+	}
+	return http.StatusSeeOther, loc, pageData{}
+}
+
+// issueCodeLocked puts a fresh 6-digit code for rec in the outbox.
+func (e *Emulator) issueCodeLocked(rec *actionRecord, method, to string) {
 	now := e.now()
 	rec.sends++
 	rec.code = &oneTimeCode{code: newCode(), method: method, to: to, expires: now.Add(codeLifetime)}
@@ -230,11 +241,30 @@ func (e *Emulator) sendCodeLocked(rec *actionRecord, r *http.Request, token, csr
 	} else {
 		e.logf("emulator: %s code sent for user=%q action=%q", channelOf(method), rec.key.user, rec.key.action)
 	}
-	loc := "/challenge?token=" + url.QueryEscape(token)
-	if mode := launchMode(r.PostForm.Get("mode")); mode != "" {
-		loc += "&mode=" + mode
+}
+
+// autoSendLocked sends the code when the page is first shown, in DevMode,
+// to a user with one method: nobody has to click "Email me a code" to be
+// shown a code on the same page. Only the first view sends (a reload shows
+// the code already sent); enrolment still asks for the address first, and
+// a user with several methods still chooses.
+func (e *Emulator) autoSendLocked(rec *actionRecord) {
+	if !e.cfg.DevMode || rec.sends > 0 || rec.code != nil {
+		return
 	}
-	return http.StatusSeeOther, loc, pageData{}
+	if active, enrol := e.pageMode(rec); !active || enrol {
+		return
+	}
+	u := e.userLocked(rec.key.user)
+	methods := e.methodsOf(u)
+	if len(methods) != 1 {
+		return
+	}
+	to := u.email
+	if methods[0] == MethodSMS {
+		to = u.phone
+	}
+	e.issueCodeLocked(rec, methods[0], to)
 }
 
 // verifyLocked checks a submitted code. The right code settles the action

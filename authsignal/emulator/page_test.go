@@ -76,13 +76,13 @@ func csrfOf(t testing.TB, page string) string {
 }
 
 func TestPageCompletesAChallenge(t *testing.T) {
-	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}, DevMode: true})
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice}})
 	got := track(t, srv, "alice", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb?park=abc&token=stale#frag"})
 	b := newBrowser(t)
 
 	resp, page := b.get(got.URL)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Contains(t, page, `<button type="submit" name="method" value="EMAIL_OTP">`)
+	assert.Contains(t, page, `<button class="primary" type="submit" name="method" value="EMAIL_OTP">`)
 	assert.Contains(t, page, `id="cancel"`)
 	token := got.Token
 	csrf := csrfOf(t, page)
@@ -94,7 +94,6 @@ func TestPageCompletesAChallenge(t *testing.T) {
 	code, ok := srv.LastCode("alice")
 	require.True(t, ok)
 	assert.Regexp(t, `^[0-9]{6}$`, code)
-	assert.Contains(t, page, `<strong id="dev-code">`+code+`</strong>`, "DevMode shows the code")
 	assert.Contains(t, page, `id="code"`)
 	assert.Contains(t, page, `id="verify"`)
 
@@ -112,6 +111,87 @@ func TestPageCompletesAChallenge(t *testing.T) {
 	_, page = b.get(got.URL)
 	assert.Contains(t, page, "You have already verified this action.")
 	assert.NotContains(t, page, `id="cancel"`)
+}
+
+// In DevMode the page sends the code when it is first shown, to a user
+// with one method, and fills it in: Verify is the one click left.
+func TestDevModeSendsTheCodeWhenThePageOpens(t *testing.T) {
+	srv := start(t, emulator.Config{Rules: mustRules(t, trackRules), Users: []emulator.User{alice,
+		{ID: "carol", Email: "carol@example.com", PhoneNumber: "+15550100", Methods: []string{emulator.MethodEmailOTP, emulator.MethodSMS}}},
+		DevMode: true})
+	got := track(t, srv, "alice", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb"})
+	b := newBrowser(t)
+
+	resp, page := b.get(got.URL)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	code, ok := srv.LastCode("alice")
+	require.True(t, ok, "sent when the page opened")
+	assert.Contains(t, page, `<strong id="dev-code">`+code+`</strong>`, "shown")
+	assert.Contains(t, page, `autofocus value="`+code+`"`, "filled in")
+	assert.Contains(t, page, `<button class="primary" id="verify" type="submit">Verify</button>`)
+	assert.Contains(t, page, `<button class="secondary" id="cancel"`)
+	assert.Len(t, srv.Outbox(), 1)
+
+	_, page = b.get(got.URL)
+	assert.Contains(t, page, `id="dev-code">`+code+`<`, "a reload shows the same code")
+	assert.Len(t, srv.Outbox(), 1, "and sends no other")
+
+	resp, _ = b.post(srv.URL+"/challenge/verify", url.Values{"token": {got.Token}, "csrf": {csrfOf(t, page)}, "code": {code}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	assert.Equal(t, "app.example", mustParse(t, resp.Header.Get("Location")).Host)
+
+	t.Run("a user with several methods still chooses", func(t *testing.T) {
+		got := track(t, srv, "carol", "changeEmail", nil)
+		_, page := b.get(got.URL)
+		assert.Contains(t, page, `value="SMS"`)
+		assert.NotContains(t, page, `id="code"`)
+		_, ok := srv.LastCode("carol")
+		assert.False(t, ok)
+	})
+	t.Run("CompleteChallenge uses the code already sent", func(t *testing.T) {
+		got := track(t, srv, "alice", "changeEmail", map[string]any{"redirectUrl": "https://app.example/cb"})
+		n := len(srv.Outbox())
+		_, err := srv.CompleteChallenge(ctx(t), got.URL)
+		require.NoError(t, err)
+		assert.Len(t, srv.Outbox(), n+1)
+	})
+}
+
+// The page says what the user approves: the action code for people, and
+// the track's custom attributes, escaped.
+func TestPageShowsWhatIsApproved(t *testing.T) {
+	srv := start(t, emulator.Config{Users: []emulator.User{alice}, ChallengeByDefault: true})
+	for _, tc := range []struct {
+		name   string
+		given  string
+		custom map[string]any
+		expect []string
+	}{
+		{"a transfer", "transfer", map[string]any{"amount": 5000, "to": "bob", "payeeIban": "DE42 1001"},
+			[]string{`id="what">Transfer</p>`, `<dt>Amount</dt><dd>5,000</dd><dt>Payee iban</dt><dd>DE42 1001</dd><dt>To</dt><dd>bob</dd>`}},
+		{"camel case", "changeEmail", nil, []string{`id="what">Change email</p>`}},
+		{"snake case, numbers and flags", "large_payment", map[string]any{"amount": -1234567.5, "urgent": true, "tags": []any{"a"}},
+			[]string{`id="what">Large payment</p>`, `<dd>-1,234,567.5</dd>`, `<dt>Urgent</dt><dd>yes</dd>`, `<dd>[&#34;a&#34;]</dd>`}},
+		{"markup is escaped", "signIn", map[string]any{"note": "<script>alert(1)</script>"},
+			[]string{`id="what">Sign in</p>`, `<dd>&lt;script&gt;alert(1)&lt;/script&gt;</dd>`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := track(t, srv, "alice", tc.given, map[string]any{"custom": tc.custom})
+			_, page := newBrowser(t).get(got.URL)
+			for _, want := range tc.expect {
+				assert.Contains(t, page, want)
+			}
+			assert.Contains(t, page, `<code id="action">`+tc.given+`</code>`, "the code itself, small, for developers")
+			assert.NotContains(t, page, "<script>alert")
+		})
+	}
+}
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	require.NoError(t, err)
+	return u
 }
 
 func TestPageWithoutDevModeHidesTheCode(t *testing.T) {

@@ -313,7 +313,7 @@ func (a *App) provider() (*authsignal.Client, error) {
 //
 //	Pre:  PreserveBody   the guard can park exact bodies that CSRF read first
 //	Use:  log, recover, security headers, session → user, CSRF, role check,
-//	      then the guard
+//	      transfer check, then the guard
 func (a *App) routes() error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -337,7 +337,9 @@ func (a *App) routes() error {
 		CookieSecure:   strings.HasPrefix(a.cfg.PublicURL, "https:"),
 		CookieSameSite: http.SameSiteLaxMode,
 	}))
+	e.Use(a.keepCSRF)
 	e.Use(a.authorize)
+	e.Use(a.checkTransfers) // validate before challenging: transfercheck.go
 	e.Use(stepupecho.Middleware(a.guard))
 
 	static, err := fs.Sub(assetFS, "static")
@@ -411,6 +413,23 @@ func (a *App) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 type userKey struct{}
+
+// csrfKey holds the request's CSRF token, for the pages that are written
+// outside echo's context: the error pages keep the navigation (its
+// logout form carries the token).
+type csrfKey struct{}
+
+// keepCSRF copies the token echo's CSRF middleware set into the request's
+// context.
+func (a *App) keepCSRF(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if tok, _ := c.Get("csrf").(string); tok != "" {
+			r := c.Request()
+			c.SetRequest(r.WithContext(context.WithValue(r.Context(), csrfKey{}, tok)))
+		}
+		return next(c)
+	}
+}
 
 // deviceKey holds the browser's device id (deviceCookie).
 type deviceKey struct{}
@@ -551,7 +570,10 @@ func (a *App) writeError(w http.ResponseWriter, r *http.Request, status int, cod
 	if code == "step_up_failed" || code == "not_judged" || code == "already_used" || code == "expired" {
 		title = "Verification not completed"
 	}
-	a.pages.render(w, status, "error.html", pageData{Title: title, User: userFrom(r.Context()), Error: msg, Code: code})
+	user := userFrom(r.Context())
+	csrf, _ := r.Context().Value(csrfKey{}).(string)
+	a.pages.render(w, status, "error.html", pageData{Title: title, User: user, Admin: a.bank.isAdmin(user), CSRF: csrf,
+		Error: msg, Code: code})
 }
 
 // sessionKeys derives the cookie keys from secret, or makes random ones:

@@ -250,7 +250,7 @@ func TestSmallTransferPassesWithoutChallenge(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, resp.Status, resp.Body)
 	require.Regexp(t, transferRef, resp.Location)
 	page := alice.get(resp.Location)
-	assert.Contains(t, page.Body, "Transfer of <strong>50.00</strong> to <strong>bob</strong> done without extra verification.")
+	assert.Contains(t, page.Body, "Transfer of <strong>€50.00</strong> to <strong>bob</strong> done without extra verification.")
 
 	assert.Equal(t, before-50_00, alice.balance())
 	assert.Equal(t, bobBefore+50_00, bob.balance())
@@ -276,7 +276,7 @@ func TestLargeTransferRunsOnceAfterVerification(t *testing.T) {
 	require.Regexp(t, transferRef, resp.Location)
 	result := resp.Location
 	page := alice.get(result)
-	assert.Contains(t, page.Body, "Transfer of <strong>5,000.00</strong> to <strong>bob</strong> done after verification.")
+	assert.Contains(t, page.Body, "Transfer of <strong>€5,000.00</strong> to <strong>bob</strong> done after verification.")
 	assert.Equal(t, before-5000_00, alice.balance(), "exactly the amount, exactly once")
 	assert.Equal(t, bobBefore+5000_00, bob.balance())
 
@@ -365,7 +365,7 @@ func TestAPITransfer(t *testing.T) {
 
 	retry := alice.api(body, token)
 	require.Equal(t, http.StatusOK, retry.Status, retry.Body)
-	assert.Contains(t, retry.Body, `"message":"Transfer of 3,000.00 to bob done after verification (API)."`)
+	assert.Contains(t, retry.Body, `"message":"Transfer of €3,000.00 to bob done after verification (API)."`)
 	assert.Equal(t, before-3000_00, alice.balance())
 
 	again := alice.api(body, token)
@@ -379,7 +379,7 @@ func TestAPITransfer(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(resp.Body), &challenge))
 		back, err := url.Parse(tb.complete(challenge.URL))
 		require.NoError(t, err)
-		resp = alice.api(`{"amount": 40000, "to": "mallory"}`, back.Query().Get("token"))
+		resp = alice.api(`{"amount": 5000, "to": "bob"}`, back.Query().Get("token"))
 		assert.Equal(t, http.StatusForbidden, resp.Status, resp.Body)
 		assert.Equal(t, before-3000_00, alice.balance())
 	})
@@ -477,14 +477,14 @@ func TestAmountsCannotDisagreeWithThePolicy(t *testing.T) {
 		body   string
 		status int
 	}{
-		{"thousands separator", "/transfer", "amount=5%2C000&to=bob", http.StatusBadRequest}, // not a number: refused before tracking
-		{"exponent", "/transfer", "amount=5e3&to=bob", http.StatusSeeOther},
+		{"thousands separator", "/transfer", "amount=5%2C000&to=bob", http.StatusUnprocessableEntity}, // refused before the guard
+		{"exponent", "/transfer", "amount=5e3&to=bob", http.StatusUnprocessableEntity},                // refused before the guard
 		{"two amounts", "/transfer", "amount=10&amount=5000&to=bob", http.StatusBadRequest},
 		// The review's attack with a stolen session: the guard used to drop
 		// a body with one malformed pair and judge the query's amount.
 		{"malformed pair, small amount in the query", "/transfer?amount=1", "amount=5000&to=bob&%", http.StatusBadRequest},
 		{"query and body disagree", "/transfer?amount=1", "amount=5000&to=bob", http.StatusBadRequest},
-		{"amount only in the query", "/transfer?amount=5000", "to=bob", http.StatusSeeOther},
+		{"amount only in the query", "/transfer?amount=5000", "to=bob", http.StatusBadRequest},
 		{"negative", "/transfer", "amount=-5000&to=bob", http.StatusUnprocessableEntity},
 	}
 	for _, tc := range forms {
@@ -507,7 +507,7 @@ func TestAmountsCannotDisagreeWithThePolicy(t *testing.T) {
 		{"key in another case", `{"amount": 10, "AMOUNT": 5000, "to": "bob"}`, http.StatusBadRequest},
 		{"a second document", `{"amount": 10, "to": "bob"} {"amount": 5000}`, http.StatusBadRequest},
 		{"a numeric string is challenged like a number", `{"amount": "5000", "to": "bob"}`, http.StatusUnauthorized},
-		{"no amount is challenged", `{"to": "bob"}`, http.StatusUnauthorized},
+		{"no amount is refused before the guard", `{"to": "bob"}`, http.StatusBadRequest},
 	}
 	for _, tc := range jsons {
 		t.Run("json/"+tc.name, func(t *testing.T) {
@@ -656,10 +656,10 @@ func TestParseAmountAndMoney(t *testing.T) {
 		_, err := parseAmount(in)
 		assert.Error(t, err, in)
 	}
-	assert.Equal(t, "5,000.00", money(5000_00))
-	assert.Equal(t, "-1,234,567.89", money(-1234567_89))
-	assert.Equal(t, "0.05", money(5))
-	assert.Equal(t, "100.00", money(100_00))
+	assert.Equal(t, "€5,000.00", money(5000_00))
+	assert.Equal(t, "-€1,234,567.89", money(-1234567_89))
+	assert.Equal(t, "€0.05", money(5))
+	assert.Equal(t, "€100.00", money(100_00))
 }
 
 // A stolen login session cannot lock the real user out of step-up: the
@@ -735,4 +735,59 @@ func mustJar(t *testing.T) *cookiejar.Jar {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
 	return jar
+}
+
+// A customer refused the admin area keeps the bank's navigation.
+func TestForbiddenPageKeepsTheNavigation(t *testing.T) {
+	tb := startBank(t)
+	bob := tb.newUser().login("bob")
+	resp := bob.get("/admin")
+	require.Equal(t, http.StatusForbidden, resp.Status)
+	assert.Contains(t, resp.Body, `<a href="/dashboard">Accounts</a>`)
+	assert.Contains(t, resp.Body, `id="logout"`)
+	assert.Contains(t, resp.Body, `name="_csrf" value="`+bob.csrf()+`"`, "logging out works from here")
+	assert.NotContains(t, resp.Body, `href="/admin"`)
+}
+
+// The account numbers are IBANs: two check digits that make the number
+// 1 modulo 97.
+func TestAccountNumbersAreIBANs(t *testing.T) {
+	for _, u := range demoUsers {
+		n := normalIBAN(u.IBAN)
+		require.Len(t, n, 22, u.ID)
+		var rem int
+		for _, c := range n[4:] + n[:4] {
+			v := int(c - '0')
+			if c >= 'A' && c <= 'Z' {
+				v = int(c-'A') + 10
+			}
+			if v >= 10 {
+				rem = (rem*100 + v) % 97
+			} else {
+				rem = (rem*10 + v) % 97
+			}
+		}
+		assert.Equal(t, 1, rem, u.ID)
+	}
+}
+
+// The dashboard's script reads the account after an API transfer: the
+// recent transactions come with it, written as the page writes them.
+func TestAccountAPIListsRecentTransactions(t *testing.T) {
+	tb := startBank(t)
+	alice := tb.newUser().login("alice")
+	require.Equal(t, http.StatusOK, alice.api(`{"amount": 20, "to": "bob"}`, "").Status)
+	resp := alice.do(http.MethodGet, "/api/account", "", "", http.Header{"Accept": {"application/json"}})
+	require.Equal(t, http.StatusOK, resp.Status)
+	var acct struct {
+		IBAN, Currency string
+		Recent         []map[string]string
+	}
+	require.NoError(t, json.Unmarshal([]byte(resp.Body), &acct))
+	assert.Equal(t, "DE40 1001 0010 0000 0123 45", acct.IBAN)
+	assert.Equal(t, "EUR", acct.Currency)
+	require.Len(t, acct.Recent, 1)
+	assert.Equal(t, "bob", acct.Recent[0]["with"])
+	assert.Equal(t, "-€20.00", acct.Recent[0]["amount"])
+	assert.Equal(t, "without extra verification", acct.Recent[0]["verification"])
 }

@@ -20,26 +20,34 @@ import (
 
 var (
 	errNoAccount         = errors.New("no such account")
+	errNoPayee           = errors.New("the bank has no account for that payee (enter a customer's name or account number)")
 	errInsufficientFunds = errors.New("insufficient funds")
 	errSelfTransfer      = errors.New("you cannot send money to yourself")
 )
 
+// currency is the one currency of the bank; money writes its sign.
+const currency = "EUR"
+
 // seedUser is a demo user, as printed at start-up.
 type seedUser struct {
 	ID, Password, Email string
-	Balance             int64 // cents
-	Admin               bool  // bank staff: may open the admin area
+	IBAN                string // the account number, grouped by four as printed
+	Balance             int64  // cents
+	Admin               bool   // bank staff: may open the admin area
 }
 
 // demoUsers: alice is a customer who is also the bank's admin; bob is a
 // customer only.
 var demoUsers = []seedUser{
-	{ID: "alice", Password: "alice-password", Email: "alice@bank.example", Balance: 10_000_00, Admin: true},
-	{ID: "bob", Password: "bob-password", Email: "bob@bank.example", Balance: 2_500_00},
+	{ID: "alice", Password: "alice-password", Email: "alice@bank.example", IBAN: "DE40 1001 0010 0000 0123 45",
+		Balance: 10_000_00, Admin: true},
+	{ID: "bob", Password: "bob-password", Email: "bob@bank.example", IBAN: "DE42 1001 0010 0000 0678 90",
+		Balance: 2_500_00},
 }
 
 type account struct {
 	id       string
+	iban     string
 	email    string
 	password [32]byte // SHA-256 of the password: equal lengths for a constant-time compare
 	balance  int64
@@ -69,6 +77,7 @@ type Transfer struct {
 // Account is a copy of an account for display.
 type Account struct {
 	ID      string
+	IBAN    string
 	Email   string
 	Balance int64
 	Recent  []Entry // newest first
@@ -85,7 +94,7 @@ type bank struct {
 func newBank(users []seedUser, now func() time.Time) *bank {
 	b := &bank{accounts: map[string]*account{}, transfers: map[string]*Transfer{}, now: now}
 	for _, u := range users {
-		b.accounts[u.ID] = &account{id: u.ID, email: u.Email, password: sha256.Sum256([]byte(u.Password)),
+		b.accounts[u.ID] = &account{id: u.ID, iban: u.IBAN, email: u.Email, password: sha256.Sum256([]byte(u.Password)),
 			balance: u.Balance, admin: u.Admin}
 	}
 	b.dummy = sha256.Sum256([]byte("no such user"))
@@ -126,34 +135,68 @@ func (b *bank) account(user string) (Account, bool) {
 	if a == nil {
 		return Account{}, false
 	}
-	out := Account{ID: a.id, Email: a.email, Balance: a.balance}
+	out := Account{ID: a.id, IBAN: a.iban, Email: a.email, Balance: a.balance}
 	for i := len(a.history) - 1; i >= 0 && len(out.Recent) < 10; i-- {
 		out.Recent = append(out.Recent, a.history[i])
 	}
 	return out, true
 }
 
-// transfer moves amount from one account to a payee: another customer of
-// the bank or, for any other name, an outside account.
-func (b *bank) transfer(from, to string, amount int64, verified, via string) (*Transfer, error) {
+// payee finds the customer a transfer is for: by user name, or by account
+// number with or without its spaces, in any case.
+func (b *bank) payee(s string) (string, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if a := b.accounts[s]; a != nil {
+		return a.id, true
+	}
+	n := normalIBAN(s)
+	for _, a := range b.accounts {
+		if n != "" && normalIBAN(a.iban) == n {
+			return a.id, true
+		}
+	}
+	return "", false
+}
+
+func normalIBAN(s string) string { return strings.ToUpper(strings.ReplaceAll(s, " ", "")) }
+
+// check reports why a transfer could not run now, or nil if it could.
+// transfer checks again, under the same lock as it moves the money.
+func (b *bank) check(from, to string, amount int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.checkLocked(from, to, amount)
+}
+
+func (b *bank) checkLocked(from, to string, amount int64) error {
 	src := b.accounts[from]
 	switch {
 	case src == nil:
-		return nil, errNoAccount
+		return errNoAccount
 	case to == from:
-		return nil, errSelfTransfer
+		return errSelfTransfer
+	case b.accounts[to] == nil:
+		return errNoPayee
 	case src.balance < amount:
-		return nil, errInsufficientFunds
+		return errInsufficientFunds
 	}
+	return nil
+}
+
+// transfer moves amount from one customer's account to another's.
+func (b *bank) transfer(from, to string, amount int64, verified, via string) (*Transfer, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkLocked(from, to, amount); err != nil {
+		return nil, err
+	}
+	src, dst := b.accounts[from], b.accounts[to]
 	t := &Transfer{ID: newTransferID(), From: from, To: to, Amount: amount, At: b.now(), Verified: verified, Via: via}
 	src.balance -= amount
 	src.history = append(src.history, Entry{TransferID: t.ID, At: t.At, Amount: -amount, Party: to, Verified: verified})
-	if dst := b.accounts[to]; dst != nil {
-		dst.balance += amount
-		dst.history = append(dst.history, Entry{TransferID: t.ID, At: t.At, Amount: amount, Party: from, Verified: verified})
-	}
+	dst.balance += amount
+	dst.history = append(dst.history, Entry{TransferID: t.ID, At: t.At, Amount: amount, Party: from, Verified: verified})
 	b.transfers[t.ID] = t
 	return t, nil
 }
@@ -207,7 +250,8 @@ func parseAmount(s string) (int64, error) {
 	return n, nil
 }
 
-// money formats cents as "5,000.00" (or "-5,000.00").
+// money formats cents as "€5,000.00" (or "-€5,000.00"): every amount the
+// bank shows, on its pages and in its JSON, is written by money.
 func money(cents int64) string {
 	sign := ""
 	if cents < 0 {
@@ -221,7 +265,7 @@ func money(cents int64) string {
 		}
 		sb.WriteRune(c)
 	}
-	return fmt.Sprintf("%s%s.%02d", sign, sb.String(), cents%100)
+	return fmt.Sprintf("%s€%s.%02d", sign, sb.String(), cents%100)
 }
 
 var payeeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$`)

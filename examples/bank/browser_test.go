@@ -88,7 +88,21 @@ func TestBrowser(t *testing.T) {
 			chromedp.Click(chromedp.ID("send")),
 		)
 	}
-	emailOTP := chromedp.CSS(`button[name=method][value=EMAIL_OTP]`)
+	verify := chromedp.ID("verify")
+	// filledCode checks the challenge page in dev mode: the code was sent
+	// when the page opened, and is shown and filled in.
+	filledCode := func(t *testing.T) string {
+		t.Helper()
+		code, ok := emu.LastCode("alice")
+		require.True(t, ok)
+		assert.Equal(t, code, text(t, "dev-code"), "dev mode shows the code sent")
+		ctx, cancel := context.WithTimeout(browser, 10*time.Second)
+		defer cancel()
+		value, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("code")))
+		require.NoError(t, err)
+		assert.Equal(t, code, value, "and fills it in")
+		return code
+	}
 
 	login := func(t *testing.T) {
 		t.Helper()
@@ -103,13 +117,11 @@ func TestBrowser(t *testing.T) {
 	// The first login from this browser: the password, then the second
 	// factor (MFA at sign-in: the emulator challenges an unseen device).
 	login(t)
-	step(t, chromedp.WaitVisible(emailOTP))
+	step(t, chromedp.WaitVisible(verify))
 	require.True(t, strings.HasPrefix(location(t), tb.app.EmulatorURL()+"/challenge?"), "sign-in challenged on a new device")
-	step(t, chromedp.Click(emailOTP), chromedp.WaitVisible(chromedp.ID("code")))
-	signInCode, ok := emu.LastCode("alice")
-	require.True(t, ok)
-	step(t, chromedp.SendKeys(chromedp.ID("code"), signInCode), chromedp.Click(chromedp.ID("verify")),
-		chromedp.WaitVisible(chromedp.ID("balance")))
+	assert.Equal(t, "Sign in", text(t, "what"))
+	filledCode(t)
+	step(t, chromedp.Click(verify), chromedp.WaitVisible(chromedp.ID("balance")))
 	require.Equal(t, tb.url+"/dashboard", location(t))
 	mu.Lock()
 	callbacks = nil // the sign-in's; the step-ups' are counted below
@@ -118,21 +130,16 @@ func TestBrowser(t *testing.T) {
 	t.Run("a large transfer runs once, after the challenge", func(t *testing.T) {
 		before := balance(t)
 		transfer(t, "5000", "bob")
-		step(t, chromedp.WaitVisible(emailOTP))
+		step(t, chromedp.WaitVisible(verify))
 		assert.True(t, strings.HasPrefix(location(t), tb.app.EmulatorURL()+"/challenge?"), "on the emulator's challenge page")
 		assert.Equal(t, before, tb.mustBalance("alice"), "nothing moved yet")
+		assert.Equal(t, "Transfer", text(t, "what"), "the page says what is approved")
+		assert.Equal(t, "Amount\n5,000\nTo\nbob", text(t, "details"))
 
-		step(t, chromedp.Click(emailOTP), chromedp.WaitVisible(chromedp.ID("code")))
-		code, ok := emu.LastCode("alice")
-		require.True(t, ok)
-		assert.Equal(t, code, text(t, "dev-code"), "dev mode shows the code sent")
-		step(t, chromedp.SendKeys(chromedp.ID("code"), code))
+		filledCode(t)
 		screenshot(t, browser, shots, "challenge.png")
-		step(t,
-			chromedp.Click(chromedp.ID("verify")),
-			chromedp.WaitVisible(chromedp.ID("result")),
-		)
-		assert.Equal(t, "Transfer of 5,000.00 to bob done after verification.", text(t, "result"))
+		step(t, chromedp.Click(verify), chromedp.WaitVisible(chromedp.ID("result")))
+		assert.Equal(t, "Transfer of €5,000.00 to bob done after verification.", text(t, "result"))
 		result := location(t)
 		assert.Contains(t, result, tb.url+"/transfers/")
 		screenshot(t, browser, shots, "result.png")
@@ -163,11 +170,21 @@ func TestBrowser(t *testing.T) {
 		assert.Equal(t, before, balance(t))
 	})
 
+	t.Run("a transfer over the balance is refused on the dashboard, before any challenge", func(t *testing.T) {
+		before, tracked := balance(t), len(emu.Tracked())
+		transfer(t, "999999", "bob")
+		step(t, chromedp.WaitVisible(chromedp.ID("error")))
+		assert.Equal(t, "Nothing was sent: insufficient funds.", text(t, "error"))
+		assert.Equal(t, tb.url+"/transfer", location(t), "the form answered again, no challenge page")
+		assert.Len(t, emu.Tracked(), tracked, "nothing tracked")
+		assert.Equal(t, before, balance(t))
+	})
+
 	t.Run("a small transfer passes without a challenge", func(t *testing.T) {
 		before, tracked := balance(t), len(emu.Tracked())
 		transfer(t, "50", "bob")
 		step(t, chromedp.WaitVisible(chromedp.ID("result")))
-		assert.Equal(t, "Transfer of 50.00 to bob done without extra verification.", text(t, "result"))
+		assert.Equal(t, "Transfer of €50.00 to bob done without extra verification.", text(t, "result"))
 		assert.Equal(t, before-50_00, balance(t))
 		require.Len(t, emu.Tracked(), tracked+1)
 		assert.Equal(t, "ALLOW", emu.Tracked()[tracked].State)
@@ -190,18 +207,25 @@ func TestBrowser(t *testing.T) {
 		// site than the bank's (localhost against 127.0.0.1).
 		frame := browsertest.NewChallenge(t, browser, tb.app.EmulatorURL(), "iframe")
 		apiSend(t, "3000")
-		frame.Click(t, `button[name=method][value=EMAIL_OTP]`, false)
+		filled := frame.Wait(t, `(function (el) { return el ? el.value : ''; })(document.querySelector('#code'))`)
 		code, ok := emu.LastCode("alice")
 		require.True(t, ok)
-		frame.Fill(t, "#code", code)
+		assert.Equal(t, code, filled, "dev mode: sent when the page opened, filled in")
 		step(t, chromedp.WaitVisible(chromedp.ID("__authsignal-popup-iframe")))
 		screenshot(t, browser, shots, "api-popup.png")
 		frame.Click(t, "#verify", true)
 
 		step(t, chromedp.WaitVisible(chromedp.ID("api-result")))
-		assert.Equal(t, "200: Transfer of 3,000.00 to bob done after verification (API).", text(t, "api-result"))
+		assert.Equal(t, "200: Transfer of €3,000.00 to bob done after verification (API).", text(t, "api-result"))
 		assert.Contains(t, text(t, "api-log"), "401 insufficient_user_authentication")
 		step(t, chromedp.WaitNotPresent(chromedp.ID("__authsignal-popup-container")))
+		pollCtx, cancel := context.WithTimeout(browser, 10*time.Second)
+		defer cancel()
+		_, err := chromedp.Run(pollCtx, chromedp.Poll[bool](
+			`document.querySelector('#transactions tbody tr').textContent.indexOf('(API)') >= 0`))
+		require.NoError(t, err)
+		assert.Contains(t, text(t, "transactions"), "bob\t-€3,000.00\tafter verification (API)",
+			"the recent transactions show the API transfer without a reload")
 		screenshot(t, browser, shots, "api.png")
 		assert.Equal(t, before-3000_00, balance(t))
 	})
@@ -209,7 +233,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("the API flow: closing the popup sends nothing", func(t *testing.T) {
 		before := balance(t)
 		frame := browsertest.NewChallenge(t, browser, tb.app.EmulatorURL(), "iframe")
-		apiSend(t, "2500")
+		apiSend(t, "1500") // within the balance: a transfer that cannot run is refused before any challenge
 		frame.Wait(t, `document.querySelector('#cancel') ? 'ok' : ''`)
 		step(t, chromedp.WaitVisible(chromedp.ID("__authsignal-popup-iframe")),
 			chromedp.MouseClickXY(5, 5), // the backdrop
@@ -227,15 +251,24 @@ func TestBrowser(t *testing.T) {
 		block(&network.BlockPattern{URLPattern: tb.url + "/static/authsignal-browser.js", Block: true})
 		defer block()
 		apiSend(t, "1200")
-		step(t, chromedp.WaitVisible(emailOTP))
+		step(t, chromedp.WaitVisible(verify))
 		assert.True(t, strings.HasPrefix(location(t), tb.app.EmulatorURL()+"/challenge?"), "on the emulator's page, full size")
-		step(t, chromedp.Click(emailOTP), chromedp.WaitVisible(chromedp.ID("code")))
-		code, ok := emu.LastCode("alice")
-		require.True(t, ok)
-		step(t, chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(chromedp.ID("verify")),
-			chromedp.WaitVisible(chromedp.ID("result")))
-		assert.Equal(t, "Transfer of 1,200.00 to bob done after verification.", text(t, "result"))
+		filledCode(t)
+		step(t, chromedp.Click(verify), chromedp.WaitVisible(chromedp.ID("result")))
+		assert.Equal(t, "Transfer of €1,200.00 to bob done after verification.", text(t, "result"))
 		assert.Equal(t, before-1200_00, balance(t))
+	})
+
+	t.Run("the admin area: one row per decision, under the protected route", func(t *testing.T) {
+		step(t, chromedp.Navigate(tb.url+"/admin"), chromedp.WaitVisible(verify))
+		assert.Equal(t, "Admin access", text(t, "what"))
+		filledCode(t)
+		step(t, chromedp.Click(verify), chromedp.WaitVisible(chromedp.ID("events")))
+		screenshot(t, browser, shots, "admin.png")
+		events := text(t, "events")
+		assert.Contains(t, events, "POST /transfer\ttransfer\tverified\tverified, then run once")
+		assert.Contains(t, events, "POST /api/transfer\ttransfer\tverified\tverified, then run once (API token)")
+		assert.NotContains(t, events, callbackPath)
 	})
 
 	t.Run("login CSRF: bob's sign-in callback opened here signs nobody in", func(t *testing.T) {

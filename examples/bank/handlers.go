@@ -1,15 +1,10 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
-	"slices"
-	"sync"
-	"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
@@ -30,10 +25,10 @@ type pageData struct {
 	Account  Account
 	Transfer Transfer
 	Form     struct{ Amount, To, Username string }
-	Payees   []string
+	Payees   []Account
 	How      string
 	Accounts []Account
-	Events   []eventLine
+	Events   []decision
 }
 
 func (a *App) page(c echo.Context, title string) pageData {
@@ -114,7 +109,7 @@ func (a *App) renderDashboard(c echo.Context, status int, errMsg, amount, to str
 	d.Script = true
 	for _, u := range demoUsers {
 		if u.ID != user {
-			d.Payees = append(d.Payees, u.ID)
+			d.Payees = append(d.Payees, Account{ID: u.ID, IBAN: u.IBAN})
 		}
 	}
 	return a.render(c, status, "dashboard.html", d)
@@ -132,29 +127,22 @@ func verification(r *http.Request, action string) (string, error) {
 
 // transfer executes a form transfer. It reads the fields exactly where
 // the policy's attribute reads them: the url-encoded body, one value each.
+// checkTransfers ran the same checks before the guard; they run again
+// here, and the bank checks the balance once more as it moves the money.
 func (a *App) transfer(c echo.Context) error {
 	r := c.Request()
 	how, err := verification(r, "transfer")
 	if err != nil {
 		return err
 	}
-	if err := r.ParseForm(); err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read.")
+	user := userFrom(r.Context())
+	o, bad := a.formOrder(r, user)
+	if bad != nil {
+		return a.refuseForm(c, o, bad)
 	}
-	amounts, tos := r.PostForm["amount"], r.PostForm["to"]
-	if len(amounts) != 1 || len(tos) != 1 {
-		return a.renderDashboard(c, http.StatusBadRequest, "Send one amount and one payee.", "", "")
-	}
-	amount, err := parseAmount(amounts[0])
-	if err == nil {
-		err = checkPayee(tos[0])
-	}
+	t, err := a.bank.transfer(user, o.to, o.amount, how, "form")
 	if err != nil {
-		return a.renderDashboard(c, http.StatusUnprocessableEntity, "Nothing was sent: "+err.Error()+".", amounts[0], tos[0])
-	}
-	t, err := a.bank.transfer(userFrom(r.Context()), tos[0], amount, how, "form")
-	if err != nil {
-		return a.renderDashboard(c, http.StatusUnprocessableEntity, "Nothing was sent: "+err.Error()+".", amounts[0], tos[0])
+		return a.refuseForm(c, o, newRefusal(http.StatusUnprocessableEntity, refusalCode(err), err.Error()))
 	}
 	a.log.Info("transfer", "user", t.From, "to", t.To, "amount", money(t.Amount), "verified", how, "id", t.ID)
 	return c.Redirect(http.StatusSeeOther, "/transfers/"+t.ID)
@@ -173,8 +161,7 @@ func (a *App) transferResult(c echo.Context) error {
 }
 
 // apiTransfer is the JSON twin of transfer. It decodes the body the way
-// the policy's json attribute does (keys matched exactly, the last of
-// duplicate keys wins) and refuses anything else, so that the amount it
+// the policy's json attribute does (apiOrder), so that the amount it
 // moves is the amount the risk rules saw.
 func (a *App) apiTransfer(c echo.Context) error {
 	r := c.Request()
@@ -182,52 +169,41 @@ func (a *App) apiTransfer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return apiError(c, http.StatusUnsupportedMediaType, "bad_request", "Send application/json.")
-	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return apiError(c, http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return apiError(c, http.StatusBadRequest, "bad_request", "Send one JSON object and nothing after it.")
-	}
-	for k := range raw {
-		if k != "amount" && k != "to" {
-			return apiError(c, http.StatusBadRequest, "bad_request", "Unknown field "+k+".")
-		}
-	}
-	var amountNum json.Number
-	var to string
-	if json.Unmarshal(raw["amount"], &amountNum) != nil || json.Unmarshal(raw["to"], &to) != nil {
-		return apiError(c, http.StatusBadRequest, "bad_request", `Send {"amount": 5000, "to": "bob"}.`)
-	}
-	amount, err := parseAmount(amountNum.String())
-	if err == nil {
-		err = checkPayee(to)
-	}
+	user := userFrom(r.Context())
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody+1))
 	if err != nil {
-		return apiError(c, http.StatusUnprocessableEntity, "invalid", "Nothing was sent: "+err.Error()+".")
+		return apiError(c, http.StatusBadRequest, "bad_request", "The request body could not be read.")
 	}
-	t, err := a.bank.transfer(userFrom(r.Context()), to, amount, how, "api")
+	o, bad := a.apiOrder(r, user, body)
+	if bad != nil {
+		return apiError(c, bad.status, bad.code, bad.msg)
+	}
+	t, err := a.bank.transfer(user, o.to, o.amount, how, "api")
 	if err != nil {
-		return apiError(c, http.StatusUnprocessableEntity, "refused", "Nothing was sent: "+err.Error()+".")
+		return apiError(c, http.StatusUnprocessableEntity, refusalCode(err), "Nothing was sent: "+err.Error()+".")
 	}
 	a.log.Info("transfer", "user", t.From, "to", t.To, "amount", money(t.Amount), "verified", how, "id", t.ID)
 	acct, _ := a.bank.account(t.From)
 	return c.JSON(http.StatusOK, map[string]any{
-		"id": t.ID, "amount": money(t.Amount), "to": t.To, "verified": how,
+		"id": t.ID, "amount": money(t.Amount), "currency": currency, "to": t.To, "verified": how,
 		"balance": money(acct.Balance), "balanceCents": acct.Balance,
 		"message": "Transfer of " + money(t.Amount) + " to " + t.To + " done " + verifiedPhrase(how) + ".",
 	})
 }
 
+// apiAccount is the account as the dashboard shows it: the script reads
+// it after an API transfer to update the balance and the recent
+// transactions, each written as the page writes them.
 func (a *App) apiAccount(c echo.Context) error {
 	acct, _ := a.bank.account(userFrom(c.Request().Context()))
+	recent := make([]map[string]string, 0, len(acct.Recent))
+	for _, e := range acct.Recent {
+		recent = append(recent, map[string]string{"id": e.TransferID, "time": clockTime(e.At), "with": e.Party,
+			"amount": money(e.Amount), "verification": verifiedPhrase(e.Verified)})
+	}
 	return c.JSON(http.StatusOK, map[string]any{
-		"user": acct.ID, "email": acct.Email, "balance": money(acct.Balance), "balanceCents": acct.Balance,
-		"transactions": len(acct.Recent),
+		"user": acct.ID, "iban": acct.IBAN, "email": acct.Email, "currency": currency,
+		"balance": money(acct.Balance), "balanceCents": acct.Balance, "transactions": len(acct.Recent), "recent": recent,
 	})
 }
 
@@ -309,39 +285,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// eventLine is a guard decision as the admin page lists it.
-type eventLine struct {
-	At                                       time.Time
-	Type, Action, User, Method, Path, Reason string
-}
-
-// eventLog keeps the guard's last decisions for the admin page.
-type eventLog struct {
-	now   func() time.Time
-	mu    sync.Mutex
-	lines []eventLine
-}
-
-const maxEvents = 30
-
-func (l *eventLog) add(_ context.Context, ev stepup.Event) {
-	line := eventLine{At: l.now(), Type: string(ev.Type), Action: ev.Action, User: ev.UserID,
-		Method: ev.Method, Path: ev.Path, Reason: ev.Reason}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, line)
-	if len(l.lines) > maxEvents {
-		l.lines = slices.Delete(l.lines, 0, len(l.lines)-maxEvents)
-	}
-}
-
-// list returns the events, newest first.
-func (l *eventLog) list() []eventLine {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := slices.Clone(l.lines)
-	slices.Reverse(out)
-	return out
 }

@@ -18,8 +18,11 @@ type pages struct {
 var pageFuncs = template.FuncMap{
 	"money":    money,
 	"verified": verifiedPhrase,
-	"clock":    func(t time.Time) string { return t.Format("15:04:05") },
+	"clock":    clockTime,
 }
+
+// clockTime is the time of day the pages show.
+func clockTime(t time.Time) string { return t.Format("15:04:05") }
 
 func loadPages() (*pages, error) {
 	names, err := fs.Glob(assetFS, "templates/*.html")

@@ -59,6 +59,29 @@
     try { return await res.json(); } catch (e) { return {}; }
   }
 
+  // refreshAccount shows the balance and the recent transactions as they
+  // are after a transfer: the page itself was not reloaded.
+  async function refreshAccount() {
+    var res = await fetch('/api/account', {headers: {'Accept': 'application/json'}, credentials: 'same-origin'});
+    if (!res.ok) { return; }
+    var acct = await readJSON(res);
+    var bal = document.getElementById('balance');
+    if (bal && acct.balance) { bal.textContent = acct.balance; bal.dataset.cents = acct.balanceCents; }
+    var body = document.querySelector('#transactions tbody');
+    if (!body || !acct.recent) { return; }
+    var rows = acct.recent.map(function (t) {
+      var tr = document.createElement('tr');
+      [t.time, t['with'], t.amount, t.verification].forEach(function (v, i) {
+        var td = document.createElement('td');
+        td.textContent = v;
+        if (i === 2) { td.className = 'num'; }
+        tr.appendChild(td);
+      });
+      return tr;
+    });
+    if (rows.length) { body.replaceChildren.apply(body, rows); }
+  }
+
   async function submit(ev) {
     ev.preventDefault();
     log.textContent = '';
@@ -93,8 +116,7 @@
         return;
       }
       say(res.status + ': ' + out.message, 'ok').id = 'api-result';
-      var bal = document.getElementById('balance');
-      if (bal && out.balance) { bal.textContent = out.balance; bal.dataset.cents = out.balanceCents; }
+      await refreshAccount();
     } catch (e) {
       say('Stopped: ' + e.message + '.', 'error');
     }
