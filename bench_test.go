@@ -322,7 +322,7 @@ func BenchmarkAllowPath(b *testing.B) {
 func BenchmarkChallengeFlow(b *testing.B) { benchChallengeFlow(b) }
 
 // benchChallengeFlow is row 6 for a guard configured by edit (the cookie
-// mode: see bench_cookie_test.go).
+// mode: see cookie_bench_test.go).
 func benchChallengeFlow(b *testing.B, edit ...func(*stepup.Config)) {
 	const data = "amount=5000&to=bob&note=rent+for+november"
 	b.Run("bare_mux", func(b *testing.B) {
@@ -398,7 +398,7 @@ func (p *challengeProvider) last() string {
 func BenchmarkRememberGrant(b *testing.B) { benchRememberGrant(b) }
 
 // benchRememberGrant is row 5 for a guard configured by edit (the cookie
-// mode: see bench_cookie_test.go).
+// mode: see cookie_bench_test.go).
 func benchRememberGrant(b *testing.B, edit ...func(*stepup.Config)) {
 	appStore := sessions.NewCookieStore(benchKeys...)
 	readUser := func(r *http.Request) (string, error) {
