@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -172,7 +174,7 @@ func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 	succ := &Record{} // each successor in turn
 	set := func(k Kind, extra int) {
 		succ.Kind = k
-		rs[successorSlot(k)] = int32(min(s.sealedSize(succ, extra), 1<<31-1))
+		rs[successorSlot(k)] = int32(min(s.sealedSize(succ, extra), math.MaxInt32))
 		*succ = Record{}
 	}
 	const pad = "0123456789012345678901234567890123456789012345" // ids are measured by length
@@ -186,19 +188,36 @@ func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 		return rs
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		succ.ID, succ.UserID, succ.Action, succ.Method, succ.Path, succ.Query, succ.Park =
-			pad[:22], r.UserID, r.Action, http.MethodGet, r.Path, r.Query, r.ID
-		set(KindPass, 0)
+		succ.ID, succ.UserID, succ.Action, succ.Method, succ.Path, succ.Query, succ.Judged, succ.Park =
+			pad[:22], r.UserID, r.Action, http.MethodGet, r.Path, r.Query, r.Judged, r.ID
+		set(KindPass, 0) // the pass carries the park's judged digest
 		succ.ID, succ.Status, succ.Header, succ.Park = outcomeID(r.ID), http.StatusSeeOther, http.Header{"Location": {location(r)}}, r.ID
 		set(KindOutcome, 0)
 		return rs
 	}
 	body := min(max(outcomeBody, 0), 1<<30)
-	succ.ID, succ.Status, succ.Header, succ.Park = outcomeID(r.ID), http.StatusOK, http.Header{"Content-Type": {""}, "Location": {""}}, r.ID
-	// 256 bytes of header values, each of the two with a longer length
-	// prefix then, and the body with its name and length.
-	set(KindOutcome, 256+2+len("\x04Body")+binary.MaxVarintLen32+body)
+	// The answer at its bound, measured: a status of three digits (each
+	// takes two bytes), 256 bytes of Content-Type and Location, and body
+	// bytes of body.
+	succ.ID, succ.Status, succ.Park = outcomeID(r.ID), http.StatusOK, r.ID
+	succ.Header = http.Header{"Content-Type": {outcomeValueBound}, "Location": {outcomeValueBound}}
+	set(KindOutcome, sealedBodyLen(body))
 	return rs
+}
+
+// outcomeValueBound is a kept answer's Content-Type or Location at the
+// bound a reservation makes for them: 128 bytes each, 256 together, the
+// split whose length prefixes are longest.
+var outcomeValueBound = strings.Repeat("-", 128)
+
+// sealedBodyLen is what a Body of n bytes adds to a sealed plaintext: its
+// name, its length and its bytes; nothing when empty (it is left out).
+func sealedBodyLen(n int) int {
+	if n == 0 {
+		return 0
+	}
+	var b [binary.MaxVarintLen64]byte
+	return len(appendLenBytes(b[:0], "Body")) + binary.PutUvarint(b[:], uint64(n)) + n
 }
 
 // sealedStore is the Store the guard uses: Config.Store, with every record

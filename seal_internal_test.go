@@ -3,6 +3,7 @@ package stepup
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math/rand"
 	"net/http"
 	"reflect"
@@ -36,10 +37,13 @@ func TestSealedGetParkReservesExactlyWhatItLeaves(t *testing.T) {
 	sealer := testSealer(t, "a 32-byte record key for testing")
 	now := time.Now()
 	exp := now.Add(time.Minute)
-	for _, query := range []string{"", "from=2026-01-01&to=2026-02-01&q=%3Cscript%3E"} {
+	for i, query := range []string{"", "from=2026-01-01&to=2026-02-01&q=%3Cscript%3E", "a=1"} {
 		park := &Record{ID: strings.Repeat("p", 22), Kind: KindPark, UserID: "alice", Action: "report",
 			Method: http.MethodGet, Path: "/accounts/7/report", Query: query, Remember: 5 * time.Minute,
 			Header: http.Header{"Accept": {"text/html"}}, Created: now, Expires: exp}
+		if i > 0 {
+			park.Judged = []byte(strings.Repeat("j", 32)) // carried on to the pass
+		}
 		parked := newSealedStore(NewMemoryStore(), sealer, nil)
 		require.NoError(t, parked.Put(ctx, park))
 		reserved := parked.mem.Usage()
@@ -49,7 +53,7 @@ func TestSealedGetParkReservesExactlyWhatItLeaves(t *testing.T) {
 			{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp},
 			{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action, Park: park.ID, Created: now, Expires: exp},
 			{ID: newID(), Kind: KindPass, UserID: park.UserID, Action: park.Action, Method: http.MethodGet, Path: park.Path,
-				Query: park.Query, Park: park.ID, Created: now, Expires: exp},
+				Query: park.Query, Judged: park.Judged, Park: park.ID, Created: now, Expires: exp},
 			{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: http.StatusSeeOther,
 				Header: http.Header{"Location": {location(park)}}, Created: now, Expires: exp},
 		}
@@ -63,28 +67,104 @@ func TestSealedGetParkReservesExactlyWhatItLeaves(t *testing.T) {
 	}
 }
 
-// A sealed parked POST reserves at least what its spent token and a kept
-// answer of up to MemoryOutcomeReserve bytes take sealed.
-func TestSealedPostParkReservesForItsAnswer(t *testing.T) {
+// A sealed parked POST reserves exactly what its spent token, its
+// Remember grant and a kept answer at the bound take sealed: up to
+// MemoryOutcomeReserve bytes of body and 256 bytes of Content-Type and
+// Location (128 each, their longest length prefixes), whatever the body
+// size (every size up to a few size classes of the heap).
+func TestSealedPostParkReservesExactlyForItsAnswer(t *testing.T) {
 	ctx := context.Background()
 	sealer := testSealer(t, "a 32-byte record key for testing")
 	now := time.Now()
 	exp := now.Add(time.Minute)
 	park := &Record{ID: newID(), Kind: KindPark, UserID: "alice", Action: "transfer", Method: http.MethodPost,
-		Path: "/transfer", Body: []byte("amount=5000"), Created: now, Expires: exp}
-	parked := newSealedStore(NewMemoryStore(MemoryOutcomeReserve(2000)), sealer, nil)
-	require.NoError(t, parked.Put(ctx, park))
-	reserved := parked.mem.Usage()
+		Path: "/transfer", Body: []byte("amount=5000"), Remember: time.Minute, Judged: []byte(strings.Repeat("j", 32)),
+		Created: now, Expires: exp}
+	value := strings.Repeat("v", 128)
+	for _, body := range append([]int{2000, 20000, 200000}, seq(0, 700)...) {
+		parked := newSealedStore(NewMemoryStore(MemoryOutcomeReserve(body)), sealer, nil)
+		require.NoError(t, parked.Put(ctx, park))
+		reserved := parked.mem.Usage()
 
-	written := newSealedStore(NewMemoryStore(), sealer, nil)
-	require.NoError(t, written.Put(ctx, &Record{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp}))
-	require.NoError(t, written.Put(ctx, &Record{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: http.StatusOK,
-		Header: http.Header{"Content-Type": {"text/html; charset=utf-8"}, "Location": {"/transfers/" + strings.Repeat("7", 200)}},
-		Body:   make([]byte, 2000), Created: now, Expires: exp}))
-	held := written.mem.Usage()
-	assert.Equal(t, held.Records, reserved.ReservedEntries)
-	assert.LessOrEqual(t, held.Bytes, reserved.ReservedBytes)
-	assert.Greater(t, held.Bytes, reserved.ReservedBytes*9/10, "and not much more")
+		written := newSealedStore(NewMemoryStore(), sealer, nil)
+		require.NoError(t, written.Put(ctx, &Record{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp}))
+		require.NoError(t, written.Put(ctx, &Record{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action,
+			Park: park.ID, Created: now, Expires: exp}))
+		require.NoError(t, written.Put(ctx, &Record{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: 599,
+			Header: http.Header{"Content-Type": {value}, "Location": {value}}, Body: make([]byte, body), Created: now, Expires: exp}))
+		held := written.mem.Usage()
+		require.Equal(t, held.Records, reserved.ReservedEntries, "body %d", body)
+		require.Equal(t, held.Bytes, reserved.ReservedBytes, "body %d", body)
+	}
+}
+
+func seq(from, to int) []int {
+	var out []int
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// A record seals and opens whatever its shape within what Record.check
+// allows: ids and park ids at their longest, a header of many empty
+// values.
+func TestSealAnyShape(t *testing.T) {
+	sealer := testSealer(t, "a 32-byte record key for testing")
+	now := time.Now().Truncate(time.Millisecond)
+	for _, rec := range []*Record{
+		{ID: strings.Repeat("i", 128), Kind: KindPark, Expires: now},
+		{ID: "i", Park: strings.Repeat("p", 128), Kind: KindUsed, Expires: now},
+		{ID: "i", Kind: KindPark, Header: http.Header{"X": make([]string, 200)}, Expires: now},
+	} {
+		sealed, err := sealer.seal(rec)
+		require.NoError(t, err)
+		out, err := sealer.open(rec.ID, sealed)
+		require.NoError(t, err)
+		assert.Equal(t, rec, out)
+	}
+}
+
+// The sealed-fields decoder refuses, without a panic, a plaintext whose
+// value or name runs past its end, or names a field it does not know or
+// out of order.
+func TestDecodeSealedFieldsRefuses(t *testing.T) {
+	for name, plain := range map[string]string{
+		"a name and no value":            "\x06UserID",
+		"a string one past the end":      "\x06UserID\x05abcd",
+		"a name one past the end":        "\x07UserID",
+		"bytes one past the end":         "\x04Body\x03ab",
+		"a count one past the end":       "\x05Shown\x03\x00\x00",
+		"an unknown field":               "\x04Nope\x01a",
+		"a field out of order":           "\x06Action\x01a\x06UserID\x01b",
+		"a field twice":                  "\x06UserID\x01a\x06UserID\x01b",
+		"an unknown field after another": "\x06Status\x02\x04Nope\x01a",
+	} {
+		var rec Record
+		assert.NotPanics(t, func() {
+			assert.Error(t, decodeSealedFields([]byte(plain), &rec), name)
+		}, name)
+	}
+	var rec Record
+	require.NoError(t, decodeSealedFields([]byte("\x06UserID\x04abcd\x05Shown\x02\x00\x00"), &rec), "each at its end")
+	assert.Equal(t, Record{UserID: "abcd", Shown: [][]byte{nil, nil}}, rec)
+}
+
+// A length or a count is refused when it is more than the bytes left after
+// it, wherever in the plaintext it is read.
+func TestSealedReaderBoundsByWhatIsLeft(t *testing.T) {
+	buf := []byte("0123456789\x05abcd")
+	r := &sealedReader{buf: buf, text: string(buf), at: 10}
+	_, _, err := r.span()
+	assert.ErrorIs(t, err, errSealedFormat)
+	r.at = 10
+	_, err = r.count()
+	assert.ErrorIs(t, err, errSealedFormat)
+	buf[10] = 4
+	r = &sealedReader{buf: buf, text: string(buf), at: 10}
+	n, err := r.count()
+	require.NoError(t, err)
+	assert.Equal(t, 4, n)
 }
 
 // The record keys derived from CookieKeys are not the cookie's: one secret
@@ -298,5 +378,44 @@ func BenchmarkRecordOpen(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// storeReturning is a Store whose Get and Consume return rec for any id.
+type storeReturning struct {
+	Store
+	rec *Record
+}
+
+func (s storeReturning) Get(context.Context, string) (*Record, error)     { return s.rec, nil }
+func (s storeReturning) Consume(context.Context, string) (*Record, error) { return s.rec, nil }
+
+// A record the Store returns that does not open (none at all, or one not
+// sealed by the guard) is refused: ErrNotFound to errors.Is and no other
+// sentinel, logged with the kind the Store gave (0 for none).
+func TestRefusedRecordIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	sealer := testSealer(t, "a 32-byte record key for testing")
+	for _, tc := range []struct {
+		rec  *Record
+		kind string
+	}{
+		{nil, "kind=0"},
+		{&Record{ID: "i", Kind: KindGrant, Expires: time.Now().Add(time.Minute)}, "kind=4"},
+	} {
+		var logs strings.Builder // one goroutine
+		s := newSealedStore(storeReturning{rec: tc.rec}, sealer, slog.New(slog.NewTextHandler(&logs, nil)))
+		for _, read := range []func(context.Context, string) (*Record, error){s.Get, s.Consume} {
+			rec, err := read(ctx, "i")
+			assert.Nil(t, rec)
+			require.ErrorIs(t, err, ErrNotFound)
+			for _, other := range []error{ErrExists, ErrStoreFull, errSealedFormat} {
+				assert.NotErrorIs(t, err, other)
+			}
+			var refused *recordRefused
+			assert.ErrorAs(t, err, &refused)
+		}
+		assert.Contains(t, logs.String(), "event=record_refused")
+		assert.Contains(t, logs.String(), tc.kind)
 	}
 }
