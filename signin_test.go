@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/stretchr/testify/assert"
@@ -48,6 +50,9 @@ func TestSignInCookieModes(t *testing.T) {
 			c.Sessions, c.CookieKeys = nil, [][]byte{[]byte("a 32-byte secret for the suite!!")}
 		}},
 		{"FilesystemStore", func(t *testing.T, c *stepup.Config) { c.Sessions = sessions.NewFilesystemStore(t.TempDir(), keys...) }},
+		{"a Store that names its cookies itself", func(_ *testing.T, c *stepup.Config) {
+			c.Sessions = prefixedStore{sessions.NewCookieStore(keys...)}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Config: func(c *stepup.Config) { tc.config(t, c) }})
@@ -68,6 +73,19 @@ func TestSignInCookieModes(t *testing.T) {
 			assert.Equal(t, "", victim.User())
 		})
 	}
+}
+
+// prefixedStore is a gorilla Store that keeps each session in a cookie
+// of a name of its own ("app-" and the session's): the guard, which cannot
+// know it, reads the sign-in cookie through the Store at every callback.
+type prefixedStore struct{ *sessions.CookieStore }
+
+func (s prefixedStore) Get(r *http.Request, name string) (*sessions.Session, error) {
+	return s.New(r, name) // not through the registry, which names a session as asked
+}
+
+func (s prefixedStore) New(r *http.Request, name string) (*sessions.Session, error) {
+	return s.CookieStore.New(r, "app-"+name)
 }
 
 func TestNewChecksSignIn(t *testing.T) {
@@ -184,4 +202,113 @@ func TestPendingSignInKeepsNoCredential(t *testing.T) {
 	plain, err := json.Marshal(rec)
 	require.NoError(t, err)
 	assert.NotContains(t, string(plain), stepuptest.Password)
+}
+
+// A new sign-in in a browser ends the pending sign-in it had: one pending
+// sign-in per browser.
+func TestSignInAgainEndsThePendingOne(t *testing.T) {
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{})
+	b := env.NewBrowser()
+	park := stepuptest.Param(b.Complete(b.Challenge(b.SignIn("alice", ""))), "park")
+	_, err := env.Store.Get(context.Background(), park)
+	require.NoError(t, err)
+	cb := b.Complete(b.Challenge(b.SignIn("alice", "")))
+	_, err = env.Store.Get(context.Background(), park)
+	assert.ErrorIs(t, err, stepup.ErrNotFound, "the first pending sign-in ended")
+	assert.Equal(t, http.StatusSeeOther, b.Get(cb).StatusCode)
+	assert.Equal(t, "alice", b.User())
+}
+
+// A refused callback of this browser's pending sign-in deletes the sign-in
+// cookie, which held nothing else.
+func TestSignInRefusedDeletesItsCookie(t *testing.T) {
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{})
+	b := env.NewBrowser()
+	resp := b.Get(b.Fail(b.Challenge(b.SignIn("alice", ""))))
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
+	var signIn *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "stepup-signin" {
+			signIn = c
+		}
+	}
+	require.NotNil(t, signIn, "the sign-in cookie is written")
+	assert.Less(t, signIn.MaxAge, 0, "and deleted")
+}
+
+// undeletableStore is a MemoryStore whose Delete fails once fail is set.
+type undeletableStore struct {
+	*stepup.MemoryStore
+	fail *atomic.Bool
+}
+
+func (s undeletableStore) Delete(ctx context.Context, id string) error {
+	if s.fail.Load() {
+		return errStoreDown
+	}
+	return s.MemoryStore.Delete(ctx, id)
+}
+
+// The callback of a sign-in opened in another browser ends it; a Store
+// that fails to end it is reported with the refusal.
+func TestSignInElsewhereReportsTheStore(t *testing.T) {
+	fail := &atomic.Bool{}
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
+		return undeletableStore{stepup.NewMemoryStore(stepup.MemoryClock(now)), fail}
+	}})
+	attacker := env.NewBrowser()
+	cb := attacker.Complete(attacker.Challenge(attacker.SignIn("mallory", "")))
+	assert.Equal(t, http.StatusForbidden, env.NewBrowser().Get(cb).StatusCode)
+	err := env.Events.LastRefusal()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "sign-in ended")
+	assert.NotContains(t, err.Error(), "ending it")
+
+	cb = attacker.Complete(attacker.Challenge(attacker.SignIn("mallory", "")))
+	fail.Store(true)
+	assert.Equal(t, http.StatusForbidden, env.NewBrowser().Get(cb).StatusCode)
+	err = env.Events.LastRefusal()
+	require.ErrorIs(t, err, errStoreDown, "the Store's error is reported")
+	assert.Contains(t, err.Error(), "ending it")
+}
+
+// signInUnsavable is a gorilla Store that cannot write the sign-in cookie
+// (any other it writes).
+type signInUnsavable struct{ sessions.Store }
+
+func (u signInUnsavable) Get(r *http.Request, name string) (*sessions.Session, error) {
+	return sessions.GetRegistry(r).Get(u, name)
+}
+
+func (u signInUnsavable) New(r *http.Request, name string) (*sessions.Session, error) {
+	inner, err := u.Store.New(r, name)
+	s := sessions.NewSession(u, name) // Save goes through u
+	if inner != nil {
+		s.Values, s.Options, s.IsNew, s.ID = inner.Values, inner.Options, inner.IsNew, inner.ID
+	}
+	return s, err
+}
+
+func (u signInUnsavable) Save(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
+	if s.Name() == "stepup-signin" {
+		return errors.New("disk full")
+	}
+	return u.Store.Save(r, w, s)
+}
+
+// A sign-in cookie that cannot be written does not undo the sign-in: the
+// browser is only not remembered, and the event says why.
+func TestSignInCookieUnsaved(t *testing.T) {
+	keys := [][]byte{[]byte("fedcba9876543210fedcba9876543210")}
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Config: func(c *stepup.Config) {
+		c.Sessions = signInUnsavable{sessions.NewFilesystemStore(t.TempDir(), keys...)}
+	}})
+	b := env.NewBrowser()
+	resp := b.SignIn("alice", "trusted")
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, resp.Body)
+	assert.Equal(t, "alice", b.User())
+	signIns := env.Events.Of(stepup.EventSignIn)
+	require.Len(t, signIns, 1)
+	require.Error(t, signIns[0].Err)
+	assert.Contains(t, signIns[0].Err.Error(), "saving the sign-in cookie: disk full")
 }

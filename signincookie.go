@@ -117,13 +117,7 @@ func (g *Guard) saveSignIn(w http.ResponseWriter, r *http.Request, sc *signInSta
 		http.SetCookie(w, sessions.NewCookie(g.signIn.cookie, v, opts))
 		return nil
 	}
-	if sc.sess == nil {
-		sess, _ := g.cfg.Sessions.Get(r, g.signIn.cookie)
-		if sess == nil {
-			sess = sessions.NewSession(g.cfg.Sessions, g.signIn.cookie)
-		}
-		sc.sess = sess
-	}
+	// loadSignIn gave sc its session: through Config.Sessions it always does.
 	if raw == nil {
 		delete(sc.sess.Values, signInValueKey)
 	} else {

@@ -92,6 +92,7 @@ func runSignInDecisions(t *testing.T, a Adapter) {
 		assert.True(t, signIns[0].SignIn)
 		assert.Equal(t, "signIn", signIns[0].Action)
 		assert.Equal(t, "alice", signIns[0].UserID)
+		assert.NoError(t, signIns[0].Err, "the sign-in cookie was saved")
 	})
 	t.Run("ALLOW, API client: Complete, then 204", func(t *testing.T) {
 		env := NewEnv(t, a, Options{})
