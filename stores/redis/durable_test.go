@@ -159,9 +159,11 @@ func TestSentinelFailoverDuringFlows(t *testing.T) {
 	env := stepuptest.NewEnv(t, muxApp, o)
 	other := env.Instance(muxApp, o)
 	current, next := primary.addr(), replica.addr()
+	failovers := 0
 	failover := func() {
 		t.Helper()
-		sc := redisNewSentinel(sentinels[0].addr())
+		sc := redisNewSentinel(sentinels[failovers%len(sentinels)].addr()) // each may start one only every 2 failover-timeouts
+		failovers++
 		defer sc.Close()
 		require.Eventually(t, func() bool { return sc.Failover(context.Background(), "mymaster").Err() == nil },
 			20*time.Second, 100*time.Millisecond, "SENTINEL FAILOVER")

@@ -60,7 +60,7 @@ func sentinelsT(t *testing.T, addr string, n, replicas int) []*redisServer {
 		conf := filepath.Join(dir, "sentinel.conf")
 		require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`sentinel monitor mymaster %s %s 2
 sentinel down-after-milliseconds mymaster 500
-sentinel failover-timeout mymaster 4000
+sentinel failover-timeout mymaster 1500
 sentinel parallel-syncs mymaster 1
 `, host, port)), 0o600))
 		s := &redisServer{t: t, bin: redisBinary(t), dir: dir, port: freePort(t), sentinel: conf}
