@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,29 +97,46 @@ func failoverClient(t *testing.T, sentinels []*redisServer) *redis.Client {
 	return c
 }
 
-// awaitPrimary waits until the Sentinels name want as the primary, it
-// answers as one with replicas replicas online, and c writes to it.
-func awaitPrimary(t *testing.T, sentinels []*redisServer, want string, replicas int, c *redis.Client) {
+// awaitSwitch waits until the Sentinels agree on a primary other than
+// from, it answers as one with at least replicas replicas online, and c
+// writes to it; it returns the primary's address.
+func awaitSwitch(t *testing.T, sentinels []*redisServer, from string, replicas int, c *redis.Client) string {
 	t.Helper()
 	ctx := context.Background()
+	var primary string
 	require.Eventually(t, func() bool {
+		primary = ""
 		for _, s := range sentinels {
 			sc := redis.NewSentinelClient(&redis.Options{Addr: s.addr()})
 			got, err := sc.GetMasterAddrByName(ctx, "mymaster").Result()
 			sc.Close()
-			if err != nil || len(got) != 2 || net.JoinHostPort(got[0], got[1]) != want {
+			if err != nil || len(got) != 2 {
+				return false
+			}
+			addr := net.JoinHostPort(got[0], got[1])
+			if addr == from || (primary != "" && addr != primary) {
+				return false
+			}
+			primary = addr
+		}
+		p := redis.NewClient(&redis.Options{Addr: primary})
+		defer p.Close()
+		info, err := p.Info(ctx, "replication").Result()
+		if err != nil || !strings.Contains(info, "role:master") || strings.Count(info, "state=online") < replicas {
+			return false
+		}
+		// Until go-redis hears of the switch, some of its connections may
+		// still reach the old primary, which takes writes until the
+		// Sentinels make it a replica: wait until writes land on the new.
+		for i := range 8 {
+			key := fmt.Sprint("probe:", i)
+			if c.Set(ctx, key, primary, time.Minute).Err() != nil || p.Get(ctx, key).Val() != primary {
 				return false
 			}
 		}
-		p := redis.NewClient(&redis.Options{Addr: want})
-		defer p.Close()
-		info, err := p.Info(ctx, "replication").Result()
-		if err != nil || !strings.Contains(info, "role:master") ||
-			strings.Count(info, "state=online") != replicas {
-			return false
-		}
-		return c.Set(ctx, "probe", "1", time.Minute).Err() == nil
-	}, 30*time.Second, 50*time.Millisecond, "no failover to %s", want)
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "no failover from %s", from)
+	return primary
 }
 
 // linkProxy relays a replica's replication link to its primary and can
@@ -196,16 +212,4 @@ func (p *linkProxy) cut() {
 		c.Close()
 	}
 	p.conns = nil
-}
-
-func portOf(t *testing.T, addr string) int {
-	_, port, err := net.SplitHostPort(addr)
-	require.NoError(t, err)
-	n, err := strconv.Atoi(port)
-	require.NoError(t, err)
-	return n
-}
-
-func redisNewSentinel(addr string) *redis.SentinelClient {
-	return redis.NewSentinelClient(&redis.Options{Addr: addr})
 }
