@@ -19,7 +19,7 @@ import (
 // serverT starts a redis-server of its own for t, in memory only, with
 // extra arguments, stopped at the end; it skips t without the binary
 // (fails on CI).
-func serverT(t *testing.T, extra ...string) *redisServer {
+func serverT(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
 	bin := redisBinary(t)
 	if bin == "" {
@@ -32,7 +32,7 @@ func serverT(t *testing.T, extra ...string) *redisServer {
 }
 
 // replicaT starts a replica of the server at addr.
-func replicaT(t *testing.T, addr string) *redisServer {
+func replicaT(t testing.TB, addr string) *redisServer {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
