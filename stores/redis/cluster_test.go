@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -77,6 +78,23 @@ func TestCluster(t *testing.T) {
 		stepuptest.RunShared(t, muxApp, func(now func() time.Time) stepup.Store {
 			return redisstore.New(c, freshPrefix(), redisstore.Clock(now))
 		})
+	})
+	t.Run("durable writes go to the slot's master", func(t *testing.T) {
+		// No replica acknowledges here: each write must reach the master
+		// of its slot (not MOVED) and then miss its acknowledgement.
+		ctx := context.Background()
+		prefix := freshPrefix()
+		durable := redisstore.New(c, prefix, redisstore.Durable(1, 20*time.Millisecond))
+		plain := redisstore.New(c, prefix)
+		now := time.Now()
+		for i := range 12 {
+			id := fmt.Sprint("p", i)
+			require.NoError(t, durable.Put(ctx, park(now, id)))
+			_, err := durable.Consume(ctx, id)
+			require.ErrorIs(t, err, redisstore.ErrNotReplicated)
+			_, err = plain.Consume(ctx, id)
+			require.ErrorIs(t, err, stepup.ErrConsumed, "the Consume ran on the master of %s", id)
+		}
 	})
 	t.Run("keys spread over every master", func(t *testing.T) {
 		for _, n := range nodes {
