@@ -3,10 +3,13 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,14 +22,14 @@ import (
 	redisstore "github.com/stepupkit/stepup/stores/redis"
 )
 
-// clusterT starts three redis-servers in cluster mode and joins them with
-// redis-cli --cluster create into one cluster of three masters, each
-// serving a third of the slots; it skips t without the binaries (fails on
-// CI).
-func clusterT(t *testing.T) []*redisServer {
+// clusterT starts three redis-servers in cluster mode, and replicas more
+// for each, and joins them with redis-cli --cluster create into one
+// cluster of three masters, each serving a third of the slots; it skips t
+// without the binaries (fails on CI).
+func clusterT(t *testing.T, replicas int) []*redisServer {
 	t.Helper()
 	var nodes []*redisServer
-	for range 3 {
+	for range 3 * (1 + replicas) {
 		nodes = append(nodes, serverT(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "2000"))
 	}
@@ -40,13 +43,19 @@ func clusterT(t *testing.T) []*redisServer {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, addrs(nodes)...)
-	out, err := exec.CommandContext(ctx, cli, append(args, "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, cli, append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")...).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	for _, n := range nodes {
 		c := n.client()
 		require.Eventually(t, func() bool {
 			info, err := c.ClusterInfo(context.Background()).Result()
-			return err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:3")
+			if err != nil || !strings.Contains(info, "cluster_state:ok") ||
+				!strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", len(nodes))) {
+				return false
+			}
+			repl, err := c.Info(context.Background(), "replication").Result()
+			return err == nil && (strings.Contains(repl, "role:slave") && strings.Contains(repl, "master_link_status:up") ||
+				strings.Contains(repl, "role:master") && strings.Count(repl, "state=online") == replicas)
 		}, 20*time.Second, 50*time.Millisecond, "the cluster did not form")
 		c.Close()
 	}
@@ -64,7 +73,7 @@ func clusterClient(t *testing.T, nodes []*redisServer) *redis.ClusterClient {
 // the users' sets spread over the three masters: a script whose keys were
 // not in one slot would fail with CROSSSLOT.
 func TestCluster(t *testing.T) {
-	nodes := clusterT(t)
+	nodes := clusterT(t, 0)
 	c := clusterClient(t, nodes)
 	t.Run("store", func(t *testing.T) {
 		stepuptest.RunStore(t, func(now func() time.Time) stepup.Store {
@@ -112,13 +121,28 @@ func TestCluster(t *testing.T) {
 // counted challenges in one slot) to another master between the challenge
 // and the callback, by hand as redis-cli --cluster reshard does: IMPORTING
 // and MIGRATING, MIGRATE of every key, the callback while the slot is
-// still migrating (ASK), then SETSLOT NODE. The parked request runs once.
+// still migrating (ASK), then SETSLOT NODE. The parked request runs once;
+// with Durable, on a cluster with a replica per master, too (the durable
+// writes follow ASK and MOVED themselves).
 func TestClusterReshardDuringFlow(t *testing.T) {
-	nodes := clusterT(t)
+	for _, tc := range []struct {
+		name     string
+		replicas int
+		opts     []redisstore.Option
+	}{
+		{"three masters", 0, nil},
+		{"three masters with a replica each, Durable", 1, []redisstore.Option{redisstore.Durable(1, 2*time.Second)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { reshardDuringFlow(t, tc.replicas, tc.opts) })
+	}
+}
+
+func reshardDuringFlow(t *testing.T, replicas int, opts []redisstore.Option) {
+	nodes := clusterT(t, replicas)
 	c := clusterClient(t, nodes)
 	ctx := context.Background()
 	o := stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
-		return redisstore.New(c, redisstore.Prefix("{alice}:"), redisstore.Clock(now))
+		return redisstore.New(c, append([]redisstore.Option{redisstore.Prefix("{alice}:"), redisstore.Clock(now)}, opts...)...)
 	}}
 	env := stepuptest.NewEnv(t, muxApp, o)
 	other := env.Instance(muxApp, o)
@@ -129,25 +153,34 @@ func TestClusterReshardDuringFlow(t *testing.T) {
 	slot := int(c.ClusterKeySlot(ctx, "{alice}").Val())
 	src, err := c.MasterForKey(ctx, "{alice}")
 	require.NoError(t, err)
-	var dst *redisServer
-	for _, n := range nodes {
-		if n.addr() != src.Options().Addr {
-			dst = n
+	var masters []*redis.Client
+	var mu sync.Mutex
+	require.NoError(t, c.ForEachMaster(ctx, func(_ context.Context, m *redis.Client) error {
+		mu.Lock() // ForEachMaster calls concurrently
+		defer mu.Unlock()
+		masters = append(masters, m)
+		return nil
+	}))
+	var dst *redis.Client
+	for _, m := range masters {
+		if m.Options().Addr != src.Options().Addr {
+			dst = m
 			break
 		}
 	}
-	dc := dst.client()
-	t.Cleanup(func() { dc.Close() })
+	require.NotNil(t, dst)
 	srcID, err := src.Do(ctx, "cluster", "myid").Text()
 	require.NoError(t, err)
-	dstID, err := dc.Do(ctx, "cluster", "myid").Text()
+	dstID, err := dst.Do(ctx, "cluster", "myid").Text()
 	require.NoError(t, err)
-	require.NoError(t, dc.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err())
+	require.NoError(t, dst.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err())
 	require.NoError(t, src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err())
 	keys, err := src.ClusterGetKeysInSlot(ctx, slot, 100).Result()
 	require.NoError(t, err)
 	require.NotEmpty(t, keys, "the park and the user's counted challenge are in the slot")
-	args := []any{"migrate", "127.0.0.1", dst.port, "", 0, 5000, "keys"}
+	host, port, err := net.SplitHostPort(dst.Options().Addr)
+	require.NoError(t, err)
+	args := []any{"migrate", host, port, "", 0, 5000, "keys"}
 	for _, k := range keys {
 		args = append(args, k)
 	}
@@ -157,14 +190,12 @@ func TestClusterReshardDuringFlow(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 	assert.Equal(t, "done: transfer POST /transfer amount=5000&to=bob", resp.Body)
 
-	for _, n := range nodes {
-		nc := n.client()
-		require.NoError(t, nc.Do(ctx, "cluster", "setslot", slot, "node", dstID).Err())
-		nc.Close()
+	for _, m := range masters {
+		require.NoError(t, m.Do(ctx, "cluster", "setslot", slot, "node", dstID).Err())
 	}
 	require.Eventually(t, func() bool {
 		m, err := c.MasterForKey(ctx, "{alice}")
-		if err != nil || m.Options().Addr != dst.addr() {
+		if err != nil || m.Options().Addr != dst.Options().Addr {
 			c.ReloadState(ctx)
 			return false
 		}

@@ -91,9 +91,9 @@
 // timeout; the client's ReadTimeout must exceed the WAIT's timeout.
 //
 // On Cluster, Durable sends the pipeline to the master of the record's
-// slot (ClusterClient.MasterForKey): a write to a slot being migrated
-// answers MOVED or ASK there, which is an error (a 503) until the move
-// completes, instead of a redirect.
+// slot (ClusterClient.MasterForKey) and follows a slot being migrated
+// itself (ASK, with ASKING first; MOVED), as go-redis does for the
+// commands it routes; the WAIT then counts that master's replicas.
 //
 // The guard seals every record it keeps in Redis (stepup.Config.RecordKeys):
 // Redis holds no parked body, query or header in clear, and a record

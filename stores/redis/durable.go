@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,32 +53,74 @@ func (s *Store) runScript(ctx context.Context, durable bool, script *redis.Scrip
 	if !durable || !s.durable() {
 		return script.Run(ctx, s.rdb, keys, args...)
 	}
-	c, err := s.primary(ctx, keys[0])
-	if err != nil {
-		cmd := redis.NewCmd(ctx)
-		cmd.SetErr(err)
-		return cmd
-	}
-	var run *redis.Cmd
-	err = s.waited(ctx, c, func(p redis.Pipeliner) redis.Cmder { run = script.EvalSha(ctx, p, keys, args...); return run })
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		err = s.waited(ctx, c, func(p redis.Pipeliner) redis.Cmder { run = script.Eval(ctx, p, keys, args...); return run })
-	}
-	if run == nil {
-		run = redis.NewCmd(ctx)
-	}
+	run := redis.NewCmd(ctx)
+	err := s.durableWrite(ctx, keys[0], func(p redis.Pipeliner, eval bool) redis.Cmder {
+		if eval {
+			run = script.Eval(ctx, p, keys, args...)
+		} else {
+			run = script.EvalSha(ctx, p, keys, args...)
+		}
+		return run
+	})
 	if err != nil && run.Err() == nil {
 		run.SetErr(err)
 	}
 	return run
 }
 
-// waited runs write and WAIT in one pipeline. Its error is the write's,
-// else the WAIT's, else ErrNotReplicated when too few replicas answered.
-func (s *Store) waited(ctx context.Context, c redis.Cmdable, write func(redis.Pipeliner) redis.Cmder) error {
+// del deletes key, durable when the store is.
+func (s *Store) del(ctx context.Context, key string) error {
+	if !s.durable() {
+		return s.rdb.Del(ctx, key).Err()
+	}
+	return s.durableWrite(ctx, key, func(p redis.Pipeliner, _ bool) redis.Cmder { return p.Del(ctx, key) })
+}
+
+// durableWrite runs write and WAIT on the primary that holds key. It
+// sends the whole script when the primary does not have it yet (NOSCRIPT),
+// and on Cluster follows a slot that moved (MOVED) or is moving (ASK,
+// with ASKING first), as go-redis does for commands it routes itself; a
+// few attempts at most.
+func (s *Store) durableWrite(ctx context.Context, key string, write func(p redis.Pipeliner, eval bool) redis.Cmder) error {
+	c, err := s.primary(ctx, key)
+	if err != nil {
+		return err
+	}
+	asking, eval := false, false
+	for range 4 {
+		err = s.waited(ctx, c, asking, func(p redis.Pipeliner) redis.Cmder { return write(p, eval) })
+		if err == nil {
+			return nil
+		}
+		if !eval && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			eval = true
+			continue
+		}
+		f := strings.Fields(err.Error())
+		if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
+			return err
+		}
+		asking = f[0] == "ASK"
+		if cc, ok := s.rdb.(*redis.ClusterClient); ok && !asking {
+			cc.ReloadState(ctx) // the slot has moved for good: tell go-redis too
+		}
+		if c, err = s.node(ctx, f[2]); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// waited runs write and WAIT in one pipeline, after ASKING if asking. Its
+// error is the write's, else the WAIT's, else ErrNotReplicated when too
+// few replicas answered.
+func (s *Store) waited(ctx context.Context, c redis.Cmdable, asking bool, write func(redis.Pipeliner) redis.Cmder) error {
 	var run redis.Cmder
 	var acks *redis.Cmd
 	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if asking {
+			p.Do(ctx, "asking")
+		}
 		run = write(p)
 		acks = p.Do(ctx, "wait", s.replicas, s.wait.Milliseconds())
 		return nil
@@ -97,16 +141,30 @@ func (s *Store) waited(ctx context.Context, c redis.Cmdable, write func(redis.Pi
 	return err
 }
 
-// del deletes key, durable when the store is.
-func (s *Store) del(ctx context.Context, key string) error {
-	if !s.durable() {
-		return s.rdb.Del(ctx, key).Err()
+// node is the Cluster master at addr, which a redirect named.
+func (s *Store) node(ctx context.Context, addr string) (redis.Cmdable, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return nil, fmt.Errorf("redirected to %s outside a Cluster", addr)
 	}
-	c, err := s.primary(ctx, key)
-	if err != nil {
-		return err
+	var mu sync.Mutex
+	var found *redis.Client
+	err := cc.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		if c.Options().Addr == addr {
+			mu.Lock()
+			found = c
+			mu.Unlock()
+		}
+		return nil
+	})
+	if found == nil {
+		if err == nil {
+			err = fmt.Errorf("no master at %s", addr)
+		}
+		cc.ReloadState(ctx)
+		return nil, err
 	}
-	return s.waited(ctx, c, func(p redis.Pipeliner) redis.Cmder { return p.Del(ctx, key) })
+	return found, nil
 }
 
 // primary is the client that reaches the primary holding key on one
