@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,21 +140,46 @@ func TestFailoverLosesConsume(t *testing.T) {
 	}
 }
 
+// pausedConsume is a durable Store whose next successful Consume, once
+// armed, waits for the test before it returns: the test fails over between
+// the Consume and the replay that follows it.
+type pausedConsume struct {
+	*redisstore.Store
+	hook *consumeHook
+}
+
+type consumeHook struct {
+	armed    atomic.Bool
+	consumed chan struct{}
+	resume   chan struct{}
+}
+
+func (s pausedConsume) Consume(ctx context.Context, id string) (*stepup.Record, error) {
+	rec, err := s.Store.Consume(ctx, id)
+	if err == nil && s.hook.armed.CompareAndSwap(true, false) {
+		s.hook.consumed <- struct{}{}
+		<-s.hook.resume
+	}
+	return rec, err
+}
+
 // TestSentinelFailoverDuringFlows drives browser flows through two guards
 // on a durable store behind Sentinel (a primary, two replicas, three
-// Sentinels), and forces a failover (SENTINEL FAILOVER) after the
-// challenge and after the callback of each: every parked request runs
-// exactly once, and the refresh after the failover shows its kept answer.
+// Sentinels), and forces a failover (SENTINEL FAILOVER) at every step of
+// each: after the challenge, between the callback's Consume and its replay,
+// and after the callback. Every parked request runs exactly once, and the
+// refresh after the failover shows its kept answer.
 func TestSentinelFailoverDuringFlows(t *testing.T) {
 	primary := serverT(t)
 	replicaT(t, primary.addr())
 	replicaT(t, primary.addr())
 	sentinels := sentinelsT(t, primary.addr(), 3, 2)
 	client := failoverClient(t, sentinels)
+	hook := &consumeHook{consumed: make(chan struct{}), resume: make(chan struct{})}
 	o := stepuptest.Options{
 		Store: func(now func() time.Time) stepup.Store {
-			return redisstore.New(client, redisstore.Clock(now), redisstore.Durable(1, time.Second),
-				redisstore.Timeout(3*time.Second))
+			return pausedConsume{redisstore.New(client, redisstore.Clock(now), redisstore.Durable(1, time.Second),
+				redisstore.Timeout(3*time.Second)), hook}
 		},
 		Config: func(c *stepup.Config) { c.ProviderTimeout = 15 * time.Second },
 	}
@@ -172,20 +198,32 @@ func TestSentinelFailoverDuringFlows(t *testing.T) {
 		t.Logf("failover %d, %s to %s: %s", failovers, current, next, time.Since(start))
 		current = next
 	}
-	const flows = 3
+	const flows = 2
 	for i := range flows {
 		b := env.NewBrowser()
 		b.Login("alice")
 		challenge := b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000&to=bob", nil))
 		failover()
 		cb := b.Complete(challenge)
-		resp := b.Get(stepuptest.OnInstance(cb, other))
+
+		hook.armed.Store(true)
+		answered := make(chan *stepuptest.Response, 1)
+		go func() { answered <- b.Get(stepuptest.OnInstance(cb, other)) }()
+		select {
+		case <-hook.consumed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the callback did not consume the park")
+		}
+		failover() // consumed on the old primary, replayed after the switch
+		hook.resume <- struct{}{}
+		resp := <-answered
 		require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 		assert.Equal(t, "done: transfer POST /transfer amount=5000&to=bob", resp.Body)
+
 		failover()
 		again := b.Get(stepuptest.OnInstance(cb, env.Server))
 		assert.Equal(t, resp.Body, again.Body, "the refresh shows the kept answer")
 		assert.Len(t, env.Ledger.Runs("transfer"), i+1, "each parked request ran once")
 	}
-	assert.Equal(t, 2*flows, failovers)
+	assert.Equal(t, 3*flows, failovers)
 }
