@@ -127,51 +127,93 @@ func BenchmarkConsume(b *testing.B) {
 // fake; the clock moves two minutes per round so that caps never refuse.
 func BenchmarkFlow(b *testing.B) {
 	for _, st := range benchStores(b) {
-		b.Run("store="+st.name, func(b *testing.B) {
-			var clock atomic.Int64
-			clock.Store(time.Now().UnixNano())
-			now := func() time.Time { return time.Unix(0, clock.Load()) }
-			provider := &benchProvider{}
-			g, err := stepup.New(stepup.Config{
-				Provider:    provider,
-				Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
-				UserID:      func(*http.Request) (string, error) { return "alice", nil },
-				CallbackURL: "https://app.example/stepup/callback",
-				Policies:    []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}},
-				Store:       st.new(now),
-				RecordKeys:  [][]byte{stepuptest.RecordKey},
-				Now:         now,
-			})
-			require.NoError(b, err)
-			mux := http.NewServeMux()
-			mux.HandleFunc("POST /transfer", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("done")) })
-			root := g.Middleware(mux)
-			mux.Handle("GET /stepup/callback", g.Callback(root))
-			data := "amount=5000&to=bob&note=rent+for+november"
+		b.Run("store="+st.name, func(b *testing.B) { benchFlow(b, st.new) })
+	}
+}
+
+// benchFlow runs BenchmarkFlow's rounds on the store newStore returns.
+func benchFlow(b *testing.B, newStore func(now func() time.Time) stepup.Store) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	provider := &benchProvider{}
+	g, err := stepup.New(stepup.Config{
+		Provider:    provider,
+		Sessions:    sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+		UserID:      func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL: "https://app.example/stepup/callback",
+		Policies:    []stepup.Policy{{Method: http.MethodPost, Route: "/transfer", Action: "transfer"}},
+		Store:       newStore(now),
+		RecordKeys:  [][]byte{stepuptest.RecordKey},
+		Now:         now,
+	})
+	require.NoError(b, err)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /transfer", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("done")) })
+	root := g.Middleware(mux)
+	mux.Handle("GET /stepup/callback", g.Callback(root))
+	data := "amount=5000&to=bob&note=rent+for+november"
+	b.ReportAllocs()
+	for b.Loop() {
+		clock.Add(int64(2 * time.Minute))
+		r, _ := http.NewRequest(http.MethodPost, "https://app.example/transfer", strings.NewReader(data))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Accept", "text/html")
+		w := stepuptest.NewBenchWriter()
+		root.ServeHTTP(w, r)
+		if w.Code != http.StatusSeeOther {
+			b.Fatalf("park: status %d", w.Code)
+		}
+		cookie, _, _ := strings.Cut(w.Header().Get("Set-Cookie"), ";")
+		key := provider.last()
+		cb, _ := http.NewRequest(http.MethodGet, "https://app.example/stepup/callback?"+
+			url.Values{"park": {key}, "token": {"ok." + key}}.Encode(), nil)
+		cb.Header.Set("Cookie", cookie)
+		cb.Header.Set("Accept", "text/html")
+		w = stepuptest.NewBenchWriter()
+		root.ServeHTTP(w, cb)
+		if w.Code != http.StatusOK {
+			b.Fatalf("callback: status %d", w.Code)
+		}
+	}
+}
+
+// BenchmarkDurable: what Durable costs on a primary with one replica, both
+// on the loopback, without persistence: a Consume, and a whole challenge
+// flow through the guard (whose spent token, Consume and kept answer
+// wait), each without and with Durable(1, time.Second), in the same run.
+func BenchmarkDurable(b *testing.B) {
+	primary := serverT(b)
+	replicaT(b, primary.addr())
+	c := primary.client()
+	b.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	for _, mode := range []struct {
+		name string
+		opts []redisstore.Option
+	}{{"off", nil}, {"on", []redisstore.Option{redisstore.Durable(1, time.Second)}}} {
+		newStore := func(now func() time.Time) stepup.Store {
+			return redisstore.New(c, append([]redisstore.Option{freshPrefix(), redisstore.Clock(now)}, mode.opts...)...)
+		}
+		b.Run("op=consume/durable="+mode.name, func(b *testing.B) {
+			now := time.Now()
+			s := newStore(func() time.Time { return now })
+			i := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				clock.Add(int64(2 * time.Minute))
-				r, _ := http.NewRequest(http.MethodPost, "https://app.example/transfer", strings.NewReader(data))
-				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				r.Header.Set("Accept", "text/html")
-				w := stepuptest.NewBenchWriter()
-				root.ServeHTTP(w, r)
-				if w.Code != http.StatusSeeOther {
-					b.Fatalf("park: status %d", w.Code)
+				i++
+				id := fmt.Sprint("d", i)
+				b.StopTimer()
+				if err := s.Put(ctx, benchRecord(id, now)); err != nil {
+					b.Fatal(err)
 				}
-				cookie, _, _ := strings.Cut(w.Header().Get("Set-Cookie"), ";")
-				key := provider.last()
-				cb, _ := http.NewRequest(http.MethodGet, "https://app.example/stepup/callback?"+
-					url.Values{"park": {key}, "token": {"ok." + key}}.Encode(), nil)
-				cb.Header.Set("Cookie", cookie)
-				cb.Header.Set("Accept", "text/html")
-				w = stepuptest.NewBenchWriter()
-				root.ServeHTTP(w, cb)
-				if w.Code != http.StatusOK {
-					b.Fatalf("callback: status %d", w.Code)
+				b.StartTimer()
+				if _, err := s.Consume(ctx, id); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
+		b.Run("op=flow/durable="+mode.name, func(b *testing.B) { benchFlow(b, newStore) })
 	}
 }
 

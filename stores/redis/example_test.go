@@ -94,3 +94,31 @@ func ExampleStore_Reserve() {
 	// 1 <nil> 0s
 	// 2 stepup: too many challenges 8m0s
 }
+
+// A durable store answers a Consume only once a replica has it, so that a
+// failover cannot lose it and let the parked request run twice. Here the
+// Redis has no replica: the Consume is an error (the guard answers 503
+// and runs nothing).
+func ExampleDurable() {
+	mr := miniredis.NewMiniRedis() // a primary without replicas
+	if err := mr.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer mr.Close()
+	ctx := context.Background()
+	// In production: redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster",
+	// SentinelAddrs: sentinels}), one replica, and Durable(1, time.Second).
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	store := redisstore.New(rdb, redisstore.Durable(1, 100*time.Millisecond))
+
+	now := time.Now()
+	err := store.Put(ctx, &stepup.Record{ID: "park-1", Kind: stepup.KindPark, UserID: "alice",
+		Method: http.MethodPost, Path: "/transfer", Body: []byte("amount=5000"), Created: now, Expires: now.Add(10 * time.Minute)})
+	fmt.Println("park:", err) // a new challenge does not wait
+	_, err = store.Consume(ctx, "park-1")
+	fmt.Println(errors.Is(err, redisstore.ErrNotReplicated))
+	// Output:
+	// park: <nil>
+	// true
+}

@@ -59,12 +59,14 @@ func freshPrefix() redisstore.Option {
 // redisServer is a redis-server the test started in a temporary directory,
 // on a free port of 127.0.0.1.
 type redisServer struct {
-	t       testing.TB
-	bin     string
-	dir     string
-	port    int
-	persist bool // an append-only file, synced before every answer
-	cmd     *exec.Cmd
+	t        testing.TB
+	bin      string
+	dir      string
+	port     int
+	persist  bool     // an append-only file, synced before every answer
+	extra    []string // more arguments: a replica's, a cluster node's
+	sentinel string   // a Sentinel's config file: run as a Sentinel
+	cmd      *exec.Cmd
 }
 
 // redisBinary returns the path of redis-server, "" to skip the tests that
@@ -146,9 +148,14 @@ func (s *redisServer) start() {
 	s.t.Helper()
 	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir, "--save", "",
 		"--maxmemory-policy", "noeviction", "--logfile", filepath.Join(s.dir, "redis.log")}
+	if s.sentinel != "" { // a config file Sentinel rewrites, first
+		args = []string{s.sentinel, "--sentinel", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+			"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log")}
+	}
 	if s.persist {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	}
+	args = append(args, s.extra...)
 	s.cmd = exec.Command(s.bin, args...)
 	dieWithTest(s.cmd)
 	require.NoError(s.t, s.cmd.Start())

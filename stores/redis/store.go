@@ -21,6 +21,9 @@ type Store struct {
 	prefix  string
 	timeout time.Duration
 	now     func() time.Time
+
+	replicas int           // Durable: replicas that must acknowledge a state change
+	wait     time.Duration // Durable: how long they may take
 }
 
 var (
@@ -127,7 +130,20 @@ func nonce() string { return rand.Text() }
 // the client sets ContextTimeoutEnabled: call returns when the timeout
 // passes whatever the client's options, and f's results are then unused.
 func (s *Store) call(ctx context.Context, op string, f func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	return s.callFor(ctx, op, s.timeout, f)
+}
+
+// callDurable is call for a state change that Durable makes wait: its
+// timeout is the store's plus the WAIT's.
+func (s *Store) callDurable(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	if !s.durable() {
+		return s.call(ctx, op, f)
+	}
+	return s.callFor(ctx, op, s.timeout+s.wait, f)
+}
+
+func (s *Store) callFor(ctx context.Context, op string, timeout time.Duration, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- f(ctx) }()
@@ -173,9 +189,13 @@ func (s *Store) Put(ctx context.Context, rec *stepup.Record) error {
 	}
 	now := s.now()
 	var written int64
-	err = s.call(ctx, "put", func(ctx context.Context) error {
+	run := s.call
+	if challenge == "0" {
+		run = s.callDurable // what follows a passed challenge must happen once
+	}
+	err = run(ctx, "put", func(ctx context.Context) error {
 		var err error
-		written, err = putScript.Run(ctx, s.rdb, []string{s.recordKey(rec.ID)},
+		written, err = s.runScript(ctx, challenge == "0", putScript, []string{s.recordKey(rec.ID)},
 			stamp(now), stamp(rec.Expires), data, consumed, nonce(), ttl(now, rec.Expires), challenge).Int64()
 		return err
 	})
@@ -215,9 +235,9 @@ func (s *Store) Get(ctx context.Context, id string) (*stepup.Record, error) {
 // concurrent callers on any instance exactly one gets it.
 func (s *Store) Consume(ctx context.Context, id string) (*stepup.Record, error) {
 	var res []any
-	err := s.call(ctx, "consume", func(ctx context.Context) error {
+	err := s.callDurable(ctx, "consume", func(ctx context.Context) error {
 		var err error
-		res, err = consumeScript.Run(ctx, s.rdb, []string{s.recordKey(id)}, stamp(s.now()), nonce()).Slice()
+		res, err = s.runScript(ctx, true, consumeScript, []string{s.recordKey(id)}, stamp(s.now()), nonce()).Slice()
 		return err
 	})
 	if err != nil {
@@ -238,8 +258,8 @@ func (s *Store) Consume(ctx context.Context, id string) (*stepup.Record, error) 
 
 // Delete implements stepup.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	return s.call(ctx, "delete", func(ctx context.Context) error {
-		return s.rdb.Del(ctx, s.recordKey(id)).Err()
+	return s.callDurable(ctx, "delete", func(ctx context.Context) error {
+		return s.del(ctx, s.recordKey(id))
 	})
 }
 
