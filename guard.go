@@ -211,6 +211,7 @@ type Guard struct {
 	callbackSuffix string
 	cookie         cookieCodec  // the guard's own cookie with CookieKeys or a CookieStore, else nil (cookie.go)
 	signIn         *signInSetup // Config.SignIn checked, nil without it (signin.go)
+	faults         faultLog     // the log lines of store faults, one per interval (outage.go)
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.

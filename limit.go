@@ -43,7 +43,8 @@ import (
 //     counts them all as one: the caps still hold, only less apart.
 //
 // Any other error means the counter could not answer: the guard then
-// fails closed with a 503 and tracks nothing.
+// opens no challenge (503 with Retry-After where one is needed), and still
+// asks the provider, running what it allows (see Guard.Enforce).
 type Counter interface {
 	Reserve(ctx context.Context, s Slot, perUser, perSession int) (wait time.Duration, err error)
 	Attach(ctx context.Context, s Slot, session string) error
@@ -220,7 +221,7 @@ func (g *Guard) reserveIn(w http.ResponseWriter, r *http.Request, bucket, id, us
 	case err != nil:
 		return Slot{}, refusal(http.StatusServiceUnavailable, "busy",
 			"Verification is unavailable right now. Nothing was done; please try again in a moment.",
-			fmt.Errorf("%w: challenge counter: %w", ErrInternal, err))
+			fmt.Errorf("%w: challenge counter: %w", ErrInternal, storeFault{err}))
 	}
 	return s, nil
 }

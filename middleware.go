@@ -326,12 +326,14 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	}
 	sid := g.capSession(r, st)
 	parkID := newID()
-	slot, e := g.reserveIn(w, r, capBucket(kindStepUp, st.established(g.now())), parkID, user, sid)
-	if e != nil {
-		return e
+	slot, noSlot := g.reserveIn(w, r, capBucket(kindStepUp, st.established(g.now())), parkID, user, sid)
+	if noSlot != nil && !isStoreFault(noSlot.Err) {
+		return noSlot // a cap is reached
 	}
+	// A counter that cannot answer stops only what needs it (outage.go):
+	// without a slot no challenge opens, but what the provider allows runs.
 	resp, err := g.track(r, rl, user, parkID, custom)
-	if err != nil || !rl.opensChallenge(resp) {
+	if noSlot == nil && (err != nil || !rl.opensChallenge(resp)) {
 		_ = g.limiter.Release(ctx, slot) // no challenge was opened; a slot not given back expires
 	}
 	if err != nil {
@@ -347,6 +349,9 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		return providerError(err)
 	}
 	ev.State = resp.State
+	if noSlot != nil && rl.opensChallenge(resp) {
+		return noSlot // a challenge needs the counter (and the store): 503
+	}
 	switch resp.State {
 	case authsignal.StateAllow:
 		if !resp.IsEnrolled {
@@ -360,7 +365,11 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 			next.ServeHTTP(w, verified(r, rl.Action, user, HowUnenrolled, custom, hasBody(r), body))
 			return nil
 		}
-		g.emit(ctx, *ev, EventAllow, string(HowAllow))
+		aev := *ev
+		if noSlot != nil {
+			aev.Err = noSlot.Err // allowed while the counter is down: said once per interval in the log
+		}
+		g.emit(ctx, aev, EventAllow, string(HowAllow))
 		next.ServeHTTP(w, verified(r, rl.Action, user, HowAllow, custom, hasBody(r), body))
 		return nil
 	case authsignal.StateBlock:

@@ -7,7 +7,9 @@ package stepup_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,4 +96,233 @@ func TestStoreDownFailsClosedAndTheParkSurvives(t *testing.T) {
 			assert.Len(t, env.Ledger.Runs("transfer"), 1, "the park completed once the store was back")
 		})
 	}
+}
+
+// flakyCounter is a flakyStore that also counts the challenge caps
+// (stepup.Counter), as a shared store does, and can be taken down alone:
+// counterDown fails the counter and leaves the records readable.
+type flakyCounter struct {
+	*flakyStore
+	caps        stepup.Counter
+	counterDown atomic.Bool
+}
+
+var errCounterSlow = errors.New("counter: i/o timeout")
+
+func (c *flakyCounter) err() error {
+	switch {
+	case c.down.Load():
+		return errStoreDown
+	case c.counterDown.Load():
+		return errCounterSlow
+	}
+	return nil
+}
+
+func (c *flakyCounter) Reserve(ctx context.Context, s stepup.Slot, perUser, perSession int) (time.Duration, error) {
+	if err := c.err(); err != nil {
+		return 0, err
+	}
+	return c.caps.Reserve(ctx, s, perUser, perSession)
+}
+
+func (c *flakyCounter) Attach(ctx context.Context, s stepup.Slot, session string) error {
+	if err := c.err(); err != nil {
+		return err
+	}
+	return c.caps.Attach(ctx, s, session)
+}
+
+func (c *flakyCounter) Release(ctx context.Context, s stepup.Slot) error {
+	if err := c.err(); err != nil {
+		return err
+	}
+	return c.caps.Release(ctx, s)
+}
+
+// outageEnv is an Env on a flakyCounter whose /transfer policy remembers a
+// passed step-up for five minutes; log collects the guard's log lines.
+func outageEnv(t *testing.T, log *syncBuffer) (*stepuptest.Env, *flakyCounter) {
+	t.Helper()
+	var store *flakyCounter
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{
+		Store: func(now func() time.Time) stepup.Store {
+			store = &flakyCounter{flakyStore: &flakyStore{MemoryStore: stepup.NewMemoryStore(stepup.MemoryClock(now))},
+				caps: stepup.NewParkLimiter()}
+			return store
+		},
+		Config: func(c *stepup.Config) {
+			for i := range c.Policies {
+				if c.Policies[i].Route == "/transfer" {
+					c.Policies[i].Remember = 5 * time.Minute
+				}
+			}
+			c.MaxChallengesPerUser, c.MaxChallengesPerSession = 1, 1
+			if log != nil {
+				c.Logger = slog.New(slog.NewTextHandler(log, nil))
+			}
+		},
+	})
+	return env, store
+}
+
+// TestStoreOutageStopsOnlyWhatNeedsTheStore: with the Store and Counter
+// down, or the Counter alone, what Authsignal allows still runs and is
+// tracked as usual; what needs a challenge is a 503 with Retry-After,
+// tracked but never parked, counted or run; a Remember grant that cannot
+// be read is no grant.
+func TestStoreOutageStopsOnlyWhatNeedsTheStore(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		down  func(s *flakyCounter)
+		cause error
+	}{
+		{"store and counter down", func(s *flakyCounter) { s.down.Store(true) }, errStoreDown},
+		{"counter down, records readable", func(s *flakyCounter) { s.counterDown.Store(true) }, errCounterSlow},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, store := outageEnv(t, nil)
+			b := env.NewBrowser()
+			b.Login("alice")
+			tc.down(store)
+			tracked := len(env.Emulator.Tracked())
+
+			resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5", nil)
+			require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+			assert.Len(t, env.Ledger.Runs("transfer"), 1, "an ALLOW needs no store: it runs")
+			allows := env.Events.Of(stepup.EventAllow)
+			require.Len(t, allows, 1)
+			assert.ErrorIs(t, allows[0].Err, tc.cause, "the allow names what could not answer")
+			assert.Len(t, env.Emulator.Tracked(), tracked+1)
+
+			for _, req := range []struct {
+				name string
+				do   func() *stepuptest.Response
+			}{
+				{"browser", func() *stepuptest.Response {
+					return b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)
+				}},
+				{"api", func() *stepuptest.Response { return b.API(http.MethodPost, "/api/transfer", `{"amount":5000}`, nil) }},
+				{"get", func() *stepuptest.Response { return b.Get("/report") }},
+			} {
+				tracked := len(env.Emulator.Tracked())
+				resp := req.do()
+				assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s: %s", req.name, resp.Body)
+				assert.Equal(t, "5", resp.Header.Get("Retry-After"), req.name)
+				assert.ErrorIs(t, env.Events.LastRefusal(), tc.cause, req.name)
+				assert.ErrorIs(t, env.Events.LastRefusal(), stepup.ErrInternal, req.name)
+				assert.Len(t, env.Emulator.Tracked(), tracked+1, "%s: Authsignal was asked", req.name)
+			}
+			assert.Empty(t, env.Events.Of(stepup.EventChallenge), "no challenge opened")
+			assert.Zero(t, store.Len(), "nothing parked")
+			assert.Len(t, env.Ledger.Runs(""), 1, "only the allowed transfer ran")
+
+			// Back up: nothing was counted during the outage (the cap is
+			// one), so the next challenge opens, and completes once.
+			store.down.Store(false)
+			store.counterDown.Store(false)
+			cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=6000", nil)))
+			require.Equal(t, http.StatusOK, b.Get(cb).StatusCode)
+			assert.Len(t, env.Ledger.Runs("transfer"), 2)
+		})
+	}
+}
+
+// TestStoreOutageGrantUnreadableIsNoGrant: a Remember grant the store
+// cannot read does not let a request through: it is judged afresh, so
+// an amount Authsignal allows runs and one it challenges is a 503.
+func TestStoreOutageGrantUnreadableIsNoGrant(t *testing.T) {
+	env, store := outageEnv(t, nil)
+	b := env.NewBrowser()
+	b.Login("alice")
+	cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)))
+	require.Equal(t, http.StatusOK, b.Get(cb).StatusCode)
+	tracked := len(env.Emulator.Tracked())
+	resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=7000", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the grant lets it through: %s", resp.Body)
+	require.Len(t, env.Emulator.Tracked(), tracked, "on the grant, without asking Authsignal")
+
+	store.down.Store(true)
+	resp = b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=7000", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, resp.Body)
+	assert.Len(t, env.Emulator.Tracked(), tracked+1, "no grant read: judged afresh")
+	resp = b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=8", nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+	runs := env.Ledger.Runs("transfer")
+	require.Len(t, runs, 3)
+	assert.Contains(t, string(runs[2].Body), "amount=8", "the allowed one ran, the challenged one did not")
+	allows := env.Events.Of(stepup.EventAllow)
+	assert.Equal(t, "allow", allows[len(allows)-1].Reason, "on Authsignal's ALLOW, not a grant")
+}
+
+// TestStoreOutageStoreDownCounterUp: a Store that cannot park with a
+// counter that works gives the slot back: the cap (one) is free again
+// once the store is.
+func TestStoreOutageStoreDownCounterUp(t *testing.T) {
+	var store *flakyStore
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{
+		Store: func(now func() time.Time) stepup.Store {
+			store = &flakyStore{MemoryStore: stepup.NewMemoryStore(stepup.MemoryClock(now))}
+			return store
+		},
+		Config: func(c *stepup.Config) { c.MaxChallengesPerUser, c.MaxChallengesPerSession = 1, 1 },
+	})
+	b := env.NewBrowser()
+	b.Login("alice")
+	store.down.Store(true)
+	resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, resp.Body)
+	assert.ErrorIs(t, env.Events.LastRefusal(), errStoreDown)
+	assert.Equal(t, http.StatusOK, b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5", nil).StatusCode)
+	store.down.Store(false)
+	b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil))
+}
+
+// TestStoreOutageLoggedOncePerInterval: every request is an event, but
+// the log names a store fault once per 10 seconds, then says how many
+// lines it left out.
+func TestStoreOutageLoggedOncePerInterval(t *testing.T) {
+	var log syncBuffer
+	env, store := outageEnv(t, &log)
+	b := env.NewBrowser()
+	b.Login("alice")
+	store.down.Store(true)
+	lines := func() []string {
+		var out []string
+		for _, l := range strings.Split(log.String(), "\n") {
+			if strings.Contains(l, errStoreDown.Error()) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for _, step := range []struct {
+		advance time.Duration
+		lines   int
+		skipped string
+	}{
+		{0, 1, ""}, // the first is logged, and says nothing was left out
+		{0, 1, ""},
+		{5 * time.Second, 1, ""},
+		{5*time.Second - time.Nanosecond, 1, ""}, // 9.999… s after the first line
+		{time.Nanosecond, 2, "store_faults_not_logged=3"},
+		{9 * time.Second, 2, ""},
+		{time.Second, 3, "store_faults_not_logged=1"},
+	} {
+		env.Clock.Advance(step.advance)
+		resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		got := lines()
+		require.Len(t, got, step.lines, log.String())
+		if step.skipped != "" {
+			assert.Contains(t, got[len(got)-1], step.skipped)
+		}
+	}
+	assert.NotContains(t, lines()[0], "store_faults_not_logged")
+	assert.Len(t, env.Events.Of(stepup.EventRefuse), 7, "an event per request")
+	for range 2 {
+		other := b.Do(http.MethodPost, "/transfer", "multipart/form-data; boundary=x", "--x--", nil)
+		assert.Equal(t, http.StatusUnsupportedMediaType, other.StatusCode)
+	}
+	assert.Equal(t, 2, strings.Count(log.String(), "reason=unsupported_body"), "other causes are logged each time")
 }
