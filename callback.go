@@ -138,7 +138,7 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 	if token == "" {
 		return errStepUpFailed(errors.New("no token"))
 	}
-	bound, verr := g.validate(r, user, rec.Action, token)
+	bound, verr := g.validate(r, user, rec.Action, token, rec)
 	if verr != nil {
 		if errors.Is(verr, ErrStepUpFailed) {
 			// A definite "no" (failed, cancelled, foreign token) ends this

@@ -85,7 +85,7 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 	if e != nil {
 		return nil, e
 	}
-	rec, e := g.validate(r, user, rl.Action, token)
+	rec, e := g.validate(r, user, rl.Action, token, nil)
 	if e != nil {
 		return nil, e
 	}
@@ -111,8 +111,11 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 }
 
 // validate asks the provider about token and checks every binding against
-// the record the token's idempotency key names. It does not spend anything.
-func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, *Error) {
+// the record the token's idempotency key names: known, when the caller
+// read it already (the park of a callback), else read now. It does not
+// spend anything: a record read before the provider answered may have been
+// consumed since, which the spend's Consume finds, atomically.
+func (g *Guard) validate(r *http.Request, user, action, token string, known *Record) (*Record, *Error) {
 	if len(token) > 8192 {
 		return nil, errStepUpFailed(errors.New("token too long"))
 	}
@@ -134,7 +137,10 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 		vr.UserID != user || vr.Action != action || vr.IdempotencyKey == "" {
 		return nil, errStepUpFailed(fmt.Errorf("validate: valid=%t state=%q", vr != nil && vr.IsValid, stateOf(vr)))
 	}
-	rec, err := g.cfg.Store.Get(r.Context(), vr.IdempotencyKey)
+	rec, err := known, error(nil)
+	if known == nil || known.ID != vr.IdempotencyKey {
+		rec, err = g.cfg.Store.Get(r.Context(), vr.IdempotencyKey)
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, errStepUpFailed(errors.New("no challenge recorded for this token"))
