@@ -27,8 +27,8 @@ type Store struct {
 }
 
 var (
-	_ stepup.Store   = (*Store)(nil)
-	_ stepup.Counter = (*Store)(nil)
+	_ stepup.Store       = (*Store)(nil)
+	_ stepup.PassCounter = (*Store)(nil)
 )
 
 // Option configures a Store.
