@@ -229,7 +229,7 @@ type sealedStore struct {
 	logger *slog.Logger
 }
 
-var _ Store = (*sealedStore)(nil)
+var _ Spender = (*sealedStore)(nil)
 
 func newSealedStore(inner Store, sealer *recordSealer, logger *slog.Logger) *sealedStore {
 	s := &sealedStore{inner: inner, sealer: sealer, logger: logger}
@@ -265,6 +265,28 @@ func (s *sealedStore) Consume(ctx context.Context, id string) (*Record, error) {
 		return nil, err
 	}
 	return s.open(ctx, id, stored)
+}
+
+// Spend implements Spender: in one step when Config.Store is a Spender,
+// else as a Put of used then a Consume of park; a park that cannot be
+// consumed then leaves used written (a token spent for nothing).
+func (s *sealedStore) Spend(ctx context.Context, used *Record, park string) (*Record, error) {
+	sealed, err := s.sealer.seal(used)
+	if err != nil {
+		return nil, err
+	}
+	sp, ok := s.inner.(Spender)
+	if !ok {
+		if err := s.inner.Put(ctx, sealed); err != nil {
+			return nil, err
+		}
+		return s.Consume(ctx, park)
+	}
+	stored, err := sp.Spend(ctx, sealed, park)
+	if err != nil {
+		return nil, err
+	}
+	return s.open(ctx, park, stored)
 }
 
 // Delete implements Store.

@@ -47,6 +47,29 @@ type Store interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// Spender is a Store that spends a passed challenge's token in one step.
+// When Config.Store implements it, the guard spends with one Spend (one
+// round trip on a shared store) instead of a Put and a Consume. The
+// contract, beside Store's:
+//   - Spend(ctx, used, park) puts used (a KindUsed record whose Park is
+//     park) and consumes the record park, as one atomic step across all
+//     instances: when a live record has used.ID it returns ErrExists and
+//     consumes nothing; when park is missing or expired (ErrNotFound) or
+//     consumed (ErrConsumed) it writes nothing; else it writes used as Put
+//     would (never overwriting, in the room park reserved for it) and
+//     consumes park, returning it as Consume does. Of any number of
+//     concurrent Spends of one park exactly one succeeds.
+//   - Any other error means the store could not answer: used and park are
+//     then as they were, or used is written and park consumed. The guard
+//     deletes used then, so that a park still pending can be completed.
+//
+// A wrapper that embeds a Spender to change what Put or Consume do must
+// implement Spend too: the guard calls it instead of them.
+type Spender interface {
+	Store
+	Spend(ctx context.Context, used *Record, park string) (*Record, error)
+}
+
 // MemoryStore is a Store in the memory of one process, bounded in entries
 // and bytes, that forgets records when they expire. It suits a single
 // instance; several instances need a shared store such as stores/redis.
@@ -96,7 +119,7 @@ type memoryEntry struct {
 	consumed bool
 }
 
-var _ Store = (*MemoryStore)(nil)
+var _ Spender = (*MemoryStore)(nil)
 
 // MemoryOption configures a MemoryStore.
 type MemoryOption func(*MemoryStore)
@@ -320,6 +343,47 @@ func raise(c *atomic.Int64, d, limit int64) bool {
 			return true
 		}
 	}
+}
+
+// Spend implements Spender, under the locks of both records' shards.
+func (s *MemoryStore) Spend(_ context.Context, used *Record, park string) (*Record, error) {
+	if used == nil || used.ID == "" || used.Park != park || park == "" {
+		return nil, fmt.Errorf("stepup: memory store: spend: a spent token names its park")
+	}
+	e := &memoryEntry{rec: used.own(), exp: unixNano(used.Expires)}
+	e.rec.Consumed = false
+	e.size = int64(e.rec.size())
+	i, j := s.shardOf(used.ID), s.shardOf(park)
+	for attempt := 0; ; attempt++ {
+		now := unixNano(s.now())
+		s.lockPair(i, j)
+		rec, err := s.spend(&s.shards[i], &s.shards[j], e, park, now)
+		s.unlockPair(i, j)
+		if !errors.Is(err, ErrStoreFull) || attempt > 0 {
+			return rec, err
+		}
+		s.expireAll(now) // as put does: expired records never hold capacity
+	}
+}
+
+// spend is Spend with the shards of the spent token (sh) and of its park
+// (ps) locked.
+func (s *MemoryStore) spend(sh, ps *memoryShard, e *memoryEntry, park string, now int64) (*Record, error) {
+	s.expire(ps, now)
+	p, ok := ps.recs[park]
+	switch {
+	case !ok:
+		return nil, ErrNotFound
+	case p.consumed:
+		return nil, ErrConsumed
+	}
+	if err := s.insert(sh, ps, e, now); err != nil {
+		return nil, err
+	}
+	p.consumed = true
+	c := p.rec.clone()
+	c.Consumed = true
+	return c, nil
 }
 
 // Get implements Store.

@@ -7,6 +7,7 @@ package stepup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -23,8 +24,10 @@ import (
 
 // flakyStore is a MemoryStore that can be taken down, or made to fail the
 // next Consume only, as a shared store fails when its server goes away.
+// It is a plain Store: the guard spends a token on it with a Put and a
+// Consume (flakySpender spends in one step).
 type flakyStore struct {
-	*stepup.MemoryStore
+	mem         *stepup.MemoryStore
 	down        atomic.Bool
 	failConsume atomic.Bool
 	lostPut     atomic.Bool // the next spent token is written, but its answer is lost
@@ -32,69 +35,106 @@ type flakyStore struct {
 
 var errStoreDown = errors.New("store: connection refused")
 
+func newFlakyStore(now func() time.Time) *flakyStore {
+	return &flakyStore{mem: stepup.NewMemoryStore(stepup.MemoryClock(now))}
+}
+
+func (s *flakyStore) Len() int { return s.mem.Len() }
+
 func (s *flakyStore) Put(ctx context.Context, rec *stepup.Record) error {
 	if s.down.Load() {
 		return errStoreDown
 	}
 	if rec.Kind == stepup.KindUsed && s.lostPut.CompareAndSwap(true, false) {
-		_ = s.MemoryStore.Put(ctx, rec)
+		_ = s.mem.Put(ctx, rec)
 		return errStoreDown
 	}
-	return s.MemoryStore.Put(ctx, rec)
+	return s.mem.Put(ctx, rec)
 }
 
 func (s *flakyStore) Get(ctx context.Context, id string) (*stepup.Record, error) {
 	if s.down.Load() {
 		return nil, errStoreDown
 	}
-	return s.MemoryStore.Get(ctx, id)
+	return s.mem.Get(ctx, id)
 }
 
 func (s *flakyStore) Consume(ctx context.Context, id string) (*stepup.Record, error) {
 	if s.down.Load() || s.failConsume.CompareAndSwap(true, false) {
 		return nil, errStoreDown
 	}
-	return s.MemoryStore.Consume(ctx, id)
+	return s.mem.Consume(ctx, id)
 }
 
 func (s *flakyStore) Delete(ctx context.Context, id string) error {
 	if s.down.Load() {
 		return errStoreDown
 	}
-	return s.MemoryStore.Delete(ctx, id)
+	return s.mem.Delete(ctx, id)
+}
+
+// flakySpender is a flakyStore that spends in one step (stepup.Spender):
+// failConsume fails the next Spend with nothing done, lostPut does the
+// next Spend and loses its answer.
+type flakySpender struct{ *flakyStore }
+
+var _ stepup.Spender = flakySpender{}
+
+func (s flakySpender) Spend(ctx context.Context, used *stepup.Record, park string) (*stepup.Record, error) {
+	if s.down.Load() || s.failConsume.CompareAndSwap(true, false) {
+		return nil, errStoreDown
+	}
+	rec, err := s.mem.Spend(ctx, used, park)
+	if err == nil && s.lostPut.CompareAndSwap(true, false) {
+		return nil, errStoreDown
+	}
+	return rec, err
 }
 
 func TestStoreDownFailsClosedAndTheParkSurvives(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		when func(s *flakyStore)
+		// A Spender's one step done with its answer lost: the park was
+		// consumed and never ran; at most once, it is refused as used.
+		endedBySpender bool
 	}{
-		{"store down at the callback", func(s *flakyStore) { s.down.Store(true) }},
-		{"store lost between spending the token and consuming the park", func(s *flakyStore) { s.failConsume.Store(true) }},
-		{"the spent token written, its answer lost", func(s *flakyStore) { s.lostPut.Store(true) }},
+		{"store down at the callback", func(s *flakyStore) { s.down.Store(true) }, false},
+		{"store lost between spending the token and consuming the park", func(s *flakyStore) { s.failConsume.Store(true) }, false},
+		{"the spent token written, its answer lost", func(s *flakyStore) { s.lostPut.Store(true) }, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var store *flakyStore
-			env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
-				store = &flakyStore{MemoryStore: stepup.NewMemoryStore(stepup.MemoryClock(now))}
-				return store
-			}})
-			b := env.NewBrowser()
-			b.Login("alice")
-			cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)))
+		for _, spender := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/spender=%t", tc.name, spender), func(t *testing.T) {
+				var store *flakyStore
+				env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
+					store = newFlakyStore(now)
+					if spender {
+						return flakySpender{store}
+					}
+					return store
+				}})
+				b := env.NewBrowser()
+				b.Login("alice")
+				cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)))
 
-			tc.when(store)
-			resp := b.Get(cb)
-			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, resp.Body)
-			assert.Equal(t, "5", resp.Header.Get("Retry-After"))
-			assert.ErrorIs(t, env.Events.LastRefusal(), errStoreDown, "the cause is named")
-			assert.Empty(t, env.Ledger.Runs("transfer"))
+				tc.when(store)
+				resp := b.Get(cb)
+				assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, resp.Body)
+				assert.Equal(t, "5", resp.Header.Get("Retry-After"))
+				assert.ErrorIs(t, env.Events.LastRefusal(), errStoreDown, "the cause is named")
+				assert.Empty(t, env.Ledger.Runs("transfer"))
 
-			store.down.Store(false)
-			resp = b.Get(cb)
-			require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
-			assert.Len(t, env.Ledger.Runs("transfer"), 1, "the park completed once the store was back")
-		})
+				store.down.Store(false)
+				resp = b.Get(cb)
+				if spender && tc.endedBySpender {
+					assert.Equal(t, http.StatusConflict, resp.StatusCode, resp.Body)
+					assert.Empty(t, env.Ledger.Runs("transfer"), "never run")
+					return
+				}
+				require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+				assert.Len(t, env.Ledger.Runs("transfer"), 1, "the park completed once the store was back")
+			})
+		}
 	}
 }
 
@@ -147,7 +187,7 @@ func outageEnv(t *testing.T, log *syncBuffer) (*stepuptest.Env, *flakyCounter) {
 	var store *flakyCounter
 	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{
 		Store: func(now func() time.Time) stepup.Store {
-			store = &flakyCounter{flakyStore: &flakyStore{MemoryStore: stepup.NewMemoryStore(stepup.MemoryClock(now))},
+			store = &flakyCounter{flakyStore: newFlakyStore(now),
 				caps: stepup.NewParkLimiter()}
 			return store
 		},
@@ -262,7 +302,7 @@ func TestStoreOutageStoreDownCounterUp(t *testing.T) {
 	var store *flakyStore
 	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{
 		Store: func(now func() time.Time) stepup.Store {
-			store = &flakyStore{MemoryStore: stepup.NewMemoryStore(stepup.MemoryClock(now))}
+			store = newFlakyStore(now)
 			return store
 		},
 		Config: func(c *stepup.Config) { c.MaxChallengesPerUser, c.MaxChallengesPerSession = 1, 1 },

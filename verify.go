@@ -156,26 +156,22 @@ func (g *Guard) validate(r *http.Request, user, action, token string, known *Rec
 	return rec, nil
 }
 
-// spend records the token as used and consumes the record, atomically in
-// the store: of concurrent attempts exactly one gets through.
+// spend records the token as used and consumes the record, in the store
+// (one step with a Spender): of concurrent attempts exactly one gets
+// through, the one whose Consume takes the park.
 func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
 	now := g.now()
-	err := g.cfg.Store.Put(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now, Expires: now.Add(g.cfg.ParkTTL + time.Minute),
-		Park: rec.ID})
-	if errors.Is(err, ErrExists) {
+	_, err := g.records.Spend(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now,
+		Expires: now.Add(g.cfg.ParkTTL + time.Minute), Park: rec.ID}, rec.ID)
+	switch {
+	case errors.Is(err, ErrExists) || errors.Is(err, ErrConsumed) || errors.Is(err, ErrNotFound):
 		return errUsed()
-	} else if err != nil {
-		// Nothing spent: the park stays pending for another try. A write
-		// that failed only on its way back is undone: the park's Consume,
-		// not this record, is what lets exactly one attempt through.
-		_ = g.cfg.Store.Delete(ctx, usedID(token))
-		return errBusy(err)
-	}
-	if _, err := g.cfg.Store.Consume(ctx, rec.ID); errors.Is(err, ErrConsumed) || errors.Is(err, ErrNotFound) {
-		return errUsed()
-	} else if err != nil {
-		// The store failed between the two steps: give the token back, so
-		// that the park, still pending, can complete once the store is back.
+	case err != nil:
+		// Nothing spent that counts: the park stays pending for another
+		// try, or was consumed and is refused as used. The token is given
+		// back in either case (a write that failed only on its way back is
+		// undone): the park's Consume, not this record, is what lets
+		// exactly one attempt through.
 		_ = g.cfg.Store.Delete(ctx, usedID(token))
 		return errBusy(err)
 	}
