@@ -86,9 +86,6 @@ func TestRoundTrips(t *testing.T) {
 			}})
 			b := env.NewBrowser()
 			b.Login("alice")
-			warm := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)))
-			require.Equal(t, http.StatusOK, b.Get(warm).StatusCode)
-			trips.take()
 
 			type step struct {
 				name   string
@@ -97,56 +94,66 @@ func TestRoundTrips(t *testing.T) {
 				want   int
 			}
 			var cb, loc, challenge string
-			total := map[string]int{}
-			for _, flow := range []struct {
-				name  string
-				steps []step
-			}{
-				{"browser POST", []step{
-					{"challenge", 2, func() *stepuptest.Response {
-						resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=6000", nil)
-						cb = b.Complete(b.Challenge(resp))
-						return resp
-					}, http.StatusSeeOther},
-					{"callback and replay", 6, func() *stepuptest.Response { return b.Get(cb) }, http.StatusOK},
-				}},
-				{"browser GET", []step{
-					{"challenge", 2, func() *stepuptest.Response {
-						resp := b.Get("/report")
-						cb = b.Complete(b.Challenge(resp))
-						return resp
-					}, http.StatusSeeOther},
-					{"callback", 7, func() *stepuptest.Response {
-						resp := b.Get(cb)
-						loc = resp.Header.Get("Location")
-						return resp
-					}, http.StatusSeeOther},
-					{"GET with the pass", 2, func() *stepuptest.Response { return b.Get(loc) }, http.StatusOK},
-				}},
-				{"API", []step{
-					{"challenge", 2, func() *stepuptest.Response {
-						resp := b.API(http.MethodPost, "/api/transfer", `{"amount":5000}`, nil)
-						var doc struct{ URL string }
-						require.NoError(t, json.Unmarshal([]byte(resp.Body), &doc))
-						challenge = doc.URL
-						return resp
-					}, http.StatusUnauthorized},
-					{"retry with the token", 5, func() *stepuptest.Response {
-						tok := stepuptest.Param(b.Complete(challenge), "token")
-						return b.API(http.MethodPost, "/api/transfer", `{"amount":5000}`,
-							http.Header{stepup.TokenHeader: {tok}})
-					}, http.StatusOK},
-				}},
-			} {
-				for _, s := range flow.steps {
-					resp := s.do()
-					require.Equal(t, s.want, resp.StatusCode, "%s, %s: %s", flow.name, s.name, resp.Body)
-					n, cmds := trips.take()
-					t.Logf("%s, %s: %d round trips: %s", flow.name, s.name, n, cmds)
-					assert.LessOrEqual(t, n, s.budget, "%s, %s: %s", flow.name, s.name, cmds)
-					total[flow.name] += n
+			// The first round loads the scripts (a NOSCRIPT answer, then
+			// the script: two round trips once per server); the second counts.
+			for round := range 2 {
+				trips.take()
+				total := map[string]int{}
+				for _, flow := range []struct {
+					name  string
+					steps []step
+				}{
+					{"browser POST", []step{
+						{"challenge", 2, func() *stepuptest.Response {
+							resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=6000", nil)
+							cb = b.Complete(b.Challenge(resp))
+							return resp
+						}, http.StatusSeeOther},
+						{"callback and replay", 5, func() *stepuptest.Response { return b.Get(cb) }, http.StatusOK},
+					}},
+					{"browser GET", []step{
+						{"challenge", 2, func() *stepuptest.Response {
+							resp := b.Get("/report")
+							cb = b.Complete(b.Challenge(resp))
+							return resp
+						}, http.StatusSeeOther},
+						{"callback", 6, func() *stepuptest.Response {
+							resp := b.Get(cb)
+							loc = resp.Header.Get("Location")
+							return resp
+						}, http.StatusSeeOther},
+						{"GET with the pass", 2, func() *stepuptest.Response { return b.Get(loc) }, http.StatusOK},
+					}},
+					{"API", []step{
+						{"challenge", 2, func() *stepuptest.Response {
+							resp := b.API(http.MethodPost, "/api/transfer", `{"amount":5000}`, nil)
+							var doc struct{ URL string }
+							require.NoError(t, json.Unmarshal([]byte(resp.Body), &doc))
+							challenge = doc.URL
+							return resp
+						}, http.StatusUnauthorized},
+						{"retry with the token", 4, func() *stepuptest.Response {
+							tok := stepuptest.Param(b.Complete(challenge), "token")
+							return b.API(http.MethodPost, "/api/transfer", `{"amount":5000}`,
+								http.Header{stepup.TokenHeader: {tok}})
+						}, http.StatusOK},
+					}},
+				} {
+					for _, s := range flow.steps {
+						resp := s.do()
+						require.Equal(t, s.want, resp.StatusCode, "%s, %s: %s", flow.name, s.name, resp.Body)
+						n, cmds := trips.take()
+						if round == 0 {
+							continue
+						}
+						t.Logf("%s, %s: %d round trips: %s", flow.name, s.name, n, cmds)
+						assert.LessOrEqual(t, n, s.budget, "%s, %s: %s", flow.name, s.name, cmds)
+						total[flow.name] += n
+					}
+					if round == 1 {
+						t.Logf("%s: %d round trips in all", flow.name, total[flow.name])
+					}
 				}
-				t.Logf("%s: %d round trips in all", flow.name, total[flow.name])
 			}
 		})
 	}
