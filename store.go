@@ -64,10 +64,25 @@ type Store interface {
 //     deletes used then, so that a park still pending can be completed.
 //
 // A wrapper that embeds a Spender to change what Put or Consume do must
-// implement Spend too: the guard calls it instead of them.
+// implement Spend too: the guard calls it instead of them, and an embedded
+// Spend would go around the wrapper. For that reason MemoryStore, which
+// has no round trips to save, implements neither Spender nor MultiGetter:
+// a Store that embeds it stays a plain Store.
 type Spender interface {
 	Store
 	Spend(ctx context.Context, used *Record, park string) (*Record, error)
+}
+
+// MultiGetter is a Store that reads several records at once. When
+// Config.Store implements it, the guard reads a callback's park and its
+// token's spent mark with one GetMany (one round trip on a shared store)
+// instead of two Gets. GetMany(ctx, ids...) returns one record per id, as
+// Get returns it, and nil where Get would return ErrNotFound; any error
+// means the store could not answer. A wrapper that embeds a MultiGetter
+// to change what Get does must implement GetMany too.
+type MultiGetter interface {
+	Store
+	GetMany(ctx context.Context, ids ...string) ([]*Record, error)
 }
 
 // MemoryStore is a Store in the memory of one process, bounded in entries
@@ -119,7 +134,7 @@ type memoryEntry struct {
 	consumed bool
 }
 
-var _ Spender = (*MemoryStore)(nil)
+var _ Store = (*MemoryStore)(nil)
 
 // MemoryOption configures a MemoryStore.
 type MemoryOption func(*MemoryStore)
@@ -343,47 +358,6 @@ func raise(c *atomic.Int64, d, limit int64) bool {
 			return true
 		}
 	}
-}
-
-// Spend implements Spender, under the locks of both records' shards.
-func (s *MemoryStore) Spend(_ context.Context, used *Record, park string) (*Record, error) {
-	if used == nil || used.ID == "" || used.Park != park || park == "" {
-		return nil, fmt.Errorf("stepup: memory store: spend: a spent token names its park")
-	}
-	e := &memoryEntry{rec: used.own(), exp: unixNano(used.Expires)}
-	e.rec.Consumed = false
-	e.size = int64(e.rec.size())
-	i, j := s.shardOf(used.ID), s.shardOf(park)
-	for attempt := 0; ; attempt++ {
-		now := unixNano(s.now())
-		s.lockPair(i, j)
-		rec, err := s.spend(&s.shards[i], &s.shards[j], e, park, now)
-		s.unlockPair(i, j)
-		if !errors.Is(err, ErrStoreFull) || attempt > 0 {
-			return rec, err
-		}
-		s.expireAll(now) // as put does: expired records never hold capacity
-	}
-}
-
-// spend is Spend with the shards of the spent token (sh) and of its park
-// (ps) locked.
-func (s *MemoryStore) spend(sh, ps *memoryShard, e *memoryEntry, park string, now int64) (*Record, error) {
-	s.expire(ps, now)
-	p, ok := ps.recs[park]
-	switch {
-	case !ok:
-		return nil, ErrNotFound
-	case p.consumed:
-		return nil, ErrConsumed
-	}
-	if err := s.insert(sh, ps, e, now); err != nil {
-		return nil, err
-	}
-	p.consumed = true
-	c := p.rec.clone()
-	c.Consumed = true
-	return c, nil
 }
 
 // Get implements Store.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,10 +74,13 @@ func (s *flakyStore) Delete(ctx context.Context, id string) error {
 	return s.mem.Delete(ctx, id)
 }
 
-// flakySpender is a flakyStore that spends in one step (stepup.Spender):
-// failConsume fails the next Spend with nothing done, lostPut does the
-// next Spend and loses its answer.
-type flakySpender struct{ *flakyStore }
+// flakySpender is a flakyStore that spends in one step (stepup.Spender),
+// one Spend at a time: failConsume fails the next Spend with nothing
+// done, lostPut does the next Spend and loses its answer.
+type flakySpender struct {
+	*flakyStore
+	mu *sync.Mutex
+}
 
 var _ stepup.Spender = flakySpender{}
 
@@ -84,7 +88,19 @@ func (s flakySpender) Spend(ctx context.Context, used *stepup.Record, park strin
 	if s.down.Load() || s.failConsume.CompareAndSwap(true, false) {
 		return nil, errStoreDown
 	}
-	rec, err := s.mem.Spend(ctx, used, park)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.mem.Get(ctx, park)
+	switch {
+	case err != nil:
+		return nil, err
+	case p.Consumed:
+		return nil, stepup.ErrConsumed
+	}
+	if err := s.mem.Put(ctx, used); err != nil {
+		return nil, err
+	}
+	rec, err := s.mem.Consume(ctx, park)
 	if err == nil && s.lostPut.CompareAndSwap(true, false) {
 		return nil, errStoreDown
 	}
@@ -109,7 +125,7 @@ func TestStoreDownFailsClosedAndTheParkSurvives(t *testing.T) {
 				env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
 					store = newFlakyStore(now)
 					if spender {
-						return flakySpender{store}
+						return flakySpender{store, &sync.Mutex{}}
 					}
 					return store
 				}})

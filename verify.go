@@ -85,7 +85,7 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 	if e != nil {
 		return nil, e
 	}
-	rec, e := g.validate(r, user, rl.Action, token, nil)
+	rec, e := g.validate(r, user, rl.Action, token, prefetched{})
 	if e != nil {
 		return nil, e
 	}
@@ -110,19 +110,34 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 	return verified(r, rl.Action, user, HowToken, attrs, hasBody(r), body), nil
 }
 
+// prefetched is what a caller of validate read from the Store already:
+// the record it expects the token to name (park), and, when usedRead,
+// whether the token's spent mark was there (used).
+type prefetched struct {
+	park     *Record
+	usedRead bool
+	used     bool
+}
+
 // validate asks the provider about token and checks every binding against
-// the record the token's idempotency key names: known, when the caller
+// the record the token's idempotency key names: pre.park, when the caller
 // read it already (the park of a callback), else read now. It does not
 // spend anything: a record read before the provider answered may have been
 // consumed since, which the spend's Consume finds, atomically.
-func (g *Guard) validate(r *http.Request, user, action, token string, known *Record) (*Record, *Error) {
+func (g *Guard) validate(r *http.Request, user, action, token string, pre prefetched) (*Record, *Error) {
 	if len(token) > 8192 {
 		return nil, errStepUpFailed(errors.New("token too long"))
 	}
-	if _, err := g.cfg.Store.Get(r.Context(), usedID(token)); err == nil {
+	used := pre.used
+	if !pre.usedRead {
+		_, err := g.cfg.Store.Get(r.Context(), usedID(token))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, errBusy(err)
+		}
+		used = err == nil
+	}
+	if used {
 		return nil, errUsed()
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, errBusy(err)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
 	vr, err := g.cfg.Provider.Validate(ctx, authsignal.ValidateRequest{Token: token, UserID: user, Action: action})
@@ -137,8 +152,8 @@ func (g *Guard) validate(r *http.Request, user, action, token string, known *Rec
 		vr.UserID != user || vr.Action != action || vr.IdempotencyKey == "" {
 		return nil, errStepUpFailed(fmt.Errorf("validate: valid=%t state=%q", vr != nil && vr.IsValid, stateOf(vr)))
 	}
-	rec, err := known, error(nil)
-	if known == nil || known.ID != vr.IdempotencyKey {
+	rec, err := pre.park, error(nil)
+	if rec == nil || rec.ID != vr.IdempotencyKey {
 		rec, err = g.cfg.Store.Get(r.Context(), vr.IdempotencyKey)
 	}
 	switch {

@@ -20,7 +20,7 @@ import (
 
 // RunStore runs the Store contract (see stepup.Store) against the stores
 // that newStore returns; each must use now as its clock. A Store that is a
-// stepup.Spender is held to that contract too.
+// stepup.Spender or a stepup.MultiGetter is held to that contract too.
 func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 	ctx := context.Background()
 	rec := func(clock *Clock, id string) *stepup.Record {
@@ -241,6 +241,40 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 			require.Equal(t, int32(1), wins.Load(), "round %d", round)
 			require.Equal(t, int32(15), lost.Load())
 		}
+	})
+	t.Run("get many: each as Get returns it, nil where Get finds nothing (MultiGetter)", func(t *testing.T) {
+		clock := NewClock()
+		st := newStore(clock.Now)
+		s, ok := st.(stepup.MultiGetter)
+		if !ok {
+			t.Skip("the Store does not implement stepup.MultiGetter")
+		}
+		require.NoError(t, s.Put(ctx, rec(clock, "a")))
+		short := rec(clock, "short")
+		short.Expires = clock.Now().Add(time.Second)
+		require.NoError(t, s.Put(ctx, short))
+		require.NoError(t, s.Put(ctx, rec(clock, "c")))
+		_, err := s.Consume(ctx, "c")
+		require.NoError(t, err)
+		clock.Advance(time.Second)
+		got, err := s.GetMany(ctx, "a", "missing", "short", "c")
+		require.NoError(t, err)
+		require.Len(t, got, 4)
+		require.NotNil(t, got[0])
+		assert.Equal(t, "a", got[0].ID)
+		assert.Equal(t, "amount=5000", string(got[0].Body))
+		assert.False(t, got[0].Consumed)
+		assert.Nil(t, got[1], "missing")
+		assert.Nil(t, got[2], "expired at its Expires exactly")
+		require.NotNil(t, got[3])
+		assert.True(t, got[3].Consumed, "consumed, as Get says")
+		got[0].Body[0] = 'X'
+		again, err := s.Get(ctx, "a")
+		require.NoError(t, err)
+		assert.Equal(t, "amount=5000", string(again.Body), "a copy")
+		none, err := s.GetMany(ctx)
+		require.NoError(t, err)
+		assert.Empty(t, none)
 	})
 	t.Run("concurrent put of one id: exactly one winner", func(t *testing.T) {
 		clock := NewClock()

@@ -109,7 +109,7 @@ func TestRoundTrips(t *testing.T) {
 							cb = b.Complete(b.Challenge(resp))
 							return resp
 						}, http.StatusSeeOther},
-						{"callback and replay", 5, func() *stepuptest.Response { return b.Get(cb) }, http.StatusOK},
+						{"callback and replay", 4, func() *stepuptest.Response { return b.Get(cb) }, http.StatusOK},
 					}},
 					{"browser GET", []step{
 						{"challenge", 2, func() *stepuptest.Response {
@@ -117,7 +117,7 @@ func TestRoundTrips(t *testing.T) {
 							cb = b.Complete(b.Challenge(resp))
 							return resp
 						}, http.StatusSeeOther},
-						{"callback", 6, func() *stepuptest.Response {
+						{"callback", 5, func() *stepuptest.Response {
 							resp := b.Get(cb)
 							loc = resp.Header.Get("Location")
 							return resp

@@ -28,6 +28,7 @@ type Store struct {
 
 var (
 	_ stepup.Spender     = (*Store)(nil)
+	_ stepup.MultiGetter = (*Store)(nil)
 	_ stepup.PassCounter = (*Store)(nil)
 )
 
@@ -246,6 +247,42 @@ func (s *Store) Get(ctx context.Context, id string) (*stepup.Record, error) {
 	}
 	c, _ := vals[1].(string)
 	return s.decode(id, data, c != "0")
+}
+
+// GetMany implements stepup.MultiGetter: the reads of Get, in one
+// pipeline (on Cluster, one per node, sent together).
+func (s *Store) GetMany(ctx context.Context, ids ...string) ([]*stepup.Record, error) {
+	cmds := make([]*redis.SliceCmd, len(ids))
+	err := s.call(ctx, "get", func(ctx context.Context) error {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range ids {
+				cmds[i] = p.HMGet(ctx, s.recordKey(id), "r", "c")
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*stepup.Record, len(ids))
+	for i, cmd := range cmds {
+		vals := cmd.Val()
+		data, ok := vals[0].(string)
+		if !ok {
+			continue
+		}
+		c, _ := vals[1].(string)
+		rec, err := s.decode(ids[i], data, c != "0")
+		switch {
+		case errors.Is(err, stepup.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = rec
+		}
+	}
+	return out, nil
 }
 
 // Consume implements stepup.Store: one script checks that the record is
