@@ -318,13 +318,18 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	// Both challenge caps are checked, and a slot taken, before the
 	// provider is asked: concurrent requests cannot get past them.
 	// Without Config.SessionID the session is the guard's own; a request
-	// without its cookie has no session yet, and the challenge it may open
-	// is counted for the one it gets (Counter.Attach). A guard session
-	// established for the user counts in a bucket of its own (capBucket).
+	// without its cookie (or whose session has no id yet) has none yet:
+	// the slot is counted for the id its session gets should the request
+	// open a challenge (openChallenge gives it), in the same step as for
+	// the user. A guard session established for the user counts in a
+	// bucket of its own (capBucket).
 	if st == nil && hasCookie(r, g.cfg.SessionName) {
 		st = g.loadSession(r, user)
 	}
 	sid := g.capSession(r, st)
+	if sid == "" && g.cfg.SessionID == nil {
+		sid = newID()
+	}
 	parkID := newID()
 	slot, noSlot := g.reserveIn(w, r, capBucket(kindStepUp, st.established(g.now())), parkID, user, sid)
 	if noSlot != nil && !isStoreFault(noSlot.Err) {

@@ -322,6 +322,10 @@ func (g *Guard) openChallenge(w http.ResponseWriter, r *http.Request, rl *rule, 
 	if st == nil && g.cfg.SessionID == nil {
 		st = g.loadSession(r, user)
 	}
+	if st != nil && g.cfg.SessionID == nil && st.data.ID == "" {
+		// The id the slot was reserved for: the session gets it now.
+		st.data.ID, st.dirty = sid, true
+	}
 	rec, e := g.park(r, rl, user, parkID, shownTokens(resp), body, custom)
 	if e == nil {
 		kind := "browser"
