@@ -28,6 +28,7 @@ type tripCounter struct {
 	mu    sync.Mutex
 	trips int
 	cmds  []string
+	quiet bool // count only: no names kept (benchmarks)
 }
 
 func (c *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -47,6 +48,12 @@ func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 }
 
 func (c *tripCounter) add(cmds ...redis.Cmder) {
+	if c.quiet {
+		c.mu.Lock()
+		c.trips++
+		c.mu.Unlock()
+		return
+	}
 	names := make([]string, len(cmds))
 	for i, cmd := range cmds {
 		names[i] = cmd.Name()
@@ -55,6 +62,13 @@ func (c *tripCounter) add(cmds ...redis.Cmder) {
 	c.trips++
 	c.cmds = append(c.cmds, strings.Join(names, "+"))
 	c.mu.Unlock()
+}
+
+// count returns the round trips counted since the last take.
+func (c *tripCounter) count() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int64(c.trips)
 }
 
 // take returns the round trips counted since the last take, and their commands.
