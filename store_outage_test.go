@@ -382,3 +382,34 @@ func TestStoreOutageLoggedOncePerInterval(t *testing.T) {
 	}
 	assert.Equal(t, 2, strings.Count(log.String(), "reason=unsupported_body"), "other causes are logged each time")
 }
+
+// shortGetter is a MultiGetter that answers one record fewer than asked.
+type shortGetter struct{ *flakyStore }
+
+func (s shortGetter) GetMany(ctx context.Context, ids ...string) ([]*stepup.Record, error) {
+	out := make([]*stepup.Record, 0, len(ids))
+	for _, id := range ids[:len(ids)-1] {
+		rec, err := s.mem.Get(ctx, id)
+		if err != nil {
+			rec = nil
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// TestMultiGetterAnsweringTooFewIsAFault: a MultiGetter whose answer does
+// not have a record per id is a store that cannot answer: 503, nothing
+// runs.
+func TestMultiGetterAnsweringTooFewIsAFault(t *testing.T) {
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
+		return shortGetter{newFlakyStore(now)}
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)))
+	resp := b.Get(cb)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, resp.Body)
+	assert.ErrorContains(t, env.Events.LastRefusal(), "GetMany returned 1 records for 2 ids")
+	assert.Empty(t, env.Ledger.Runs(""))
+}
