@@ -51,6 +51,12 @@ func WithCustom(f func(r *http.Request, body []byte) (map[string]any, error)) Re
 // UnenrolledEnroll or UnenrolledAllow. Require panics on any other value.
 func WithUnenrolled(choice string) RequireOption { return func(p *Policy) { p.Unenrolled = choice } }
 
+// WithMethods sets Policy.Methods: the verification methods the action
+// accepts, such as MethodPasskey. Require panics on an unknown name.
+func WithMethods(methods ...string) RequireOption {
+	return func(p *Policy) { p.Methods = append(p.Methods, methods...) }
+}
+
 // WithFailOpen sets Policy.FailOpen: the request goes on when the provider
 // fails. Use it only where availability matters more than the step-up.
 func WithFailOpen() RequireOption { return func(p *Policy) { p.FailOpen = true } }
@@ -253,6 +259,9 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	if m, ok := ctx.Value(replayKey{}).(*replayMark); ok {
 		if m.rec.Action == rl.Action && m.rec.UserID == user && m.rec.Method == r.Method &&
 			m.rec.Path == r.URL.EscapedPath() && m.used.CompareAndSwap(false, true) {
+			if !rl.methods.accepts(m.rec.VerificationMethod) {
+				return errWrongMethod(m.rec.VerificationMethod, rl.Methods) // nothing spent, nothing runs
+			}
 			// The parked bytes, whatever middleware in front read of them,
 			// and only when the replay presents what the rules judged.
 			r2, v := withVerification(r, rl.Action, user, HowChallenge, nil, true, m.rec.Body)

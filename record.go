@@ -52,9 +52,16 @@ type Record struct {
 	Remember time.Duration `json:"remember,omitempty"` // grant to give when the step-up succeeds
 	Shown    [][]byte      `json:"shown,omitempty"`    // hashes of the tokens the track handed out with the challenge; they never redeem it
 	Status   int           `json:"status,omitempty"`   // outcome status
-	Created  time.Time     `json:"created"`
-	Expires  time.Time     `json:"expires"`
-	Consumed bool          `json:"consumed,omitempty"`
+	// VerificationMethod is the method a grant (KindGrant) was earned with,
+	// as validate reported it when it is one of Authsignal's names, else
+	// "": a grant lets through only a policy whose Methods accept it.
+	VerificationMethod string    `json:"verificationMethod,omitempty"`
+	Created            time.Time `json:"created"`
+	Expires            time.Time `json:"expires"`
+	Consumed           bool      `json:"consumed,omitempty"`
+	// Methods are the verification methods a challenge (KindPark, KindAPI)
+	// accepts: its policy's Methods when it was opened; none accepts any.
+	Methods MethodSet `json:"methods,omitempty"`
 	// Park names the challenge (KindPark, KindAPI) that a record written
 	// after it was passed (KindUsed, KindOutcome, KindPass, KindGrant)
 	// follows; a bounded store lets such a record take the room reserved
@@ -118,6 +125,10 @@ func (r *Record) check() error {
 		return fmt.Errorf("stepup: record %s: bad judged digest", r.ID)
 	case len(r.Shown) > maxShown:
 		return fmt.Errorf("stepup: record %s: too many shown tokens", r.ID)
+	case r.VerificationMethod != "" && !knownMethod(r.VerificationMethod):
+		return fmt.Errorf("stepup: record %s: unknown verification method", r.ID)
+	case !r.Methods.valid():
+		return fmt.Errorf("stepup: record %s: bad accepted methods", r.ID)
 	}
 	for _, h := range r.Shown {
 		if len(h) != sha256.Size {
