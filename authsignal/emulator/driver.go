@@ -26,7 +26,28 @@ func (e *Emulator) CompleteChallenge(ctx context.Context, challengeURL string) (
 	if err != nil {
 		return nil, err
 	}
-	code, err := b.sendCode(ctx)
+	code, err := b.sendCode(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return b.submit(ctx, "/challenge/verify", url.Values{"code": {code}})
+}
+
+// CompleteChallengeWith is CompleteChallenge with the method the user
+// picks on the page: afterwards validate and get action report
+// verificationMethod = method. It fails when the page does not offer
+// method (not enrolled, or not allowed for the action), or when the page
+// already shows a code sent by another method. The methods it can drive
+// are MethodEmailOTP and MethodSMS.
+func (e *Emulator) CompleteChallengeWith(ctx context.Context, challengeURL, method string) (*url.URL, error) {
+	if method != MethodEmailOTP && method != MethodSMS {
+		return nil, fmt.Errorf("emulator: CompleteChallengeWith cannot drive method %q", method)
+	}
+	b, err := e.startDriver(ctx, challengeURL)
+	if err != nil {
+		return nil, err
+	}
+	code, err := b.sendCode(ctx, method)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +71,7 @@ func (e *Emulator) FailChallenge(ctx context.Context, challengeURL string) (*url
 	if err != nil {
 		return nil, err
 	}
-	code, err := b.sendCode(ctx)
+	code, err := b.sendCode(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +193,23 @@ func (d *driver) post(ctx context.Context, path string, form url.Values, want in
 
 // sendCode asks for a code and returns it, read from the outbox. A page
 // that already shows the code entry (DevMode sent the code when it was
-// first shown) is not asked for another.
-func (d *driver) sendCode(ctx context.Context) (string, error) {
+// first shown) is not asked for another, unless it was sent by another
+// method than want ("" takes any).
+func (d *driver) sendCode(ctx context.Context, want string) (string, error) {
+	if strings.Contains(d.page, `id="code"`) && want != "" {
+		d.e.mu.Lock()
+		rec := d.e.actions[d.key]
+		var sent string
+		if rec != nil && rec.code != nil {
+			sent = rec.code.method
+		}
+		d.e.mu.Unlock()
+		if sent != want {
+			return "", fmt.Errorf("emulator: the challenge page shows a %s code, not %s", sent, want)
+		}
+	}
 	if !strings.Contains(d.page, `id="code"`) {
-		if err := d.requestCode(ctx); err != nil {
+		if err := d.requestCode(ctx, want); err != nil {
 			return "", err
 		}
 	}
@@ -189,8 +223,9 @@ func (d *driver) sendCode(ctx context.Context) (string, error) {
 	return "", errors.New("emulator: no code in the outbox")
 }
 
-// requestCode chooses a method (email OTP if offered) and presses it.
-func (d *driver) requestCode(ctx context.Context) error {
+// requestCode chooses a method (want, else email OTP if offered) and
+// presses it.
+func (d *driver) requestCode(ctx context.Context, want string) error {
 	form := url.Values{}
 	methods := methodRE.FindAllStringSubmatch(d.page, -1)
 	if len(methods) == 0 {
@@ -201,6 +236,16 @@ func (d *driver) requestCode(ctx context.Context) error {
 		if m[1] == MethodEmailOTP {
 			form.Set("method", MethodEmailOTP)
 		}
+	}
+	if want != "" {
+		offered := false
+		for _, m := range methods {
+			offered = offered || m[1] == want
+		}
+		if !offered {
+			return fmt.Errorf("emulator: the challenge page does not offer %s", want)
+		}
+		form.Set("method", want)
 	}
 	if m := emailRE.FindStringSubmatch(d.page); m != nil { // enrolment
 		email := html.UnescapeString(m[1])
