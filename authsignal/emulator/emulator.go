@@ -202,25 +202,25 @@ type Emulator struct {
 type actionKey struct{ user, action, key string }
 
 type actionRecord struct {
-	key       actionKey
-	state     string
-	method    string // verification method that settled the challenge
-	ruleIDs   []string
-	req       Request
-	enrol     bool     // a matched rule lets an unenrolled user enrol on the page
-	allowed   []string // the methods the action accepts (rules' methods); nil: any
+	key     actionKey
+	state   string
+	method  string // verification method that settled the challenge
+	ruleIDs []string
+	req     Request
+	enrol   bool     // a matched rule lets an unenrolled user enrol on the page
+	allowed []string // the methods the action accepts (rules' methods); nil: any
 	// Enrolment on the page: the address whose code was verified, the
 	// method then picked, and the TOTP secret being set up.
 	enrolEmail  string
 	enrolMethod string
 	enrolTOTP   string
 	passkey     *passkeyCeremony // the WebAuthn ceremony under way
-	createdAt time.Time
-	updatedAt time.Time
-	code      *oneTimeCode
-	attempts  int
-	sends     int
-	elem      *list.Element
+	createdAt   time.Time
+	updatedAt   time.Time
+	code        *oneTimeCode
+	attempts    int
+	sends       int
+	elem        *list.Element
 }
 
 type oneTimeCode struct {

@@ -14,18 +14,18 @@ import (
 
 // pageData is everything the page template shows; html/template escapes it.
 type pageData struct {
-	Title     string
-	Step      string // invalid, choose, code, enrol, totp-setup, passkey, status, done, left
-	UserID    string
-	Action    string
-	What      string   // the action code for people: "changeEmail" is "Change email"
-	Details   []detail // the track's custom attributes: what the user approves
-	Token     string   // the challenge token, carried in the forms
-	CSRF      string
-	Mode      string // "popup" or "window" (the SDK's launch modes), "" for redirect mode
-	Error     string
-	Enrol     bool
-	Email     string
+	Title   string
+	Step    string // invalid, choose, code, enrol, totp-setup, passkey, status, done, left
+	UserID  string
+	Action  string
+	What    string   // the action code for people: "changeEmail" is "Change email"
+	Details []detail // the track's custom attributes: what the user approves
+	Token   string   // the challenge token, carried in the forms
+	CSRF    string
+	Mode    string // "popup" or "window" (the SDK's launch modes), "" for redirect mode
+	Error   string
+	Enrol   bool
+	Email   string
 	// EmailFixed: the enrolment code goes to the user's enrolled address,
 	// which the page shows and does not let them change.
 	EmailFixed bool
@@ -36,16 +36,16 @@ type pageData struct {
 	TOTPSecret string // an authenticator app being set up: its secret,
 	TOTPQR     string // and its QR code as a data: URL
 	SDK        bool   // popup or window mode with origins to post to: the SDK script runs
-	Methods   []methodChoice
-	Method    string
-	Channel   string
-	To        string
-	DevCode   string
-	Attempts  int // attempts left
-	State     string
-	Message   string
-	DoneToken string
-	Active    bool
+	Methods    []methodChoice
+	Method     string
+	Channel    string
+	To         string
+	DevCode    string
+	Attempts   int // attempts left
+	State      string
+	Message    string
+	DoneToken  string
+	Active     bool
 
 	// Popup and window mode: the script's nonce, the origins it posts to,
 	// and the AUTHSIGNAL_CLOSE_POPUP message it posts, if any.

@@ -27,7 +27,7 @@ func (w webauthnUser) WebAuthnName() string {
 	}
 	return w.u.id
 }
-func (w webauthnUser) WebAuthnDisplayName() string               { return w.WebAuthnName() }
+func (w webauthnUser) WebAuthnDisplayName() string                { return w.WebAuthnName() }
 func (w webauthnUser) WebAuthnCredentials() []webauthn.Credential { return w.u.passkeys }
 
 // relyingParty is the WebAuthn relying party of the page served at base
