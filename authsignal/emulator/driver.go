@@ -94,10 +94,10 @@ func (e *Emulator) nextTOTP(userID string) (string, error) {
 // whose action accepts more than email OTP, it picks email OTP.
 func (d *driver) finish(ctx context.Context, code string) (*url.URL, error) {
 	loc, err := d.submit(ctx, "/challenge/verify", url.Values{"code": {code}})
-	if err != nil || loc.Path != "/challenge" || loc.Host != "" {
+	if err != nil || loc.Path != "/challenge" || loc.Host != d.base.Host {
 		return loc, err
 	}
-	if err := d.get(ctx, d.base.ResolveReference(loc).String()); err != nil {
+	if err := d.get(ctx, loc.String()); err != nil {
 		return nil, err
 	}
 	if !strings.Contains(d.page, `action="/challenge/enrol"`) || !strings.Contains(d.page, `value="`+MethodEmailOTP+`"`) {

@@ -34,7 +34,7 @@ type pageData struct {
 	Passkey    bool
 	Register   bool
 	TOTPSecret string // an authenticator app being set up: its secret,
-	TOTPQR     string // and its QR code as a data: URL
+	TOTPQR     template.URL // and its QR code as a data: URL (made here, not from input)
 	SDK        bool   // popup or window mode with origins to post to: the SDK script runs
 	Methods    []methodChoice
 	Method     string

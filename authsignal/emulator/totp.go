@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
+	"html/template"
 	"image/png"
 	"strings"
 	"time"
@@ -67,7 +68,7 @@ func newTOTPKey(account string) (*otp.Key, error) {
 }
 
 // totpQR is the key's QR code as a data: URL of a PNG.
-func totpQR(key *otp.Key) string {
+func totpQR(key *otp.Key) template.URL {
 	img, err := key.Image(200, 200)
 	if err != nil {
 		return ""
@@ -76,5 +77,5 @@ func totpQR(key *otp.Key) string {
 	if err := png.Encode(&b, img); err != nil {
 		return ""
 	}
-	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes())
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes()))
 }
