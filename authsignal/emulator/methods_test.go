@@ -115,7 +115,7 @@ func TestTrackAllowedMethods(t *testing.T) {
 		{"tina", "textOnly", []string{}},                                   // none in common
 		{"carol", "textOnly", []string{"SMS"}},
 		{"carol", "pay", []string{"EMAIL_OTP"}},
-		{"nobody", "passkeyOnly", []string{"PASSKEY"}},             // not enrolled: what the page can set up
+		{"nobody", "passkeyOnly", []string{"PASSKEY"}},                // not enrolled: what the page can set up
 		{"nobody", "pay", []string{"EMAIL_OTP", "AUTHENTICATOR_APP"}}, // in the page's order
 	} {
 		got := track(t, srv, tc.user, tc.action, nil)

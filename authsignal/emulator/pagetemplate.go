@@ -33,9 +33,9 @@ type pageData struct {
 	// the button registers one (enrolment) rather than signs in.
 	Passkey    bool
 	Register   bool
-	TOTPSecret string // an authenticator app being set up: its secret,
+	TOTPSecret string       // an authenticator app being set up: its secret,
 	TOTPQR     template.URL // and its QR code as a data: URL (made here, not from input)
-	SDK        bool   // popup or window mode with origins to post to: the SDK script runs
+	SDK        bool         // popup or window mode with origins to post to: the SDK script runs
 	Methods    []methodChoice
 	Method     string
 	Channel    string
