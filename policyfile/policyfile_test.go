@@ -346,6 +346,8 @@ func FuzzParseJSONAsYAML(f *testing.F) {
 	f.Add([]byte(`{"poli\u0063ies": [{"method": "POST", "route": "/x", "action": "x", "remember": "1h"}]}`))
 	f.Add([]byte("\xef\xbb\xbf {\"policies\": [{\"method\": \"GET\", \"route\": \"/a\", \"action\": \"a\", \"failOpen\": true}]}"))
 	f.Add([]byte(`{"policies": [{"method": "GET", "route": "/a", "action": "a", "unenrolled": "enr\u006fll"}, {"method": "GET", "route": "/b", "action": "b", "unenrolled": null}]}`))
+	f.Add([]byte(`{"policies": [{"method": "POST", "route": "/a", "action": "a", "methods": ["PASSKEY", "SMS"], "attributes": [{"name": "n", "from": "form", "key": "n", "display": true}]}]}`))
+	f.Add([]byte(`{"policies": [{"method": "POST", "route": "/a", "action": "a", "methods": null, "attributes": [{"name": "n", "from": "form", "key": "n", "display": null}]}]}`))
 	f.Add([]byte(`{"policies": [{"method": "GET", "route": "/a\ud83d\ude00", "action": "a", "attributes": [{"name": "n", "from": "query", "key": "k\"q"}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ps, err := policyfile.Parse(data)
@@ -360,6 +362,9 @@ func FuzzParseJSONAsYAML(f *testing.F) {
 			assert.Equal(t, []string{e.Method, e.Route, e.Action}, []string{p.Method, p.Route, p.Action})
 			assert.Equal(t, e.FailOpen, p.FailOpen)
 			assert.Equal(t, e.Unenrolled, p.Unenrolled)
+			if len(e.Methods) > 0 || len(p.Methods) > 0 { // [] and null both mean none
+				assert.Equal(t, e.Methods, p.Methods)
+			}
 			var remember time.Duration
 			if e.Remember != "" {
 				remember, err = time.ParseDuration(e.Remember)
@@ -368,7 +373,8 @@ func FuzzParseJSONAsYAML(f *testing.F) {
 			assert.Equal(t, remember, p.Remember)
 			require.Len(t, p.Attributes, len(e.Attributes))
 			for j, a := range e.Attributes {
-				assert.Equal(t, stepup.Attribute{Name: a.Name, From: stepup.Source(a.From), Key: a.Key, Type: stepup.ValueType(a.Type)}, p.Attributes[j])
+				assert.Equal(t, stepup.Attribute{Name: a.Name, From: stepup.Source(a.From), Key: a.Key, Type: stepup.ValueType(a.Type),
+					Display: a.Display}, p.Attributes[j])
 			}
 		}
 	})
