@@ -168,7 +168,8 @@ type Config struct {
 	// page, executed with a ConfirmData, that shows the values the user
 	// approves and links on to the challenge URL. Optional. Default nil:
 	// a 303 straight to the challenge. ConfirmTemplate returns the
-	// package's page. It is an html/template, so values are escaped.
+	// package's page. It is an html/template, so values are escaped; the
+	// guard executes it concurrently, so leave it unchanged after New.
 	ConfirmPage *template.Template
 	// IsAPI tells API and XHR requests (401 with a challenge) from browser
 	// navigations (303 to the challenge). Optional. Default: a request is
