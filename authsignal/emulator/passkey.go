@@ -3,6 +3,8 @@ package emulator
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"net"
 	"net/url"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -38,6 +40,10 @@ func relyingParty(base string) (*webauthn.WebAuthn, error) {
 	u, err := url.Parse(base)
 	if err != nil || u.Hostname() == "" {
 		return nil, errors.New("emulator: no host for the passkey relying party")
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		return nil, fmt.Errorf("passkeys need the page at a host name: browsers refuse an IP address (%s) as the relying party; "+
+			"open the emulator as http://localhost:<port> (PublicURL, or -public-url)", u.Hostname())
 	}
 	return webauthn.New(&webauthn.Config{
 		RPID:          u.Hostname(),
