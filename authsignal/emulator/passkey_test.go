@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,4 +168,23 @@ func TestAPIEnrolsAnAuthenticatorApp(t *testing.T) {
 	got := track(t, srv, "ann", "appOnly", nil)
 	b, csrf := appPage(t, srv, got)
 	assert.Equal(t, http.StatusSeeOther, submitCode(t, b, srv, got.Token, csrf, appCode(t, appSecret, clk.Now())).StatusCode)
+}
+
+func TestPasskeyInPopupMode(t *testing.T) {
+	srv := startLocalhost(t, emulator.Config{Rules: mustRules(t, methodRules), AppOrigins: []string{appOrigin}})
+	got := track(t, srv, "win", "passkeyOnly", map[string]any{"custom": map[string]any{"amount": 5000, "to": "bob"}})
+	got.URL += "&mode=popup"
+	b, page := enrolToPick(t, srv, got, "win@example.com")
+	resp, _ := b.post(srv.URL+"/challenge/enrol", url.Values{"token": {got.Token}, "csrf": {csrfOf(t, page)}, "mode": {"popup"}, "method": {"PASSKEY"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Location"), "&mode=popup", "the mode is kept")
+	resp, page = b.get(srv.URL + resp.Header.Get("Location"))
+	assert.Contains(t, page, "navigator.credentials.create", "the passkey script")
+	s, ok := scriptOf(t, page)
+	require.True(t, ok)
+	assert.Equal(t, []string{appOrigin}, s.origins, "and the SDK's, under the same nonce")
+	assert.Equal(t, 2, strings.Count(page, `<script nonce="`+s.nonce+`">`))
+	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "script-src 'nonce-"+s.nonce+"'; connect-src 'self'")
+	assert.Contains(t, page, "<dd>5,000</dd>", "what is approved, in popup mode too")
+	assert.Contains(t, page, `name="mode" value="popup"`, "the script sends the mode with the form's fields")
 }
