@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -114,6 +115,13 @@ func (e *Emulator) finishPasskeyLocked(rec *actionRecord, base string, register 
 		if err != nil {
 			return err
 		}
+		for _, other := range e.users { // a credential id names one credential of one user
+			for _, p := range other.passkeys {
+				if bytes.Equal(p.ID, cred.ID) {
+					return errors.New("this passkey is registered already")
+				}
+			}
+		}
 		u.passkeys = append(u.passkeys, *cred)
 		return nil
 	}
@@ -129,7 +137,7 @@ func (e *Emulator) finishPasskeyLocked(rec *actionRecord, base string, register 
 		return errors.New("the passkey's signature counter went backwards: a cloned authenticator?")
 	}
 	for i := range u.passkeys {
-		if string(u.passkeys[i].ID) == string(cred.ID) {
+		if bytes.Equal(u.passkeys[i].ID, cred.ID) {
 			u.passkeys[i] = *cred
 		}
 	}
