@@ -12,6 +12,8 @@ import (
 )
 
 // Kind says what a Record is for.
+//
+// For Store implementations; an application does not need it.
 type Kind uint8
 
 // The kinds of records the guard keeps in a Store.
@@ -31,6 +33,8 @@ func (k Kind) valid() bool { return k >= KindPark && k <= KindSignInAPI }
 // Record is what the guard keeps server-side. A record is written once with
 // Put and never modified afterwards, except for the move from pending to
 // consumed that Consume makes.
+//
+// For Store implementations; an application does not need it.
 type Record struct {
 	ID       string      `json:"id"`
 	Kind     Kind        `json:"kind"`
@@ -70,6 +74,8 @@ type Record struct {
 const recordVersion = 1
 
 // MarshalRecord encodes a record for stores that keep bytes.
+//
+// For Store implementations; an application does not need it.
 func MarshalRecord(rec *Record) ([]byte, error) {
 	return json.Marshal(struct {
 		V int `json:"v"`
@@ -79,6 +85,8 @@ func MarshalRecord(rec *Record) ([]byte, error) {
 
 // UnmarshalRecord decodes and checks what MarshalRecord produced. Bytes
 // from a store are treated as untrusted: anything malformed is an error.
+//
+// For Store implementations; an application does not need it.
 func UnmarshalRecord(b []byte) (*Record, error) {
 	var aux struct {
 		V int `json:"v"`
