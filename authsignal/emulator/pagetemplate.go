@@ -331,7 +331,7 @@ button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;cursor:pointer}
     Object.keys(extra).forEach(function (k) { p.set(k, extra[k]); });
     return p;
   }
-  function post(path, extra) {
+  function send(path, extra) {
     return fetch(path, {method: "POST", body: body(extra), credentials: "same-origin"}).then(function (r) {
       return r.json().then(function (j) {
         if (!r.ok) { throw new Error(j.error || ("status " + r.status)); }
@@ -343,13 +343,13 @@ button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;cursor:pointer}
     var register = btn.getAttribute("data-register") === "true";
     out.textContent = "";
     btn.disabled = true;
-    post("/challenge/passkey/begin", {}).then(function (opts) {
+    send("/challenge/passkey/begin", {}).then(function (opts) {
       if (register) {
         return navigator.credentials.create({publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(opts.publicKey)});
       }
       return navigator.credentials.get({publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(opts.publicKey)});
     }).then(function (cred) {
-      return post("/challenge/passkey/finish", {credential: JSON.stringify(cred.toJSON())});
+      return send("/challenge/passkey/finish", {credential: JSON.stringify(cred.toJSON())});
     }).then(function (j) {
       if (j.location) { window.location.assign(j.location); }
     }).catch(function (e) {

@@ -1,8 +1,11 @@
 package emulator
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"net"
 	"net/url"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -38,6 +41,10 @@ func relyingParty(base string) (*webauthn.WebAuthn, error) {
 	u, err := url.Parse(base)
 	if err != nil || u.Hostname() == "" {
 		return nil, errors.New("emulator: no host for the passkey relying party")
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		return nil, fmt.Errorf("passkeys need the page at a host name: browsers refuse an IP address (%s) as the relying party; "+
+			"open the emulator as http://localhost:<port> (PublicURL, or -public-url)", u.Hostname())
 	}
 	return webauthn.New(&webauthn.Config{
 		RPID:          u.Hostname(),
@@ -108,6 +115,13 @@ func (e *Emulator) finishPasskeyLocked(rec *actionRecord, base string, register 
 		if err != nil {
 			return err
 		}
+		for _, other := range e.users { // a credential id names one credential of one user
+			for _, p := range other.passkeys {
+				if bytes.Equal(p.ID, cred.ID) {
+					return errors.New("this passkey is registered already")
+				}
+			}
+		}
 		u.passkeys = append(u.passkeys, *cred)
 		return nil
 	}
@@ -123,7 +137,7 @@ func (e *Emulator) finishPasskeyLocked(rec *actionRecord, base string, register 
 		return errors.New("the passkey's signature counter went backwards: a cloned authenticator?")
 	}
 	for i := range u.passkeys {
-		if string(u.passkeys[i].ID) == string(cred.ID) {
+		if bytes.Equal(u.passkeys[i].ID, cred.ID) {
 			u.passkeys[i] = *cred
 		}
 	}

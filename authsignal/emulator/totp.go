@@ -32,6 +32,17 @@ func validTOTPSecret(s string) bool {
 	return err == nil && len(b) >= 10
 }
 
+// totpSecretOf returns the secret of an otpauth://totp URI with the
+// parameters the emulator runs (30-second steps, 6 digits, SHA1), or "".
+func totpSecretOf(uri string) string {
+	key, err := otp.NewKeyFromURL(uri)
+	if err != nil || key.Type() != "totp" || key.Period() != totpPeriod || key.Digits() != otp.DigitsSix ||
+		key.Algorithm() != otp.AlgorithmSHA1 || !validTOTPSecret(key.Secret()) {
+		return ""
+	}
+	return key.Secret()
+}
+
 // totpStep returns the time step of code within the window around now, or
 // false. Every step of the window is compared, in constant time.
 func totpStep(secret, code string, now time.Time) (int64, bool) {
