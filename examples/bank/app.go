@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -270,6 +271,12 @@ func (a *App) provider() (*authsignal.Client, error) {
 		return nil, fmt.Errorf("bank: emulator: %w", err)
 	}
 	a.emuURL = "http://" + ln.Addr().String()
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		// Browsers refuse passkeys on an IP address (the relying party is
+		// a host name): the page is reached as localhost, which is a
+		// secure context on plain http. The bank's own origin stays apart.
+		a.emuURL = "http://localhost:" + strconv.Itoa(tcp.Port)
+	}
 	secret := randomHex(32) // a fresh API key per run
 	var users []emulator.User
 	for _, u := range demoUsers {
