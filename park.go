@@ -263,8 +263,7 @@ func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]b
 		Methods: rl.methods, Created: now, Expires: now.Add(g.cfg.ParkTTL),
 	}
 	if !safePath(rec.Path) || !safeQuery(rec.Query) {
-		return nil, refusal(http.StatusBadRequest, "bad_request",
-			"This address cannot be verified and resumed.", ErrBadRequest)
+		return nil, errUnresumable()
 	}
 	if g.cfg.IsAPI(r) {
 		rec.Kind = KindAPI
@@ -389,4 +388,11 @@ func (g *Guard) writeAPIChallenge(w http.ResponseWriter, action, challengeURL st
 		body["display"] = d
 	}
 	writeJSON(w, http.StatusUnauthorized, body)
+}
+
+// errUnresumable refuses a request whose target a Location header could not
+// carry back (a raw query with bytes outside printable ASCII, say): it
+// could not be parked and resumed.
+func errUnresumable() *Error {
+	return refusal(http.StatusBadRequest, "bad_request", "This address cannot be verified and resumed.", ErrBadRequest)
 }
