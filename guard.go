@@ -211,6 +211,7 @@ type Guard struct {
 	callbackSuffix string
 	cookie         cookieCodec  // the guard's own cookie with CookieKeys or a CookieStore, else nil (cookie.go)
 	signIn         *signInSetup // Config.SignIn checked, nil without it (signin.go)
+	grantOwners    [][]byte     // the keys that name a user's grant slots, the sealing key's first (grants.go)
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -338,6 +339,7 @@ func New(cfg Config) (*Guard, error) {
 		return nil, err
 	}
 	g.cfg.Store = newSealedStore(cfg.Store, sealer, cfg.Logger)
+	g.grantOwners = sealer.owners
 	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
 	g.firstSegments = firstSegments(rules)
 	for _, o := range cfg.ChallengeOrigins {

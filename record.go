@@ -55,6 +55,10 @@ type Record struct {
 	Created  time.Time     `json:"created"`
 	Expires  time.Time     `json:"expires"`
 	Consumed bool          `json:"consumed,omitempty"`
+	// VerificationMethod is the method a Remember grant (KindGrant) was
+	// earned with, as Authsignal's validate named it ("PASSKEY", "SMS"…);
+	// "" when it did not say.
+	VerificationMethod string `json:"verificationMethod,omitempty"`
 	// Park names the challenge (KindPark, KindAPI) that a record written
 	// after it was passed (KindUsed, KindOutcome, KindPass, KindGrant)
 	// follows; a bounded store lets such a record take the room reserved

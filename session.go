@@ -294,7 +294,7 @@ func (st *sessionState) removePass(id string) {
 // It must run before the response is written.
 func (g *Guard) saveSession(w http.ResponseWriter, r *http.Request, st *sessionState) error {
 	for _, id := range st.stale {
-		_ = g.cfg.Store.Delete(r.Context(), id) // best effort: records expire anyway
+		g.endRecord(r.Context(), id)
 	}
 	st.stale = nil
 	if !st.dirty {
@@ -361,7 +361,7 @@ func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 	}
 	if ok && decodeSession(raw, &st.data) == nil {
 		for _, id := range st.allIDs() {
-			_ = g.cfg.Store.Delete(r.Context(), id)
+			g.endRecord(r.Context(), id)
 		}
 		// The browser stays established for its user: a mark that grants
 		// nothing, kept so that the user's next challenges, and sign-ins,

@@ -53,28 +53,17 @@ func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user
 			if gr.Action != rl.Action {
 				continue
 			}
+			if !isGrantSlot(gr.ID) {
+				continue
+			}
 			rec, err := g.cfg.Store.Get(ctx, gr.ID)
-			if err == nil && rec.Kind == KindGrant && rec.UserID == user && rec.Action == rl.Action && now.Before(rec.Expires) {
+			if err == nil && liveGrant(rec, user, rl.Action, gr.Expires, now) {
 				// Per user and action, whatever the request: see SECURITY.md.
 				return HowRemembered, nil
 			}
 		}
 	}
 	return "", nil
-}
-
-// grant gives a Remember grant for rec's action, with a fixed expiry.
-func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
-	if rec.Remember <= 0 {
-		return // the policy does not remember
-	}
-	now := g.now()
-	id := newID()
-	gr := &Record{ID: id, Kind: KindGrant, UserID: rec.UserID, Action: rec.Action, Created: now, Expires: now.Add(rec.Remember),
-		Park: rec.ID}
-	if g.cfg.Store.Put(ctx, gr) == nil {
-		st.addGrant(id, rec.Action, gr.Expires)
-	}
 }
 
 // redeemToken accepts an API retry that carries the token of a completed
@@ -147,6 +136,7 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 	case rec.wasShown(token):
 		return nil, errStepUpFailed(errors.New("token handed out with the challenge, not earned by it"))
 	}
+	rec.VerificationMethod = vr.VerificationMethod // for the grant it may earn
 	return rec, nil
 }
 
