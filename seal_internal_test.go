@@ -51,7 +51,8 @@ func TestSealedGetParkReservesExactlyWhatItLeaves(t *testing.T) {
 
 		successors := []*Record{
 			{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp},
-			{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action, Park: park.ID, Created: now, Expires: exp},
+			{ID: grantID(grantOwner(make([]byte, 32), park.UserID), 0), Kind: KindGrant, UserID: park.UserID, Action: park.Action,
+				Park: park.ID, VerificationMethod: "AUTHENTICATOR_APP", Created: now, Expires: exp},
 			{ID: newID(), Kind: KindPass, UserID: park.UserID, Action: park.Action, Method: http.MethodGet, Path: park.Path,
 				Query: park.Query, Judged: park.Judged, Park: park.ID, Created: now, Expires: exp},
 			{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: http.StatusSeeOther,
@@ -88,7 +89,8 @@ func TestSealedPostParkReservesExactlyForItsAnswer(t *testing.T) {
 
 		written := newSealedStore(NewMemoryStore(), sealer, nil)
 		require.NoError(t, written.Put(ctx, &Record{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp}))
-		require.NoError(t, written.Put(ctx, &Record{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action,
+		require.NoError(t, written.Put(ctx, &Record{ID: grantID(grantOwner(make([]byte, 32), park.UserID), 0), Kind: KindGrant,
+			UserID: park.UserID, Action: park.Action, VerificationMethod: "AUTHENTICATOR_APP",
 			Park: park.ID, Created: now, Expires: exp}))
 		require.NoError(t, written.Put(ctx, &Record{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: 599,
 			Header: http.Header{"Content-Type": {value}, "Location": {value}}, Body: make([]byte, body), Created: now, Expires: exp}))
