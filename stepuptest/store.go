@@ -310,6 +310,28 @@ func RunShared(t *testing.T, a Adapter, newStore func(now func() time.Time) step
 		assert.Equal(t, "pass", runs[0].How)
 		assert.Equal(t, "remembered", runs[1].How)
 	})
+	t.Run("grants earned on one instance are listed and revoked on the other", func(t *testing.T) {
+		env, other := twoInstances(t, nil)
+		ctx := context.Background()
+		b := env.NewBrowser()
+		b.Login("alice")
+		cb := b.Complete(b.Challenge(b.Get("/admin")))
+		resumed := b.Get(onInstance(cb, other)) // the other instance's guard writes the grant
+		require.Equal(t, http.StatusSeeOther, resumed.StatusCode, resumed.Body)
+		require.Equal(t, http.StatusOK, b.Get(other.URL+resumed.Header.Get("Location")).StatusCode, "the pass")
+		require.Equal(t, http.StatusOK, b.Get(other.URL+"/admin").StatusCode, "remembered on the instance that granted it")
+
+		grants, err := env.Guard.Grants(ctx, "alice") // the first instance's guard
+		require.NoError(t, err)
+		require.Len(t, grants, 1)
+		assert.Equal(t, "admin", grants[0].Action)
+		require.NoError(t, env.Guard.Revoke(ctx, "alice"))
+		b.Challenge(b.Get(other.URL + "/admin")) // revoked on the instance that granted it
+		b.Challenge(b.Get("/admin"))             // and on this one
+		grants, err = env.Guard.Grants(ctx, "alice")
+		require.NoError(t, err)
+		assert.Empty(t, grants)
+	})
 	t.Run("a challenge passed on either instance gives its slot back on both", func(t *testing.T) {
 		if _, ok := newStore(NewClock().Now).(stepup.Counter); !ok {
 			t.Skip("the Store is not a stepup.Counter: each instance counts on its own")
