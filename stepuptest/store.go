@@ -26,10 +26,11 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 			ID: id, Kind: stepup.KindPark, UserID: "alice", Action: "transfer", Method: http.MethodPost,
 			Path: "/transfer", Query: "a=1", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 			Body: []byte("amount=5000"), BodyHash: []byte("fedcba9876543210fedcba9876543210"),
-			Judged:  []byte("judged9876543210judged9876543210"),
-			Shown:   [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
-			Sealed:  []byte("\x01 what the guard sealed: the store keeps it as it keeps Body"),
-			Created: clock.Now(), Expires: clock.Now().Add(time.Minute),
+			Judged:             []byte("judged9876543210judged9876543210"),
+			Shown:              [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
+			Sealed:             []byte("\x01 what the guard sealed: the store keeps it as it keeps Body"),
+			VerificationMethod: "PASSKEY",
+			Created:            clock.Now(), Expires: clock.Now().Add(time.Minute),
 		}
 	}
 
@@ -49,6 +50,7 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		assert.Equal(t, "amount=5000", string(got.Body))
 		assert.Equal(t, "application/x-www-form-urlencoded", got.Header.Get("Content-Type"))
 		assert.Equal(t, "/transfer", got.Path)
+		assert.Equal(t, "PASSKEY", got.VerificationMethod)
 		assert.Equal(t, [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, got.Shown)
 		assert.Equal(t, "fedcba9876543210fedcba9876543210", string(got.BodyHash))
 		assert.Equal(t, "judged9876543210judged9876543210", string(got.Judged), "the judged digest round-trips")
@@ -96,6 +98,30 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		after, err := s.Get(ctx, "a")
 		require.NoError(t, err)
 		assert.True(t, after.Consumed, "a consumed record stays readable until it expires")
+	})
+	// A user's Remember grants live in a few slot ids that the guard takes
+	// with Put and ends with Consume: a consumed record must keep its id
+	// until it expires, so that a slot is never reused while a browser may
+	// still name the grant that was in it.
+	t.Run("a consumed record keeps its id until it expires", func(t *testing.T) {
+		clock := NewClock()
+		s := newStore(clock.Now)
+		require.NoError(t, s.Put(ctx, rec(clock, "a")))
+		_, err := s.Consume(ctx, "a")
+		require.NoError(t, err)
+		assert.ErrorIs(t, s.Put(ctx, rec(clock, "a")), stepup.ErrExists)
+		clock.Advance(time.Minute - time.Millisecond)
+		assert.ErrorIs(t, s.Put(ctx, rec(clock, "a")), stepup.ErrExists, "a millisecond before its expiry")
+		got, err := s.Get(ctx, "a")
+		require.NoError(t, err)
+		assert.True(t, got.Consumed)
+		clock.Advance(time.Millisecond)
+		fresh := rec(clock, "a")
+		require.NoError(t, s.Put(ctx, fresh), "free once expired")
+		got, err = s.Get(ctx, "a")
+		require.NoError(t, err)
+		assert.False(t, got.Consumed, "the new record, pending")
+		assert.True(t, got.Expires.Equal(fresh.Expires))
 	})
 	t.Run("expiry is exact", func(t *testing.T) {
 		clock := NewClock()
