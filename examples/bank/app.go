@@ -357,6 +357,7 @@ func (a *App) routes() error {
 	e.GET("/transfers/:id", a.transferResult, a.requireLogin)
 	e.GET("/settings", a.settings, a.requireLogin)
 	e.POST("/settings/email", a.changeEmail, a.requireLogin)
+	e.POST("/settings/remembered/revoke", a.revokeGrants, a.requireLogin)
 	e.GET("/admin", a.admin, a.requireLogin)
 	e.GET("/api/account", a.apiAccount, a.requireLogin)
 	e.POST("/api/transfer", a.apiTransfer, a.requireLogin)
