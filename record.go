@@ -59,6 +59,9 @@ type Record struct {
 	// earned with, as Authsignal's validate named it ("PASSKEY", "SMS"…);
 	// "" when it did not say.
 	VerificationMethod string `json:"verificationMethod,omitempty"`
+	// Trace is what Config.OnStep kept with a parked request (KindPark,
+	// KindAPI) to link its replay to it (Step.Trace).
+	Trace string `json:"trace,omitempty"`
 	// Park names the challenge (KindPark, KindAPI) that a record written
 	// after it was passed (KindUsed, KindOutcome, KindPass, KindGrant)
 	// follows; a bounded store lets such a record take the room reserved
@@ -120,6 +123,8 @@ func (r *Record) check() error {
 		return fmt.Errorf("stepup: record %s: no expiry", r.ID)
 	case len(r.Judged) != 0 && len(r.Judged) != sha256.Size:
 		return fmt.Errorf("stepup: record %s: bad judged digest", r.ID)
+	case !validTrace(r.Trace):
+		return fmt.Errorf("stepup: record %s: bad trace", r.ID)
 	case len(r.Shown) > maxShown:
 		return fmt.Errorf("stepup: record %s: too many shown tokens", r.ID)
 	}

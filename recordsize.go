@@ -43,7 +43,7 @@ func recordSize(strs, bytes int, header bool, keys, values int) int {
 // included, and how many header keys and values it has.
 func (r *Record) stringBytes() (n, keys, values int) {
 	n = len(r.ID) + len(r.UserID) + len(r.Action) + len(r.Method) + len(r.Path) + len(r.Query) + len(r.Park) +
-		len(r.VerificationMethod)
+		len(r.VerificationMethod) + len(r.Trace)
 	for k, vs := range r.Header {
 		n += len(k)
 		values += len(vs)
@@ -64,7 +64,7 @@ func (r *Record) own() Record {
 	n, _, values := r.stringBytes()
 	var b strings.Builder
 	b.Grow(n)
-	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.VerificationMethod} {
+	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.VerificationMethod, r.Trace} {
 		b.WriteString(s)
 	}
 	var small [16]string
@@ -82,9 +82,9 @@ func (r *Record) own() Record {
 		arena = arena[len(s):]
 		return out
 	}
-	c.ID, c.UserID, c.Action, c.Method, c.Path, c.Query, c.Park, c.VerificationMethod =
+	c.ID, c.UserID, c.Action, c.Method, c.Path, c.Query, c.Park, c.VerificationMethod, c.Trace =
 		take(r.ID), take(r.UserID), take(r.Action), take(r.Method), take(r.Path), take(r.Query), take(r.Park),
-		take(r.VerificationMethod)
+		take(r.VerificationMethod), take(r.Trace)
 	if r.Header != nil {
 		c.Header = make(http.Header, len(keys))
 		all := make([]string, values)

@@ -253,6 +253,7 @@ func TestSealKeepsEveryField(t *testing.T) {
 		in.Method, in.Path, in.Query = http.MethodPost, "/transfer/"+newID(), "a=1&b="+newID()
 		in.Shown = [][]byte{make([]byte, 32), []byte(strings.Repeat("s", 32))}
 		in.Judged = []byte(strings.Repeat("j", 32))
+		in.Trace = "00-" + newID() + "-" + newID() + "-01" // printable, as a park's trace must be
 		in.Created, in.Expires = time.Unix(rng.Int63n(1<<40), rng.Int63n(1e9)), time.Unix(rng.Int63n(1<<40)+1, rng.Int63n(1e9))
 		in.Consumed = round%2 == 0
 

@@ -110,9 +110,11 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, errBusy(err)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
+	sctx, end := g.startStep(r.Context(), &Step{Name: StepValidate, Action: action})
+	ctx, cancel := context.WithTimeout(sctx, g.cfg.ProviderTimeout)
 	vr, err := g.cfg.Provider.Validate(ctx, authsignal.ValidateRequest{Token: token, UserID: user, Action: action})
 	cancel()
+	end(err)
 	if err != nil {
 		if e := g.misconfiguredProvider(err); e != nil {
 			return nil, e
