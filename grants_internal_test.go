@@ -183,3 +183,57 @@ func TestGrantsAndRevokeNeedAUser(t *testing.T) {
 	assert.Error(t, err)
 	assert.Error(t, g.Revoke(context.Background(), ""))
 }
+
+// Only grants of the user count: a record of another kind or another user
+// in one of the user's slots (which the guard never writes) is neither
+// listed nor consumed; a grant the guard's clock sees expired is not
+// listed, whatever the Store's clock says.
+func TestGrantsReadOnlyTheUsersLiveGrants(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	storeNow := now
+	store := NewMemoryStore(MemoryClock(func() time.Time { return storeNow }))
+	g := grantGuard(t, store, &now)
+	owner := grantOwner(g.grantOwners[0], "alice")
+	for i, rec := range []*Record{
+		{Kind: KindGrant, UserID: "bob", Action: "admin"},
+		{Kind: KindPass, UserID: "alice", Action: "admin", Method: http.MethodGet, Path: "/admin"},
+	} {
+		rec.ID, rec.Created, rec.Expires = grantID(owner, i), now, now.Add(time.Minute)
+		require.NoError(t, g.cfg.Store.Put(ctx, rec))
+	}
+	grants, err := g.Grants(ctx, "alice")
+	require.NoError(t, err)
+	assert.Empty(t, grants)
+	require.NoError(t, g.Revoke(ctx, "alice"))
+	for i := range 2 {
+		rec, err := g.cfg.Store.Get(ctx, grantID(owner, i))
+		require.NoError(t, err)
+		assert.False(t, rec.Consumed, "slot %d: not alice's grant, not revoked", i)
+	}
+
+	require.Equal(t, grantID(owner, 2), earn(g, &sessionState{}, "SMS"), "the first free slot")
+	now = now.Add(5 * time.Minute) // the guard's clock: expired; the Store's: not yet
+	grants, err = g.Grants(ctx, "alice")
+	require.NoError(t, err)
+	assert.Empty(t, grants)
+}
+
+// A grant the session lets go of (Forget, a newer grant, another user) is
+// consumed, keeping its slot; any other record is deleted.
+func TestEndRecordConsumesGrantsAndDeletesTheRest(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	g := grantGuard(t, NewMemoryStore(MemoryClock(func() time.Time { return now })), &now)
+	id := earn(g, &sessionState{}, "SMS")
+	g.endRecord(ctx, id)
+	rec, err := g.cfg.Store.Get(ctx, id)
+	require.NoError(t, err)
+	assert.True(t, rec.Consumed)
+
+	pass := &Record{ID: newID(), Kind: KindPass, UserID: "alice", Action: "admin", Created: now, Expires: now.Add(time.Minute)}
+	require.NoError(t, g.cfg.Store.Put(ctx, pass))
+	g.endRecord(ctx, pass.ID)
+	_, err = g.cfg.Store.Get(ctx, pass.ID)
+	assert.ErrorIs(t, err, ErrNotFound)
+}
