@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,7 +17,7 @@ import (
 
 // grantGuard is a guard remembering GET /admin for 5 minutes, on store,
 // with keys, whose clock is *now.
-func grantGuard(t *testing.T, store Store, now *time.Time, keys ...[]byte) *Guard {
+func grantGuard(t testing.TB, store Store, now *time.Time, keys ...[]byte) *Guard {
 	t.Helper()
 	g, err := New(Config{
 		Provider:    authsignal.NewClient("secret"),
@@ -236,4 +237,37 @@ func TestEndRecordConsumesGrantsAndDeletesTheRest(t *testing.T) {
 	g.endRecord(ctx, pass.ID)
 	_, err = g.cfg.Store.Get(ctx, pass.ID)
 	assert.ErrorIs(t, err, ErrNotFound)
+}
+
+// What listing a user's grants costs on a MemoryStore (32 sealed Gets,
+// opening each grant found), by how many grants the user holds, and what
+// the grant check of a request costs (one Get), for comparison.
+func BenchmarkGrants(b *testing.B) {
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	for _, n := range []int{0, 4, maxUserGrants} {
+		b.Run(fmt.Sprintf("Grants/n=%d", n), func(b *testing.B) {
+			g := grantGuard(b, NewMemoryStore(MemoryClock(func() time.Time { return now })), &now)
+			for range n {
+				earn(g, &sessionState{}, "SMS")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if gs, err := g.Grants(ctx, "alice"); err != nil || len(gs) != n {
+					b.Fatal(err, len(gs))
+				}
+			}
+		})
+	}
+	b.Run("the check of one request", func(b *testing.B) {
+		g := grantGuard(b, NewMemoryStore(MemoryClock(func() time.Time { return now })), &now)
+		st := &sessionState{}
+		earn(g, st, "SMS")
+		b.ReportAllocs()
+		for b.Loop() {
+			if !remembered(g, st) {
+				b.Fatal("not remembered")
+			}
+		}
+	})
 }
