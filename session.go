@@ -343,8 +343,9 @@ func (g *Guard) writeSession(w http.ResponseWriter, r *http.Request, st *session
 
 // Forget ends every step-up state of the current browser: pending parks
 // and passes are deleted from the Store, its Remember grants ended (see
-// Revoke for the user's other browsers), and the session is cleared, but for the mark that the browser is established for its user
-// (it grants nothing; see Config.MaxChallengesPerUser). Call it at logout.
+// Revoke for the user's other browsers), and the session is cleared, but
+// for the mark that the browser is established for its user (it grants
+// nothing; see Config.MaxChallengesPerUser). Call it at logout.
 func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 	st := &sessionState{}
 	var raw []byte
