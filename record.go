@@ -12,6 +12,8 @@ import (
 )
 
 // Kind says what a Record is for.
+//
+// For Store implementations; an application does not need it.
 type Kind uint8
 
 // The kinds of records the guard keeps in a Store.
@@ -31,6 +33,8 @@ func (k Kind) valid() bool { return k >= KindPark && k <= KindSignInAPI }
 // Record is what the guard keeps server-side. A record is written once with
 // Put and never modified afterwards, except for the move from pending to
 // consumed that Consume makes.
+//
+// For Store implementations; an application does not need it.
 type Record struct {
 	ID       string      `json:"id"`
 	Kind     Kind        `json:"kind"`
@@ -52,13 +56,16 @@ type Record struct {
 	Remember time.Duration `json:"remember,omitempty"` // grant to give when the step-up succeeds
 	Shown    [][]byte      `json:"shown,omitempty"`    // hashes of the tokens the track handed out with the challenge; they never redeem it
 	Status   int           `json:"status,omitempty"`   // outcome status
-	Created  time.Time     `json:"created"`
-	Expires  time.Time     `json:"expires"`
-	Consumed bool          `json:"consumed,omitempty"`
-	// VerificationMethod is the method a Remember grant (KindGrant) was
-	// earned with, as Authsignal's validate named it ("PASSKEY", "SMS"…);
-	// "" when it did not say.
-	VerificationMethod string `json:"verificationMethod,omitempty"`
+	// VerificationMethod is the method a grant (KindGrant) was earned with,
+	// as validate reported it when it is one of Authsignal's names, else
+	// "": a grant lets through only a policy whose Methods accept it.
+	VerificationMethod string    `json:"verificationMethod,omitempty"`
+	Created            time.Time `json:"created"`
+	Expires            time.Time `json:"expires"`
+	Consumed           bool      `json:"consumed,omitempty"`
+	// Methods are the verification methods a challenge (KindPark, KindAPI)
+	// accepts: its policy's Methods when it was opened; none accepts any.
+	Methods MethodSet `json:"methods,omitempty"`
 	// Trace is what Config.OnStep kept with a parked request (KindPark,
 	// KindAPI) to link its replay to it (Step.Trace).
 	Trace string `json:"trace,omitempty"`
@@ -77,6 +84,8 @@ type Record struct {
 const recordVersion = 1
 
 // MarshalRecord encodes a record for stores that keep bytes.
+//
+// For Store implementations; an application does not need it.
 func MarshalRecord(rec *Record) ([]byte, error) {
 	return json.Marshal(struct {
 		V int `json:"v"`
@@ -86,6 +95,8 @@ func MarshalRecord(rec *Record) ([]byte, error) {
 
 // UnmarshalRecord decodes and checks what MarshalRecord produced. Bytes
 // from a store are treated as untrusted: anything malformed is an error.
+//
+// For Store implementations; an application does not need it.
 func UnmarshalRecord(b []byte) (*Record, error) {
 	var aux struct {
 		V int `json:"v"`
@@ -127,6 +138,10 @@ func (r *Record) check() error {
 		return fmt.Errorf("stepup: record %s: bad trace", r.ID)
 	case len(r.Shown) > maxShown:
 		return fmt.Errorf("stepup: record %s: too many shown tokens", r.ID)
+	case r.VerificationMethod != "" && !knownMethod(r.VerificationMethod):
+		return fmt.Errorf("stepup: record %s: unknown verification method", r.ID)
+	case !r.Methods.valid():
+		return fmt.Errorf("stepup: record %s: bad accepted methods", r.ID)
 	}
 	for _, h := range r.Shown {
 		if len(h) != sha256.Size {

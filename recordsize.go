@@ -67,6 +67,7 @@ func (r *Record) own() Record {
 	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.VerificationMethod, r.Trace} {
 		b.WriteString(s)
 	}
+
 	var small [16]string
 	keys := small[:0]
 	for k, vs := range r.Header {
@@ -82,9 +83,9 @@ func (r *Record) own() Record {
 		arena = arena[len(s):]
 		return out
 	}
-	c.ID, c.UserID, c.Action, c.Method, c.Path, c.Query, c.Park, c.VerificationMethod, c.Trace =
-		take(r.ID), take(r.UserID), take(r.Action), take(r.Method), take(r.Path), take(r.Query), take(r.Park),
-		take(r.VerificationMethod), take(r.Trace)
+	c.ID, c.UserID, c.Action, c.Method, c.Path, c.Query, c.Park =
+		take(r.ID), take(r.UserID), take(r.Action), take(r.Method), take(r.Path), take(r.Query), take(r.Park)
+	c.VerificationMethod, c.Trace = take(r.VerificationMethod), take(r.Trace)
 	if r.Header != nil {
 		c.Header = make(http.Header, len(keys))
 		all := make([]string, values)
@@ -208,8 +209,8 @@ func (r *Record) successors(outcomeBody int) reserve {
 	park := len(r.ID)                                  // each successor names its challenge
 	set(KindUsed, recordSize(usedID+park, 0, false, 0, 0))
 	if r.Remember > 0 {
-		// a grant's slot id, and the longest method name Authsignal has
-		set(KindGrant, recordSize(grantIDLen+len(r.UserID)+len(r.Action)+len("AUTHENTICATOR_APP")+park, 0, false, 0, 0))
+		// a grant's slot id, and the method it was earned with
+		set(KindGrant, recordSize(grantIDLen+len(r.UserID)+len(r.Action)+park+maxMethodLen, 0, false, 0, 0))
 	}
 	if r.Kind != KindPark {
 		return rs

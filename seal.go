@@ -191,9 +191,9 @@ func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 	succ.ID, succ.Park = pad[:usedIDLen], r.ID
 	set(KindUsed, 0)
 	if r.Remember > 0 {
-		// A grant's slot id, and the longest method name Authsignal has.
-		succ.ID, succ.UserID, succ.Action, succ.Park, succ.VerificationMethod = pad[:grantIDLen], r.UserID, r.Action, r.ID,
-			pad[:len("AUTHENTICATOR_APP")]
+		// A grant's slot id, and the method it was earned with, at its longest.
+		succ.ID, succ.UserID, succ.Action, succ.Park = pad[:grantIDLen], r.UserID, r.Action, r.ID
+		succ.VerificationMethod = longestMethod
 		set(KindGrant, 0)
 	}
 	if r.Kind != KindPark {
