@@ -273,7 +273,12 @@ func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]b
 		rec.Body = body
 		rec.Header = g.keepHeaders(r.Header, rl)
 	}
-	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
+	step := &Step{Name: StepPark, Action: rl.Action}
+	ctx, end := g.startStep(r.Context(), step)
+	rec.Trace = step.Trace
+	err = g.cfg.Store.Put(ctx, rec)
+	end(err)
+	if err != nil {
 		return nil, errBusy(err)
 	}
 	return rec, nil

@@ -15,7 +15,7 @@ import (
 // allocation rounded up to its size class (the strings are one, the body,
 // body hash, judged digest, shown hashes and sealed bytes another), and
 const (
-	recordOverhead = 384 + 56 // the store's entry holding the Record, its map slot and heap slot (amortized)
+	recordOverhead = 416 + 56 // the store's entry holding the Record, its map slot and heap slot (amortized)
 	headerOverhead = 48       // an http.Header's map header; its slots are counted by headerSlots
 	valueOverhead  = 16       // per header value: its string header, in one slice for all values
 	shownOverhead  = 24       // per shown token hash: its slice header
@@ -43,7 +43,7 @@ func recordSize(strs, bytes int, header bool, keys, values int) int {
 // included, and how many header keys and values it has.
 func (r *Record) stringBytes() (n, keys, values int) {
 	n = len(r.ID) + len(r.UserID) + len(r.Action) + len(r.Method) + len(r.Path) + len(r.Query) + len(r.Park) +
-		len(r.VerificationMethod)
+		len(r.VerificationMethod) + len(r.Trace)
 	for k, vs := range r.Header {
 		n += len(k)
 		values += len(vs)
@@ -64,7 +64,7 @@ func (r *Record) own() Record {
 	n, _, values := r.stringBytes()
 	var b strings.Builder
 	b.Grow(n)
-	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.VerificationMethod} {
+	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.VerificationMethod, r.Trace} {
 		b.WriteString(s)
 	}
 
@@ -85,7 +85,7 @@ func (r *Record) own() Record {
 	}
 	c.ID, c.UserID, c.Action, c.Method, c.Path, c.Query, c.Park =
 		take(r.ID), take(r.UserID), take(r.Action), take(r.Method), take(r.Path), take(r.Query), take(r.Park)
-	c.VerificationMethod = take(r.VerificationMethod)
+	c.VerificationMethod, c.Trace = take(r.VerificationMethod), take(r.Trace)
 	if r.Header != nil {
 		c.Header = make(http.Header, len(keys))
 		all := make([]string, values)
@@ -209,7 +209,8 @@ func (r *Record) successors(outcomeBody int) reserve {
 	park := len(r.ID)                                  // each successor names its challenge
 	set(KindUsed, recordSize(usedID+park, 0, false, 0, 0))
 	if r.Remember > 0 {
-		set(KindGrant, recordSize(newID+len(r.UserID)+len(r.Action)+park+maxMethodLen, 0, false, 0, 0)) // and the method it was earned with
+		// a grant's slot id, and the method it was earned with
+		set(KindGrant, recordSize(grantIDLen+len(r.UserID)+len(r.Action)+park+maxMethodLen, 0, false, 0, 0))
 	}
 	if r.Kind != KindPark {
 		return rs
