@@ -229,8 +229,6 @@ func TestBrowserMethods(t *testing.T) {
 		changeEmail(t, "mallory@evil.example")
 		onChallengePage(t)
 		step(t, chromedp.WaitVisible(chromedp.ID("passkey")))
-		token, err := url.Parse(location(t))
-		require.NoError(t, err)
 		tracked := lastTracked(t, "alice", "changeEmail")
 		require.Equal(t, authsignal.StateChallengeRequired, authsignal.State(tracked.State))
 		// Someone with Authsignal's secret key (an operator in its portal,
@@ -242,11 +240,17 @@ func TestBrowserMethods(t *testing.T) {
 		updated, err := operator.UpdateAction(ctx, "alice", "changeEmail", tracked.IdempotencyKey, authsignal.StateChallengeSucceeded)
 		require.NoError(t, err)
 		require.Equal(t, authsignal.StateChallengeSucceeded, updated.State)
+		require.Empty(t, updated.VerificationMethod)
+		// A token of the succeeded action (the one in the challenge URL was
+		// handed out with the challenge: the bank never takes it as proof).
+		again, err := operator.Track(ctx, "alice", "changeEmail", authsignal.TrackRequest{IdempotencyKey: tracked.IdempotencyKey})
+		require.NoError(t, err)
+		require.Equal(t, authsignal.StateChallengeSucceeded, again.State)
 		callback, err := url.Parse(tracked.RedirectURL)
 		require.NoError(t, err)
 		require.True(t, strings.HasPrefix(callback.String(), tb.url+callbackPath), callback.String())
 		q := callback.Query()
-		q.Set("token", token.Query().Get("token"))
+		q.Set("token", again.Token)
 		callback.RawQuery = q.Encode()
 
 		step(t, chromedp.Navigate(callback.String()), chromedp.WaitVisible(chromedp.ID("error")))
@@ -336,7 +340,11 @@ func TestBrowserMethods(t *testing.T) {
 		tracked := lastTracked(t, "carol", "changeEmail")
 		assert.Equal(t, authsignal.StateAllow, authsignal.State(tracked.State), "Authsignal lets an unenrolled user through")
 		assert.Equal(t, "carol@bank.example", email(t, "carol"), "the bank did not")
-		step(t, chromedp.SendKeys(chromedp.ID("email"), "carol@bank.example"))
+		ctx, cancel = context.WithTimeout(browser, 10*time.Second)
+		defer cancel()
+		prefilled, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("email")))
+		require.NoError(t, err)
+		assert.Equal(t, "carol@bank.example", prefilled, "the address Authsignal knows for her, to verify again")
 		verifyEmailFirst(t, "carol")
 		step(t, chromedp.WaitVisible(chromedp.CSS(`button[value="PASSKEY"]`)),
 			chromedp.Click(chromedp.CSS(`button[value="PASSKEY"]`)), chromedp.WaitVisible(chromedp.ID("passkey")),
