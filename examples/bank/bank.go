@@ -48,7 +48,7 @@ var demoUsers = []seedUser{
 		Balance: 10_000_00, Admin: true},
 	{ID: "bob", Password: "bob-password", Email: "bob@bank.example", IBAN: "DE42 1001 0010 0000 0678 90",
 		Balance: 2_500_00},
-	{ID: "carol", Password: "carol-password", Email: "carol@bank.example", IBAN: "DE45 1001 0010 0000 0246 80",
+	{ID: "carol", Password: "carol-password", Email: "carol@bank.example", IBAN: "DE93 1001 0010 0000 0246 80",
 		Balance: 1_500_00, Unenrolled: true},
 }
 
