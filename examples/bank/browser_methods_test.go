@@ -224,11 +224,12 @@ func TestBrowserMethods(t *testing.T) {
 		assert.Positive(t, creds[0].SignCount, "the passkey signed the second change")
 	})
 
-	t.Run("a proof without a method the action accepts is refused, and nothing changes", func(t *testing.T) {
+	t.Run("a proof without a method the action accepts is refused, nothing changes, a passkey then runs it once", func(t *testing.T) {
 		before := email(t, "alice")
-		changeEmail(t, "mallory@evil.example")
+		changeEmail(t, "alice@third.example")
 		onChallengePage(t)
 		step(t, chromedp.WaitVisible(chromedp.ID("passkey")))
+		challengeURL := location(t)
 		tracked := lastTracked(t, "alice", "changeEmail")
 		require.Equal(t, authsignal.StateChallengeRequired, authsignal.State(tracked.State))
 		// Someone with Authsignal's secret key (an operator in its portal,
@@ -264,6 +265,20 @@ func TestBrowserMethods(t *testing.T) {
 		assert.Equal(t, before, email(t, "alice"), "the email did not change")
 		step(t, chromedp.Navigate(tb.url+"/settings"), chromedp.WaitVisible(chromedp.ID("email")))
 		assert.Equal(t, before, text(t, "email"))
+
+		// The refusal spent nothing: once the challenge is open again, the
+		// passkey proves the same parked change, which runs once.
+		reopen, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = operator.UpdateAction(reopen, "alice", "changeEmail", tracked.IdempotencyKey, authsignal.StateChallengeRequired)
+		require.NoError(t, err)
+		step(t, chromedp.Navigate(challengeURL))
+		onChallengePage(t)
+		step(t, chromedp.WaitVisible(chromedp.ID("passkey")), chromedp.Click(chromedp.ID("passkey")),
+			chromedp.WaitVisible(chromedp.ID("notice")))
+		assert.Equal(t, "Your email address is now alice@third.example.", text(t, "notice"))
+		assert.Equal(t, "alice@third.example", email(t, "alice"))
+		assert.Equal(t, emulator.MethodPasskey, lastTracked(t, "alice", "changeEmail").VerificationMethod)
 	})
 
 	t.Run("an authenticator app's codes, computed at the emulator's clock", func(t *testing.T) {
