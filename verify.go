@@ -112,8 +112,8 @@ type prefetched struct {
 }
 
 // validate asks the provider about token and checks every binding against
-// the record the token's idempotency key names: pre.park, when the caller
-// read it already (the park of a callback), else read now. It does not
+// the record the token's idempotency key names: the caller's pre.park (the
+// park of a callback, which the token must name), else read now. It does not
 // spend anything: a record read before the provider answered may have been
 // consumed since, which the spend's Consume finds, atomically.
 func (g *Guard) validate(r *http.Request, user, action, token string, pre prefetched) (*Record, *Error) {
@@ -146,8 +146,10 @@ func (g *Guard) validate(r *http.Request, user, action, token string, pre prefet
 		vr.UserID != user || vr.Action != action || vr.IdempotencyKey == "" {
 		return nil, errStepUpFailed(fmt.Errorf("validate: valid=%t state=%q", vr != nil && vr.IsValid, stateOf(vr)))
 	}
+	// A token that names another record than the caller's park is refused
+	// below (rec.ID): the other record is never read.
 	rec, err := pre.park, error(nil)
-	if rec == nil || rec.ID != vr.IdempotencyKey {
+	if rec == nil {
 		rec, err = g.cfg.Store.Get(r.Context(), vr.IdempotencyKey)
 	}
 	switch {
