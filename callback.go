@@ -53,7 +53,14 @@ func (g *Guard) Callback(root http.Handler) http.Handler {
 			return
 		}
 		ev := Event{Method: r.Method, Path: r.URL.Path, Route: "callback"}
-		if e := g.serveCallback(w, r, root, &ev); e != nil {
+		serve := g.serveCallback
+		if id, ok := reviewQuery(r.URL.RawQuery); ok {
+			ev.Route = "review"
+			serve = func(w http.ResponseWriter, r *http.Request, root http.Handler, ev *Event) *Error {
+				return g.serveReview(w, r, root, id, ev)
+			}
+		}
+		if e := serve(w, r, root, &ev); e != nil {
 			g.report(r.Context(), ev, e)
 			g.retryAfter(w, e)
 			g.writeError(w, r, e)

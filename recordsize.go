@@ -42,7 +42,7 @@ func recordSize(strs, bytes int, header bool, keys, values int) int {
 // stringBytes is the length of every string of r, header keys and values
 // included, and how many header keys and values it has.
 func (r *Record) stringBytes() (n, keys, values int) {
-	n = len(r.ID) + len(r.UserID) + len(r.Action) + len(r.Method) + len(r.Path) + len(r.Query) + len(r.Park)
+	n = len(r.ID) + len(r.UserID) + len(r.Action) + len(r.Method) + len(r.Path) + len(r.Query) + len(r.Park) + len(r.Session)
 	for k, vs := range r.Header {
 		n += len(k)
 		values += len(vs)
@@ -63,7 +63,7 @@ func (r *Record) own() Record {
 	n, _, values := r.stringBytes()
 	var b strings.Builder
 	b.Grow(n)
-	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park} {
+	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.Session} {
 		b.WriteString(s)
 	}
 	var small [16]string
@@ -81,8 +81,8 @@ func (r *Record) own() Record {
 		arena = arena[len(s):]
 		return out
 	}
-	c.ID, c.UserID, c.Action, c.Method, c.Path, c.Query, c.Park =
-		take(r.ID), take(r.UserID), take(r.Action), take(r.Method), take(r.Path), take(r.Query), take(r.Park)
+	c.ID, c.UserID, c.Action, c.Method, c.Path, c.Query, c.Park, c.Session =
+		take(r.ID), take(r.UserID), take(r.Action), take(r.Method), take(r.Path), take(r.Query), take(r.Park), take(r.Session)
 	if r.Header != nil {
 		c.Header = make(http.Header, len(keys))
 		all := make([]string, values)
@@ -168,6 +168,10 @@ type reserve [4]int32
 // successorSlot is where kind's reservation is in a reserve, or -1 for a
 // kind that follows no challenge.
 func successorSlot(k Kind) int {
+	if k == KindDecision {
+		// A review park spends no token: its decision takes that place.
+		return int(KindUsed - KindPass)
+	}
 	if k >= KindPass && k <= KindOutcome {
 		return int(k - KindPass)
 	}
@@ -208,7 +212,7 @@ func (r *Record) successors(outcomeBody int) reserve {
 	if r.Remember > 0 {
 		set(KindGrant, recordSize(newID+len(r.UserID)+len(r.Action)+park, 0, false, 0, 0))
 	}
-	if r.Kind != KindPark {
+	if r.Kind != KindPark && r.Kind != KindReview {
 		return rs
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {

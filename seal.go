@@ -184,7 +184,7 @@ func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 		succ.ID, succ.UserID, succ.Action, succ.Park = pad[:22], r.UserID, r.Action, r.ID
 		set(KindGrant, 0)
 	}
-	if r.Kind != KindPark {
+	if r.Kind != KindPark && r.Kind != KindReview {
 		return rs
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
