@@ -25,7 +25,7 @@ const (
 	KindSignIn                    // a pending sign-in of a browser, finished by the callback in that browser
 	KindSignInAPI                 // a pending sign-in of an API client, finished by its retry carrying Step-Up-Token
 	KindReview                    // a request parked for a reviewer (Policy.Review), run once by its status URL after approval
-	KindDecision                  // a reviewer's decision on a KindReview, learned from a webhook (Guard.Webhook)
+	KindDecision                  // a reviewer's approval of a KindReview, learned from a webhook (Guard.Webhook)
 )
 
 func (k Kind) valid() bool { return k >= KindPark && k <= KindDecision }
@@ -53,7 +53,7 @@ type Record struct {
 	Judged   []byte        `json:"judged,omitempty"`
 	Remember time.Duration `json:"remember,omitempty"` // grant to give when the step-up succeeds
 	Shown    [][]byte      `json:"shown,omitempty"`    // hashes of the tokens the track handed out with the challenge; they never redeem it
-	Status   int           `json:"status,omitempty"`   // outcome status; a decision's: 200 approved, 403 rejected
+	Status   int           `json:"status,omitempty"`   // outcome status; a decision's: 200, approved
 	// Session is the session a review park (KindReview) is bound to: the
 	// application's (Config.SessionID) or the guard's own session id. Only
 	// a visit from that session, of that user, runs it.

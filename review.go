@@ -49,11 +49,9 @@ const reviewBucket = "review"
 // the review park parkID, as a webhook reported it.
 func decisionID(parkID string) string { return "d." + parkID }
 
-// Decisions as a KindDecision record's Status keeps them.
-const (
-	decisionApproved = http.StatusOK
-	decisionRejected = http.StatusForbidden
-)
+// decisionApproved is the Status of a KindDecision record: an approval.
+// A rejection needs no record: it ends the park (endReview).
+const decisionApproved = http.StatusOK
 
 // reviewEndedHeader marks the kept outcome of a review that was ended
 // without running (rejected): a replay's kept outcome never has it, since
@@ -331,10 +329,10 @@ func (g *Guard) reviewDone(w http.ResponseWriter, r *http.Request, rec *Record, 
 	return nil
 }
 
-// sameSession compares a review park's session with the visitor's, in
-// constant time; an empty one matches nothing.
+// sameSession compares a review park's session (never empty: parkReview
+// refuses to park without one) with the visitor's, in constant time.
 func sameSession(parked, live string) bool {
-	return parked != "" && subtle.ConstantTimeCompare([]byte(parked), []byte(live)) == 1
+	return subtle.ConstantTimeCompare([]byte(parked), []byte(live)) == 1
 }
 
 // reviewStateOf learns the state of the review rec: a webhook's decision
@@ -342,14 +340,11 @@ func sameSession(parked, live string) bool {
 // ask about this park within ReviewPoll. Anything it cannot learn is
 // pending.
 func (g *Guard) reviewStateOf(ctx context.Context, rec *Record) reviewState {
+	// Only decide writes under decisionID, and a record opens only under
+	// the id, kind and park it was sealed with: what opens is its decision.
 	d, err := g.cfg.Store.Get(ctx, decisionID(rec.ID))
-	if err == nil && d.Kind == KindDecision && d.Park == rec.ID {
-		switch d.Status {
-		case decisionApproved:
-			return reviewApproved
-		case decisionRejected:
-			return reviewRejected
-		}
+	if err == nil && d.Status == decisionApproved {
+		return reviewApproved
 	}
 	getter, ok := g.cfg.Provider.(ActionGetter)
 	if !ok || !g.polls.allow(rec.ID, g.now(), g.cfg.ReviewPoll) {

@@ -1,6 +1,8 @@
 package stepup_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -61,6 +63,19 @@ func TestReviewOfAGetEndsAtItsOwnURL(t *testing.T) {
 	assert.Equal(t, "/report?month=11", again.Header.Get("Location"))
 	assert.Equal(t, http.StatusSeeOther, b.Get("/report?month=11").StatusCode, "the pass was single-use: a new review")
 	assert.Len(t, env.Ledger.Runs("report"), 1)
+}
+
+func TestReviewOfAHeadEndsAtItsOwnURL(t *testing.T) {
+	env := reviewReport(t, stepuptest.Options{})
+	b := env.NewBrowser()
+	b.Login("alice")
+	status := b.Parked(b.Do(http.MethodHead, "/report", "", "", nil))
+	env.Settle("alice", "report", stepuptest.ReviewID(status), authsignal.StateReviewSucceeded)
+	env.Clock.Advance(5 * time.Second)
+	resumed := b.Get(status)
+	require.Equal(t, http.StatusSeeOther, resumed.StatusCode, resumed.Body)
+	assert.Equal(t, "/report", resumed.Header.Get("Location"))
+	assert.Empty(t, env.Ledger.Runs("report"))
 }
 
 func TestReviewOfAnAPIGetIsReplayed(t *testing.T) {
@@ -214,4 +229,99 @@ func TestReviewConfiguration(t *testing.T) {
 	rl, err := g.NewRule("wire", stepup.WithReview(24*time.Hour))
 	require.NoError(t, err)
 	assert.Equal(t, 24*time.Hour, rl.Policy().Review)
+}
+
+// stateGetter answers every get action with state (or err).
+type stateGetter struct {
+	stepup.Provider
+	state authsignal.State
+	err   error
+}
+
+func (s *stateGetter) GetAction(context.Context, string, string, string) (*authsignal.Action, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	return &authsignal.Action{State: s.state}, nil
+}
+
+func TestReviewStateFromGetAction(t *testing.T) {
+	tests := []struct {
+		name   string
+		state  authsignal.State
+		err    error
+		status int // of the visit
+		ran    bool
+	}{
+		{"REVIEW_SUCCEEDED runs it", authsignal.StateReviewSucceeded, nil, http.StatusOK, true},
+		{"REVIEW_REQUIRED waits", authsignal.StateReviewRequired, nil, http.StatusOK, false},
+		{"an unknown state waits", "SOMETHING_NEW", nil, http.StatusOK, false},
+		{"an empty state waits", "", nil, http.StatusOK, false},
+		{"a provider failure waits", "", errors.New("down"), http.StatusOK, false},
+		{"REVIEW_FAILED ends it", authsignal.StateReviewFailed, nil, http.StatusForbidden, false},
+		{"CHALLENGE_SUCCEEDED is no approval: ends it", authsignal.StateChallengeSucceeded, nil, http.StatusForbidden, false},
+		{"ALLOW is no approval: ends it", authsignal.StateAllow, nil, http.StatusForbidden, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newReviewEnv(t, func(p stepup.Provider) stepup.Provider {
+				return &stateGetter{Provider: p, state: tc.state, err: tc.err}
+			})
+			b := env.NewBrowser()
+			b.Login("alice")
+			status := b.Parked(b.Do(http.MethodPost, "/review", stepuptest.Form, "x=1", nil))
+			resp := b.Get(status)
+			assert.Equal(t, tc.status, resp.StatusCode, resp.Body)
+			assert.Equal(t, tc.ran, len(env.Ledger.Runs("review")) == 1)
+		})
+	}
+}
+
+func TestReviewUserCheckHoldsWhereSessionIDsCollide(t *testing.T) {
+	// An application whose session ids are not unique across users: the
+	// user check alone refuses mallory.
+	env := stepuptest.NewEnv(t, reviewApp, stepuptest.Options{Config: func(c *stepup.Config) {
+		stepuptest.ReviewConfig(c)
+		c.SessionID = func(*http.Request) string { return "the same for everyone" }
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	status := b.Parked(b.Do(http.MethodPost, "/review", stepuptest.Form, "x=1", nil))
+	env.Settle("alice", "wire", stepuptest.ReviewID(status), authsignal.StateReviewSucceeded)
+	mallory := env.NewBrowser()
+	mallory.Login("mallory")
+	assert.Equal(t, http.StatusForbidden, mallory.Get(status).StatusCode)
+	assert.Empty(t, env.Ledger.Runs("review"))
+}
+
+func TestReviewNeedsASession(t *testing.T) {
+	// Config.SessionID says the client has no session: nothing could tell
+	// it apart later, so the request is refused as without Review.
+	env := stepuptest.NewEnv(t, reviewApp, stepuptest.Options{Config: func(c *stepup.Config) {
+		stepuptest.ReviewConfig(c)
+		c.SessionID = func(*http.Request) string { return "" }
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	resp := b.Do(http.MethodPost, "/review", stepuptest.Form, "x=1", nil)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
+	assert.ErrorIs(t, env.Events.Of(stepup.EventReview)[0].Err, stepup.ErrReview)
+}
+
+func TestAChallengesParkIsNoReviewEvenWithoutASession(t *testing.T) {
+	// Alice's fresh browser has no guard session (an empty id), nor has
+	// her challenge's park a review session: a KindPark is never run here.
+	env := newReviewEnv(t, nil)
+	b := env.NewBrowser()
+	b.Login("alice")
+	challenge := b.Challenge(b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil))
+	tracked := env.Emulator.Tracked()
+	fresh := env.NewBrowser()
+	fresh.Login("alice")
+	resp := fresh.Get(stepuptest.CallbackPath + "?review=" + tracked[len(tracked)-1].IdempotencyKey)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
+	assert.Empty(t, env.Ledger.Runs("transfer"))
+	done := b.Get(b.Complete(challenge))
+	assert.Equal(t, http.StatusOK, done.StatusCode, "the challenge's park is untouched: "+done.Body)
+	assert.Len(t, env.Ledger.Runs("transfer"), 1)
 }

@@ -127,9 +127,6 @@ func (g *Guard) serveWebhook(r *http.Request, ev *Event) *Error {
 // park (see Webhook).
 func (g *Guard) decide(ctx context.Context, we *webhookEvent, ev *Event) *Error {
 	id := we.Data.IdempotencyKey
-	if !validID(id) {
-		return nil // not an idempotency key the guard made
-	}
 	rec, err := g.cfg.Store.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil // ran and gone, expired, or never parked here
@@ -144,20 +141,18 @@ func (g *Guard) decide(ctx context.Context, we *webhookEvent, ev *Event) *Error 
 	if state == reviewPending {
 		return nil
 	}
-	status := decisionApproved
-	if state == reviewRejected {
-		status = decisionRejected
-	}
-	d := &Record{ID: decisionID(id), Kind: KindDecision, Status: status, Created: g.now(), Expires: rec.Expires, Park: id}
-	if err := g.cfg.Store.Put(ctx, d); err != nil && !errors.Is(err, ErrExists) {
-		return errBusy(err) // Authsignal delivers it again
-	}
 	if state == reviewApproved {
+		d := &Record{ID: decisionID(id), Kind: KindDecision, Status: decisionApproved, Created: g.now(), Expires: rec.Expires, Park: id}
+		if err := g.cfg.Store.Put(ctx, d); err != nil && !errors.Is(err, ErrExists) {
+			return errBusy(err) // Authsignal delivers it again
+		}
 		g.emit(ctx, *ev, EventReview, "approved")
 		return nil
 	}
+	// A rejection ends the park here and now, whatever was recorded
+	// before, unless it already ran.
 	if e := g.endReview(ctx, rec); e != nil && !errors.Is(e, ErrAlreadyUsed) {
-		return e
+		return e // Authsignal delivers it again
 	}
 	g.emit(ctx, *ev, EventReview, "rejected")
 	return nil

@@ -214,6 +214,8 @@ func TestWebhookOrderAndMismatch(t *testing.T) {
 			actionUpdated("alice", "wire", "AAAAAAAAAAAAAAAAAAAAAA", authsignal.StateReviewSucceeded),
 			actionUpdated("alice", "wire", "../x", authsignal.StateReviewSucceeded),
 			[]byte(`{"type":"authenticator.created","data":{"userId":"alice"}}`),
+			[]byte(`{"type":"action.created","data":{"userId":"alice","actionCode":"wire","idempotencyKey":"` +
+				stepuptest.ReviewID(status) + `","state":"REVIEW_SUCCEEDED"}}`),
 		} {
 			assert.Equal(t, http.StatusOK, deliverSigned(t, env, body), string(body))
 		}
