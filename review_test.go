@@ -325,3 +325,13 @@ func TestAChallengesParkIsNoReviewEvenWithoutASession(t *testing.T) {
 	assert.Equal(t, http.StatusOK, done.StatusCode, "the challenge's park is untouched: "+done.Body)
 	assert.Len(t, env.Ledger.Runs("transfer"), 1)
 }
+
+func TestReviewRefusesAnAddressItCannotResume(t *testing.T) {
+	env := newReviewEnv(t, nil)
+	b := env.NewBrowser()
+	b.Login("alice")
+	resp := b.Do(http.MethodPost, "/review?note=caf\xc3\xa9", stepuptest.Form, "x=1", nil)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, resp.Body)
+	assert.ErrorIs(t, env.Events.LastRefusal(), stepup.ErrBadRequest)
+	assert.Empty(t, env.Ledger.Runs("review"))
+}
