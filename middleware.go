@@ -260,9 +260,9 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 			m.rec.Path == r.URL.EscapedPath() && m.used.CompareAndSwap(false, true) {
 			// The parked bytes, whatever middleware in front read of them,
 			// and only when the replay presents what the rules judged.
-			how := HowChallenge
+			how, reason := HowChallenge, "callback"
 			if m.rec.Kind == KindReview {
-				how = HowReview
+				how, reason = HowReview, "review"
 			}
 			r2, v := withVerification(r, rl.Action, user, how, nil, true, m.rec.Body)
 			attrs, e := rl.judge(r2, m.rec.Body, m.rec.Judged)
@@ -272,7 +272,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 			if e := g.spendReplay(ctx, m); e != nil {
 				return e
 			}
-			g.emit(ctx, *ev, EventReplay, string(how))
+			g.emit(ctx, *ev, EventReplay, reason)
 			v.v.Attributes, v.ready = attrs, true
 			next.ServeHTTP(w, r2)
 			return nil

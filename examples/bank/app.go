@@ -101,6 +101,7 @@ type App struct {
 
 	emu    *emulator.Emulator
 	emuURL string
+	client *authsignal.Client // the guard's provider: settles reviews (reviews.go)
 	emuSrv *http.Server
 }
 
@@ -152,6 +153,7 @@ func NewApp(cfg AppConfig) (*App, error) {
 	}
 	a.sessions.MaxAge(a.sessions.Options.MaxAge)
 
+	a.client = provider
 	a.guard, err = stepup.New(stepup.Config{
 		Provider: provider,
 		// The guard seals its own cookie (no gorilla Store): its key is
@@ -358,6 +360,7 @@ func (a *App) routes() error {
 	e.GET("/settings", a.settings, a.requireLogin)
 	e.POST("/settings/email", a.changeEmail, a.requireLogin)
 	e.GET("/admin", a.admin, a.requireLogin)
+	e.POST("/admin/reviews", a.settleReview, a.requireLogin)
 	e.GET("/api/account", a.apiAccount, a.requireLogin)
 	e.POST("/api/transfer", a.apiTransfer, a.requireLogin)
 	e.GET(callbackPath, stepupecho.Callback(a.guard, e))
@@ -485,7 +488,7 @@ func (a *App) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 
 // staffRoutes are the route patterns (echo's c.Path(), any method) that
 // only the bank's staff may use.
-var staffRoutes = map[string]bool{"/admin": true}
+var staffRoutes = map[string]bool{"/admin": true, "/admin/reviews": true}
 
 // authorize refuses a customer the staff routes. It runs before the guard,
 // not as route middleware after it: whether this user may have the page at

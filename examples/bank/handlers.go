@@ -29,6 +29,7 @@ type pageData struct {
 	How      string
 	Accounts []Account
 	Events   []decision
+	Reviews  []pendingReview
 }
 
 func (a *App) page(c echo.Context, title string) pageData {
@@ -261,6 +262,7 @@ func (a *App) admin(c echo.Context) error {
 		d.Accounts = append(d.Accounts, acct)
 	}
 	d.Events = a.events.list()
+	d.Reviews = a.pendingReviews()
 	return a.render(c, http.StatusOK, "admin.html", d)
 }
 
