@@ -279,6 +279,8 @@ func verifiedPhrase(how string) string {
 		return "under a recent verification"
 	case "fail_open":
 		return "without verification (Authsignal unavailable)"
+	case "review":
+		return "after the bank's review"
 	}
 	return "(" + how + ")"
 }

@@ -61,6 +61,7 @@ func TestTransferOver50000WaitsForReview(t *testing.T) {
 			require.Equal(t, tc.status, done.Status, done.Body)
 			if tc.decision == "approve" {
 				assert.Regexp(t, transferRef, done.Location, "the transfer's own page")
+				assert.Contains(t, customer.get(done.Location).Body, "done after the bank&#39;s review")
 			}
 			assert.Equal(t, before-tc.moved, customer.balance())
 			again := customer.get(status)
