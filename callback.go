@@ -158,6 +158,7 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		g.dropPark(w, r, st, parkID)
 		return errStepUpFailed(errors.New("token issued for another park"))
 	}
+	rec.VerificationMethod = bound.VerificationMethod // for the grant and the route's own check
 	if rec.Method == http.MethodGet || rec.Method == http.MethodHead {
 		// Resumed by a pass, not replayed: spend here.
 		if e := g.spend(ctx, rec, token); e != nil {

@@ -27,6 +27,12 @@
 //     JSON body carrying the challenge url; the client completes the
 //     challenge and resends its request with the token in the Step-Up-Token
 //     header.
+//   - A challenge completed with a verification method the policy's
+//     Methods do not accept (WithMethods(MethodPasskey), say): 403
+//     (ErrWrongMethod) naming the method used and the ones accepted;
+//     nothing runs or is spent. Attributes with Display set are shown to
+//     the user as what they approve: the 401's "display", and the optional
+//     Config.ConfirmPage before the redirect.
 //   - Authsignal down, slow or answering garbage: 503 with Retry-After
 //     (fail closed), unless the policy says FailOpen.
 //   - A secret key Authsignal refuses, or a challenge URL outside

@@ -46,6 +46,15 @@ var (
 	// ErrTooManyChallenges: the user opened Config.MaxChallengesPerUser
 	// challenges within ParkTTL, or the session MaxChallengesPerSession.
 	ErrTooManyChallenges = errors.New("stepup: too many challenges")
+	// ErrWrongMethod: a challenge was completed with a verification method
+	// the action's Policy.Methods do not accept (or the provider reported
+	// none). Nothing runs and nothing is spent: the park stays pending
+	// for a proof with an accepted method within its lifetime.
+	ErrWrongMethod = errors.New("stepup: verification method not accepted")
+	// ErrMethodUnavailable: the provider allows the user none of the
+	// verification methods the action's Policy.Methods accept, so no
+	// challenge could succeed. Nothing is parked.
+	ErrMethodUnavailable = errors.New("stepup: no accepted verification method available")
 	// ErrStepUpFailed: a callback or a token retry that did not prove the
 	// step-up for this user, action and parked request. Deliberately vague.
 	ErrStepUpFailed = errors.New("stepup: step-up verification failed")

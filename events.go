@@ -94,6 +94,8 @@ func logLevel(typ EventType, reason string, err error) slog.Level {
 // time (for example echo middleware registered with Pre, where no route is
 // matched yet) and returns the 500 refusal to answer with. reason says how
 // to fix the wiring; it is logged, never shown to the client.
+//
+// For router adapters; an application does not need it.
 func (g *Guard) Misconfigured(r *http.Request, reason string) *Error {
 	e := errMisconfigured(reason)
 	g.report(r.Context(), Event{Method: r.Method, Path: r.URL.Path}, e)

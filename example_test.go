@@ -2,6 +2,7 @@ package stepup_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -213,4 +214,69 @@ func ExampleGuard_CheckProvider() {
 	err = guard.CheckProvider(context.Background())
 	fmt.Println(errors.Is(err, stepup.ErrMisconfigured))
 	// Output: true
+}
+
+// An action that accepts only an email code, and shows the amount to the
+// user: an API client learns both from the 401, and a token of a challenge
+// completed by SMS runs nothing.
+func ExampleWithMethods() {
+	rules, _ := emulator.ParseRules([]byte("actions:\n  transfer: {default: CHALLENGE_REQUIRED}\n"))
+	emu, err := emulator.New(emulator.Config{Rules: rules, Users: []emulator.User{
+		{ID: "alice", PhoneNumber: "+64270000001", Methods: []string{emulator.MethodSMS}}, // alice has only SMS
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer emu.Close()
+
+	srv := httptest.NewUnstartedServer(nil)
+	guard, err := stepup.New(stepup.Config{
+		Provider:         authsignal.NewClient(emulator.DefaultSecret, authsignal.WithBaseURL(emu.APIURL())),
+		Sessions:         sessions.NewCookieStore([]byte("a 32-byte hash key for the demo!")),
+		UserID:           func(*http.Request) (string, error) { return "alice", nil },
+		CallbackURL:      "http://" + srv.Listener.Addr().String() + "/stepup/callback",
+		ChallengeOrigins: []string{emu.URL},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /transfer", guard.Require("transfer",
+		stepup.WithMethods(stepup.MethodEmailOTP),
+		stepup.WithAttributes(stepup.Attribute{Name: "amount", From: stepup.FromJSON, Key: "amount", Type: stepup.TypeNumber, Display: true}),
+	)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "transferred") })))
+	srv.Config.Handler = mux
+	srv.Start()
+	defer srv.Close()
+
+	send := func(token string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/transfer", strings.NewReader(`{"amount": 5000}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		if token != "" {
+			req.Header.Set(stepup.TokenHeader, token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var doc map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&doc)
+		return resp.StatusCode, doc
+	}
+
+	status, challenge := send("")
+	fmt.Println(status, challenge["methods"], challenge["display"])
+	back, err := emu.CompleteChallenge(context.Background(), challenge["url"].(string)) // by SMS
+	if err != nil {
+		log.Fatal(err)
+	}
+	status, refusal := send(back.Query().Get("token"))
+	fmt.Println(status, refusal["error"])
+	fmt.Println(refusal["message"])
+	// Output:
+	// 401 [EMAIL_OTP] map[amount:5000]
+	// 403 wrong_method
+	// You verified with a text message code, but this action accepts only an email code. Nothing was done; verify again with that, or start again.
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -174,6 +175,14 @@ type Config struct {
 	// Default "https://authsignal.com" and "https://*.authsignal.com". Set
 	// it to the emulator's URL in development.
 	ChallengeOrigins []string
+	// ConfirmPage, when set, is shown to a browser before it is sent to a
+	// challenge whose policy displays attributes (Attribute.Display): a
+	// page, executed with a ConfirmData, that shows the values the user
+	// approves and links on to the challenge URL. Optional. Default nil:
+	// a 303 straight to the challenge. ConfirmTemplate returns the
+	// package's page. It is an html/template, so values are escaped; the
+	// guard executes it concurrently, so leave it unchanged after New.
+	ConfirmPage *template.Template
 	// IsAPI tells API and XHR requests (401 with a challenge) from browser
 	// navigations (303 to the challenge). Optional. Default: a request is
 	// a browser navigation when Sec-Fetch-Mode is "navigate", or when it

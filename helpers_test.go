@@ -28,8 +28,10 @@ import (
 // everything, so only tests that want a successful callback use it.
 type fakeProvider struct {
 	state      authsignal.State
-	url        string // challenge URL; default https://eu.authsignal.com/challenge?t=1
-	unenrolled bool   // answer isEnrolled false: a user with no authenticator
+	url        string   // challenge URL; default https://eu.authsignal.com/challenge?t=1
+	unenrolled bool     // answer isEnrolled false: a user with no authenticator
+	allowed    []string // track's allowedVerificationMethods
+	method     string   // validate's verificationMethod
 
 	mu     sync.Mutex
 	tracks []authsignal.TrackRequest
@@ -42,7 +44,8 @@ func (p *fakeProvider) Track(_ context.Context, _, _ string, req authsignal.Trac
 		p.tracks = append(p.tracks, req)
 		p.mu.Unlock()
 	}
-	resp := &authsignal.TrackResponse{State: p.state, IdempotencyKey: req.IdempotencyKey, IsEnrolled: !p.unenrolled}
+	resp := &authsignal.TrackResponse{State: p.state, IdempotencyKey: req.IdempotencyKey, IsEnrolled: !p.unenrolled,
+		AllowedVerificationMethods: p.allowed}
 	if p.state == authsignal.StateChallengeRequired || p.unenrolled { // the URL to enrol at
 		resp.URL = p.url
 		if resp.URL == "" {
@@ -57,8 +60,11 @@ func (p *fakeProvider) Validate(_ context.Context, req authsignal.ValidateReques
 	if !ok {
 		return &authsignal.ValidateResponse{State: authsignal.StateChallengeFailed}, nil
 	}
+	p.mu.Lock()
+	method := p.method
+	p.mu.Unlock()
 	return &authsignal.ValidateResponse{IsValid: true, State: authsignal.StateChallengeSucceeded,
-		UserID: req.UserID, Action: req.Action, IdempotencyKey: key}, nil
+		UserID: req.UserID, Action: req.Action, IdempotencyKey: key, VerificationMethod: method}, nil
 }
 
 // tracked returns copies of the track requests received so far.

@@ -51,6 +51,8 @@ type Counter interface {
 }
 
 // Slot is one challenge counted by a Counter.
+//
+// For Counter implementations; an application does not need it.
 type Slot struct {
 	ID      string    // unique per slot
 	User    string    // the user id

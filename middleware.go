@@ -56,6 +56,12 @@ func WithCustom(f func(r *http.Request, body []byte) (map[string]any, error)) Re
 // UnenrolledEnroll or UnenrolledAllow. Require panics on any other value.
 func WithUnenrolled(choice string) RequireOption { return func(p *Policy) { p.Unenrolled = choice } }
 
+// WithMethods sets Policy.Methods: the verification methods the action
+// accepts, such as MethodPasskey. Require panics on an unknown name.
+func WithMethods(methods ...string) RequireOption {
+	return func(p *Policy) { p.Methods = append(p.Methods, methods...) }
+}
+
 // WithFailOpen sets Policy.FailOpen: the request goes on when the provider
 // fails. Use it only where availability matters more than the step-up.
 func WithFailOpen() RequireOption { return func(p *Policy) { p.FailOpen = true } }
@@ -170,6 +176,8 @@ func firstSegments(t table) map[string]bool {
 }
 
 // Rule is a compiled policy, as the adapters hand it to Enforce.
+//
+// For router adapters; an application does not need it.
 type Rule struct{ r *rule }
 
 // Policy returns the policy the rule was compiled from.
@@ -178,6 +186,8 @@ func (r Rule) Policy() Policy { return clonePolicies([]Policy{r.r.Policy})[0] }
 // Match returns the rule for the method the router dispatched and the
 // route pattern it matched, and false when the route is not protected.
 // It does not allocate.
+//
+// For router adapters; an application does not need it.
 func (g *Guard) Match(method, route string) (Rule, bool) {
 	r := g.rules.lookup(method, route)
 	return Rule{r}, r != nil
@@ -187,6 +197,8 @@ func (g *Guard) Match(method, route string) (Rule, bool) {
 // into those a policy protects and those none does, each in order. A route
 // checker reports a handler with both, which runs unprotected for the open
 // methods (an Any or Match route under a single-method policy).
+//
+// For route checkers of router adapters; an application does not need it.
 func (g *Guard) SplitMethods(route string, methods []string) (protected, open []string) {
 	for _, m := range methods {
 		if _, ok := g.Match(m, route); ok {
@@ -202,6 +214,8 @@ func (g *Guard) SplitMethods(route string, methods []string) (protected, open []
 
 // NewRule builds a rule for action outside the policy table, for
 // per-route protection.
+//
+// For router adapters; an application does not need it.
 func (g *Guard) NewRule(action string, opts ...RequireOption) (Rule, error) {
 	p := Policy{Method: "*", Route: "/", Action: action}
 	for _, o := range opts {
@@ -220,6 +234,8 @@ func (g *Guard) NewRule(action string, opts ...RequireOption) (Rule, error) {
 // returns nil after answering with a challenge. A refusal is reported
 // (Config.OnEvent, the log) and returned as *Error, unwritten, for the
 // caller's error handling.
+//
+// For router adapters; an application does not need it.
 func (g *Guard) Enforce(w http.ResponseWriter, r *http.Request, rule Rule, next http.Handler) error {
 	rl := rule.r
 	if rl == nil {
@@ -258,6 +274,9 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	if m, ok := ctx.Value(replayKey{}).(*replayMark); ok {
 		if m.rec.Action == rl.Action && m.rec.UserID == user && m.rec.Method == r.Method &&
 			m.rec.Path == r.URL.EscapedPath() && m.used.CompareAndSwap(false, true) {
+			if !rl.methods.accepts(m.rec.VerificationMethod) {
+				return errWrongMethod(m.rec.VerificationMethod, rl.Methods) // nothing spent, nothing runs
+			}
 			// The parked bytes, whatever middleware in front read of them,
 			// and only when the replay presents what the rules judged.
 			how, reason := HowChallenge, "callback"

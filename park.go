@@ -260,7 +260,7 @@ func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]b
 	rec := &Record{
 		ID: parkID, Kind: KindPark, UserID: user, Action: rl.Action, Method: r.Method,
 		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Remember: rl.Remember, Shown: shown, Judged: digest,
-		Created: now, Expires: now.Add(g.cfg.ParkTTL),
+		Methods: rl.methods, Created: now, Expires: now.Add(g.cfg.ParkTTL),
 	}
 	if !safePath(rec.Path) || !safeQuery(rec.Query) {
 		return nil, refusal(http.StatusBadRequest, "bad_request",
@@ -283,7 +283,8 @@ func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]b
 // challenge answers a parked request with its challenge: a 401 with the
 // challenge URL for an API request, a 303 to it for a browser, whose
 // session then holds the park id.
-func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rec *Record, challengeURL string, st *sessionState) *Error {
+func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rec *Record, challengeURL string, st *sessionState,
+	display []DisplayValue) *Error {
 	if rec.Kind == KindAPI {
 		if st != nil && g.cfg.SessionID == nil {
 			// Keep the id the per-session cap counts this challenge by.
@@ -291,8 +292,16 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rec *Record, c
 			_ = g.saveSession(w, r, st) // API clients may keep no cookies; the per-user cap still holds
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		g.writeAPIChallenge(w, rec.Action, challengeURL)
+		g.writeAPIChallenge(w, rec.Action, challengeURL, rec.Methods.Names(), display)
 		return nil
+	}
+	var page []byte
+	if g.cfg.ConfirmPage != nil && len(display) > 0 {
+		var e *Error
+		if page, e = g.renderConfirm(rec.Action, challengeURL, display); e != nil {
+			_ = g.cfg.Store.Delete(r.Context(), rec.ID)
+			return e
+		}
 	}
 	if st == nil {
 		st = g.loadSession(r, rec.UserID)
@@ -304,6 +313,10 @@ func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, rec *Record, c
 	if err := g.saveSession(w, r, st); err != nil {
 		_ = g.cfg.Store.Delete(r.Context(), rec.ID)
 		return internalError(err)
+	}
+	if page != nil {
+		writeConfirm(w, page) // the user sees what they approve, then follows the link
+		return nil
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", challengeURL)
@@ -322,7 +335,11 @@ func (g *Guard) openChallenge(w http.ResponseWriter, r *http.Request, rl *rule, 
 	if st == nil && g.cfg.SessionID == nil {
 		st = g.loadSession(r, user)
 	}
-	rec, e := g.park(r, rl, user, parkID, shownTokens(resp), body, custom)
+	e := rl.checkAllowed(resp) // no accepted method available: nothing to park
+	var rec *Record
+	if e == nil {
+		rec, e = g.park(r, rl, user, parkID, shownTokens(resp), body, custom)
+	}
 	if e == nil {
 		kind := "browser"
 		if rec.Kind == KindAPI {
@@ -332,7 +349,7 @@ func (g *Guard) openChallenge(w http.ResponseWriter, r *http.Request, rl *rule, 
 			kind = "enroll-" + kind // ALLOW for an unenrolled user: the challenge is the enrolment
 		}
 		g.emit(ctx, *ev, EventChallenge, kind)
-		e = g.challenge(w, r, rec, resp.URL, st)
+		e = g.challenge(w, r, rec, resp.URL, st, rl.display(custom))
 	}
 	if e != nil {
 		_ = g.limiter.Release(ctx, slot)
@@ -347,17 +364,25 @@ func (g *Guard) openChallenge(w http.ResponseWriter, r *http.Request, rl *rule, 
 }
 
 // writeAPIChallenge writes the 401 that sends an API client to the
-// challenge at challengeURL for action.
-func (g *Guard) writeAPIChallenge(w http.ResponseWriter, action, challengeURL string) {
+// challenge at challengeURL for action: with "methods" when the action
+// accepts only some, and "display" when it shows the user values.
+func (g *Guard) writeAPIChallenge(w http.ResponseWriter, action, challengeURL string, methods []string, display []DisplayValue) {
 	w.Header().Set("WWW-Authenticate", fmt.Sprintf(
 		`Bearer error="insufficient_user_authentication", error_description="Step-up authentication is required for %s", acr_values="%s"`,
 		action, action))
-	writeJSON(w, http.StatusUnauthorized, map[string]any{
+	body := map[string]any{
 		"error":       "insufficient_user_authentication",
 		"message":     "This action needs an extra verification. Complete the challenge at url, then resend the request with the token in the " + TokenHeader + " header.",
 		"action":      action,
 		"url":         challengeURL,
 		"tokenHeader": TokenHeader,
 		"expiresIn":   int(g.cfg.ParkTTL / time.Second),
-	})
+	}
+	if len(methods) > 0 {
+		body["methods"] = methods
+	}
+	if d := displayJSON(display); d != nil {
+		body["display"] = d
+	}
+	writeJSON(w, http.StatusUnauthorized, body)
 }

@@ -54,6 +54,14 @@ type Policy struct {
 	// would have. Optional. Default UnenrolledDeny; New refuses any value
 	// but UnenrolledDeny, UnenrolledEnroll and UnenrolledAllow (or "").
 	Unenrolled string
+	// Methods are the verification methods the action accepts, in
+	// Authsignal's spelling (MethodPasskey "PASSKEY", MethodSMS "SMS", …).
+	// Optional. Default empty: whatever method Authsignal accepted. A proof
+	// made with another method (or with none reported) is refused with
+	// ErrWrongMethod at the callback and at the API retry, and a Remember
+	// grant earned with another method does not let the request through.
+	// New refuses unknown or repeated names. See methods.go.
+	Methods []string
 }
 
 // The choices for Policy.Unenrolled.
@@ -110,6 +118,11 @@ type Attribute struct {
 	// convert refuses the request with a 400: the rules never see "absent"
 	// where a handler could see a value.
 	Type ValueType
+	// Display shows the value to the user as part of what they approve:
+	// in the API 401 challenge JSON under "display" (the value as sent to
+	// Authsignal, typed) and on the confirmation page (Config.ConfirmPage).
+	// Authsignal receives it in custom as every attribute.
+	Display bool
 }
 
 // ValueType is the type an Attribute's value is converted to. Its values
@@ -127,6 +140,7 @@ func clonePolicies(ps []Policy) []Policy {
 	out := append([]Policy(nil), ps...)
 	for i := range out {
 		out[i].Attributes = append([]Attribute(nil), out[i].Attributes...)
+		out[i].Methods = append([]string(nil), out[i].Methods...)
 	}
 	return out
 }
@@ -144,7 +158,8 @@ type routeKey struct{ method, route string }
 // rule is a compiled Policy.
 type rule struct {
 	Policy
-	headers []string // the canonical names of the headers its header attributes read, in order
+	headers []string  // the canonical names of the headers its header attributes read, in order
+	methods MethodSet // Methods as a set
 }
 
 // readsHeader reports whether a header attribute of r reads the header of
@@ -175,6 +190,9 @@ func (p Policy) compile() (*rule, error) {
 		return nil, fmt.Errorf("unenrolled %q: use %q (the default), %q or %q",
 			p.Unenrolled, UnenrolledDeny, UnenrolledEnroll, UnenrolledAllow)
 	}
+	if err := checkMethods(p.Methods); err != nil {
+		return nil, err
+	}
 	for i, a := range p.Attributes {
 		if err := a.check(); err != nil {
 			return nil, fmt.Errorf("attribute %d: %w", i, err)
@@ -186,7 +204,12 @@ func (p Policy) compile() (*rule, error) {
 		}
 	}
 	p.Attributes = append([]Attribute(nil), p.Attributes...)
-	rl := &rule{Policy: p}
+	if len(p.Methods) == 0 {
+		p.Methods = nil
+	} else {
+		p.Methods = append([]string(nil), p.Methods...)
+	}
+	rl := &rule{Policy: p, methods: methodSetOf(p.Methods)}
 	for _, a := range p.Attributes {
 		if k := http.CanonicalHeaderKey(a.Key); a.From == FromHeader && !rl.readsHeader(k) {
 			rl.headers = append(rl.headers, k)
@@ -248,7 +271,7 @@ func checkRoute(route string) error {
 
 // CheckPolicies checks ps exactly as New checks Config.Policies and returns
 // the error New would return, or nil: every policy valid (method, route,
-// action code, remember, unenrolled, attributes), no duplicate, no "*" policy
+// action code, remember, unenrolled, methods, attributes), no duplicate, no "*" policy
 // overlapping a per-method one on its route. The error names the offending
 // entry by its index, method and route. It is for code that builds a table
 // outside Go source, such as package policyfile.

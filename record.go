@@ -12,6 +12,8 @@ import (
 )
 
 // Kind says what a Record is for.
+//
+// For Store implementations; an application does not need it.
 type Kind uint8
 
 // The kinds of records the guard keeps in a Store.
@@ -33,6 +35,8 @@ func (k Kind) valid() bool { return k >= KindPark && k <= KindDecision }
 // Record is what the guard keeps server-side. A record is written once with
 // Put and never modified afterwards, except for the move from pending to
 // consumed that Consume makes.
+//
+// For Store implementations; an application does not need it.
 type Record struct {
 	ID       string      `json:"id"`
 	Kind     Kind        `json:"kind"`
@@ -54,13 +58,20 @@ type Record struct {
 	Remember time.Duration `json:"remember,omitempty"` // grant to give when the step-up succeeds
 	Shown    [][]byte      `json:"shown,omitempty"`    // hashes of the tokens the track handed out with the challenge; they never redeem it
 	Status   int           `json:"status,omitempty"`   // outcome status; a decision's: 200, approved
+	// VerificationMethod is the method a grant (KindGrant) was earned with,
+	// as validate reported it when it is one of Authsignal's names, else
+	// "": a grant lets through only a policy whose Methods accept it.
+	VerificationMethod string    `json:"verificationMethod,omitempty"`
+	Created            time.Time `json:"created"`
+	Expires            time.Time `json:"expires"`
+	Consumed           bool      `json:"consumed,omitempty"`
+	// Methods are the verification methods a challenge (KindPark, KindAPI)
+	// accepts: its policy's Methods when it was opened; none accepts any.
+	Methods MethodSet `json:"methods,omitempty"`
 	// Session is the session a review park (KindReview) is bound to: the
 	// application's (Config.SessionID) or the guard's own session id. Only
 	// a visit from that session, of that user, runs it.
-	Session  string    `json:"session,omitempty"`
-	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires"`
-	Consumed bool      `json:"consumed,omitempty"`
+	Session string `json:"session,omitempty"`
 	// Park names the challenge (KindPark, KindAPI) that a record written
 	// after it was passed (KindUsed, KindOutcome, KindPass, KindGrant)
 	// follows; a bounded store lets such a record take the room reserved
@@ -76,6 +87,8 @@ type Record struct {
 const recordVersion = 1
 
 // MarshalRecord encodes a record for stores that keep bytes.
+//
+// For Store implementations; an application does not need it.
 func MarshalRecord(rec *Record) ([]byte, error) {
 	return json.Marshal(struct {
 		V int `json:"v"`
@@ -85,6 +98,8 @@ func MarshalRecord(rec *Record) ([]byte, error) {
 
 // UnmarshalRecord decodes and checks what MarshalRecord produced. Bytes
 // from a store are treated as untrusted: anything malformed is an error.
+//
+// For Store implementations; an application does not need it.
 func UnmarshalRecord(b []byte) (*Record, error) {
 	var aux struct {
 		V int `json:"v"`
@@ -124,6 +139,10 @@ func (r *Record) check() error {
 		return fmt.Errorf("stepup: record %s: bad judged digest", r.ID)
 	case len(r.Shown) > maxShown:
 		return fmt.Errorf("stepup: record %s: too many shown tokens", r.ID)
+	case r.VerificationMethod != "" && !knownMethod(r.VerificationMethod):
+		return fmt.Errorf("stepup: record %s: unknown verification method", r.ID)
+	case !r.Methods.valid():
+		return fmt.Errorf("stepup: record %s: bad accepted methods", r.ID)
 	}
 	for _, h := range r.Shown {
 		if len(h) != sha256.Size {

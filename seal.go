@@ -182,6 +182,7 @@ func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 	set(KindUsed, 0)
 	if r.Remember > 0 {
 		succ.ID, succ.UserID, succ.Action, succ.Park = pad[:22], r.UserID, r.Action, r.ID
+		succ.VerificationMethod = longestMethod // the method it was earned with, at its longest
 		set(KindGrant, 0)
 	}
 	if r.Kind != KindPark && r.Kind != KindReview {

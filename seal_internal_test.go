@@ -51,7 +51,8 @@ func TestSealedGetParkReservesExactlyWhatItLeaves(t *testing.T) {
 
 		successors := []*Record{
 			{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp},
-			{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action, Park: park.ID, Created: now, Expires: exp},
+			{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action, Park: park.ID, Created: now, Expires: exp,
+				VerificationMethod: longestMethod}, // the grant at its longest
 			{ID: newID(), Kind: KindPass, UserID: park.UserID, Action: park.Action, Method: http.MethodGet, Path: park.Path,
 				Query: park.Query, Judged: park.Judged, Park: park.ID, Created: now, Expires: exp},
 			{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: http.StatusSeeOther,
@@ -89,7 +90,7 @@ func TestSealedPostParkReservesExactlyForItsAnswer(t *testing.T) {
 		written := newSealedStore(NewMemoryStore(), sealer, nil)
 		require.NoError(t, written.Put(ctx, &Record{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp}))
 		require.NoError(t, written.Put(ctx, &Record{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action,
-			Park: park.ID, Created: now, Expires: exp}))
+			Park: park.ID, Created: now, Expires: exp, VerificationMethod: longestMethod}))
 		require.NoError(t, written.Put(ctx, &Record{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: 599,
 			Header: http.Header{"Content-Type": {value}, "Location": {value}}, Body: make([]byte, body), Created: now, Expires: exp}))
 		held := written.mem.Usage()
@@ -253,6 +254,8 @@ func TestSealKeepsEveryField(t *testing.T) {
 		in.Judged = []byte(strings.Repeat("j", 32))
 		in.Created, in.Expires = time.Unix(rng.Int63n(1<<40), rng.Int63n(1e9)), time.Unix(rng.Int63n(1<<40)+1, rng.Int63n(1e9))
 		in.Consumed = round%2 == 0
+		in.VerificationMethod = knownVerificationMethods[rng.Intn(len(knownVerificationMethods))]
+		in.Methods = MethodSet(rng.Int63n(1 << len(knownVerificationMethods)))
 
 		sealed, err := sealer.seal(in)
 		require.NoError(t, err)

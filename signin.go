@@ -240,7 +240,7 @@ func (g *Guard) pendSignIn(w http.ResponseWriter, r *http.Request, user, id stri
 	w.Header().Set("Cache-Control", "no-store")
 	if api {
 		g.emit(r.Context(), *ev, EventChallenge, "sign-in: api")
-		g.writeAPIChallenge(w, rec.Action, resp.URL)
+		g.writeAPIChallenge(w, rec.Action, resp.URL, nil, nil)
 		return nil
 	}
 	g.emit(r.Context(), *ev, EventChallenge, "sign-in: browser")

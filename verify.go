@@ -54,7 +54,8 @@ func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user
 				continue
 			}
 			rec, err := g.cfg.Store.Get(ctx, gr.ID)
-			if err == nil && rec.Kind == KindGrant && rec.UserID == user && rec.Action == rl.Action && now.Before(rec.Expires) {
+			if err == nil && rec.Kind == KindGrant && rec.UserID == user && rec.Action == rl.Action && now.Before(rec.Expires) &&
+				rl.methods.accepts(rec.VerificationMethod) {
 				// Per user and action, whatever the request: see SECURITY.md.
 				return HowRemembered, nil
 			}
@@ -71,7 +72,7 @@ func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
 	now := g.now()
 	id := newID()
 	gr := &Record{ID: id, Kind: KindGrant, UserID: rec.UserID, Action: rec.Action, Created: now, Expires: now.Add(rec.Remember),
-		Park: rec.ID}
+		Park: rec.ID, VerificationMethod: rec.VerificationMethod}
 	if g.cfg.Store.Put(ctx, gr) == nil {
 		st.addGrant(id, rec.Action, gr.Expires)
 	}
@@ -88,6 +89,9 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 	rec, e := g.validate(r, user, rl.Action, token)
 	if e != nil {
 		return nil, e
+	}
+	if !rl.methods.accepts(rec.VerificationMethod) {
+		return nil, errWrongMethod(rec.VerificationMethod, rl.Methods) // the policy that runs it now
 	}
 	h := sha256.Sum256(body)
 	if rec.Kind != KindAPI || rec.Method != r.Method || rec.Path != r.URL.EscapedPath() || rec.Query != r.URL.RawQuery ||
@@ -146,7 +150,12 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 		return nil, errStepUpFailed(errors.New("token bound to another challenge"))
 	case rec.wasShown(token):
 		return nil, errStepUpFailed(errors.New("token handed out with the challenge, not earned by it"))
+	case !rec.Methods.accepts(vr.VerificationMethod):
+		// A proof of this very challenge, made the wrong way: refused,
+		// nothing spent (methods.go; SECURITY.md, threat 27).
+		return nil, errWrongMethod(vr.VerificationMethod, rec.Methods.Names())
 	}
+	rec.VerificationMethod = keptMethod(vr.VerificationMethod) // this copy only: records are never rewritten
 	return rec, nil
 }
 

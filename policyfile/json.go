@@ -67,6 +67,13 @@ func (d *jsonDecoder) entry(e *Entry) error {
 			return d.boolean(&e.FailOpen)
 		case "unenrolled":
 			return d.str(&e.Unenrolled)
+		case "methods":
+			return d.array(func() error {
+				var m string
+				err := d.str(&m)
+				e.Methods = append(e.Methods, m)
+				return err
+			})
 		case "attributes":
 			return d.array(func() error {
 				var a Attribute
@@ -80,6 +87,8 @@ func (d *jsonDecoder) entry(e *Entry) error {
 						return d.str(&a.Key)
 					case "type":
 						return d.str(&a.Type)
+					case "display":
+						return d.boolean(&a.Display)
 					}
 					return d.unknown(key, at)
 				})
@@ -126,7 +135,7 @@ func (d *jsonDecoder) object(field func(key string, at int) error) error {
 		key string
 		at  int
 	}
-	var buf [8]seen // the schema's objects have at most 6 keys
+	var buf [8]seen // the schema's objects have at most 8 keys
 	keys := buf[:0]
 	if d.peek() == '}' {
 		d.i++

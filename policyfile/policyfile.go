@@ -16,7 +16,8 @@
 // plain and quoted one-line scalars, comments), are decoded by strict
 // one-pass decoders of the package's own: 100,000 entries in well under a
 // second. Any other YAML (anchors and aliases, tags, block scalars, flow
-// sequences, values such as yes, ~ or 0x10 whose type YAML resolves)
+// sequences such as methods: [PASSKEY], values such as yes, ~ or 0x10
+// whose type YAML resolves)
 // goes through goccy/go-yaml, which reads it exactly as before but takes
 // seconds and gigabytes for a table that large. Both read every document
 // the same way and refuse the same documents.
@@ -39,7 +40,12 @@ import (
 //	    route: /transfer
 //	    action: transfer
 //	    attributes:
-//	      - {name: amount, from: form, key: amount, type: number}
+//	      - {name: amount, from: form, key: amount, type: number, display: true}
+//	  - method: POST
+//	    route: /settings/email
+//	    action: changeEmail
+//	    methods: [PASSKEY]  # the verification methods accepted; default any
+//	    unenrolled: enroll
 //	  - method: "*"
 //	    route: /admin/*
 //	    action: adminAccess
@@ -63,7 +69,10 @@ type Entry struct {
 	FailOpen bool   `json:"failOpen,omitempty" yaml:"failOpen,omitempty"`
 	// Unenrolled is stepup.Policy.Unenrolled: deny (the default), enroll
 	// or allow.
-	Unenrolled string      `json:"unenrolled,omitempty" yaml:"unenrolled,omitempty"`
+	Unenrolled string `json:"unenrolled,omitempty" yaml:"unenrolled,omitempty"`
+	// Methods is stepup.Policy.Methods: Authsignal's names of the
+	// verification methods the action accepts, such as PASSKEY.
+	Methods    []string    `json:"methods,omitempty" yaml:"methods,omitempty"`
 	Attributes []Attribute `json:"attributes,omitempty" yaml:"attributes,omitempty"`
 }
 
@@ -73,6 +82,9 @@ type Attribute struct {
 	From string `json:"from" yaml:"from"`
 	Key  string `json:"key" yaml:"key"`
 	Type string `json:"type,omitempty" yaml:"type,omitempty"`
+	// Display is stepup.Attribute.Display: the value is shown to the user
+	// as part of what they approve.
+	Display bool `json:"display,omitempty" yaml:"display,omitempty"`
 }
 
 // Parse reads a policy table from YAML or JSON and checks every entry as
@@ -87,7 +99,8 @@ func Parse(data []byte) ([]stepup.Policy, error) {
 	}
 	ps := make([]stepup.Policy, 0, len(f.Policies))
 	for i, e := range f.Policies {
-		p := stepup.Policy{Method: e.Method, Route: e.Route, Action: e.Action, FailOpen: e.FailOpen, Unenrolled: e.Unenrolled}
+		p := stepup.Policy{Method: e.Method, Route: e.Route, Action: e.Action, FailOpen: e.FailOpen, Unenrolled: e.Unenrolled,
+			Methods: e.Methods}
 		if e.Remember != "" {
 			d, err := time.ParseDuration(e.Remember)
 			if err != nil {
@@ -103,7 +116,8 @@ func Parse(data []byte) ([]stepup.Policy, error) {
 			p.Review = d
 		}
 		for _, a := range e.Attributes {
-			p.Attributes = append(p.Attributes, stepup.Attribute{Name: a.Name, From: stepup.Source(a.From), Key: a.Key, Type: stepup.ValueType(a.Type)})
+			p.Attributes = append(p.Attributes, stepup.Attribute{Name: a.Name, From: stepup.Source(a.From), Key: a.Key,
+				Type: stepup.ValueType(a.Type), Display: a.Display})
 		}
 		ps = append(ps, p)
 	}

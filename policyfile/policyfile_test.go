@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,69 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// methods and display, in YAML's flow and block forms and in JSON.
+func TestParseMethodsAndDisplay(t *testing.T) {
+	want := []stepup.Policy{
+		{Method: http.MethodPost, Route: "/transfer", Action: "transfer", Methods: []string{"PASSKEY", "SECURITY_KEY"},
+			Attributes: []stepup.Attribute{
+				{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number", Display: true},
+				{Name: "to", From: stepup.FromForm, Key: "to", Display: true},
+				{Name: "ref", From: stepup.FromForm, Key: "ref"},
+			}},
+		{Method: http.MethodPost, Route: "/settings/email", Action: "changeEmail", Methods: []string{"PASSKEY"},
+			Unenrolled: stepup.UnenrolledEnroll},
+	}
+	docs := map[string]string{
+		"YAML flow": `policies:
+  - method: POST
+    route: /transfer
+    action: transfer
+    methods: [PASSKEY, SECURITY_KEY]
+    attributes:
+      - {name: amount, from: form, key: amount, type: number, display: true}
+      - {name: to, from: form, key: to, display: true}
+      - {name: ref, from: form, key: ref, display: false}
+  - {method: POST, route: /settings/email, action: changeEmail, methods: [PASSKEY], unenrolled: enroll}
+`,
+		"YAML block": `policies:
+  - method: POST
+    route: /transfer
+    action: transfer
+    methods:
+      - PASSKEY
+      - SECURITY_KEY
+    attributes:
+      - name: amount
+        from: form
+        key: amount
+        type: number
+        display: true
+      - {name: to, from: form, key: to, display: true}
+      - {name: ref, from: form, key: ref}
+  - method: POST
+    route: /settings/email
+    action: changeEmail
+    methods:
+      - PASSKEY
+    unenrolled: enroll
+`,
+		"JSON": `{"policies": [
+  {"method": "POST", "route": "/transfer", "action": "transfer", "methods": ["PASSKEY", "SECURITY_KEY"],
+   "attributes": [{"name": "amount", "from": "form", "key": "amount", "type": "number", "display": true},
+                  {"name": "to", "from": "form", "key": "to", "display": true},
+                  {"name": "ref", "from": "form", "key": "ref", "display": false}]},
+  {"method": "POST", "route": "/settings/email", "action": "changeEmail", "methods": ["PASSKEY"], "unenrolled": "enroll"}
+]}`,
+	}
+	for name, doc := range docs {
+		t.Run(name, func(t *testing.T) {
+			ps, err := policyfile.Parse([]byte(doc))
+			require.NoError(t, err)
+			assert.Equal(t, want, ps)
+		})
+	}
+}
+
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	for name, doc := range map[string]string{"policies.yaml": policyYAML, "policies.json": policyJSON} {
@@ -173,6 +237,15 @@ func TestParseRejects(t *testing.T) {
 		{"unknown unenrolled choice", entry(", unenrolled: skip"), []string{"policy 1 (POST /transfer)", `unenrolled "skip"`}},
 		{"unenrolled in another case", entry(", unenrolled: Deny"), []string{"policy 1 (POST /transfer)", `unenrolled "Deny"`}},
 		{"unenrolled not a string", entry(", unenrolled: [deny]"), []string{"stepup: policy file"}},
+		{"unknown method name", entry(", methods: [PASSKEY, FIDO]"), []string{"policy 1 (POST /transfer)", `unknown verification method "FIDO"`}},
+		{"method in lower case", entry(", methods: [passkey]"), []string{"policy 1 (POST /transfer)", `"passkey"`}},
+		{"method twice", entry(", methods: [SMS, SMS]"), []string{"policy 1 (POST /transfer)", `"SMS" listed twice`}},
+		{"methods not a list", entry(", methods: PASSKEY"), []string{"stepup: policy file"}},
+		{"methods as a JSON string", `{"policies": [{"method": "POST", "route": "/x", "action": "x", "methods": "PASSKEY"}]}`, []string{"stepup: policy file"}},
+		{"a JSON method not a string", `{"policies": [{"method": "POST", "route": "/x", "action": "x", "methods": [1]}]}`, []string{"stepup: policy file"}},
+		{"misspelt methods", entry(", method_list: [SMS]"), []string{"stepup: policy file", "method_list"}},
+		{"display not a bool", entry(", attributes: [{name: a, from: form, key: a, display: yes please}]"), []string{"stepup: policy file"}},
+		{"display as a JSON string", `{"policies": [{"method": "POST", "route": "/x", "action": "x", "attributes": [{"name": "a", "from": "form", "key": "a", "display": "true"}]}]}`, []string{"stepup: policy file"}},
 		{"unenrolled as a JSON bool", `{"policies": [{"method": "POST", "route": "/x", "action": "x", "unenrolled": false}]}`, []string{"stepup: policy file"}},
 		{"misspelt unenrolled", entry(", unenroled: allow"), []string{"stepup: policy file", "unenroled"}},
 		{"unknown method", "policies:\n  - {method: GET, route: /ok, action: ok}\n  - {method: post, route: /x, action: x}\n", []string{"policy 1 (post /x)", "unknown method"}},
@@ -213,6 +286,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("policies:\n  - {method: GET, route: /a, action: a, unenrolled: enroll}\n  - {method: POST, route: /b, action: b, unenrolled: allow}\n  - {method: PUT, route: /c, action: c, unenrolled: 'deny'}\n"))
 	f.Add([]byte("policies:\n  - method: GET\n    route: /a\n    action: a\n    unenrolled: Allow\n"))
 	f.Add([]byte("policies:\n  - {method: GET, route: \"/a\\tb\", action: a}\n"))
+	f.Add([]byte("policies:\n  - {method: POST, route: /a, action: a, methods: [PASSKEY, SMS], attributes: [{name: n, from: form, key: n, display: true}]}\n"))
+	f.Add([]byte(`{"policies": [{"method": "POST", "route": "/a", "action": "a", "methods": ["EMAIL_OTP", null], "attributes": [{"name": "n", "from": "form", "key": "n", "display": true}]}]}`))
 	f.Add([]byte("\xef\xbb\xbfpolicies: []"))
 	f.Add([]byte("- a\n- b\n"))
 	f.Add([]byte{})
@@ -246,6 +321,14 @@ func FuzzParse(f *testing.F) {
 			if u := rule.Policy().Unenrolled; u != p.Unenrolled && (p.Unenrolled != "" || u != stepup.UnenrolledDeny) {
 				t.Fatalf("policy %+v: unenrolled %q, not as written", p, u)
 			}
+			if m := rule.Policy().Methods; !slices.Equal(m, p.Methods) {
+				t.Fatalf("policy %+v: methods %q, not as written", p, m)
+			}
+			for i, a := range rule.Policy().Attributes {
+				if a.Display != p.Attributes[i].Display {
+					t.Fatalf("policy %+v: attribute %q display %t, not as written", p, a.Name, a.Display)
+				}
+			}
 		}
 	})
 }
@@ -266,6 +349,8 @@ func FuzzParseJSONAsYAML(f *testing.F) {
 	f.Add([]byte(`{"poli\u0063ies": [{"method": "POST", "route": "/x", "action": "x", "remember": "1h"}]}`))
 	f.Add([]byte("\xef\xbb\xbf {\"policies\": [{\"method\": \"GET\", \"route\": \"/a\", \"action\": \"a\", \"failOpen\": true}]}"))
 	f.Add([]byte(`{"policies": [{"method": "GET", "route": "/a", "action": "a", "unenrolled": "enr\u006fll"}, {"method": "GET", "route": "/b", "action": "b", "unenrolled": null}]}`))
+	f.Add([]byte(`{"policies": [{"method": "POST", "route": "/a", "action": "a", "methods": ["PASSKEY", "SMS"], "attributes": [{"name": "n", "from": "form", "key": "n", "display": true}]}]}`))
+	f.Add([]byte(`{"policies": [{"method": "POST", "route": "/a", "action": "a", "methods": null, "attributes": [{"name": "n", "from": "form", "key": "n", "display": null}]}]}`))
 	f.Add([]byte(`{"policies": [{"method": "GET", "route": "/a\ud83d\ude00", "action": "a", "attributes": [{"name": "n", "from": "query", "key": "k\"q"}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ps, err := policyfile.Parse(data)
@@ -280,6 +365,9 @@ func FuzzParseJSONAsYAML(f *testing.F) {
 			assert.Equal(t, []string{e.Method, e.Route, e.Action}, []string{p.Method, p.Route, p.Action})
 			assert.Equal(t, e.FailOpen, p.FailOpen)
 			assert.Equal(t, e.Unenrolled, p.Unenrolled)
+			if len(e.Methods) > 0 || len(p.Methods) > 0 { // [] and null both mean none
+				assert.Equal(t, e.Methods, p.Methods)
+			}
 			var remember time.Duration
 			if e.Remember != "" {
 				remember, err = time.ParseDuration(e.Remember)
@@ -288,7 +376,8 @@ func FuzzParseJSONAsYAML(f *testing.F) {
 			assert.Equal(t, remember, p.Remember)
 			require.Len(t, p.Attributes, len(e.Attributes))
 			for j, a := range e.Attributes {
-				assert.Equal(t, stepup.Attribute{Name: a.Name, From: stepup.Source(a.From), Key: a.Key, Type: stepup.ValueType(a.Type)}, p.Attributes[j])
+				assert.Equal(t, stepup.Attribute{Name: a.Name, From: stepup.Source(a.From), Key: a.Key, Type: stepup.ValueType(a.Type),
+					Display: a.Display}, p.Attributes[j])
 			}
 		}
 	})

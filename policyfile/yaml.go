@@ -111,6 +111,8 @@ func (d *yamlDecoder) entry(e *Entry, item int) error {
 			return d.boolean(&e.FailOpen, value)
 		case "unenrolled":
 			return d.str(&e.Unenrolled, value)
+		case "methods":
+			return errFallback // a list of names, usually written [PASSKEY]: goccy reads it
 		case "attributes":
 			if value < 0 {
 				return errFallback // a flow sequence, or a flow mapping's value
@@ -127,6 +129,8 @@ func (d *yamlDecoder) entry(e *Entry, item int) error {
 						return d.str(&a.Key, value)
 					case "type":
 						return d.str(&a.Type, value)
+					case "display":
+						return d.boolean(&a.Display, value)
 					}
 					return d.unknown(key, at, value)
 				})

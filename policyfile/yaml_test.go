@@ -241,6 +241,8 @@ func TestYAMLSubsetFallsBack(t *testing.T) {
 
 // yamlSeeds are more tricky documents for the fuzz target.
 var yamlSeeds = []string{
+	okYAML + "    attributes:\n      - {name: n1, from: query, key: k, display: true}\n      - name: n2\n        from: form\n        key: k\n        display: false\n",
+	okYAML + "    methods:\n      - PASSKEY\n",
 	okYAML + "  - method: GET\n    route: /a\n    action: a\n",
 	okYAML + "    attributes:\n      - {name: n1, from: query, key: k}\n      - {name: n1, from: query, key: k}\n",
 	strings.Replace(okYAML, "/a", `"/a\tb"`, 1),

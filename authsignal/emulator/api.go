@@ -334,7 +334,8 @@ func (e *Emulator) track(w http.ResponseWriter, r *http.Request, userID, action 
 			why = " why=" + strconv.Quote(notEnrolledWhy)
 		}
 		now := e.now()
-		rec = &actionRecord{key: k, state: state, ruleIDs: ruleIDs, req: req, enrol: enrol, createdAt: now, updatedAt: now}
+		rec = &actionRecord{key: k, state: state, ruleIDs: ruleIDs, req: req, enrol: enrol, allowed: e.rules.methods(action),
+			createdAt: now, updatedAt: now}
 		e.storeActionLocked(rec)
 		if state == StateAllow {
 			u.markSeen(&req)
@@ -351,7 +352,7 @@ func (e *Emulator) track(w http.ResponseWriter, r *http.Request, userID, action 
 		Token:                       token,
 		IsEnrolled:                  e.enrolled(u),
 		EnrolledVerificationMethods: methods,
-		AllowedVerificationMethods:  []string{MethodEmailOTP, MethodSMS},
+		AllowedVerificationMethods:  e.allowedLocked(rec),
 		RuleIDs:                     append([]string{}, rec.ruleIDs...),
 	}
 	if len(methods) > 0 {

@@ -42,7 +42,8 @@ type enrolRequest struct {
 }
 
 // documentedMethods are the methods the API lets a server enrol; the hosted
-// page can run only EMAIL_OTP and SMS.
+// page runs EMAIL_OTP, SMS, AUTHENTICATOR_APP and PASSKEY, and passkeys are
+// registered there only.
 var documentedMethods = []string{"EMAIL_MAGIC_LINK", MethodEmailOTP, MethodSMS, "AUTHENTICATOR_APP", "PASSKEY", "WHATSAPP"}
 
 var e164RE = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
@@ -80,7 +81,8 @@ func (e *Emulator) serveAuthenticators(w http.ResponseWriter, r *http.Request, u
 	case !contains(methods, req.VerificationMethod):
 		methods = append(methods, req.VerificationMethod)
 	}
-	e.enrollLocked(User{ID: userID, Email: req.Email, PhoneNumber: req.PhoneNumber, Methods: methods})
+	e.enrollLocked(User{ID: userID, Email: req.Email, PhoneNumber: req.PhoneNumber, Methods: methods,
+		TOTPSecret: totpSecretOf(req.OTPURI)})
 	u := e.users[userID]
 	if req.Email != "" {
 		u.profile.emailVerified = true // enrolling says it is verified
@@ -108,8 +110,12 @@ func checkEnrol(req *enrolRequest) string {
 		return "verificationMethod is required."
 	case !contains(documentedMethods, m):
 		return fmt.Sprintf("verificationMethod %.32q is not a method that can be enrolled.", m)
+	case m == MethodPasskey:
+		return "The emulator cannot challenge PASSKEY enrolled through the API: it registers passkeys on the hosted page only (a WebAuthn ceremony in the user's browser)."
 	case !supportedMethod(m):
-		return fmt.Sprintf("The emulator cannot challenge %s; it enrols %s and %s only.", m, MethodEmailOTP, MethodSMS)
+		return fmt.Sprintf("The emulator cannot challenge %s; it enrols %s, %s and %s only.", m, MethodEmailOTP, MethodSMS, MethodAuthenticatorApp)
+	case m == MethodAuthenticatorApp && totpSecretOf(req.OTPURI) == "":
+		return "AUTHENTICATOR_APP needs an otpUri: otpauth://totp/…?secret=<base32> (30-second steps, 6 digits, SHA1)."
 	case m == MethodEmailOTP && !validEmail(req.Email):
 		return "EMAIL_OTP needs an email address."
 	case m == MethodSMS && !e164RE.MatchString(req.PhoneNumber):

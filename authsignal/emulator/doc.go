@@ -177,12 +177,16 @@
 // default) lets users without an authenticator be challenged: the hosted
 // page first enrols an email OTP.
 //
+// methods: [PASSKEY, AUTHENTICATOR_APP, EMAIL_OTP, SMS] on an action lists
+// the verification methods it accepts, whichever rule decides its state
+// (see Verification methods below).
+//
 // # Hosted challenge page
 //
 // GET /challenge?token=… shows what is being approved (the action code
 // for people, "changeEmail" as "Change email", and the track's custom
-// attributes as a list) and a choice of the user's methods (email OTP, SMS
-// OTP). Sending puts a 6-digit code from crypto/rand in the outbox, valid
+// attributes as a list) and a choice of the user's methods the action
+// accepts (email OTP, SMS OTP, authenticator app, passkey). Sending puts a 6-digit code from crypto/rand in the outbox, valid
 // five minutes by Config.Now. In DevMode the page shows the code and fills
 // it in, and for a user with one method it sends the code when it is
 // first shown: Verify is the one click left.
@@ -201,8 +205,14 @@
 //
 // Stable element ids and names for browser tests:
 //
-//	button[name=method][value=EMAIL_OTP]  choose email OTP (value SMS: text message)
+//	button[name=method][value=EMAIL_OTP]  choose email OTP (value SMS: text message,
+//	                                      AUTHENTICATOR_APP: the app's code)
+//	button#passkey                        use (or, when enrolling, create) a passkey
+//	#passkey-error                        why the passkey was refused
 //	input#email                           email address, when enrolling
+//	form[action="/challenge/enrol"]       the method to set up, once the email is verified
+//	  button[name=method][value=…]        EMAIL_OTP, AUTHENTICATOR_APP, PASSKEY
+//	img#totp-qr, #totp-secret             the authenticator app's QR code and secret
 //	input#code, button#verify             code entry
 //	button#resend                         send a new code
 //	button#cancel                         cancel (button#continue when there is nothing to verify)
@@ -218,8 +228,58 @@
 // site is refused (Sec-Fetch-Site, else Origin, as net/http's
 // CrossOriginProtection checks them). Every value is escaped by
 // html/template; responses carry Cache-Control: no-store, Referrer-Policy:
-// no-referrer, and a CSP with default-src 'none' and no script at all in
-// redirect mode.
+// no-referrer, and a CSP with default-src 'none' and no script in redirect
+// mode except the passkey script where a passkey is offered.
+//
+// # Verification methods
+//
+// Besides codes by email and SMS, the page runs an authenticator app
+// (AUTHENTICATOR_APP: TOTP as github.com/pquerna/otp computes it, 30-second
+// steps, 6 digits, SHA-1) and passkeys (PASSKEY: a WebAuthn relying party
+// built on github.com/go-webauthn/webauthn). validate and get action report
+// the method that settled the challenge as verificationMethod.
+//
+// An app's code is accepted for the step of Config.Now and one step either
+// side, once: a code of a step at or before the last one accepted for the
+// user is refused. A wrong code counts as one of the three attempts. Users
+// get an app through Config.Users (User.TOTPSecret), the API (enrol
+// AUTHENTICATOR_APP with its otpUri) or the page.
+//
+// Passkeys are registered on the page only. The relying party's ID is the
+// host of the page's base URL (Config.PublicURL, else the request's host)
+// and its one origin that base URL; both ceremonies require user
+// verification, and each ceremony takes one answer. Browsers refuse an IP
+// address as the relying party and allow http on localhost only: serve the
+// page as http://localhost:port (New's URL is 127.0.0.1, so browser tests
+// set PublicURL; see examples/internal/emulatormethods). The page's script
+// calls navigator.credentials.create or get with the options of
+// POST /challenge/passkey/begin and posts the answer (toJSON) to
+// POST /challenge/passkey/finish, form-encoded with the page's token and
+// csrf. A refused passkey counts as an attempt. In popup mode (an iframe),
+// a passkey needs the framing page's iframe to allow
+// publickey-credentials-get and -create, which the browser SDK's does not
+// set: use window or redirect mode for passkeys.
+//
+// An action's methods (rules) restrict all of this: track answers
+// allowedVerificationMethods = the user's enrolled methods that the action
+// accepts (without methods on the action: EMAIL_OTP, SMS and whatever else
+// the user has), and for a user not enrolled the action's methods the page
+// can set up; the page offers those only and refuses any other. When an
+// enrolled user has none of them, the page offers to set one up after a
+// code to the email address the user has enrolled, and, without an
+// enrolled email, nothing but Cancel (allowedVerificationMethods is then
+// empty).
+//
+// Enrolment on the page (a user with no authenticator, or with none the
+// action accepts) starts with a verified email address: the user gives it
+// (or has it, fixed) and enters the code sent there. When the action accepts
+// only email OTP (or names no methods) that enrols email OTP and settles the
+// action; otherwise the user then picks a method the action accepts: email
+// codes (done), an authenticator app (the page shows its QR code, a PNG
+// data: URL, and its secret; the app's first code enrols it), or a passkey
+// (registered in the browser). The action then settles as
+// CHALLENGE_SUCCEEDED with that method, and the redirect carries a token as
+// after a challenge.
 //
 // # Popup and window modes (Authsignal's browser SDK)
 //
@@ -256,8 +316,9 @@
 // Tracked, Outbox and LastCode show what happened; EnrollUser enrols a user;
 // SetFault and ClearFaults make API requests slow, fail with a status,
 // answer broken JSON or drop the connection; Requests counts API requests;
-// CompleteChallenge, CancelChallenge and FailChallenge drive the hosted page
-// over HTTP as a browser would. Config.Now controls time. Stored actions,
+// CompleteChallenge, CompleteChallengeWith (a named method: EMAIL_OTP, SMS,
+// AUTHENTICATOR_APP), CancelChallenge and FailChallenge drive the hosted
+// page over HTTP as a browser would; passkeys need a browser. Config.Now controls time. Stored actions,
 // API-created users and the outbox are bounded by Config.MaxActions.
 // Nothing is persisted.
 package emulator

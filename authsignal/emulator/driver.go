@@ -12,6 +12,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/pquerna/otp/totp"
 )
 
 // CompleteChallenge drives the hosted page at challengeURL over HTTP as a
@@ -26,11 +29,81 @@ func (e *Emulator) CompleteChallenge(ctx context.Context, challengeURL string) (
 	if err != nil {
 		return nil, err
 	}
-	code, err := b.sendCode(ctx)
+	code, err := b.sendCode(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	return b.submit(ctx, "/challenge/verify", url.Values{"code": {code}})
+	return b.finish(ctx, code)
+}
+
+// CompleteChallengeWith is CompleteChallenge with the method the user
+// picks on the page: afterwards validate and get action report
+// verificationMethod = method. It fails when the page does not offer
+// method (not enrolled, or not accepted by the action), or when the page
+// already shows a code sent by another method. The methods it can drive
+// are MethodEmailOTP, MethodSMS and MethodAuthenticatorApp (the code the
+// user's app shows at the emulator's clock; a step not used yet). Passkeys
+// need a browser: see the package documentation.
+func (e *Emulator) CompleteChallengeWith(ctx context.Context, challengeURL, method string) (*url.URL, error) {
+	if method != MethodEmailOTP && method != MethodSMS && method != MethodAuthenticatorApp {
+		return nil, fmt.Errorf("emulator: CompleteChallengeWith cannot drive method %q", method)
+	}
+	b, err := e.startDriver(ctx, challengeURL)
+	if err != nil {
+		return nil, err
+	}
+	if method == MethodAuthenticatorApp {
+		if b.shownCode() != method {
+			if err := b.requestCode(ctx, method); err != nil {
+				return nil, err
+			}
+		}
+		code, err := b.e.nextTOTP(b.key.user)
+		if err != nil {
+			return nil, err
+		}
+		return b.submit(ctx, "/challenge/verify", url.Values{"code": {code}})
+	}
+	code, err := b.sendCode(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	return b.finish(ctx, code)
+}
+
+// nextTOTP is the code of userID's authenticator app for the first step of
+// the window around the emulator's clock not yet used.
+func (e *Emulator) nextTOTP(userID string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	u := e.users[userID]
+	if u == nil || u.totpSecret == "" {
+		return "", errors.New("emulator: the user has no authenticator app")
+	}
+	now := e.now()
+	for d := -totpSkew; d <= totpSkew; d++ {
+		t := now.Add(time.Duration(d*totpPeriod) * time.Second)
+		if t.Unix()/totpPeriod > u.totpStep {
+			return totp.GenerateCodeCustom(u.totpSecret, t, totpOpts)
+		}
+	}
+	return "", errors.New("emulator: every code of the authenticator app's window is used: advance the clock")
+}
+
+// finish submits the code; when that verified the address of an enrolment
+// whose action accepts more than email OTP, it picks email OTP.
+func (d *driver) finish(ctx context.Context, code string) (*url.URL, error) {
+	loc, err := d.submit(ctx, "/challenge/verify", url.Values{"code": {code}})
+	if err != nil || loc.Path != "/challenge" || loc.Host != d.base.Host {
+		return loc, err
+	}
+	if err := d.get(ctx, loc.String()); err != nil {
+		return nil, err
+	}
+	if !strings.Contains(d.page, `action="/challenge/enrol"`) || !strings.Contains(d.page, `value="`+MethodEmailOTP+`"`) {
+		return nil, errors.New("emulator: the enrolment offers no email OTP: the driver cannot set up the other methods")
+	}
+	return d.submit(ctx, "/challenge/enrol", url.Values{"method": {MethodEmailOTP}})
 }
 
 // CancelChallenge presses the page's Cancel button and returns the
@@ -50,7 +123,7 @@ func (e *Emulator) FailChallenge(ctx context.Context, challengeURL string) (*url
 	if err != nil {
 		return nil, err
 	}
-	code, err := b.sendCode(ctx)
+	code, err := b.sendCode(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +245,16 @@ func (d *driver) post(ctx context.Context, path string, form url.Values, want in
 
 // sendCode asks for a code and returns it, read from the outbox. A page
 // that already shows the code entry (DevMode sent the code when it was
-// first shown) is not asked for another.
-func (d *driver) sendCode(ctx context.Context) (string, error) {
+// first shown) is not asked for another, unless it was sent by another
+// method than want ("" takes any).
+func (d *driver) sendCode(ctx context.Context, want string) (string, error) {
+	if strings.Contains(d.page, `id="code"`) && want != "" {
+		if sent := d.shownCode(); sent != want {
+			return "", fmt.Errorf("emulator: the challenge page shows a %s code, not %s", sent, want)
+		}
+	}
 	if !strings.Contains(d.page, `id="code"`) {
-		if err := d.requestCode(ctx); err != nil {
+		if err := d.requestCode(ctx, want); err != nil {
 			return "", err
 		}
 	}
@@ -189,8 +268,22 @@ func (d *driver) sendCode(ctx context.Context) (string, error) {
 	return "", errors.New("emulator: no code in the outbox")
 }
 
-// requestCode chooses a method (email OTP if offered) and presses it.
-func (d *driver) requestCode(ctx context.Context) error {
+// shownCode is the method of the code the page asks for, or "".
+func (d *driver) shownCode() string {
+	if !strings.Contains(d.page, `id="code"`) {
+		return ""
+	}
+	d.e.mu.Lock()
+	defer d.e.mu.Unlock()
+	if rec := d.e.actions[d.key]; rec != nil && rec.code != nil {
+		return rec.code.method
+	}
+	return ""
+}
+
+// requestCode chooses a method (want, else email OTP if offered) and
+// presses it.
+func (d *driver) requestCode(ctx context.Context, want string) error {
 	form := url.Values{}
 	methods := methodRE.FindAllStringSubmatch(d.page, -1)
 	if len(methods) == 0 {
@@ -201,6 +294,16 @@ func (d *driver) requestCode(ctx context.Context) error {
 		if m[1] == MethodEmailOTP {
 			form.Set("method", MethodEmailOTP)
 		}
+	}
+	if want != "" {
+		offered := false
+		for _, m := range methods {
+			offered = offered || m[1] == want
+		}
+		if !offered {
+			return fmt.Errorf("emulator: the challenge page does not offer %s", want)
+		}
+		form.Set("method", want)
 	}
 	if m := emailRE.FindStringSubmatch(d.page); m != nil { // enrolment
 		email := html.UnescapeString(m[1])

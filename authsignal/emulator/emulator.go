@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 )
 
 // The states an action can be in, as Authsignal spells them.
@@ -115,7 +117,12 @@ type User struct {
 	ID          string
 	Email       string
 	PhoneNumber string
-	Methods     []string // enrolled verification methods: MethodEmailOTP, MethodSMS
+	Methods     []string // enrolled verification methods: MethodEmailOTP, MethodSMS, MethodAuthenticatorApp (needs TOTPSecret)
+	// TOTPSecret is the base32 secret of the user's authenticator app
+	// (MethodAuthenticatorApp): 30-second steps, 6 digits, SHA-1, as
+	// github.com/pquerna/otp/totp.GenerateCode computes them. Passkeys
+	// cannot be configured: users register them on the hosted page.
+	TOTPSecret string
 }
 
 // Request is the body of a track call as the emulator received it.
@@ -201,18 +208,25 @@ type Emulator struct {
 type actionKey struct{ user, action, key string }
 
 type actionRecord struct {
-	key       actionKey
-	state     string
-	method    string // verification method that settled the challenge
-	ruleIDs   []string
-	req       Request
-	enrol     bool // a matched rule lets an unenrolled user enrol on the page
-	createdAt time.Time
-	updatedAt time.Time
-	code      *oneTimeCode
-	attempts  int
-	sends     int
-	elem      *list.Element
+	key     actionKey
+	state   string
+	method  string // verification method that settled the challenge
+	ruleIDs []string
+	req     Request
+	enrol   bool     // a matched rule lets an unenrolled user enrol on the page
+	allowed []string // the methods the action accepts (rules' methods); nil: any
+	// Enrolment on the page: the address whose code was verified, the
+	// method then picked, and the TOTP secret being set up.
+	enrolEmail  string
+	enrolMethod string
+	enrolTOTP   string
+	passkey     *passkeyCeremony // the WebAuthn ceremony under way
+	createdAt   time.Time
+	updatedAt   time.Time
+	code        *oneTimeCode
+	attempts    int
+	sends       int
+	elem        *list.Element
 }
 
 type oneTimeCode struct {
@@ -232,6 +246,10 @@ type userRecord struct {
 	seen        map[string]struct{}
 	elem        *list.Element
 	profile     profile // what the users and authenticators endpoints add: users.go
+	totpSecret  string  // MethodAuthenticatorApp
+	totpStep    int64   // the last TOTP time step accepted: a code is good once
+	passkeys    []webauthn.Credential
+	webauthnID  []byte // the WebAuthn user handle, random
 }
 
 // NewHandler returns an Emulator to mount as an http.Handler. It validates
@@ -294,8 +312,11 @@ func NewHandler(cfg Config) (*Emulator, error) {
 		}
 		for _, m := range u.Methods {
 			if !supportedMethod(m) {
-				return nil, fmt.Errorf("emulator: Users[%d] (%q): unsupported method %q (want %s or %s)",
-					i, u.ID, m, MethodEmailOTP, MethodSMS)
+				return nil, fmt.Errorf("emulator: Users[%d] (%q): unsupported method %q (want %s, %s or %s; passkeys are registered on the hosted page)",
+					i, u.ID, m, MethodEmailOTP, MethodSMS, MethodAuthenticatorApp)
+			}
+			if m == MethodAuthenticatorApp && !validTOTPSecret(u.TOTPSecret) {
+				return nil, fmt.Errorf("emulator: Users[%d] (%q): %s needs TOTPSecret (base32)", i, u.ID, m)
 			}
 		}
 		e.enrollLocked(u)
@@ -303,7 +324,9 @@ func NewHandler(cfg Config) (*Emulator, error) {
 	return e, nil
 }
 
-func supportedMethod(m string) bool { return m == MethodEmailOTP || m == MethodSMS }
+// supportedMethod reports whether m can be enrolled by Config.Users,
+// EnrollUser and the API (passkeys only on the hosted page).
+func supportedMethod(m string) bool { return m != MethodPasskey && pageMethod(m) }
 
 // ServeHTTP serves the hosted page under /challenge and the API everywhere
 // else. API requests are authenticated before they are routed.
@@ -328,8 +351,10 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (e *Emulator) now() time.Time { return e.cfg.Now() }
 
-// EnrollUser enrols (or re-enrols) u. Methods other than MethodEmailOTP and
-// MethodSMS are ignored; no Methods means MethodEmailOTP.
+// EnrollUser enrols (or re-enrols) u. Methods other than MethodEmailOTP,
+// MethodSMS and MethodAuthenticatorApp (with the user's TOTPSecret, this
+// one's or an earlier one) are ignored, as is MethodPasskey without a
+// passkey registered on the hosted page; no Methods means MethodEmailOTP.
 func (e *Emulator) EnrollUser(u User) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -349,9 +374,12 @@ func (e *Emulator) enrollLocked(u User) {
 	if u.PhoneNumber != "" {
 		rec.phone = u.PhoneNumber
 	}
+	if validTOTPSecret(u.TOTPSecret) && u.TOTPSecret != rec.totpSecret {
+		rec.totpSecret, rec.totpStep = u.TOTPSecret, 0
+	}
 	rec.methods = rec.methods[:0]
 	for _, m := range u.Methods {
-		if supportedMethod(m) && !contains(rec.methods, m) {
+		if pageMethod(m) && usableLocked(rec, m) && !contains(rec.methods, m) {
 			rec.methods = append(rec.methods, m)
 		}
 	}

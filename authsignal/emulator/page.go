@@ -7,8 +7,11 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/pquerna/otp"
 )
 
 const maxFormBytes = 64 << 10
@@ -26,7 +29,8 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 	var post bool
 	switch r.URL.Path {
 	case "/challenge", "/challenge/done", "/challenge/left":
-	case "/challenge/send", "/challenge/verify", "/challenge/cancel":
+	case "/challenge/send", "/challenge/verify", "/challenge/cancel", "/challenge/enrol",
+		"/challenge/passkey/begin", "/challenge/passkey/finish":
 		post = true
 	default:
 		e.renderMessage(w, http.StatusNotFound, "Not found", "There is no such page.")
@@ -73,6 +77,7 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, location, d := http.StatusOK, "", pageData{}
+	var jsonBody any // the passkey endpoints answer JSON
 	switch r.URL.Path {
 	case "/challenge":
 		e.autoSendLocked(rec)
@@ -91,6 +96,12 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 		status, location, d = e.sendCodeLocked(rec, r, token, csrf)
 	case "/challenge/verify":
 		status, location, d = e.verifyLocked(rec, r, token, csrf, base)
+	case "/challenge/enrol":
+		status, location, d = e.enrolPickLocked(rec, r, token, csrf, base)
+	case "/challenge/passkey/begin":
+		status, jsonBody = e.passkeyBeginLocked(rec, base)
+	case "/challenge/passkey/finish":
+		status, jsonBody = e.passkeyFinishLocked(rec, r, base)
 	case "/challenge/cancel":
 		status = http.StatusSeeOther
 		if active, _ := e.pageMode(rec); active && mode != "" {
@@ -105,6 +116,10 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 	redirect := rec.req.RedirectURL
 	e.mu.Unlock()
 
+	if jsonBody != nil {
+		writeJSON(w, status, jsonBody)
+		return
+	}
 	if location != "" {
 		h.Set("Location", location)
 		w.WriteHeader(status)
@@ -117,8 +132,8 @@ func (e *Emulator) servePage(w http.ResponseWriter, r *http.Request) {
 	e.render(w, status, d, redirect)
 }
 
-// pageLocked describes the page for rec: a method choice, a code entry, or
-// a status when there is nothing to verify.
+// pageLocked describes the page for rec: a method choice, a code entry, an
+// enrolment step, or a status when there is nothing to verify.
 func (e *Emulator) pageLocked(rec *actionRecord, token, csrf, errMsg string) pageData {
 	d := pageData{Title: "Verify it's you", UserID: rec.key.user, Action: rec.key.action, Token: token,
 		CSRF: csrf, Error: errMsg, State: rec.state, What: humanize(rec.key.action), Details: details(rec.req.Custom)}
@@ -132,16 +147,38 @@ func (e *Emulator) pageLocked(rec *actionRecord, token, csrf, errMsg string) pag
 		return d
 	}
 	d.Active, d.Enrol = true, enrol
+	d.Attempts = maxCodeAttempts - rec.attempts
+	u := e.users[rec.key.user]
 	if enrol {
+		for _, m := range enrollableLocked(rec) {
+			if m != rec.enrolMethod {
+				d.Methods = append(d.Methods, methodChoice{Code: m, Label: enrolLabels[m]})
+			}
+		}
 		d.Title = "Set up verification"
-		if u := e.users[rec.key.user]; u != nil {
+		if u != nil {
 			d.Email = u.email
 		}
+		d.EmailFixed = e.enrolledEmailLocked(u)
+		switch {
+		case rec.enrolEmail != "" && rec.enrolMethod == MethodPasskey:
+			d.Step, d.Email, d.Passkey, d.Register = "passkey", rec.enrolEmail, true, true
+			return d
+		case rec.enrolEmail != "" && rec.enrolMethod == MethodAuthenticatorApp && rec.enrolTOTP != "":
+			d.Step, d.Email = "totp-setup", rec.enrolEmail
+			if key, err := otp.NewKeyFromURL(rec.enrolTOTP); err == nil {
+				d.TOTPSecret, d.TOTPQR = key.Secret(), totpQR(key)
+			}
+			return d
+		case rec.enrolEmail != "":
+			d.Step, d.Email = "enrol", rec.enrolEmail
+			return d
+		}
+		d.Methods = nil
 	}
 	if code := rec.code; code != nil && e.now().Before(code.expires) {
 		d.Step, d.Method, d.To = "code", code.method, code.to
 		d.Channel = channelOf(code.method)
-		d.Attempts = maxCodeAttempts - rec.attempts
 		if enrol {
 			d.Email = code.to
 		}
@@ -153,9 +190,19 @@ func (e *Emulator) pageLocked(rec *actionRecord, token, csrf, errMsg string) pag
 	d.Step = "choose"
 	methods := []string{MethodEmailOTP}
 	if !enrol {
-		methods = e.methodsOf(e.users[rec.key.user])
+		methods = e.offeredLocked(rec)
+		if len(methods) == 0 {
+			d.Step, d.Title, d.Active = "status", "Cannot verify", false
+			d.Message = "None of your verification methods is accepted for this action (it accepts " +
+				strings.Join(rec.allowed, ", ") + "), and none can be set up here. Cancel and ask for help."
+			return d
+		}
 	}
 	for _, m := range methods {
+		if m == MethodPasskey {
+			d.Passkey = true // its own button, run by the page's script
+			continue
+		}
 		d.Methods = append(d.Methods, methodChoice{Code: m, Label: methodLabels[m]})
 	}
 	return d
@@ -175,10 +222,17 @@ var statusMessages = map[string]string{
 // whether that is enrolling an email OTP first: a challenge for a user with
 // no authenticator (allowed by an enrol rule), or an unenrolled user sent to
 // the URL of an ALLOW action to enrol, as Authsignal's helpers do.
+//
+// A user whose enrolled methods the action does not accept, but who has an
+// email OTP, enrols one it accepts after a code to that (fixed) address.
 func (e *Emulator) pageMode(rec *actionRecord) (active, enrol bool) {
-	enrolled := e.enrolled(e.users[rec.key.user])
+	u := e.users[rec.key.user]
+	enrolled := e.enrolled(u)
 	switch {
 	case rec.state == StateChallengeRequired:
+		if enrolled && len(e.offeredLocked(rec)) == 0 {
+			return true, e.enrolledEmailLocked(u) && len(enrollableLocked(rec)) > 0
+		}
 		return true, !enrolled
 	case rec.state == StateAllow && !enrolled:
 		return true, true
@@ -186,9 +240,19 @@ func (e *Emulator) pageMode(rec *actionRecord) (active, enrol bool) {
 	return false, false
 }
 
+// enrolledEmailLocked reports whether u verifies with codes to an email
+// address it has: enrolment of another method then starts with a code to
+// that address, which the page does not let the user change.
+func (e *Emulator) enrolledEmailLocked(u *userRecord) bool {
+	return u != nil && contains(e.methodsOf(u), MethodEmailOTP) && validEmail(u.email)
+}
+
 func channelOf(method string) string {
-	if method == MethodSMS {
+	switch method {
+	case MethodSMS:
 		return "sms"
+	case MethodAuthenticatorApp:
+		return "authenticator app"
 	}
 	return "email"
 }
@@ -204,15 +268,24 @@ func (e *Emulator) sendCodeLocked(rec *actionRecord, r *http.Request, token, csr
 	u := e.userLocked(rec.key.user)
 	var to string
 	switch {
+	case enrol && rec.enrolEmail != "":
+		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "Your email address is verified: choose a method to set up.")
 	case enrol:
 		to = strings.TrimSpace(r.PostForm.Get("email"))
+		if e.enrolledEmailLocked(u) {
+			to = u.email // the address the user verifies with already; not to be changed here
+		}
 		if method != MethodEmailOTP || !validEmail(to) {
 			d := e.pageLocked(rec, token, csrf, "Enter a valid email address.")
 			d.Email = to
 			return http.StatusUnprocessableEntity, "", d
 		}
-	case !contains(e.methodsOf(u), method):
+	case !contains(e.offeredLocked(rec), method) || method == MethodPasskey:
 		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "Choose one of the methods below.")
+	case method == MethodAuthenticatorApp:
+		// Nothing is sent: the page asks for the app's code.
+		rec.code = &oneTimeCode{method: method, expires: e.now().Add(codeLifetime)}
+		return http.StatusSeeOther, pageLocation(token, r), pageData{}
 	case method == MethodSMS:
 		to = u.phone
 	default:
@@ -222,11 +295,16 @@ func (e *Emulator) sendCodeLocked(rec *actionRecord, r *http.Request, token, csr
 		return http.StatusTooManyRequests, "", e.pageLocked(rec, token, csrf, "Too many codes were sent for this action.")
 	}
 	e.issueCodeLocked(rec, method, to)
+	return http.StatusSeeOther, pageLocation(token, r), pageData{}
+}
+
+// pageLocation is the challenge page again, in the form's mode.
+func pageLocation(token string, r *http.Request) string {
 	loc := "/challenge?token=" + url.QueryEscape(token)
 	if mode := launchMode(r.PostForm.Get("mode")); mode != "" {
 		loc += "&mode=" + mode
 	}
-	return http.StatusSeeOther, loc, pageData{}
+	return loc
 }
 
 // issueCodeLocked puts a fresh 6-digit code for rec in the outbox.
@@ -256,8 +334,8 @@ func (e *Emulator) autoSendLocked(rec *actionRecord) {
 		return
 	}
 	u := e.userLocked(rec.key.user)
-	methods := e.methodsOf(u)
-	if len(methods) != 1 {
+	methods := e.offeredLocked(rec)
+	if len(methods) != 1 || (methods[0] != MethodEmailOTP && methods[0] != MethodSMS) {
 		return
 	}
 	to := u.email
@@ -267,41 +345,181 @@ func (e *Emulator) autoSendLocked(rec *actionRecord) {
 	e.issueCodeLocked(rec, methods[0], to)
 }
 
-// verifyLocked checks a submitted code. The right code settles the action
-// as CHALLENGE_SUCCEEDED (enrolling the user first if needed); the third
-// wrong one as CHALLENGE_FAILED. Both redirect back with a fresh token.
+// verifyLocked checks a submitted code: one sent by email or SMS, or one
+// from the user's authenticator app, or the first one of an app being set
+// up. The right code settles the action as CHALLENGE_SUCCEEDED (enrolling
+// the user first if needed); the third wrong one as CHALLENGE_FAILED. Both
+// redirect back with a fresh token. In an enrolment whose action accepts
+// more than email OTP, the right email code leads to the choice of the
+// method to set up instead.
 func (e *Emulator) verifyLocked(rec *actionRecord, r *http.Request, token, csrf, base string) (int, string, pageData) {
 	active, enrol := e.pageMode(rec)
 	if !active {
 		return http.StatusOK, "", e.pageLocked(rec, token, csrf, "")
 	}
-	code := rec.code
-	if code == nil {
+	got := strings.TrimSpace(r.PostForm.Get("code"))
+	mode := launchMode(r.PostForm.Get("mode"))
+	u := e.userLocked(rec.key.user)
+	var method string
+	var ok bool
+	switch code := rec.code; {
+	case enrol && rec.enrolEmail != "" && rec.enrolMethod == MethodAuthenticatorApp && rec.enrolTOTP != "":
+		key, err := otp.NewKeyFromURL(rec.enrolTOTP)
+		var step int64
+		if err == nil {
+			step, ok = totpStep(key.Secret(), got, e.now())
+		}
+		if ok {
+			u.totpSecret, u.totpStep = key.Secret(), step
+		}
+		method = MethodAuthenticatorApp
+	case enrol && rec.enrolEmail != "":
+		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "Choose a method to set up.")
+	case code == nil:
 		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "Send a code first.")
-	}
-	if !e.now().Before(code.expires) {
+	case !e.now().Before(code.expires):
 		rec.code = nil
 		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "The code has expired. Send a new one.")
+	case code.method == MethodAuthenticatorApp:
+		method = code.method
+		ok = !enrol && contains(e.offeredLocked(rec), method) && checkTOTPLocked(u, got, e.now())
+	default:
+		method = code.method
+		ok = subtle.ConstantTimeCompare([]byte(got), []byte(code.code)) == 1
 	}
-	got := strings.TrimSpace(r.PostForm.Get("code"))
-	if subtle.ConstantTimeCompare([]byte(got), []byte(code.code)) != 1 {
-		rec.attempts++
-		if rec.attempts >= maxCodeAttempts {
-			e.setStateLocked(rec, StateChallengeFailed, "")
-			e.logf("emulator: challenge failed user=%q action=%q", rec.key.user, rec.key.action)
-			return http.StatusSeeOther, e.finishLocationLocked(rec, base, launchMode(r.PostForm.Get("mode"))), pageData{}
+	if !ok {
+		return e.wrongLocked(rec, token, csrf, base, mode, "That code is not right.")
+	}
+	switch {
+	case enrol && method == MethodEmailOTP && !slices.Equal(enrollableLocked(rec), []string{MethodEmailOTP}):
+		rec.enrolEmail, rec.code = rec.code.to, nil
+		e.logf("emulator: enrolment email verified user=%q action=%q", rec.key.user, rec.key.action)
+		return http.StatusSeeOther, pageLocation(token, r), pageData{}
+	case enrol && method == MethodEmailOTP:
+		rec.enrolEmail = rec.code.to
+		e.enrolPageLocked(rec, MethodEmailOTP)
+	case enrol:
+		e.enrolPageLocked(rec, method)
+	}
+	return e.succeedLocked(rec, base, mode, method)
+}
+
+// wrongLocked counts a failed attempt (a wrong code, a failed passkey): the
+// third settles the action as CHALLENGE_FAILED.
+func (e *Emulator) wrongLocked(rec *actionRecord, token, csrf, base, mode, msg string) (int, string, pageData) {
+	rec.attempts++
+	if rec.attempts >= maxCodeAttempts {
+		e.setStateLocked(rec, StateChallengeFailed, "")
+		e.logf("emulator: challenge failed user=%q action=%q", rec.key.user, rec.key.action)
+		return http.StatusSeeOther, e.finishLocationLocked(rec, base, mode), pageData{}
+	}
+	left := maxCodeAttempts - rec.attempts
+	return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf,
+		fmt.Sprintf("%s %d attempt%s left.", msg, left, map[bool]string{true: "", false: "s"}[left == 1]))
+}
+
+// succeedLocked settles rec as CHALLENGE_SUCCEEDED with method and returns
+// where the browser goes.
+func (e *Emulator) succeedLocked(rec *actionRecord, base, mode, method string) (int, string, pageData) {
+	e.setStateLocked(rec, StateChallengeSucceeded, method)
+	e.logf("emulator: challenge succeeded user=%q action=%q method=%s", rec.key.user, rec.key.action, method)
+	return http.StatusSeeOther, e.finishLocationLocked(rec, base, mode), pageData{}
+}
+
+// enrolPageLocked enrols method for rec's user with the address verified
+// on the page, keeping the methods the user had.
+func (e *Emulator) enrolPageLocked(rec *actionRecord, method string) {
+	u := e.userLocked(rec.key.user)
+	methods := append([]string{}, u.methods...)
+	if method == MethodEmailOTP {
+		methods = append([]string{MethodEmailOTP}, methods...)
+	} else {
+		methods = append(methods, method)
+	}
+	e.enrollLocked(User{ID: u.id, Email: rec.enrolEmail, Methods: methods})
+	if rec.enrolEmail != "" {
+		u.profile.emailVerified = true
+	}
+	e.logf("emulator: enrol on the page user=%q method=%s", u.id, method)
+}
+
+// enrolPickLocked handles the choice of the method to set up, once the
+// user's email address is verified: email OTP finishes at once; an
+// authenticator app shows its QR code and asks for a first code; a passkey
+// shows the button that registers one.
+func (e *Emulator) enrolPickLocked(rec *actionRecord, r *http.Request, token, csrf, base string) (int, string, pageData) {
+	active, enrol := e.pageMode(rec)
+	if !active || !enrol || rec.enrolEmail == "" {
+		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "Verify your email address first.")
+	}
+	method := r.PostForm.Get("method")
+	if !contains(enrollableLocked(rec), method) {
+		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf, "Choose one of the methods below.")
+	}
+	rec.enrolMethod, rec.enrolTOTP, rec.passkey = method, "", nil
+	switch method {
+	case MethodEmailOTP:
+		e.enrolPageLocked(rec, MethodEmailOTP)
+		return e.succeedLocked(rec, base, launchMode(r.PostForm.Get("mode")), MethodEmailOTP)
+	case MethodAuthenticatorApp:
+		key, err := newTOTPKey(rec.enrolEmail)
+		if err != nil {
+			return http.StatusInternalServerError, "", e.pageLocked(rec, token, csrf, "The authenticator app secret could not be made.")
 		}
-		left := maxCodeAttempts - rec.attempts
-		return http.StatusUnprocessableEntity, "", e.pageLocked(rec, token, csrf,
-			fmt.Sprintf("That code is not right. %d attempt%s left.", left, map[bool]string{true: "", false: "s"}[left == 1]))
+		rec.enrolTOTP = key.URL()
 	}
-	if enrol {
-		u := e.userLocked(rec.key.user)
-		e.enrollLocked(User{ID: u.id, Email: code.to, Methods: append([]string{MethodEmailOTP}, u.methods...)})
+	return http.StatusSeeOther, pageLocation(token, r), pageData{}
+}
+
+// passkeyBeginLocked starts a passkey ceremony: a registration while
+// enrolling one, else an authentication when the page offers passkeys.
+func (e *Emulator) passkeyBeginLocked(rec *actionRecord, base string) (int, any) {
+	register, ok := e.passkeyStepLocked(rec)
+	if !ok {
+		return http.StatusUnprocessableEntity, map[string]string{"error": "This page offers no passkey now."}
 	}
-	e.setStateLocked(rec, StateChallengeSucceeded, code.method)
-	e.logf("emulator: challenge succeeded user=%q action=%q method=%s", rec.key.user, rec.key.action, code.method)
-	return http.StatusSeeOther, e.finishLocationLocked(rec, base, launchMode(r.PostForm.Get("mode"))), pageData{}
+	opts, err := e.beginPasskeyLocked(rec, base, register)
+	if err != nil {
+		return http.StatusUnprocessableEntity, map[string]string{"error": err.Error()}
+	}
+	return http.StatusOK, opts
+}
+
+// passkeyStepLocked reports whether the page runs a passkey ceremony for
+// rec now, and which.
+func (e *Emulator) passkeyStepLocked(rec *actionRecord) (register, ok bool) {
+	active, enrol := e.pageMode(rec)
+	switch {
+	case !active:
+		return false, false
+	case enrol:
+		return true, rec.enrolEmail != "" && rec.enrolMethod == MethodPasskey
+	}
+	return false, contains(e.offeredLocked(rec), MethodPasskey)
+}
+
+// passkeyFinishLocked checks the browser's answer (the form's credential,
+// PublicKeyCredential.toJSON()) and answers where to go next.
+func (e *Emulator) passkeyFinishLocked(rec *actionRecord, r *http.Request, base string) (int, any) {
+	register, ok := e.passkeyStepLocked(rec)
+	if !ok || rec.passkey == nil || rec.passkey.register != register {
+		rec.passkey = nil
+		return http.StatusUnprocessableEntity, map[string]string{"error": "No passkey ceremony is under way: start again."}
+	}
+	mode := launchMode(r.PostForm.Get("mode"))
+	if err := e.finishPasskeyLocked(rec, base, register, []byte(r.PostForm.Get("credential"))); err != nil {
+		e.logf("emulator: passkey refused user=%q action=%q: %v", rec.key.user, rec.key.action, err)
+		status, loc, d := e.wrongLocked(rec, "", "", base, mode, "The passkey was not accepted.")
+		if loc != "" {
+			return http.StatusOK, map[string]string{"location": loc}
+		}
+		return status, map[string]string{"error": d.Error}
+	}
+	if register {
+		e.enrolPageLocked(rec, MethodPasskey)
+	}
+	_, loc, _ := e.succeedLocked(rec, base, mode, MethodPasskey)
+	return http.StatusOK, map[string]string{"location": loc}
 }
 
 // finishLocationLocked is where the page sends the browser when it is done:
@@ -344,13 +562,21 @@ func (e *Emulator) render(w http.ResponseWriter, status int, d pageData, redirec
 		formAction += " " + u.Scheme + "://" + u.Host // the page's forms redirect there
 	}
 	scripts := ""
-	if d.Mode != "" && len(d.Origins) > 0 {
+	d.SDK = d.Mode != "" && len(d.Origins) > 0
+	if d.SDK || d.Passkey {
 		var b [18]byte
 		rand.Read(b[:])
 		d.Nonce = b64(b[:])
 		scripts = "script-src 'nonce-" + d.Nonce + "'; "
-	} else {
+	}
+	if !d.SDK {
 		d.Close = "" // nobody to tell: the done page shows the token instead
+	}
+	if d.Passkey {
+		scripts += "connect-src 'self'; " // the passkey script's fetches
+	}
+	if d.TOTPQR != "" {
+		scripts += "img-src data:; " // the QR code
 	}
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; "+scripts+"style-src 'unsafe-inline'; form-action "+formAction+

@@ -14,28 +14,38 @@ import (
 
 // pageData is everything the page template shows; html/template escapes it.
 type pageData struct {
-	Title     string
-	Step      string // invalid, choose, code, status, done
-	UserID    string
-	Action    string
-	What      string   // the action code for people: "changeEmail" is "Change email"
-	Details   []detail // the track's custom attributes: what the user approves
-	Token     string   // the challenge token, carried in the forms
-	CSRF      string
-	Mode      string // "popup" or "window" (the SDK's launch modes), "" for redirect mode
-	Error     string
-	Enrol     bool
-	Email     string
-	Methods   []methodChoice
-	Method    string
-	Channel   string
-	To        string
-	DevCode   string
-	Attempts  int // attempts left
-	State     string
-	Message   string
-	DoneToken string
-	Active    bool
+	Title   string
+	Step    string // invalid, choose, code, enrol, totp-setup, passkey, status, done, left
+	UserID  string
+	Action  string
+	What    string   // the action code for people: "changeEmail" is "Change email"
+	Details []detail // the track's custom attributes: what the user approves
+	Token   string   // the challenge token, carried in the forms
+	CSRF    string
+	Mode    string // "popup" or "window" (the SDK's launch modes), "" for redirect mode
+	Error   string
+	Enrol   bool
+	Email   string
+	// EmailFixed: the enrolment code goes to the user's enrolled address,
+	// which the page shows and does not let them change.
+	EmailFixed bool
+	// Passkey: the page has the passkey button and its script; Register:
+	// the button registers one (enrolment) rather than signs in.
+	Passkey    bool
+	Register   bool
+	TOTPSecret string       // an authenticator app being set up: its secret,
+	TOTPQR     template.URL // and its QR code as a data: URL (made here, not from input)
+	SDK        bool         // popup or window mode with origins to post to: the SDK script runs
+	Methods    []methodChoice
+	Method     string
+	Channel    string
+	To         string
+	DevCode    string
+	Attempts   int // attempts left
+	State      string
+	Message    string
+	DoneToken  string
+	Active     bool
 
 	// Popup and window mode: the script's nonce, the origins it posts to,
 	// and the AUTHSIGNAL_CLOSE_POPUP message it posts, if any.
@@ -160,7 +170,11 @@ func humanize(code string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
-var methodLabels = map[string]string{MethodEmailOTP: "Email me a code", MethodSMS: "Text me a code"}
+var methodLabels = map[string]string{MethodEmailOTP: "Email me a code", MethodSMS: "Text me a code",
+	MethodAuthenticatorApp: "Use my authenticator app", MethodPasskey: "Use a passkey"}
+
+var enrolLabels = map[string]string{MethodEmailOTP: "Email codes", MethodAuthenticatorApp: "Authenticator app",
+	MethodPasskey: "Passkey"}
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en">
@@ -199,7 +213,7 @@ button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;cursor:pointer}
 <body{{if .Mode}} class="popup"{{end}}>
 <main>
 <h1>{{.Title}}</h1>
-{{if and .What (or (eq .Step "choose") (eq .Step "code"))}}<section class="approve" id="approve">
+{{if and .What .Active}}<section class="approve" id="approve">
 <p class="label">You are approving</p>
 <p class="what" id="what">{{.What}}</p>
 {{with .Details}}<dl id="details">{{range .}}<dt>{{.Name}}</dt><dd>{{.Value}}</dd>{{end}}</dl>{{end}}
@@ -208,13 +222,63 @@ button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;cursor:pointer}
 {{if eq .Step "choose"}}
 <form method="post" action="/challenge/send">
 {{template "fields" .}}
-{{if .Enrol}}<p>Set up verification by email to continue.</p>
+{{if and .Enrol .EmailFixed}}<p>None of your verification methods is accepted for this action. Verify your email address to set up one that is.</p>
+<label for="email">Email address</label>
+<input id="email" name="email" type="email" value="{{.Email}}" readonly>
+{{else if .Enrol}}<p>Set up verification to continue: first, verify your email address.</p>
 <label for="email">Email address</label>
 <input id="email" name="email" type="email" value="{{.Email}}" autocomplete="email" required>
 {{else}}<p>Choose how to verify it's you.</p>{{end}}
 <div class="actions">
+{{if .Passkey}}<button class="primary" id="passkey" type="button">{{index .Labels "PASSKEY"}}</button>
+{{end}}{{range .Methods}}<button class="primary" type="submit" name="method" value="{{.Code}}">{{.Label}}</button>
+{{end}}<button class="secondary" id="cancel" type="submit" formaction="/challenge/cancel" formnovalidate>Cancel</button>
+</div>
+{{if .Passkey}}<p class="error" id="passkey-error" role="alert"></p>{{end}}
+</form>
+{{else if eq .Step "enrol"}}
+<p>Your email address <span id="to">{{.Email}}</span> is verified. Choose how you will verify it's you:</p>
+<form method="post" action="/challenge/enrol">
+{{template "fields" .}}
+<div class="actions">
 {{range .Methods}}<button class="primary" type="submit" name="method" value="{{.Code}}">{{.Label}}</button>
 {{end}}<button class="secondary" id="cancel" type="submit" formaction="/challenge/cancel" formnovalidate>Cancel</button>
+</div>
+</form>
+{{else if eq .Step "totp-setup"}}
+<p>Scan this QR code with your authenticator app, or enter the secret by hand, then type the 6-digit code it shows.</p>
+{{with .TOTPQR}}<p><img id="totp-qr" src="{{.}}" width="200" height="200" alt="QR code of the authenticator app secret"></p>{{end}}
+<p>Secret: <code id="totp-secret">{{.TOTPSecret}}</code></p>
+<form method="post" action="/challenge/verify">
+{{template "fields" .}}
+<label for="code">Code ({{.Attempts}} attempts left)</label>
+<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus>
+<div class="actions">
+<button class="primary" id="verify" type="submit">Verify</button>
+<button class="secondary" id="cancel" type="submit" formaction="/challenge/cancel" formnovalidate>Cancel</button>
+</div>
+</form>
+{{template "repick" .}}
+{{else if eq .Step "passkey"}}
+<p>Create a passkey for <span id="to">{{.Email}}</span> on this device: your browser asks you to confirm with your fingerprint, face, PIN or security key.</p>
+<form method="post" action="/challenge/cancel">
+{{template "fields" .}}
+<div class="actions">
+<button class="primary" id="passkey" type="button" data-register="true">Create a passkey</button>
+<button class="secondary" id="cancel" type="submit" formnovalidate>Cancel</button>
+</div>
+<p class="error" id="passkey-error" role="alert"></p>
+</form>
+{{template "repick" .}}
+{{else if and (eq .Step "code") (eq .Method "AUTHENTICATOR_APP")}}
+<p>Open your authenticator app and enter the 6-digit code it shows.</p>
+<form method="post" action="/challenge/verify">
+{{template "fields" .}}
+<label for="code">Code ({{.Attempts}} attempts left)</label>
+<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus>
+<div class="actions">
+<button class="primary" id="verify" type="submit">Verify</button>
+<button class="secondary" id="cancel" type="submit" formaction="/challenge/cancel" formnovalidate>Cancel</button>
 </div>
 </form>
 {{else if eq .Step "code"}}
@@ -254,7 +318,48 @@ button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;cursor:pointer}
 {{if .Action}}<p class="meta">Action <code id="action">{{.Action}}</code> for user <code id="user">{{.UserID}}</code></p>{{end}}
 <p class="note">Authsignal emulator — for development and tests only.</p>
 </main>
-{{if .Nonce}}<script nonce="{{.Nonce}}">
+{{if and .Nonce .Passkey}}<script nonce="{{.Nonce}}">
+(function () {
+  "use strict";
+  var btn = document.getElementById("passkey");
+  var out = document.getElementById("passkey-error");
+  if (!btn) { return; }
+  var form = btn.form;
+  function body(extra) {
+    var p = new URLSearchParams();
+    ["token", "csrf", "mode"].forEach(function (n) { var el = form.elements[n]; if (el) { p.set(n, el.value); } });
+    Object.keys(extra).forEach(function (k) { p.set(k, extra[k]); });
+    return p;
+  }
+  function send(path, extra) {
+    return fetch(path, {method: "POST", body: body(extra), credentials: "same-origin"}).then(function (r) {
+      return r.json().then(function (j) {
+        if (!r.ok) { throw new Error(j.error || ("status " + r.status)); }
+        return j;
+      });
+    });
+  }
+  btn.addEventListener("click", function () {
+    var register = btn.getAttribute("data-register") === "true";
+    out.textContent = "";
+    btn.disabled = true;
+    send("/challenge/passkey/begin", {}).then(function (opts) {
+      if (register) {
+        return navigator.credentials.create({publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(opts.publicKey)});
+      }
+      return navigator.credentials.get({publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(opts.publicKey)});
+    }).then(function (cred) {
+      return send("/challenge/passkey/finish", {credential: JSON.stringify(cred.toJSON())});
+    }).then(function (j) {
+      if (j.location) { window.location.assign(j.location); }
+    }).catch(function (e) {
+      out.textContent = (e && e.message) || String(e);
+      btn.disabled = false;
+    });
+  });
+})();
+</script>{{end}}
+{{if and .Nonce .SDK}}<script nonce="{{.Nonce}}">
 (function () {
   "use strict";
   var origins = {{.Origins}};
@@ -272,10 +377,17 @@ button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;cursor:pointer}
 </script>{{end}}
 </body>
 </html>
+{{define "repick"}}{{with .Methods}}<form method="post" action="/challenge/enrol">
+{{template "fields" $}}
+<p>Or set up instead: {{range .}}<button class="link" type="submit" name="method" value="{{.Code}}" formnovalidate>{{.Label}}</button> {{end}}</p>
+</form>{{end}}{{end}}
 {{define "fields"}}<input type="hidden" name="token" value="{{.Token}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 {{with .Mode}}<input type="hidden" name="mode" value="{{.}}">
 {{end}}{{end}}`))
+
+// Labels are the page's button labels by method.
+func (pageData) Labels() map[string]string { return methodLabels }
 
 // Ready is the AUTHSIGNAL_READY message the page's script posts.
 func (pageData) Ready() string { return readyMessage }

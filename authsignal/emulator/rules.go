@@ -32,6 +32,12 @@ type ActionRules struct {
 	// Enrol lets users without an authenticator enrol an email OTP on the
 	// hosted page when Default is CHALLENGE_REQUIRED.
 	Enrol bool `yaml:"enrol,omitempty" json:"enrol,omitempty"`
+	// Methods are the verification methods the action accepts (MethodEmailOTP,
+	// MethodSMS, MethodAuthenticatorApp, MethodPasskey), whichever rule
+	// decides its state. Default none: any method the user has enrolled.
+	// Track answers allowedVerificationMethods = Methods ∩ the user's
+	// methods; the hosted page offers only those, and enrols only Methods.
+	Methods []string `yaml:"methods,omitempty" json:"methods,omitempty"`
 	// Rules are tried in order; the first whose conditions all hold wins.
 	Rules []Rule `yaml:"rules,omitempty" json:"rules,omitempty"`
 }
@@ -127,9 +133,10 @@ type ruleSet struct {
 }
 
 type actionSet struct {
-	def   string
-	enrol bool
-	rules []compiledRule
+	def     string
+	enrol   bool
+	methods []string // nil: any
+	rules   []compiledRule
 }
 
 type compiledRule struct {
@@ -209,6 +216,21 @@ func compileRulesWithDefault(r *Rules, fallback string) (*ruleSet, error) {
 				return nil, fmt.Errorf("emulator: rules: actions.%s.default: unknown state %q", code, ar.Default)
 			}
 			as.def = st
+		}
+		if ar.Methods != nil {
+			if len(ar.Methods) == 0 {
+				return nil, fmt.Errorf("emulator: rules: actions.%s.methods: empty (leave it out to accept any method)", code)
+			}
+			for _, m := range ar.Methods {
+				switch {
+				case !pageMethod(m):
+					return nil, fmt.Errorf("emulator: rules: actions.%s.methods: unknown method %q (want one of %s)",
+						code, m, strings.Join(pageMethods, ", "))
+				case contains(as.methods, m):
+					return nil, fmt.Errorf("emulator: rules: actions.%s.methods: %s twice", code, m)
+				}
+				as.methods = append(as.methods, m)
+			}
 		}
 		ids := map[string]bool{}
 		for i, rule := range ar.Rules {
@@ -395,6 +417,14 @@ func (rs *ruleSet) evaluate(action string, req *Request, seen func(field, value 
 		}
 	}
 	return as.def, []string{}, as.enrol
+}
+
+// methods returns the methods action accepts, nil for any.
+func (rs *ruleSet) methods(action string) []string {
+	if as, ok := rs.actions[action]; ok {
+		return as.methods
+	}
+	return nil
 }
 
 func (r *compiledRule) matches(req *Request, seen func(field, value string) bool) bool {

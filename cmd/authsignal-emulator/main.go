@@ -27,6 +27,11 @@
 // to the origin of the track's redirectUrl. Without it the page cannot be
 // framed; window and redirect modes work.
 //
+// The hosted page runs email and SMS codes, authenticator apps (TOTP) and
+// passkeys; a rules file's methods: limits an action to some of them.
+// Browsers take passkeys only from a page at a host name (localhost), not
+// an IP address: for them, run with -public-url http://localhost:8787.
+//
 // SIGINT or SIGTERM shuts it down gracefully. It never logs the secret or
 // tokens; one-time codes are logged only with -dev.
 package main
@@ -40,6 +45,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -93,6 +99,15 @@ func modeNote(faithful, autoEnroll bool) string {
 		return "faithful, with every user enrolled with email OTP (-auto-enroll)"
 	}
 	return "faithful: only -user users are enrolled; a challenge for anyone else becomes ALLOW, as with Authsignal"
+}
+
+// methodsNote is the banner's line about the verification methods.
+func methodsNote(base string) string {
+	note := "email and SMS codes, authenticator app (TOTP), passkey; an action's methods: in the rules limits them"
+	if u, err := url.Parse(base); err == nil && net.ParseIP(u.Hostname()) != nil {
+		note += "; passkeys need a host name, not " + u.Hostname() + ": -public-url http://localhost:" + u.Port()
+	}
+	return note
 }
 
 // rulesNote is the banner's line about the rules.
@@ -202,6 +217,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		framing = apps.String()
 	}
 	fmt.Fprintf(stdout, "  app origins:  %s\n", framing)
+	fmt.Fprintf(stdout, "  methods:      %s\n", methodsNote(base))
 
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
 	serveErr := make(chan error, 1)

@@ -157,6 +157,8 @@ func TestRunDefaultsToDevModeThatChallenges(t *testing.T) {
 	defer stop()
 	assert.Contains(t, stdout.String(), "mode:         development: every user is enrolled with email OTP on first sight")
 	assert.Contains(t, stdout.String(), "rules:        none: every action CHALLENGE_REQUIRED")
+	assert.Regexp(t, `methods:      email and SMS codes, authenticator app \(TOTP\), passkey; .*; `+
+		`passkeys need a host name, not 127\.0\.0\.1: -public-url http://localhost:[0-9]+\n`, stdout.String())
 
 	status, body := post(t, api+"/users/someone-new/actions/anything", emulatorSecret, `{}`)
 	require.Equal(t, http.StatusOK, status)
@@ -213,6 +215,12 @@ func TestRunFaithfulBehavesAsATenant(t *testing.T) {
 }
 
 const emulatorSecret = "emulator-secret"
+
+func TestBannerWithAHostNameSaysNothingMoreOfPasskeys(t *testing.T) {
+	_, stdout, _, stop := startRun(t, []string{"-addr", "127.0.0.1:0", "-public-url", "http://localhost:8787"}, env(nil))
+	defer stop()
+	assert.Contains(t, stdout.String(), "methods:      email and SMS codes, authenticator app (TOTP), passkey; an action's methods: in the rules limits them\n")
+}
 
 func TestRunDeliversSignedWebhooks(t *testing.T) {
 	type delivery struct {

@@ -386,7 +386,7 @@ func TestAPITransfer(t *testing.T) {
 }
 
 func TestChangeEmailAlwaysNeedsStepUp(t *testing.T) {
-	tb := startBank(t)
+	tb := startBank(t, anyMethodForChangeEmail(t, true)) // a passkey needs a browser: methods_test.go, browser_test.go
 	alice := tb.newUser().login("alice")
 	challenge := tb.challenged(alice.post("/settings/email", url.Values{"email": {"alice@new.example"}}))
 	assert.NotContains(t, alice.get("/settings").Body, "alice@new.example")

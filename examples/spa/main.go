@@ -179,6 +179,7 @@ func newApp(appURL, emulatorURL string) (*app, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", http.FileServerFS(static))
 	mux.Handle("GET /app.js", http.FileServerFS(static))
+	mux.Handle("GET /style.css", http.FileServerFS(static))
 	mux.Handle("GET /authsignal-browser.js", authsignalbrowser.Handler())
 	mux.HandleFunc("POST /api/transfer", a.transfer)
 	mux.HandleFunc("POST /api/signin", a.signIn)

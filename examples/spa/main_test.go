@@ -75,6 +75,16 @@ func TestSPAServesTheSDKUnderAStrictCSP(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, authsignalbrowser.Script(), sdk)
 
+	// The page's styling is a file of its own: the CSP allows no inline style.
+	assert.Contains(t, string(page), `<link rel="stylesheet" href="/style.css">`)
+	resp, err = http.Get(s.AppURL + "/style.css")
+	require.NoError(t, err)
+	css, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Content-Type"), "text/css")
+	assert.Contains(t, string(css), "#log")
+
 	req, err := http.NewRequest(http.MethodPost, s.AppURL+"/api/transfer", strings.NewReader(`{"amount": 5, "to": "bob"}`))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
