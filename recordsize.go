@@ -15,7 +15,7 @@ import (
 // allocation rounded up to its size class (the strings are one, the body,
 // body hash, judged digest, shown hashes and sealed bytes another), and
 const (
-	recordOverhead = 384 + 56 // the store's entry holding the Record, its map slot and heap slot (amortized)
+	recordOverhead = 416 + 56 // the store's entry holding the Record, its map slot and heap slot (amortized)
 	headerOverhead = 48       // an http.Header's map header; its slots are counted by headerSlots
 	valueOverhead  = 16       // per header value: its string header, in one slice for all values
 	shownOverhead  = 24       // per shown token hash: its slice header

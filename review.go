@@ -116,6 +116,13 @@ func reviewQuery(rawQuery string) (string, bool) {
 func (g *Guard) parkReview(w http.ResponseWriter, r *http.Request, rl *rule, user, parkID string, body []byte,
 	custom map[string]any, st *sessionState, ev *Event) *Error {
 	ctx := r.Context()
+	if rl.methods != 0 {
+		// A reviewer's approval proves no verification method: it could
+		// never run where Policy.Methods asks for one.
+		return refusal(g.cfg.ReviewStatus, "review_required",
+			"This action needs a review before it can go ahead; nothing was done yet.",
+			fmt.Errorf("%w: the policy's Methods cannot be met by a review", ErrReview))
+	}
 	digest, err := judged(rl, custom, r.Header)
 	if err != nil {
 		return internalError(err)

@@ -335,3 +335,19 @@ func TestReviewRefusesAnAddressItCannotResume(t *testing.T) {
 	assert.ErrorIs(t, env.Events.LastRefusal(), stepup.ErrBadRequest)
 	assert.Empty(t, env.Ledger.Runs("review"))
 }
+
+func TestReviewCannotMeetPolicyMethods(t *testing.T) {
+	env := newReviewEnv(t, nil, func(c *stepup.Config) {
+		for i := range c.Policies {
+			if c.Policies[i].Action == "wire" {
+				c.Policies[i].Methods = []string{"PASSKEY"}
+			}
+		}
+	})
+	b := env.NewBrowser()
+	b.Login("alice")
+	resp := b.Do(http.MethodPost, "/review", stepuptest.Form, "x=1", nil)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, resp.Body)
+	assert.ErrorIs(t, env.Events.Of(stepup.EventReview)[0].Err, stepup.ErrReview)
+	assert.Empty(t, env.Events.Of(stepup.EventReplay))
+}
