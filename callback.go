@@ -119,12 +119,19 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 		_ = g.saveSession(w, r, st)
 		return errStepUpFailed(cause)
 	}
-	rec, err := g.cfg.Store.Get(ctx, parkID)
-	if errors.Is(err, ErrNotFound) {
+	// The park and the token's spent mark, in one read (MultiGetter).
+	ids := [2]string{parkID}
+	if token != "" {
+		ids[1] = usedID(token)
+	}
+	recs, err := g.records.GetMany(ctx, ids[:1+min(1, len(token))]...)
+	if err != nil {
+		return errBusy(err)
+	}
+	rec := recs[0]
+	if rec == nil {
 		return refusal(http.StatusGone, "expired",
 			"This verification took too long and has expired. Nothing was done; please start again.", ErrStepUpFailed)
-	} else if err != nil {
-		return errBusy(err)
 	}
 	ev.Action = rec.Action
 	if rec.Kind != KindPark || rec.UserID != user {
@@ -145,7 +152,7 @@ func (g *Guard) serveCallback(w http.ResponseWriter, r *http.Request, root http.
 	if token == "" {
 		return errStepUpFailed(errors.New("no token"))
 	}
-	bound, verr := g.validate(r, user, rec.Action, token)
+	bound, verr := g.validate(r, user, rec.Action, token, prefetched{park: rec, usedRead: true, used: recs[1] != nil})
 	if verr != nil {
 		if errors.Is(verr, ErrStepUpFailed) {
 			// A definite "no" (failed, cancelled, foreign token) ends this

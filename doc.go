@@ -219,7 +219,8 @@
 //     use [Guard.SplitMethods].
 //   - Stores implement [Store] (and [Counter] to share the challenge caps)
 //     on [Record], [MarshalRecord] and [UnmarshalRecord], and run
-//     stepuptest.RunStore against themselves. The records a Store receives
+//     stepuptest.RunStore against themselves; a shared store saves round
+//     trips with the optional [Spender], [MultiGetter] and [PassCounter]. The records a Store receives
 //     from the guard are sealed: ID, Kind, Created, Expires and Park in
 //     clear, everything else in Record.Sealed, which a Store keeps as it
 //     keeps Body (Config.RecordKeys).

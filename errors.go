@@ -172,7 +172,7 @@ func providerError(cause error) *Error {
 func errBusy(cause error) *Error {
 	return refusal(http.StatusServiceUnavailable, "busy",
 		"Verification is unavailable right now. Nothing was done; please try again in a moment.",
-		fmt.Errorf("%w: store: %w", ErrInternal, cause))
+		fmt.Errorf("%w: store: %w", ErrInternal, storeFault{cause}))
 }
 
 func internalError(cause error) *Error {

@@ -35,7 +35,12 @@ type Event struct {
 	Path   string // the request path
 	State  authsignal.State
 	Reason string // short, for people: "browser", "api", "pass", "token"…
-	Err    error  // the cause of a refusal or a fail-open, for logs
+	// Err is the cause of a refusal or a fail-open, for logs; on an allow,
+	// the Store or Counter that could not answer (the request ran on the
+	// provider's ALLOW; challenges are refused until the store is back).
+	// The log names a store fault once per 10 seconds, with how many lines
+	// it left out; OnEvent sees every event.
+	Err error
 	// SignIn is true for the decisions of a sign-in (Guard.SignIn and the
 	// callback of a pending sign-in); their log lines say sign_in=true.
 	SignIn bool
@@ -52,6 +57,10 @@ func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string
 		logger = slog.Default()
 	}
 	if logger != nil && logger.Enabled(ctx, level) {
+		write, skipped := g.faults.line(ev.Err, g.now())
+		if !write {
+			return // a store fault named less than faultLogEvery ago
+		}
 		attrs := []slog.Attr{
 			slog.String("event", string(typ)), slog.String("action", ev.Action), slog.String("user", ev.UserID),
 			slog.String("method", ev.Method), slog.String("path", ev.Path),
@@ -68,6 +77,9 @@ func (g *Guard) emit(ctx context.Context, ev Event, typ EventType, reason string
 		if ev.Err != nil {
 			attrs = append(attrs, slog.String("error", ev.Err.Error()))
 		}
+		if skipped > 0 {
+			attrs = append(attrs, slog.Int64("store_faults_not_logged", skipped))
+		}
 		logger.LogAttrs(ctx, level, "stepup", attrs...)
 	}
 }
@@ -80,6 +92,8 @@ func logLevel(typ EventType, reason string, err error) slog.Level {
 	switch {
 	case typ == EventAllow && reason == reasonUnenrolled:
 		return slog.LevelWarn
+	case typ == EventAllow && isStoreFault(err):
+		return slog.LevelWarn // allowed while the Store or Counter is down: challenges are refused meanwhile
 	case typ == EventRefuse && errors.Is(err, ErrNotLoggedIn):
 		return slog.LevelInfo
 	case typ == EventRefuse && (errors.Is(err, ErrProvider) || errors.Is(err, ErrInternal) || errors.Is(err, ErrMisconfigured)):

@@ -232,6 +232,8 @@ type Guard struct {
 	callbackSuffix string
 	cookie         cookieCodec  // the guard's own cookie with CookieKeys or a CookieStore, else nil (cookie.go)
 	signIn         *signInSetup // Config.SignIn checked, nil without it (signin.go)
+	faults         faultLog     // the log lines of store faults, one per interval (outage.go)
+	records        *sealedStore // Config.Store, sealing and opening every record (also in cfg.Store)
 	polls          pollLimiter  // when each review park was last asked about (review.go)
 }
 
@@ -364,7 +366,8 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.cfg.Store = newSealedStore(cfg.Store, sealer, cfg.Logger)
+	g.records = newSealedStore(cfg.Store, sealer, cfg.Logger)
+	g.cfg.Store = g.records
 	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
 	g.firstSegments = firstSegments(rules)
 	for _, o := range cfg.ChallengeOrigins {

@@ -43,11 +43,30 @@ import (
 //     counts them all as one: the caps still hold, only less apart.
 //
 // Any other error means the counter could not answer: the guard then
-// fails closed with a 503 and tracks nothing.
+// opens no challenge (503 with Retry-After where one is needed), and still
+// asks the provider, running what it allows (see Guard.Enforce).
 type Counter interface {
 	Reserve(ctx context.Context, s Slot, perUser, perSession int) (wait time.Duration, err error)
 	Attach(ctx context.Context, s Slot, session string) error
 	Release(ctx context.Context, s Slot) error
+}
+
+// PassCounter is a Counter that moves the slot of a passed challenge in
+// one step. When the guard's Counter implements it, a passed challenge
+// costs one call (one round trip on a shared store) instead of a Reserve
+// and two Releases. The contract, beside Counter's:
+//   - Pass counts s as Reserve(ctx, s, ceiling, ceiling) would and, only
+//     when it counted s, releases every slot of from as Release would;
+//     checking, counting and releasing are one atomic step, across all
+//     instances. The slots of from are of s.User.
+//   - When the ceiling is reached Pass counts and releases nothing and
+//     returns an error wrapping ErrTooManyChallenges.
+//
+// Any other error means the counter could not answer; the guard then
+// leaves the slots where they were, to expire.
+type PassCounter interface {
+	Counter
+	Pass(ctx context.Context, s Slot, ceiling int, from []Slot) error
 }
 
 // Slot is one challenge counted by a Counter.
@@ -71,7 +90,7 @@ type parkLimiter struct {
 	calls    int
 }
 
-var _ Counter = (*parkLimiter)(nil)
+var _ PassCounter = (*parkLimiter)(nil)
 
 // stamp is one counted slot.
 type stamp struct {
@@ -92,6 +111,24 @@ type countKey struct{ bucket, user, session string }
 func (l *parkLimiter) Reserve(_ context.Context, s Slot, perUser, perSession int) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.reserve(s, perUser, perSession)
+}
+
+// Pass implements PassCounter.
+func (l *parkLimiter) Pass(_ context.Context, s Slot, ceiling int, from []Slot) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.reserve(s, ceiling, ceiling); err != nil {
+		return err
+	}
+	for _, f := range from {
+		l.release(f)
+	}
+	return nil
+}
+
+// reserve is Reserve with l.mu held.
+func (l *parkLimiter) reserve(s Slot, perUser, perSession int) (time.Duration, error) {
 	now := s.At
 	uk := countKey{s.Bucket, s.User, ""}
 	if us := live(l.users, uk, now); len(us) >= perUser {
@@ -129,11 +166,16 @@ func (l *parkLimiter) Attach(_ context.Context, s Slot, session string) error {
 func (l *parkLimiter) Release(_ context.Context, s Slot) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.release(s)
+	return nil
+}
+
+// release is Release with l.mu held.
+func (l *parkLimiter) release(s Slot) {
 	unstamp(l.users, countKey{s.Bucket, s.User, ""}, s.ID)
 	if s.Session != "" {
 		unstamp(l.sessions, countKey{s.Bucket, s.User, s.Session}, s.ID)
 	}
-	return nil
 }
 
 // insert adds st to the stamps of key, which stay ordered by expiry.
@@ -222,7 +264,7 @@ func (g *Guard) reserveIn(w http.ResponseWriter, r *http.Request, bucket, id, us
 	case err != nil:
 		return Slot{}, refusal(http.StatusServiceUnavailable, "busy",
 			"Verification is unavailable right now. Nothing was done; please try again in a moment.",
-			fmt.Errorf("%w: challenge counter: %w", ErrInternal, err))
+			fmt.Errorf("%w: challenge counter: %w", ErrInternal, storeFault{err}))
 	}
 	return s, nil
 }
@@ -269,10 +311,18 @@ func (g *Guard) releasePassed(ctx context.Context, kind, id, user, session strin
 	now := g.now()
 	ceiling := passedPerUser * g.cfg.MaxChallengesPerUser
 	s := Slot{ID: id, User: user, Bucket: kind + "+passed", At: now, Expires: now.Add(g.cfg.ParkTTL)}
+	from := []Slot{
+		{ID: id, User: user, Session: session, Bucket: capBucket(kind, false)},
+		{ID: id, User: user, Session: session, Bucket: capBucket(kind, true)},
+	}
+	if pc, ok := g.limiter.(PassCounter); ok {
+		_ = pc.Pass(ctx, s, ceiling, from) // one step; an error leaves the slot to expire
+		return
+	}
 	if _, err := g.limiter.Reserve(ctx, s, ceiling, ceiling); err != nil {
 		return
 	}
-	for _, established := range []bool{false, true} {
-		_ = g.limiter.Release(ctx, Slot{ID: id, User: user, Session: session, Bucket: capBucket(kind, established)})
+	for _, f := range from {
+		_ = g.limiter.Release(ctx, f)
 	}
 }

@@ -42,6 +42,10 @@ func (brokenCounter) Reserve(context.Context, stepup.Slot, int, int) (time.Durat
 func (brokenCounter) Attach(context.Context, stepup.Slot, string) error { return errCounterDown }
 func (brokenCounter) Release(context.Context, stepup.Slot) error        { return errCounterDown }
 
+// TestCounterDownFailsClosed: a counter that cannot answer opens no
+// challenge: Authsignal is asked (an ALLOW would run: see
+// TestStoreOutageStopsOnlyWhatNeedsTheStore), its challenge is a 503 and
+// nothing is parked.
 func TestCounterDownFailsClosed(t *testing.T) {
 	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Store: func(now func() time.Time) stepup.Store {
 		return sharedStore{stepup.NewMemoryStore(stepup.MemoryClock(now)), brokenCounter{}}
@@ -51,7 +55,8 @@ func TestCounterDownFailsClosed(t *testing.T) {
 	resp := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Equal(t, "5", resp.Header.Get("Retry-After"))
-	assert.Empty(t, env.Emulator.Tracked(), "nothing is tracked without a slot")
+	assert.Len(t, env.Emulator.Tracked(), 1, "judged by Authsignal all the same")
+	assert.Empty(t, env.Events.Of(stepup.EventChallenge), "no challenge opens without a slot")
 	assert.Empty(t, env.Ledger.Runs(""))
 	err := env.Events.LastRefusal()
 	assert.ErrorIs(t, err, errCounterDown, "the cause is named")

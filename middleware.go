@@ -346,20 +346,27 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	// Both challenge caps are checked, and a slot taken, before the
 	// provider is asked: concurrent requests cannot get past them.
 	// Without Config.SessionID the session is the guard's own; a request
-	// without its cookie has no session yet, and the challenge it may open
-	// is counted for the one it gets (Counter.Attach). A guard session
-	// established for the user counts in a bucket of its own (capBucket).
+	// without its cookie (or whose session has no id yet) has none yet:
+	// the slot is counted for the id its session gets should the request
+	// open a challenge (openChallenge gives it), in the same step as for
+	// the user. A guard session established for the user counts in a
+	// bucket of its own (capBucket).
 	if st == nil && hasCookie(r, g.cfg.SessionName) {
 		st = g.loadSession(r, user)
 	}
 	sid := g.capSession(r, st)
-	parkID := newID()
-	slot, e := g.reserveIn(w, r, capBucket(kindStepUp, st.established(g.now())), parkID, user, sid)
-	if e != nil {
-		return e
+	if sid == "" && g.cfg.SessionID == nil {
+		sid = newID()
 	}
+	parkID := newID()
+	slot, noSlot := g.reserveIn(w, r, capBucket(kindStepUp, st.established(g.now())), parkID, user, sid)
+	if noSlot != nil && !isStoreFault(noSlot.Err) {
+		return noSlot // a cap is reached
+	}
+	// A counter that cannot answer stops only what needs it (outage.go):
+	// without a slot no challenge opens, but what the provider allows runs.
 	resp, err := g.track(r, rl, user, parkID, custom)
-	if err != nil || !rl.opensChallenge(resp) {
+	if noSlot == nil && (err != nil || !rl.opensChallenge(resp)) {
 		_ = g.limiter.Release(ctx, slot) // no challenge was opened; a slot not given back expires
 	}
 	if err != nil {
@@ -375,6 +382,9 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 		return providerError(err)
 	}
 	ev.State = resp.State
+	if noSlot != nil && rl.opensChallenge(resp) {
+		return noSlot // a challenge needs the counter (and the store): 503
+	}
 	switch resp.State {
 	case authsignal.StateAllow:
 		if !resp.IsEnrolled {
@@ -388,7 +398,11 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 			next.ServeHTTP(w, verified(r, rl.Action, user, HowUnenrolled, custom, hasBody(r), body))
 			return nil
 		}
-		g.emit(ctx, *ev, EventAllow, string(HowAllow))
+		aev := *ev
+		if noSlot != nil {
+			aev.Err = noSlot.Err // allowed while the counter is down: said once per interval in the log
+		}
+		g.emit(ctx, aev, EventAllow, string(HowAllow))
 		next.ServeHTTP(w, verified(r, rl.Action, user, HowAllow, custom, hasBody(r), body))
 		return nil
 	case authsignal.StateBlock:

@@ -335,6 +335,10 @@ func (g *Guard) openChallenge(w http.ResponseWriter, r *http.Request, rl *rule, 
 	if st == nil && g.cfg.SessionID == nil {
 		st = g.loadSession(r, user)
 	}
+	if st != nil && g.cfg.SessionID == nil && st.data.ID == "" {
+		// The id the slot was reserved for: the session gets it now.
+		st.data.ID, st.dirty = sid, true
+	}
 	e := rl.checkAllowed(resp) // no accepted method available: nothing to park
 	var rec *Record
 	if e == nil {

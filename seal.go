@@ -230,7 +230,10 @@ type sealedStore struct {
 	logger *slog.Logger
 }
 
-var _ Store = (*sealedStore)(nil)
+var (
+	_ Spender     = (*sealedStore)(nil)
+	_ MultiGetter = (*sealedStore)(nil)
+)
 
 func newSealedStore(inner Store, sealer *recordSealer, logger *slog.Logger) *sealedStore {
 	s := &sealedStore{inner: inner, sealer: sealer, logger: logger}
@@ -259,6 +262,38 @@ func (s *sealedStore) Get(ctx context.Context, id string) (*Record, error) {
 	return s.open(ctx, id, stored)
 }
 
+// GetMany implements MultiGetter: in one call when Config.Store is a
+// MultiGetter, else with a Get per id. A record that does not open is nil,
+// as Get calls it ErrNotFound.
+func (s *sealedStore) GetMany(ctx context.Context, ids ...string) ([]*Record, error) {
+	mg, ok := s.inner.(MultiGetter)
+	if !ok {
+		out := make([]*Record, len(ids))
+		for i, id := range ids {
+			rec, err := s.Get(ctx, id)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			out[i] = rec
+		}
+		return out, nil
+	}
+	stored, err := mg.GetMany(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
+	if len(stored) != len(ids) {
+		return nil, fmt.Errorf("stepup: store: GetMany returned %d records for %d ids", len(stored), len(ids))
+	}
+	out := make([]*Record, len(ids))
+	for i, st := range stored {
+		if st != nil {
+			out[i], _ = s.open(ctx, ids[i], st)
+		}
+	}
+	return out, nil
+}
+
 // Consume implements Store.
 func (s *sealedStore) Consume(ctx context.Context, id string) (*Record, error) {
 	stored, err := s.inner.Consume(ctx, id)
@@ -266,6 +301,28 @@ func (s *sealedStore) Consume(ctx context.Context, id string) (*Record, error) {
 		return nil, err
 	}
 	return s.open(ctx, id, stored)
+}
+
+// Spend implements Spender: in one step when Config.Store is a Spender,
+// else as a Put of used then a Consume of park; a park that cannot be
+// consumed then leaves used written (a token spent for nothing).
+func (s *sealedStore) Spend(ctx context.Context, used *Record, park string) (*Record, error) {
+	sealed, err := s.sealer.seal(used)
+	if err != nil {
+		return nil, err
+	}
+	sp, ok := s.inner.(Spender)
+	if !ok {
+		if err := s.inner.Put(ctx, sealed); err != nil {
+			return nil, err
+		}
+		return s.Consume(ctx, park)
+	}
+	stored, err := sp.Spend(ctx, sealed, park)
+	if err != nil {
+		return nil, err
+	}
+	return s.open(ctx, park, stored)
 }
 
 // Delete implements Store.

@@ -332,7 +332,7 @@ func (g *Guard) finishSignIn(w http.ResponseWriter, r *http.Request, parkID, tok
 	case token == "":
 		return errStepUpFailed(errors.New("no token"))
 	}
-	bound, e := g.validate(r, rec.UserID, rec.Action, token)
+	bound, e := g.validate(r, rec.UserID, rec.Action, token, prefetched{park: rec})
 	if e == nil && bound.ID != rec.ID {
 		e = errStepUpFailed(errors.New("token issued for another sign-in"))
 	}
@@ -358,7 +358,7 @@ func (g *Guard) finishSignIn(w http.ResponseWriter, r *http.Request, parkID, tok
 // pending API sign-in of this user made by the same method at the same
 // path. It is spent once.
 func (g *Guard) redeemSignIn(w http.ResponseWriter, r *http.Request, user, token string, sc *signInState, ev *Event) *Error {
-	rec, e := g.validate(r, user, g.signIn.Action, token)
+	rec, e := g.validate(r, user, g.signIn.Action, token, prefetched{})
 	if e != nil {
 		return e
 	}

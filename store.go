@@ -47,6 +47,44 @@ type Store interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// Spender is a Store that spends a passed challenge's token in one step.
+// When Config.Store implements it, the guard spends with one Spend (one
+// round trip on a shared store) instead of a Put and a Consume. The
+// contract, beside Store's:
+//   - Spend(ctx, used, park) puts used (a KindUsed record whose Park is
+//     park) and consumes the record park, as one atomic step across all
+//     instances: when a live record has used.ID it returns ErrExists and
+//     consumes nothing; when park is missing or expired (ErrNotFound) or
+//     consumed (ErrConsumed) it writes nothing; else it writes used as Put
+//     would (never overwriting, in the room park reserved for it) and
+//     consumes park, returning it as Consume does. Of any number of
+//     concurrent Spends of one park exactly one succeeds.
+//   - Any other error means the store could not answer: used and park are
+//     then as they were, or used is written and park consumed. The guard
+//     deletes used then, so that a park still pending can be completed.
+//
+// A wrapper that embeds a Spender to change what Put or Consume do must
+// implement Spend too: the guard calls it instead of them, and an embedded
+// Spend would go around the wrapper. For that reason MemoryStore, which
+// has no round trips to save, implements neither Spender nor MultiGetter:
+// a Store that embeds it stays a plain Store.
+type Spender interface {
+	Store
+	Spend(ctx context.Context, used *Record, park string) (*Record, error)
+}
+
+// MultiGetter is a Store that reads several records at once. When
+// Config.Store implements it, the guard reads a callback's park and its
+// token's spent mark with one GetMany (one round trip on a shared store)
+// instead of two Gets. GetMany(ctx, ids...) returns one record per id, as
+// Get returns it, and nil where Get would return ErrNotFound; any error
+// means the store could not answer. A wrapper that embeds a MultiGetter
+// to change what Get does must implement GetMany too.
+type MultiGetter interface {
+	Store
+	GetMany(ctx context.Context, ids ...string) ([]*Record, error)
+}
+
 // MemoryStore is a Store in the memory of one process, bounded in entries
 // and bytes, that forgets records when they expire. It suits a single
 // instance; several instances need a shared store such as stores/redis.

@@ -86,7 +86,7 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 	if e != nil {
 		return nil, e
 	}
-	rec, e := g.validate(r, user, rl.Action, token)
+	rec, e := g.validate(r, user, rl.Action, token, prefetched{})
 	if e != nil {
 		return nil, e
 	}
@@ -114,16 +114,34 @@ func (g *Guard) redeemToken(w http.ResponseWriter, r *http.Request, rl *rule, us
 	return verified(r, rl.Action, user, HowToken, attrs, hasBody(r), body), nil
 }
 
+// prefetched is what a caller of validate read from the Store already:
+// the record it expects the token to name (park), and, when usedRead,
+// whether the token's spent mark was there (used).
+type prefetched struct {
+	park     *Record
+	usedRead bool
+	used     bool
+}
+
 // validate asks the provider about token and checks every binding against
-// the record the token's idempotency key names. It does not spend anything.
-func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, *Error) {
+// the record the token's idempotency key names: pre.park, when the caller
+// read it already (the park of a callback), else read now. It does not
+// spend anything: a record read before the provider answered may have been
+// consumed since, which the spend's Consume finds, atomically.
+func (g *Guard) validate(r *http.Request, user, action, token string, pre prefetched) (*Record, *Error) {
 	if len(token) > 8192 {
 		return nil, errStepUpFailed(errors.New("token too long"))
 	}
-	if _, err := g.cfg.Store.Get(r.Context(), usedID(token)); err == nil {
+	used := pre.used
+	if !pre.usedRead {
+		_, err := g.cfg.Store.Get(r.Context(), usedID(token))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, errBusy(err)
+		}
+		used = err == nil
+	}
+	if used {
 		return nil, errUsed()
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, errBusy(err)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
 	vr, err := g.cfg.Provider.Validate(ctx, authsignal.ValidateRequest{Token: token, UserID: user, Action: action})
@@ -138,7 +156,10 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 		vr.UserID != user || vr.Action != action || vr.IdempotencyKey == "" {
 		return nil, errStepUpFailed(fmt.Errorf("validate: valid=%t state=%q", vr != nil && vr.IsValid, stateOf(vr)))
 	}
-	rec, err := g.cfg.Store.Get(r.Context(), vr.IdempotencyKey)
+	rec, err := pre.park, error(nil)
+	if rec == nil || rec.ID != vr.IdempotencyKey {
+		rec, err = g.cfg.Store.Get(r.Context(), vr.IdempotencyKey)
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, errStepUpFailed(errors.New("no challenge recorded for this token"))
@@ -159,26 +180,22 @@ func (g *Guard) validate(r *http.Request, user, action, token string) (*Record, 
 	return rec, nil
 }
 
-// spend records the token as used and consumes the record, atomically in
-// the store: of concurrent attempts exactly one gets through.
+// spend records the token as used and consumes the record, in the store
+// (one step with a Spender): of concurrent attempts exactly one gets
+// through, the one whose Consume takes the park.
 func (g *Guard) spend(ctx context.Context, rec *Record, token string) *Error {
 	now := g.now()
-	err := g.cfg.Store.Put(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now, Expires: now.Add(g.cfg.ParkTTL + time.Minute),
-		Park: rec.ID})
-	if errors.Is(err, ErrExists) {
+	_, err := g.records.Spend(ctx, &Record{ID: usedID(token), Kind: KindUsed, Created: now,
+		Expires: now.Add(g.cfg.ParkTTL + time.Minute), Park: rec.ID}, rec.ID)
+	switch {
+	case errors.Is(err, ErrExists) || errors.Is(err, ErrConsumed) || errors.Is(err, ErrNotFound):
 		return errUsed()
-	} else if err != nil {
-		// Nothing spent: the park stays pending for another try. A write
-		// that failed only on its way back is undone: the park's Consume,
-		// not this record, is what lets exactly one attempt through.
-		_ = g.cfg.Store.Delete(ctx, usedID(token))
-		return errBusy(err)
-	}
-	if _, err := g.cfg.Store.Consume(ctx, rec.ID); errors.Is(err, ErrConsumed) || errors.Is(err, ErrNotFound) {
-		return errUsed()
-	} else if err != nil {
-		// The store failed between the two steps: give the token back, so
-		// that the park, still pending, can complete once the store is back.
+	case err != nil:
+		// Nothing spent that counts: the park stays pending for another
+		// try, or was consumed and is refused as used. The token is given
+		// back in either case (a write that failed only on its way back is
+		// undone): the park's Consume, not this record, is what lets
+		// exactly one attempt through.
 		_ = g.cfg.Store.Delete(ctx, usedID(token))
 		return errBusy(err)
 	}

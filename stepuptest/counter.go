@@ -15,7 +15,8 @@ import (
 )
 
 // RunCounter runs the Counter contract (see stepup.Counter) against the
-// counters that newCounter returns, each one empty. A counter that is also
+// counters that newCounter returns, each one empty, and the PassCounter
+// contract when they implement it. A counter that is also
 // a Store is run by RunStore too.
 func RunCounter(t *testing.T, newCounter func() stepup.Counter) {
 	ctx := context.Background()
@@ -167,6 +168,49 @@ func RunCounter(t *testing.T, newCounter func() stepup.Counter) {
 		assert.True(t, ok, "bucket a, user b\\0alice is not bucket a\\0b, user alice")
 		ok, _ = reserve(t, c, stepup.Slot{ID: "x3", User: "1:a\x00alice", At: t0, Expires: t0.Add(window)}, 1, 1)
 		assert.True(t, ok)
+	})
+	t.Run("pass moves a passed slot in one step (PassCounter)", func(t *testing.T) {
+		c, ok := newCounter().(stepup.PassCounter)
+		if !ok {
+			t.Skip("the counter does not implement stepup.PassCounter")
+		}
+		in := func(bucket string, s stepup.Slot) stepup.Slot { s.Bucket = bucket; return s }
+		open := func(session string) stepup.Slot {
+			t.Helper()
+			s := slot("alice", session, t0)
+			ok, _ := reserve(t, c, s, 2, 2)
+			require.True(t, ok)
+			return s
+		}
+		passed := func(s stepup.Slot, at time.Time) stepup.Slot {
+			return stepup.Slot{ID: s.ID, User: s.User, Bucket: "+passed", At: at, Expires: at.Add(window)}
+		}
+		a, b := open("s1"), open("s1")
+		ok, _ = reserve(t, c, slot("alice", "s2", t0), 2, 2)
+		require.False(t, ok, "alice's cap is reached")
+		require.NoError(t, c.Pass(ctx, passed(a, t0), 2, []stepup.Slot{a, in("+established", a)}))
+		e := slot("alice", "s1", t0)
+		ok, _ = reserve(t, c, e, 2, 2)
+		assert.True(t, ok, "a's slot was given back to alice and to s1")
+		ok, _ = reserve(t, c, slot("alice", "s3", t0), 2, 2)
+		assert.False(t, ok, "one slot only")
+
+		require.NoError(t, c.Pass(ctx, passed(b, t0.Add(time.Second)), 2, []stepup.Slot{b}))
+		d := slot("alice", "s2", t0)
+		ok, _ = reserve(t, c, d, 2, 2)
+		require.True(t, ok, "b's slot was given back")
+		err := c.Pass(ctx, passed(d, t0.Add(2*time.Second)), 2, []stepup.Slot{d})
+		require.ErrorIs(t, err, stepup.ErrTooManyChallenges, "the ceiling of passed slots is reached")
+		ok, _ = reserve(t, c, slot("alice", "s5", t0), 2, 2)
+		assert.False(t, ok, "a refused pass released nothing: d and e still count")
+		ok, _ = reserve(t, c, in("+passed", slot("alice", "", t0.Add(2*time.Second))), 2, 2)
+		assert.False(t, ok, "and counted nothing: the passed bucket holds a and b")
+		require.NoError(t, c.Pass(ctx, passed(d, t0.Add(window)), 2, []stepup.Slot{d}),
+			"passed slots count until they expire, not a moment longer: a's is gone")
+		ok, _ = reserve(t, c, slot("alice", "s5", t0.Add(window-time.Millisecond)), 2, 2)
+		assert.True(t, ok, "d was given back")
+		ok, _ = reserve(t, c, slot("bob", "s1", t0), 1, 1)
+		assert.True(t, ok, "bob's counts were never touched")
 	})
 	t.Run("concurrent reserves never get past a cap", func(t *testing.T) {
 		for _, tc := range []struct {

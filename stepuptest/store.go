@@ -2,6 +2,7 @@ package stepuptest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +19,8 @@ import (
 )
 
 // RunStore runs the Store contract (see stepup.Store) against the stores
-// that newStore returns; each must use now as its clock.
+// that newStore returns; each must use now as its clock. A Store that is a
+// stepup.Spender or a stepup.MultiGetter is held to that contract too.
 func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 	ctx := context.Background()
 	rec := func(clock *Clock, id string) *stepup.Record {
@@ -147,6 +149,132 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 			require.Equal(t, int32(1), wins.Load(), "round %d", round)
 			require.Equal(t, int32(15), consumed.Load())
 		}
+	})
+	spender := func(t *testing.T, clock *Clock) stepup.Spender {
+		t.Helper()
+		sp, ok := newStore(clock.Now).(stepup.Spender)
+		if !ok {
+			t.Skip("the Store does not implement stepup.Spender")
+		}
+		return sp
+	}
+	used := func(clock *Clock, id, park string) *stepup.Record {
+		return &stepup.Record{ID: id, Kind: stepup.KindUsed, Park: park, Created: clock.Now(), Expires: clock.Now().Add(2 * time.Minute)}
+	}
+	t.Run("spend puts the token and consumes the park in one step (Spender)", func(t *testing.T) {
+		clock := NewClock()
+		s := spender(t, clock)
+		require.NoError(t, s.Put(ctx, rec(clock, "p")))
+		got, err := s.Spend(ctx, used(clock, "t1", "p"), "p")
+		require.NoError(t, err)
+		assert.Equal(t, "p", got.ID)
+		assert.Equal(t, "amount=5000", string(got.Body), "the park, as Consume returns it")
+		assert.True(t, got.Consumed)
+		u, err := s.Get(ctx, "t1")
+		require.NoError(t, err, "the token is spent")
+		assert.Equal(t, stepup.KindUsed, u.Kind)
+		assert.Equal(t, "p", u.Park)
+		_, err = s.Consume(ctx, "p")
+		assert.ErrorIs(t, err, stepup.ErrConsumed, "the park is consumed")
+
+		_, err = s.Spend(ctx, used(clock, "t2", "p"), "p")
+		assert.ErrorIs(t, err, stepup.ErrConsumed, "a park is spent once")
+		_, err = s.Get(ctx, "t2")
+		assert.ErrorIs(t, err, stepup.ErrNotFound, "a refused spend writes nothing")
+	})
+	t.Run("spend of a spent token consumes nothing (Spender)", func(t *testing.T) {
+		clock := NewClock()
+		s := spender(t, clock)
+		require.NoError(t, s.Put(ctx, rec(clock, "p")))
+		require.NoError(t, s.Put(ctx, used(clock, "t1", "other")))
+		_, err := s.Spend(ctx, used(clock, "t1", "p"), "p")
+		assert.ErrorIs(t, err, stepup.ErrExists)
+		p, err := s.Get(ctx, "p")
+		require.NoError(t, err)
+		assert.False(t, p.Consumed, "the park is still pending")
+		u, err := s.Get(ctx, "t1")
+		require.NoError(t, err)
+		assert.Equal(t, "other", u.Park, "never overwritten")
+	})
+	t.Run("spend of a missing or expired park writes nothing (Spender)", func(t *testing.T) {
+		clock := NewClock()
+		s := spender(t, clock)
+		_, err := s.Spend(ctx, used(clock, "t1", "nothing"), "nothing")
+		assert.ErrorIs(t, err, stepup.ErrNotFound)
+		require.NoError(t, s.Put(ctx, rec(clock, "p"))) // expires in a minute
+		clock.Advance(time.Minute)
+		_, err = s.Spend(ctx, used(clock, "t2", "p"), "p")
+		assert.ErrorIs(t, err, stepup.ErrNotFound, "expired at its Expires exactly")
+		for _, id := range []string{"t1", "t2"} {
+			_, err = s.Get(ctx, id)
+			assert.ErrorIs(t, err, stepup.ErrNotFound, id)
+		}
+	})
+	t.Run("concurrent spends of one park: exactly one winner (Spender)", func(t *testing.T) {
+		clock := NewClock()
+		s := spender(t, clock)
+		for round := range 10 {
+			park := fmt.Sprintf("r%d", round)
+			require.NoError(t, s.Put(ctx, rec(clock, park)))
+			var wins, lost atomic.Int32
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					token := fmt.Sprintf("%s.t%d", park, i%4) // four tokens, each sent four times
+					_, err := s.Spend(ctx, used(clock, token, park), park)
+					switch {
+					case err == nil:
+						wins.Add(1)
+					case errors.Is(err, stepup.ErrConsumed) || errors.Is(err, stepup.ErrExists):
+						lost.Add(1)
+					default:
+						t.Errorf("spend: %v", err)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			require.Equal(t, int32(1), wins.Load(), "round %d", round)
+			require.Equal(t, int32(15), lost.Load())
+		}
+	})
+	t.Run("get many: each as Get returns it, nil where Get finds nothing (MultiGetter)", func(t *testing.T) {
+		clock := NewClock()
+		st := newStore(clock.Now)
+		s, ok := st.(stepup.MultiGetter)
+		if !ok {
+			t.Skip("the Store does not implement stepup.MultiGetter")
+		}
+		require.NoError(t, s.Put(ctx, rec(clock, "a")))
+		short := rec(clock, "short")
+		short.Expires = clock.Now().Add(time.Second)
+		require.NoError(t, s.Put(ctx, short))
+		require.NoError(t, s.Put(ctx, rec(clock, "c")))
+		_, err := s.Consume(ctx, "c")
+		require.NoError(t, err)
+		clock.Advance(time.Second)
+		got, err := s.GetMany(ctx, "a", "missing", "short", "c")
+		require.NoError(t, err)
+		require.Len(t, got, 4)
+		require.NotNil(t, got[0])
+		assert.Equal(t, "a", got[0].ID)
+		assert.Equal(t, "amount=5000", string(got[0].Body))
+		assert.False(t, got[0].Consumed)
+		assert.Nil(t, got[1], "missing")
+		assert.Nil(t, got[2], "expired at its Expires exactly")
+		require.NotNil(t, got[3])
+		assert.True(t, got[3].Consumed, "consumed, as Get says")
+		got[0].Body[0] = 'X'
+		again, err := s.Get(ctx, "a")
+		require.NoError(t, err)
+		assert.Equal(t, "amount=5000", string(again.Body), "a copy")
+		none, err := s.GetMany(ctx)
+		require.NoError(t, err)
+		assert.Empty(t, none)
 	})
 	t.Run("concurrent put of one id: exactly one winner", func(t *testing.T) {
 		clock := NewClock()

@@ -47,6 +47,12 @@ const attachSQL = `INSERT INTO stepup_slots (owner, id, expires) VALUES ($1, $2,
 
 const releaseSQL = `DELETE FROM stepup_slots WHERE id = $1 AND owner = ANY($2::text[])`
 
+// passReleaseSQL releases the slots ($1 owners, $2 ids, pairwise) when
+// the slot $4 is counted for the owner $3: sent after reserveSQL in the
+// same transaction (see Pass), it releases only when that counted it.
+const passReleaseSQL = `DELETE FROM stepup_slots d USING unnest($1::text[], $2::text[]) AS f(owner, id)
+WHERE d.owner = f.owner AND d.id = f.id AND EXISTS (SELECT FROM stepup_slots WHERE owner = $3 AND id = $4)`
+
 // hashID is a digest of parts, each prefixed with its length so that no
 // two lists of parts make the same input.
 func hashID(parts ...string) [sha256.Size]byte {
@@ -110,6 +116,45 @@ func (s *Store) Reserve(ctx context.Context, sl stepup.Slot, perUser, perSession
 		return 0, nil
 	}
 	return max(inTheWay.Time.Sub(sl.At), time.Microsecond), stepup.ErrTooManyChallenges
+}
+
+// Pass implements stepup.PassCounter: the user's advisory lock,
+// reserveSQL and passReleaseSQL in one round trip, which PostgreSQL runs as
+// one transaction.
+func (s *Store) Pass(ctx context.Context, sl stepup.Slot, ceiling int, from []stepup.Slot) error {
+	if ceiling < 1 {
+		return errors.New("pgstore: pass: the ceiling must be at least 1")
+	}
+	session := ""
+	if sl.Session != "" {
+		session = sessionOwner(sl, sl.Session)
+	}
+	var owners, ids []string
+	for _, f := range from {
+		if f.User != sl.User {
+			return errors.New("pgstore: pass: a slot of another user")
+		}
+		owners, ids = append(owners, userOwner(f)), append(ids, f.ID)
+		if f.Session != "" {
+			owners, ids = append(owners, sessionOwner(f, f.Session)), append(ids, f.ID)
+		}
+	}
+	var byUser, bySession pgtype.Timestamptz
+	err := s.call(ctx, "pass", func(ctx context.Context) error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock($1)`, userLock(sl))
+		b.Queue(reserveSQL, userOwner(sl), session, floorMicro(sl.At), ceiling, ceiling, sl.ID, ceilMicro(sl.Expires)).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&byUser, &bySession) })
+		b.Queue(passReleaseSQL, owners, ids, userOwner(sl), sl.ID)
+		return s.pool.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return err
+	}
+	if byUser.Valid || bySession.Valid {
+		return fmt.Errorf("pgstore: pass: %w", stepup.ErrTooManyChallenges)
+	}
+	return nil
 }
 
 // Attach implements stepup.Counter.

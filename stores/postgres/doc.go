@@ -69,6 +69,11 @@
 //     is a 64-bit hash in the database's one advisory-lock space: a key
 //     that collides with another user's, or with a lock of the
 //     application's own, only makes one wait for the other.
+//   - Pass (stepup.PassCounter: a passed challenge's slot) sends the same
+//     lock and count, then deletes the slots it replaces only if the new
+//     one was counted, in the same batch and transaction; GetMany
+//     (stepup.MultiGetter: a callback's park and spent mark) is one SELECT.
+//     A browser challenge flow takes 7 round trips.
 //
 // Expiry is decided by the Store's clock (see Clock), passed with every
 // statement, never by the database's now(). Records read back are decoded

@@ -26,8 +26,9 @@ func TestTwoInstances(t *testing.T) {
 
 // TestDatabaseRestart stops PostgreSQL as a crash would (pg_ctl stop -m
 // immediate) between the challenge and its callback: both instances fail
-// closed (503 with Retry-After, the cause named, nothing tracked or run),
-// and once the database is back, recovered from its write-ahead log, the
+// closed where they need it (503 with Retry-After, the cause named,
+// nothing parked or run: a new challenge is tracked, never parked), and
+// still run what Authsignal allows; once the database is back, recovered from its write-ahead log, the
 // pending park completes, once.
 func TestDatabaseRestart(t *testing.T) {
 	srv := startPostgres(t)
@@ -56,8 +57,11 @@ func TestDatabaseRestart(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "no new challenge without the database")
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 	assert.ErrorContains(t, env.Events.LastRefusal(), "challenge counter: pgstore: reserve: ")
-	assert.Len(t, env.Emulator.Tracked(), tracked, "nothing was tracked")
+	assert.Len(t, env.Emulator.Tracked(), tracked+1, "Authsignal was asked; it challenged")
 	assert.Empty(t, env.Ledger.Runs(""), "nothing ran")
+	resp = b.Do(http.MethodPost, env.Server.URL+"/transfer", stepuptest.Form, "amount=5&to=carol", nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "what Authsignal allows runs without the database: %s", resp.Body)
+	assert.Len(t, env.Ledger.Runs("transfer"), 1)
 
 	srv.start()
 	require.Eventually(t, func() bool { return pool.Ping(context.Background()) == nil }, 30*time.Second, 20*time.Millisecond)
@@ -66,5 +70,5 @@ func TestDatabaseRestart(t *testing.T) {
 	assert.Equal(t, "done: transfer POST /transfer amount=5000&to=bob", resp.Body)
 	again := b.Get(stepuptest.OnInstance(cb, env.Server))
 	assert.Equal(t, resp.Body, again.Body, "a refresh on the first instance shows the kept outcome")
-	assert.Len(t, env.Ledger.Runs("transfer"), 1, "the park completed once")
+	assert.Len(t, env.Ledger.Runs("transfer"), 2, "the park completed once, after the allowed one")
 }

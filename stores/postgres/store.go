@@ -27,8 +27,8 @@ type Store struct {
 }
 
 var (
-	_ stepup.Store   = (*Store)(nil)
-	_ stepup.Counter = (*Store)(nil)
+	_ stepup.MultiGetter = (*Store)(nil)
+	_ stepup.PassCounter = (*Store)(nil)
 )
 
 // Option configures a Store.
@@ -197,6 +197,54 @@ func (s *Store) Get(ctx context.Context, id string) (*stepup.Record, error) {
 		return nil, stepup.ErrNotFound
 	}
 	return s.decode(id, data, consumed, now)
+}
+
+// getManySQL reads the live records among the ids $1.
+const getManySQL = `SELECT id, record, consumed FROM stepup_records WHERE id = ANY($1::text[]) AND expires > $2`
+
+// GetMany implements stepup.MultiGetter with one read.
+func (s *Store) GetMany(ctx context.Context, ids ...string) ([]*stepup.Record, error) {
+	type row struct {
+		data     []byte
+		consumed bool
+	}
+	found := map[string]row{}
+	now := s.now()
+	err := s.call(ctx, "get", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, getManySQL, ids, floorMicro(now))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var r row
+			if err := rows.Scan(&id, &r.data, &r.consumed); err != nil {
+				return err
+			}
+			found[id] = r
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*stepup.Record, len(ids))
+	for i, id := range ids {
+		r, ok := found[id]
+		if !ok {
+			continue
+		}
+		rec, err := s.decode(id, r.data, r.consumed, now)
+		switch {
+		case errors.Is(err, stepup.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = rec
+		}
+	}
+	return out, nil
 }
 
 // Consume implements stepup.Store with one statement (see consumeSQL): of

@@ -115,10 +115,23 @@ func BenchmarkConsume(b *testing.B) {
 }
 
 // BenchmarkFlow: a whole challenge through the guard (stepuptest.BenchFlow,
-// which the PostgreSQL store's benchmark runs too).
+// which the PostgreSQL store's benchmark runs too), with the round trips
+// to Redis per flow (roundtrips/op: a command or a pipeline is one).
 func BenchmarkFlow(b *testing.B) {
-	for _, st := range benchStores(b) {
-		b.Run("store="+st.name, func(b *testing.B) { stepuptest.BenchFlow(b, st.new, nil) })
+	b.Run("store=memory", func(b *testing.B) {
+		stepuptest.BenchFlow(b, func(now func() time.Time) stepup.Store {
+			return stepup.NewMemoryStore(stepup.MemoryClock(now), stepup.MemoryLimits(1<<30, 1<<40))
+		}, nil)
+	})
+	for _, be := range backends(b) {
+		b.Run("store="+be.name, func(b *testing.B) {
+			c := be.client(b)
+			trips := &tripCounter{quiet: true}
+			c.AddHook(trips)
+			stepuptest.BenchFlow(b, func(now func() time.Time) stepup.Store {
+				return redisstore.New(c, freshPrefix(), redisstore.Clock(now))
+			}, trips.count)
+		})
 	}
 }
 

@@ -61,6 +61,31 @@ for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1
 `)
 
+// passScript is reserveScript with a release after it: when it counted
+// the slot (KEYS[1], KEYS[2] when ARGV[7] is "2"), it removes the slot ids
+// ARGV[8…] from the sets KEYS[ARGV[7]+1…], one id per set, in one step.
+// ARGV as reserveScript's, then: the number of sets counted in, the ids.
+var passScript = redis.NewScript(`
+local counted = tonumber(ARGV[7])
+local function full(key, cap)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+  local n = redis.call('ZCARD', key)
+  if n >= cap then
+    return redis.call('ZRANGE', key, n - cap, n - cap, 'WITHSCORES')[2]
+  end
+  return false
+end
+local w = full(KEYS[1], tonumber(ARGV[4]))
+if not w and counted > 1 then w = full(KEYS[2], tonumber(ARGV[5])) end
+if w then return {0, tostring(w)} end
+for i = 1, counted do
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3])
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+end
+for i = counted + 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[8 + i - counted - 1]) end
+return {1}
+`)
+
 func hashID(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
@@ -135,6 +160,38 @@ func (s *Store) Attach(ctx context.Context, sl stepup.Slot, session string) erro
 		return attachScript.Run(ctx, s.rdb, []string{s.sessionKey(sl.User, sl.Bucket, session)}, score(sl), sl.ID,
 			ttl(sl.At, sl.Expires)).Err()
 	})
+}
+
+// Pass implements stepup.PassCounter, in one script: the sets of a user
+// share a hash tag, so it runs on Cluster too.
+func (s *Store) Pass(ctx context.Context, sl stepup.Slot, ceiling int, from []stepup.Slot) error {
+	if ceiling < 1 {
+		return errors.New("redisstore: pass: the ceiling must be at least 1")
+	}
+	keys := s.slotKeys(sl)
+	args := []any{sl.At.UnixMilli(), score(sl), sl.ID, ceiling, ceiling, ttl(sl.At, sl.Expires), len(keys)}
+	for _, f := range from {
+		if f.User != sl.User {
+			return errors.New("redisstore: pass: a slot of another user")
+		}
+		for _, k := range s.slotKeys(f) {
+			keys = append(keys, k)
+			args = append(args, f.ID)
+		}
+	}
+	var res []any
+	err := s.call(ctx, "pass", func(ctx context.Context) error {
+		var err error
+		res, err = passScript.Run(ctx, s.rdb, keys, args...).Slice()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if ok, _ := res[0].(int64); ok != 1 {
+		return fmt.Errorf("redisstore: pass: %w", stepup.ErrTooManyChallenges)
+	}
+	return nil
 }
 
 // Release implements stepup.Counter.

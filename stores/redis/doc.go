@@ -26,9 +26,21 @@
 //
 // When Redis is down, slow (see Timeout) or answers errors, every method
 // returns an error that starts with "redisstore: " and names the
-// operation and the cause; the guard then fails closed (503 with
-// Retry-After) and writes nothing half-way: a park stays pending and
-// completes once Redis is back, if Redis kept it.
+// operation and the cause; the guard then stops only what needs Redis: a
+// request Authsignal allows still runs, while a challenge, a callback, a
+// token retry, a pass or a grant answers 503 with Retry-After, and nothing
+// is written half-way: a park stays pending and completes once Redis is
+// back, if Redis kept it.
+//
+// The store saves the guard round trips (docs/stores.md, "Round trips"):
+// it is a stepup.Spender (the spent token and the park's Consume in one
+// script), a stepup.MultiGetter (a callback's reads in one pipeline) and a
+// stepup.PassCounter (a passed challenge's slot moved in one script): a
+// browser challenge flow takes 6 round trips. A type that embeds *Store to
+// change Put, Get or Consume must implement Spend and GetMany too, or the
+// guard's calls go around it. On Cluster the spent token and its park are
+// in different slots: Spend is then a Put and a Consume (two round trips),
+// the Consume still deciding which of concurrent callbacks runs.
 //
 // Run Redis so that it keeps what it acknowledged:
 //   - maxmemory with maxmemory-policy noeviction: an evicted park or pass

@@ -155,7 +155,16 @@ type consumeHook struct {
 }
 
 func (s pausedConsume) Consume(ctx context.Context, id string) (*stepup.Record, error) {
-	rec, err := s.Store.Consume(ctx, id)
+	return s.paused(s.Store.Consume(ctx, id))
+}
+
+// Spend is the Consume of a callback (stepup.Spender): the embedded
+// Store's would go around the hook.
+func (s pausedConsume) Spend(ctx context.Context, used *stepup.Record, park string) (*stepup.Record, error) {
+	return s.paused(s.Store.Spend(ctx, used, park))
+}
+
+func (s pausedConsume) paused(rec *stepup.Record, err error) (*stepup.Record, error) {
 	if err == nil && s.hook.armed.CompareAndSwap(true, false) {
 		s.hook.consumed <- struct{}{}
 		<-s.hook.resume

@@ -28,8 +28,10 @@ func TestTwoInstances(t *testing.T) {
 }
 
 // TestRedisRestart kills redis-server between the challenge and its
-// callback: both instances fail closed (503 with Retry-After, the cause
-// named, nothing tracked or run), and once Redis is back from its
+// callback: both instances fail closed where they need Redis (503 with
+// Retry-After, the cause named, nothing run: the callback, a new
+// challenge, which Authsignal is asked about but which is never parked),
+// and still run what Authsignal allows; once Redis is back from its
 // append-only file the pending park completes, once.
 func TestRedisRestart(t *testing.T) {
 	srv := startRedis(t)
@@ -59,8 +61,16 @@ func TestRedisRestart(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "no new challenge without Redis")
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 	assert.ErrorContains(t, env.Events.LastRefusal(), "challenge counter: redisstore: reserve: ")
-	assert.Len(t, env.Emulator.Tracked(), tracked, "nothing was tracked")
+	assert.Len(t, env.Emulator.Tracked(), tracked+1, "Authsignal was asked; it challenged")
 	assert.Empty(t, env.Ledger.Runs(""), "nothing ran")
+	for _, target := range []string{other.URL, env.Server.URL} {
+		resp = b.Do(http.MethodPost, target+"/transfer", stepuptest.Form, "amount=5&to=carol", nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "what Authsignal allows runs without Redis: %s", resp.Body)
+	}
+	require.Len(t, env.Ledger.Runs("transfer"), 2)
+	allows := env.Events.Of(stepup.EventAllow)
+	assert.ErrorContains(t, allows[len(allows)-1].Err, "redisstore: reserve: ", "the allow names what was down")
+	assert.Equal(t, http.StatusServiceUnavailable, b.Get(other.URL+"/report").StatusCode, "a GET that needs a challenge")
 
 	srv.start()
 	require.Eventually(t, func() bool { return client.Ping(context.Background()).Err() == nil }, 10*time.Second, 10*time.Millisecond)
@@ -69,5 +79,5 @@ func TestRedisRestart(t *testing.T) {
 	assert.Equal(t, "done: transfer POST /transfer amount=5000&to=bob", resp.Body)
 	again := b.Get(stepuptest.OnInstance(cb, env.Server))
 	assert.Equal(t, resp.Body, again.Body, "a refresh on the first instance shows the kept outcome")
-	assert.Len(t, env.Ledger.Runs("transfer"), 1, "the park completed once")
+	assert.Len(t, env.Ledger.Runs("transfer"), 3, "the park completed once, after the two allowed")
 }

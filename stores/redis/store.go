@@ -27,8 +27,9 @@ type Store struct {
 }
 
 var (
-	_ stepup.Store   = (*Store)(nil)
-	_ stepup.Counter = (*Store)(nil)
+	_ stepup.Spender     = (*Store)(nil)
+	_ stepup.MultiGetter = (*Store)(nil)
+	_ stepup.PassCounter = (*Store)(nil)
 )
 
 // Option configures a Store.
@@ -108,6 +109,24 @@ local v = redis.call('HMGET', KEYS[1], 'r', 'e', 'c')
 if not v[1] or not v[2] or v[2] <= ARGV[1] then return {0} end
 if v[3] ~= '0' and v[3] ~= ARGV[2] then return {1} end
 redis.call('HSET', KEYS[1], 'c', ARGV[2])
+return {2, v[1]}
+`)
+
+// spendScript puts a spent token (KEYS[1]) and consumes its park
+// (KEYS[2]) in one step: it answers {3} when a live record has the
+// token's id, {0} when the park is missing or expired, {1} when it was
+// consumed, else {2, the park}. ARGV: now, the token's expiry, its
+// record, the nonce of this spend, the token's ttl. A retry of the same
+// spend (same nonce) finds its own writes and answers {2} again.
+var spendScript = redis.NewScript(`
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and e > ARGV[1] and redis.call('HGET', KEYS[1], 'n') ~= ARGV[4] then return {3} end
+local v = redis.call('HMGET', KEYS[2], 'r', 'e', 'c')
+if not v[1] or not v[2] or v[2] <= ARGV[1] then return {0} end
+if v[3] ~= '0' and v[3] ~= ARGV[4] then return {1} end
+redis.call('HSET', KEYS[1], 'r', ARGV[3], 'e', ARGV[2], 'c', '0', 'n', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('HSET', KEYS[2], 'c', ARGV[4])
 return {2, v[1]}
 `)
 
@@ -230,6 +249,42 @@ func (s *Store) Get(ctx context.Context, id string) (*stepup.Record, error) {
 	return s.decode(id, data, c != "0")
 }
 
+// GetMany implements stepup.MultiGetter: the reads of Get, in one
+// pipeline (on Cluster, one per node, sent together).
+func (s *Store) GetMany(ctx context.Context, ids ...string) ([]*stepup.Record, error) {
+	cmds := make([]*redis.SliceCmd, len(ids))
+	err := s.call(ctx, "get", func(ctx context.Context) error {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range ids {
+				cmds[i] = p.HMGet(ctx, s.recordKey(id), "r", "c")
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*stepup.Record, len(ids))
+	for i, cmd := range cmds {
+		vals := cmd.Val()
+		data, ok := vals[0].(string)
+		if !ok {
+			continue
+		}
+		c, _ := vals[1].(string)
+		rec, err := s.decode(ids[i], data, c != "0")
+		switch {
+		case errors.Is(err, stepup.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = rec
+		}
+	}
+	return out, nil
+}
+
 // Consume implements stepup.Store: one script checks that the record is
 // live and pending and marks it consumed, so that of any number of
 // concurrent callers on any instance exactly one gets it.
@@ -254,6 +309,61 @@ func (s *Store) Consume(ctx context.Context, id string) (*stepup.Record, error) 
 	}
 	data, _ := res[1].(string)
 	return s.decode(id, data, true)
+}
+
+// Spend implements stepup.Spender: one script puts the spent token and
+// consumes its park (with Durable, acknowledged as one write). On Cluster
+// the two keys are in different slots, which no script can use together:
+// there Spend is a Put of the token then a Consume of the park, and a park
+// that cannot be consumed has the token deleted again; of concurrent
+// spends the Consume still lets exactly one through.
+func (s *Store) Spend(ctx context.Context, used *stepup.Record, park string) (*stepup.Record, error) {
+	if used == nil || used.ID == "" || used.Park != park || park == "" {
+		return nil, errors.New("redisstore: spend: a spent token names its park")
+	}
+	if _, ok := s.rdb.(*redis.ClusterClient); ok {
+		return s.spendApart(ctx, used, park)
+	}
+	data, err := stepup.MarshalRecord(used)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: spend: %w", err)
+	}
+	now := s.now()
+	var res []any
+	err = s.callDurable(ctx, "spend", func(ctx context.Context) error {
+		var err error
+		res, err = s.runScript(ctx, true, spendScript, []string{s.recordKey(used.ID), s.recordKey(park)},
+			stamp(now), stamp(used.Expires), data, nonce(), ttl(now, used.Expires)).Slice()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	state, _ := res[0].(int64)
+	switch {
+	case state == 0:
+		return nil, stepup.ErrNotFound
+	case state == 1:
+		return nil, stepup.ErrConsumed
+	case state == 3:
+		return nil, stepup.ErrExists
+	case state != 2 || len(res) != 2:
+		return nil, errors.New("redisstore: spend: unexpected answer")
+	}
+	rec, _ := res[1].(string)
+	return s.decode(park, rec, true)
+}
+
+// spendApart is Spend in two steps, for a Cluster.
+func (s *Store) spendApart(ctx context.Context, used *stepup.Record, park string) (*stepup.Record, error) {
+	if err := s.Put(ctx, used); err != nil {
+		return nil, err
+	}
+	rec, err := s.Consume(ctx, park)
+	if errors.Is(err, stepup.ErrNotFound) || errors.Is(err, stepup.ErrConsumed) {
+		_ = s.Delete(ctx, used.ID) // a refused spend leaves nothing
+	}
+	return rec, err
 }
 
 // Delete implements stepup.Store.
