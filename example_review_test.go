@@ -36,7 +36,7 @@ func ExamplePolicy_review() {
 		CallbackURL:      "http://" + srv.Listener.Addr().String() + "/stepup/callback",
 		Policies:         []stepup.Policy{{Method: http.MethodPost, Route: "/wire", Action: "wire", Review: 24 * time.Hour}},
 		ChallengeOrigins: []string{emu.URL},
-		WebhookSecret:    "whsec-demo", // for guard.Webhook(), where Authsignal delivers its webhooks
+		WebhookSecret:    "whsec-demo",          // for guard.Webhook(), where Authsignal delivers its webhooks
 		ReviewPoll:       10 * time.Millisecond, // how often Authsignal may be asked about a review; short for the example (default 5 s)
 	})
 	if err != nil {
