@@ -53,14 +53,14 @@ func (g *Guard) Callback(root http.Handler) http.Handler {
 			return
 		}
 		ev := Event{Method: r.Method, Path: r.URL.Path, Route: "callback"}
-		serve := g.serveCallback
+		var e *Error
 		if id, ok := reviewQuery(r.URL.RawQuery); ok {
-			ev.Route = "review"
-			serve = func(w http.ResponseWriter, r *http.Request, root http.Handler, ev *Event) *Error {
-				return g.serveReview(w, r, root, id, ev)
-			}
+			ev.Route = "review" // a review's status URL (review.go)
+			e = g.serveReview(w, r, root, id, &ev)
+		} else {
+			e = g.serveCallback(w, r, root, &ev)
 		}
-		if e := serve(w, r, root, &ev); e != nil {
+		if e != nil {
 			g.report(r.Context(), ev, e)
 			g.retryAfter(w, e)
 			g.writeError(w, r, e)
