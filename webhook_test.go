@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -275,4 +276,87 @@ func TestEmulatorWebhooksDriveTheReview(t *testing.T) {
 	ds = env.Emulator.Deliveries()
 	assert.Equal(t, http.StatusUnauthorized, ds[len(ds)-1].Status, "a delivery signed with another secret is refused")
 	assert.Contains(t, b.Get(status2).Body, "Waiting for approval")
+}
+
+// barrierStore holds the first Get of one id, once read, until a second one
+// has read it too (or two seconds have passed), so that two visits both find
+// the park pending and race for it.
+type barrierStore struct {
+	stepup.Store
+	mu      sync.Mutex
+	id      string
+	gets    int
+	waiting chan struct{}
+}
+
+func (s *barrierStore) Get(ctx context.Context, id string) (*stepup.Record, error) {
+	rec, err := s.Store.Get(ctx, id) // read before waiting: both visits see the park pending
+	s.mu.Lock()
+	n := 0
+	if id == s.id {
+		s.gets++
+		n = s.gets
+	}
+	s.mu.Unlock()
+	switch n {
+	case 1:
+		select {
+		case <-s.waiting:
+		case <-time.After(2 * time.Second):
+		}
+	case 2:
+		close(s.waiting)
+	}
+	return rec, err
+}
+
+func TestWebhookApprovedReviewRunsOnceUnderConcurrentVisits(t *testing.T) {
+	// Both visits find the approval in the Store and the park pending, so
+	// both replay it and race for it at the route: exactly one runs it,
+	// the other gets 409, never an error.
+	var store *barrierStore
+	env := stepuptest.NewEnv(t, reviewApp, stepuptest.Options{
+		Provider: func(p stepup.Provider) stepup.Provider { return trackOnly{p} },
+		Store: func(now func() time.Time) stepup.Store {
+			store = &barrierStore{Store: stepup.NewMemoryStore(stepup.MemoryClock(now)), waiting: make(chan struct{})}
+			return store
+		},
+		Config: func(c *stepup.Config) { stepuptest.ReviewConfig(c); c.WebhookSecret = webhookSecret },
+	})
+	b := env.NewBrowser()
+	b.Login("alice")
+	status := b.Parked(b.Do(http.MethodPost, "/review", stepuptest.Form, "x=1", nil))
+	require.Equal(t, http.StatusOK, deliverSigned(t, env,
+		actionUpdated("alice", "wire", stepuptest.ReviewID(status), authsignal.StateReviewSucceeded)))
+	store.mu.Lock()
+	store.id = stepuptest.ReviewID(status)
+	store.mu.Unlock()
+
+	statuses := make(chan int, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, err := http.NewRequest(http.MethodGet, env.Server.URL+status, nil)
+			if !assert.NoError(t, err) {
+				return
+			}
+			req.Header.Set("Accept", "text/html")
+			resp, err := b.C.Do(req)
+			if !assert.NoError(t, err) {
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	var got []int
+	for s := range statuses {
+		got = append(got, s)
+	}
+	assert.ElementsMatch(t, []int{http.StatusOK, http.StatusConflict}, got, "one run, one 409: never an error")
+	assert.Len(t, env.Ledger.Runs("review"), 1, "exactly one execution")
 }
