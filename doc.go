@@ -86,6 +86,12 @@
 //     middleware in front of it reads the body; [Guard.Forget] ends the
 //     guard's session at logout; [VerificationFrom] tells a protected
 //     handler how it was let through.
+//   - [Guard.Grants] lists a user's Remember grants across browsers and
+//     instances, and [Guard.Revoke] ends them everywhere (a settings page,
+//     logout everywhere, an authenticator removed).
+//   - Config.OnEvent and Config.OnStep report decisions and steps; package
+//     github.com/stepupkit/stepup/telemetry/otel (a module of its own)
+//     turns them into OpenTelemetry metrics and spans.
 //
 // # Routers, policy files and stores
 //

@@ -202,6 +202,14 @@ type Config struct {
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 	// OnEvent is called for every decision. It must not block. Optional.
 	OnEvent func(ctx context.Context, ev Event)
+	// OnStep is called as the guard begins a step that takes time (Step):
+	// a track or validate call to Authsignal, a challenged request written
+	// to the Store, a parked request run after its challenge. It returns
+	// the context the step runs in (nil: ctx) and a function the guard
+	// calls with the step's error, nil on success, when the step ends.
+	// Telemetry uses it for spans and latencies (telemetry/otel). It must
+	// not block. Optional.
+	OnStep func(ctx context.Context, step *Step) (context.Context, func(err error))
 	// Logger receives one line per decision, never a token, body, cookie
 	// or key. Optional. Default: slog.Default() receives the decisions at
 	// level Warn and above (refusals other than "not logged in", blocks,
@@ -234,6 +242,7 @@ type Guard struct {
 	signIn         *signInSetup // Config.SignIn checked, nil without it (signin.go)
 	faults         faultLog     // the log lines of store faults, one per interval (outage.go)
 	records        *sealedStore // Config.Store, sealing and opening every record (also in cfg.Store)
+	grantOwners    [][]byte     // the keys that name a user's grant slots, the sealing key's first (grants.go)
 	polls          pollLimiter  // when each review park was last asked about (review.go)
 }
 
@@ -368,6 +377,7 @@ func New(cfg Config) (*Guard, error) {
 	}
 	g.records = newSealedStore(cfg.Store, sealer, cfg.Logger)
 	g.cfg.Store = g.records
+	g.grantOwners = sealer.owners
 	g.callbackPrefix, g.callbackSuffix = callbackParts(cb)
 	g.firstSegments = firstSegments(rules)
 	for _, o := range cfg.ChallengeOrigins {

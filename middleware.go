@@ -343,6 +343,11 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	if e := g.checkHeaders(r.Header, rl); e != nil {
 		return e
 	}
+	// A challenge parks the request's target to resume it: a target that
+	// could not be resumed is refused before anything is counted or tracked.
+	if !safePath(r.URL.EscapedPath()) || !safeQuery(r.URL.RawQuery) {
+		return errUnresumable()
+	}
 	// Both challenge caps are checked, and a slot taken, before the
 	// provider is asked: concurrent requests cannot get past them.
 	// Without Config.SessionID the session is the guard's own; a request

@@ -485,3 +485,29 @@ func TestSplitMethodsSortsProtectedFromOpen(t *testing.T) {
 		assert.Equal(t, tc.open, open, "%s %v", tc.route, tc.methods)
 	}
 }
+
+// A challenge resumes the request at its own target: a target a Location
+// header could not carry back is refused before the caps count it or
+// Authsignal is asked, not after a challenge was opened for nothing.
+func TestAnUnresumableTargetIsRefusedBeforeTracking(t *testing.T) {
+	for _, target := range []string{"/transfer?note=caf\xc3\xa9", "/transfer?a=\x7f"} {
+		t.Run(fmt.Sprintf("%q", target), func(t *testing.T) {
+			env := mountings[0].newEnv(t)
+			b := env.NewBrowser()
+			b.Login("alice")
+			tracked := len(env.Emulator.Tracked())
+			resp := sendRaw(t, env, b, http.MethodPost, target, http.Header{"Content-Type": {stepuptest.Form}}, "amount=5000&to=bob")
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%q", resp.Body)
+			assert.Len(t, env.Emulator.Tracked(), tracked, "nothing is tracked")
+			assert.Empty(t, env.Ledger.Runs("transfer"))
+		})
+	}
+	t.Run("a printable query is tracked and challenged", func(t *testing.T) {
+		env := mountings[0].newEnv(t)
+		b := env.NewBrowser()
+		b.Login("alice")
+		resp := sendRaw(t, env, b, http.MethodPost, "/transfer?note=caf%C3%A9", http.Header{"Content-Type": {stepuptest.Form}}, "amount=5000&to=bob")
+		assert.True(t, challenged(env, resp), "status %d %q", resp.StatusCode, resp.Body)
+		assert.Len(t, env.Emulator.Tracked(), 1)
+	})
+}

@@ -263,8 +263,7 @@ func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]b
 		Methods: rl.methods, Created: now, Expires: now.Add(g.cfg.ParkTTL),
 	}
 	if !safePath(rec.Path) || !safeQuery(rec.Query) {
-		return nil, refusal(http.StatusBadRequest, "bad_request",
-			"This address cannot be verified and resumed.", ErrBadRequest)
+		return nil, errUnresumable()
 	}
 	if g.cfg.IsAPI(r) {
 		rec.Kind = KindAPI
@@ -274,7 +273,12 @@ func (g *Guard) park(r *http.Request, rl *rule, user, parkID string, shown [][]b
 		rec.Body = body
 		rec.Header = g.keepHeaders(r.Header, rl)
 	}
-	if err := g.cfg.Store.Put(r.Context(), rec); err != nil {
+	step := &Step{Name: StepPark, Action: rl.Action}
+	ctx, end := g.startStep(r.Context(), step)
+	rec.Trace = step.Trace
+	err = g.cfg.Store.Put(ctx, rec)
+	end(err)
+	if err != nil {
 		return nil, errBusy(err)
 	}
 	return rec, nil
@@ -389,4 +393,11 @@ func (g *Guard) writeAPIChallenge(w http.ResponseWriter, action, challengeURL st
 		body["display"] = d
 	}
 	writeJSON(w, http.StatusUnauthorized, body)
+}
+
+// errUnresumable refuses a request whose target a Location header could not
+// carry back (a raw query with bytes outside printable ASCII, say): it
+// could not be parked and resumed.
+func errUnresumable() *Error {
+	return refusal(http.StatusBadRequest, "bad_request", "This address cannot be verified and resumed.", ErrBadRequest)
 }

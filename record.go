@@ -68,6 +68,9 @@ type Record struct {
 	// Methods are the verification methods a challenge (KindPark, KindAPI)
 	// accepts: its policy's Methods when it was opened; none accepts any.
 	Methods MethodSet `json:"methods,omitempty"`
+	// Trace is what Config.OnStep kept with a parked request (KindPark,
+	// KindAPI) to link its replay to it (Step.Trace).
+	Trace string `json:"trace,omitempty"`
 	// Session is the session a review park (KindReview) is bound to: the
 	// application's (Config.SessionID) or the guard's own session id. Only
 	// a visit from that session, of that user, runs it.
@@ -137,6 +140,8 @@ func (r *Record) check() error {
 		return fmt.Errorf("stepup: record %s: no expiry", r.ID)
 	case len(r.Judged) != 0 && len(r.Judged) != sha256.Size:
 		return fmt.Errorf("stepup: record %s: bad judged digest", r.ID)
+	case !validTrace(r.Trace):
+		return fmt.Errorf("stepup: record %s: bad trace", r.ID)
 	case len(r.Shown) > maxShown:
 		return fmt.Errorf("stepup: record %s: too many shown tokens", r.ID)
 	case r.VerificationMethod != "" && !knownMethod(r.VerificationMethod):

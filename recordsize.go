@@ -43,7 +43,7 @@ func recordSize(strs, bytes int, header bool, keys, values int) int {
 // included, and how many header keys and values it has.
 func (r *Record) stringBytes() (n, keys, values int) {
 	n = len(r.ID) + len(r.UserID) + len(r.Action) + len(r.Method) + len(r.Path) + len(r.Query) + len(r.Park) +
-		len(r.VerificationMethod) + len(r.Session)
+		len(r.VerificationMethod) + len(r.Trace) + len(r.Session)
 	for k, vs := range r.Header {
 		n += len(k)
 		values += len(vs)
@@ -64,7 +64,7 @@ func (r *Record) own() Record {
 	n, _, values := r.stringBytes()
 	var b strings.Builder
 	b.Grow(n)
-	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.VerificationMethod, r.Session} {
+	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.VerificationMethod, r.Trace, r.Session} {
 		b.WriteString(s)
 	}
 
@@ -85,7 +85,7 @@ func (r *Record) own() Record {
 	}
 	c.ID, c.UserID, c.Action, c.Method, c.Path, c.Query, c.Park =
 		take(r.ID), take(r.UserID), take(r.Action), take(r.Method), take(r.Path), take(r.Query), take(r.Park)
-	c.VerificationMethod, c.Session = take(r.VerificationMethod), take(r.Session)
+	c.VerificationMethod, c.Trace, c.Session = take(r.VerificationMethod), take(r.Trace), take(r.Session)
 	if r.Header != nil {
 		c.Header = make(http.Header, len(keys))
 		all := make([]string, values)
@@ -213,7 +213,8 @@ func (r *Record) successors(outcomeBody int) reserve {
 	park := len(r.ID)                                  // each successor names its challenge
 	set(KindUsed, recordSize(usedID+park, 0, false, 0, 0))
 	if r.Remember > 0 {
-		set(KindGrant, recordSize(newID+len(r.UserID)+len(r.Action)+park+maxMethodLen, 0, false, 0, 0)) // and the method it was earned with
+		// a grant's slot id, and the method it was earned with
+		set(KindGrant, recordSize(grantIDLen+len(r.UserID)+len(r.Action)+park+maxMethodLen, 0, false, 0, 0))
 	}
 	if r.Kind != KindPark && r.Kind != KindReview {
 		return rs

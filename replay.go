@@ -74,12 +74,15 @@ func (g *Guard) replay(w http.ResponseWriter, r *http.Request, root http.Handler
 	m, cw := &run.mark, &run.cw
 	*cw = captureWriter{ResponseWriter: w, limit: int(g.cfg.MaxBodyBytes), mark: m}
 	before := w.Header().Clone()
-	root.ServeHTTP(cw, g.replayRequest(r, run))
+	ctx, end := g.startStep(r.Context(), &Step{Name: StepReplay, Action: rec.Action, Trace: rec.Trace})
+	root.ServeHTTP(cw, g.replayRequest(r.WithContext(ctx), run))
 	switch {
 	case m.spent.Load():
+		end(nil)
 		g.keepOutcome(r.Context(), rec, cw)
 		return nil
 	case m.used.Load():
+		end(ErrAlreadyUsed)
 		return nil // the guard at the route refused (another callback won); its answer is written
 	}
 	h := w.Header()
@@ -87,7 +90,9 @@ func (g *Guard) replay(w http.ResponseWriter, r *http.Request, root http.Handler
 	for k, vs := range before {
 		h[k] = vs
 	}
-	return errReplayNotReached(cw.held)
+	e := errReplayNotReached(cw.held)
+	end(e)
+	return e
 }
 
 // spendReplay spends a replay's token and park when it reaches its route,

@@ -49,9 +49,11 @@ func (e *recordRefused) Unwrap() error        { return e.reason }
 func (e *recordRefused) Is(target error) bool { return target == ErrNotFound }
 
 // recordSealer seals records with the first of its AEADs and opens them
-// with any. It is safe for concurrent use.
+// with any. It is safe for concurrent use. owners are the keys, one per
+// secret and in the same order, that name a user's grant slots (grants.go).
 type recordSealer struct {
-	aeads []cipher.AEAD
+	aeads  []cipher.AEAD
+	owners [][]byte
 }
 
 // processSealer is the sealer of the guards of this process that have no
@@ -60,8 +62,7 @@ type recordSealer struct {
 var processSealer = sync.OnceValues(func() (*recordSealer, error) {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	aeads, err := deriveAEADs([][]byte{secret}, "record key", recordKeyInfo)
-	return &recordSealer{aeads: aeads}, err
+	return newSealerFrom([][]byte{secret}, "record key")
 })
 
 // newRecordSealer picks the record keys for cfg: RecordKeys; else keys
@@ -71,17 +72,26 @@ var processSealer = sync.OnceValues(func() (*recordSealer, error) {
 func newRecordSealer(cfg *Config) (*recordSealer, error) {
 	switch {
 	case len(cfg.RecordKeys) > 0:
-		aeads, err := deriveAEADs(cfg.RecordKeys, "Config.RecordKeys", recordKeyInfo)
-		return &recordSealer{aeads: aeads}, err
+		return newSealerFrom(cfg.RecordKeys, "Config.RecordKeys")
 	case len(cfg.CookieKeys) > 0:
-		aeads, err := deriveAEADs(cfg.CookieKeys, "Config.CookieKeys", recordKeyInfo)
-		return &recordSealer{aeads: aeads}, err
+		return newSealerFrom(cfg.CookieKeys, "Config.CookieKeys")
 	}
 	if _, ok := cfg.Store.(*MemoryStore); ok {
 		return processSealer()
 	}
 	return nil, fmt.Errorf("stepup: Config.RecordKeys (or Config.CookieKeys) is required with a %T Store: "+
 		"the guard seals the records it keeps there, and every instance sharing the Store must open them", cfg.Store)
+}
+
+// newSealerFrom derives a sealer's keys from secrets (field names them in
+// errors).
+func newSealerFrom(secrets [][]byte, field string) (*recordSealer, error) {
+	aeads, err := deriveAEADs(secrets, field, recordKeyInfo)
+	if err != nil {
+		return nil, err
+	}
+	owners, err := deriveOwnerKeys(secrets)
+	return &recordSealer{aeads: aeads, owners: owners}, err
 }
 
 // additionalData appends to dst what binds a sealed record to its clear
@@ -181,8 +191,9 @@ func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 	succ.ID, succ.Park = pad[:usedIDLen], r.ID
 	set(KindUsed, 0)
 	if r.Remember > 0 {
-		succ.ID, succ.UserID, succ.Action, succ.Park = pad[:22], r.UserID, r.Action, r.ID
-		succ.VerificationMethod = longestMethod // the method it was earned with, at its longest
+		// A grant's slot id, and the method it was earned with, at its longest.
+		succ.ID, succ.UserID, succ.Action, succ.Park = pad[:grantIDLen], r.UserID, r.Action, r.ID
+		succ.VerificationMethod = longestMethod
 		set(KindGrant, 0)
 	}
 	if r.Kind != KindPark && r.Kind != KindReview {

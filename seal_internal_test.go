@@ -51,8 +51,8 @@ func TestSealedGetParkReservesExactlyWhatItLeaves(t *testing.T) {
 
 		successors := []*Record{
 			{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp},
-			{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action, Park: park.ID, Created: now, Expires: exp,
-				VerificationMethod: longestMethod}, // the grant at its longest
+			{ID: grantID(grantOwner(make([]byte, 32), park.UserID), 0), Kind: KindGrant, UserID: park.UserID, Action: park.Action,
+				Park: park.ID, Created: now, Expires: exp, VerificationMethod: longestMethod}, // the grant in its slot, at its longest
 			{ID: newID(), Kind: KindPass, UserID: park.UserID, Action: park.Action, Method: http.MethodGet, Path: park.Path,
 				Query: park.Query, Judged: park.Judged, Park: park.ID, Created: now, Expires: exp},
 			{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: http.StatusSeeOther,
@@ -89,8 +89,8 @@ func TestSealedPostParkReservesExactlyForItsAnswer(t *testing.T) {
 
 		written := newSealedStore(NewMemoryStore(), sealer, nil)
 		require.NoError(t, written.Put(ctx, &Record{ID: usedID("a token"), Kind: KindUsed, Park: park.ID, Created: now, Expires: exp}))
-		require.NoError(t, written.Put(ctx, &Record{ID: newID(), Kind: KindGrant, UserID: park.UserID, Action: park.Action,
-			Park: park.ID, Created: now, Expires: exp, VerificationMethod: longestMethod}))
+		require.NoError(t, written.Put(ctx, &Record{ID: grantID(grantOwner(make([]byte, 32), park.UserID), 0), Kind: KindGrant,
+			UserID: park.UserID, Action: park.Action, Park: park.ID, Created: now, Expires: exp, VerificationMethod: longestMethod}))
 		require.NoError(t, written.Put(ctx, &Record{ID: outcomeID(park.ID), Kind: KindOutcome, Park: park.ID, Status: 599,
 			Header: http.Header{"Content-Type": {value}, "Location": {value}}, Body: make([]byte, body), Created: now, Expires: exp}))
 		held := written.mem.Usage()
@@ -252,6 +252,7 @@ func TestSealKeepsEveryField(t *testing.T) {
 		in.Method, in.Path, in.Query = http.MethodPost, "/transfer/"+newID(), "a=1&b="+newID()
 		in.Shown = [][]byte{make([]byte, 32), []byte(strings.Repeat("s", 32))}
 		in.Judged = []byte(strings.Repeat("j", 32))
+		in.Trace = "00-" + newID() + "-" + newID() + "-01" // printable, as a park's trace must be
 		in.Created, in.Expires = time.Unix(rng.Int63n(1<<40), rng.Int63n(1e9)), time.Unix(rng.Int63n(1<<40)+1, rng.Int63n(1e9))
 		in.Consumed = round%2 == 0
 		in.VerificationMethod = knownVerificationMethods[rng.Intn(len(knownVerificationMethods))]

@@ -294,7 +294,7 @@ func (st *sessionState) removePass(id string) {
 // It must run before the response is written.
 func (g *Guard) saveSession(w http.ResponseWriter, r *http.Request, st *sessionState) error {
 	for _, id := range st.stale {
-		_ = g.cfg.Store.Delete(r.Context(), id) // best effort: records expire anyway
+		g.endRecord(r.Context(), id)
 	}
 	st.stale = nil
 	if !st.dirty {
@@ -341,10 +341,11 @@ func (g *Guard) writeSession(w http.ResponseWriter, r *http.Request, st *session
 	return st.sess.Save(r, w)
 }
 
-// Forget ends every step-up state of the current browser: pending parks,
-// Remember grants and passes are deleted from the Store and the session is
-// cleared, but for the mark that the browser is established for its user
-// (it grants nothing; see Config.MaxChallengesPerUser). Call it at logout.
+// Forget ends every step-up state of the current browser: pending parks
+// and passes are deleted from the Store, its Remember grants ended (see
+// Revoke for the user's other browsers), and the session is cleared, but
+// for the mark that the browser is established for its user (it grants
+// nothing; see Config.MaxChallengesPerUser). Call it at logout.
 func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 	st := &sessionState{}
 	var raw []byte
@@ -361,7 +362,7 @@ func (g *Guard) Forget(w http.ResponseWriter, r *http.Request) error {
 	}
 	if ok && decodeSession(raw, &st.data) == nil {
 		for _, id := range st.allIDs() {
-			_ = g.cfg.Store.Delete(r.Context(), id)
+			g.endRecord(r.Context(), id)
 		}
 		// The browser stays established for its user: a mark that grants
 		// nothing, kept so that the user's next challenges, and sign-ins,

@@ -15,8 +15,10 @@ import (
 //
 // The contract:
 //   - Put inserts a new record. It returns ErrExists when a live record has
-//     the same ID and ErrStoreFull when a bounded store cannot take it; it
-//     never overwrites.
+//     the same ID, consumed or not, and ErrStoreFull when a bounded store
+//     cannot take it; it never overwrites. (The guard keeps a user's
+//     Remember grants under a few ids it takes with Put and ends with
+//     Consume: an id is free again only once its record expired.)
 //   - A bounded store keeps a reserve: it refuses a new challenge (KindPark,
 //     KindAPI) with ErrStoreFull before it is completely full, and lets the
 //     records that follow a passed challenge (KindUsed, KindOutcome,

@@ -643,8 +643,9 @@ func TestMemoryStoreReservesExactlyWhatAGetParkLeaves(t *testing.T) {
 		}
 		successors := []*stepup.Record{
 			{ID: strings.Repeat("u", 45), Kind: stepup.KindUsed, Park: park.ID, Created: now, Expires: exp},
-			{ID: strings.Repeat("g", 22), Kind: stepup.KindGrant, UserID: park.UserID, Action: park.Action, Park: park.ID,
-				Created: now, Expires: exp, VerificationMethod: stepup.MethodPalmBiometricsRR}, // the longest method
+			// a grant's slot id ("g." + 20 + ".00") and the longest method
+			{ID: strings.Repeat("g", 25), Kind: stepup.KindGrant, UserID: park.UserID, Action: park.Action, Park: park.ID,
+				Created: now, Expires: exp, VerificationMethod: stepup.MethodPalmBiometricsRR},
 			{ID: strings.Repeat("s", 22), Kind: stepup.KindPass, UserID: park.UserID, Action: park.Action,
 				Method: http.MethodGet, Path: park.Path, Query: park.Query, Park: park.ID, Created: now, Expires: exp},
 			{ID: strings.Repeat("o", 24), Kind: stepup.KindOutcome, Park: park.ID, Status: http.StatusSeeOther,

@@ -27,7 +27,8 @@ func (g *Guard) track(r *http.Request, rl *rule, user, parkID string, custom map
 	if g.cfg.DeviceID != nil {
 		req.DeviceID = g.cfg.DeviceID(r)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
+	sctx, end := g.startStep(r.Context(), &Step{Name: StepTrack, Action: rl.Action})
+	ctx, cancel := context.WithTimeout(sctx, g.cfg.ProviderTimeout)
 	resp, err := g.cfg.Provider.Track(ctx, user, rl.Action, req)
 	cancel()
 	if err == nil && resp == nil {
@@ -39,6 +40,7 @@ func (g *Guard) track(r *http.Request, rl *rule, user, parkID string, custom map
 	if err == nil && !resp.State.Known() {
 		err = fmt.Errorf("unknown state %q", resp.State)
 	}
+	end(err)
 	return resp, err
 }
 

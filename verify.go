@@ -53,29 +53,17 @@ func (g *Guard) usePassOrGrant(r *http.Request, st *sessionState, rl *rule, user
 			if gr.Action != rl.Action {
 				continue
 			}
+			if !isGrantSlot(gr.ID) {
+				continue
+			}
 			rec, err := g.cfg.Store.Get(ctx, gr.ID)
-			if err == nil && rec.Kind == KindGrant && rec.UserID == user && rec.Action == rl.Action && now.Before(rec.Expires) &&
-				rl.methods.accepts(rec.VerificationMethod) {
+			if err == nil && liveGrant(rec, user, rl.Action, gr.Expires, now) && rl.methods.accepts(rec.VerificationMethod) {
 				// Per user and action, whatever the request: see SECURITY.md.
 				return HowRemembered, nil
 			}
 		}
 	}
 	return "", nil
-}
-
-// grant gives a Remember grant for rec's action, with a fixed expiry.
-func (g *Guard) grant(ctx context.Context, st *sessionState, rec *Record) {
-	if rec.Remember <= 0 {
-		return // the policy does not remember
-	}
-	now := g.now()
-	id := newID()
-	gr := &Record{ID: id, Kind: KindGrant, UserID: rec.UserID, Action: rec.Action, Created: now, Expires: now.Add(rec.Remember),
-		Park: rec.ID, VerificationMethod: rec.VerificationMethod}
-	if g.cfg.Store.Put(ctx, gr) == nil {
-		st.addGrant(id, rec.Action, gr.Expires)
-	}
 }
 
 // redeemToken accepts an API retry that carries the token of a completed
@@ -143,9 +131,11 @@ func (g *Guard) validate(r *http.Request, user, action, token string, pre prefet
 	if used {
 		return nil, errUsed()
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ProviderTimeout)
+	sctx, end := g.startStep(r.Context(), &Step{Name: StepValidate, Action: action})
+	ctx, cancel := context.WithTimeout(sctx, g.cfg.ProviderTimeout)
 	vr, err := g.cfg.Provider.Validate(ctx, authsignal.ValidateRequest{Token: token, UserID: user, Action: action})
 	cancel()
+	end(err)
 	if err != nil {
 		if e := g.misconfiguredProvider(err); e != nil {
 			return nil, e

@@ -28,10 +28,11 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 			ID: id, Kind: stepup.KindPark, UserID: "alice", Action: "transfer", Method: http.MethodPost,
 			Path: "/transfer", Query: "a=1", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 			Body: []byte("amount=5000"), BodyHash: []byte("fedcba9876543210fedcba9876543210"),
-			Judged:  []byte("judged9876543210judged9876543210"),
-			Shown:   [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
-			Sealed:  []byte("\x01 what the guard sealed: the store keeps it as it keeps Body"),
-			Created: clock.Now(), Expires: clock.Now().Add(time.Minute),
+			Judged:             []byte("judged9876543210judged9876543210"),
+			Shown:              [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
+			Sealed:             []byte("\x01 what the guard sealed: the store keeps it as it keeps Body"),
+			VerificationMethod: "PASSKEY",
+			Created:            clock.Now(), Expires: clock.Now().Add(time.Minute),
 		}
 	}
 
@@ -51,6 +52,7 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		assert.Equal(t, "amount=5000", string(got.Body))
 		assert.Equal(t, "application/x-www-form-urlencoded", got.Header.Get("Content-Type"))
 		assert.Equal(t, "/transfer", got.Path)
+		assert.Equal(t, "PASSKEY", got.VerificationMethod)
 		assert.Equal(t, [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, got.Shown)
 		assert.Equal(t, "fedcba9876543210fedcba9876543210", string(got.BodyHash))
 		assert.Equal(t, "judged9876543210judged9876543210", string(got.Judged), "the judged digest round-trips")
@@ -98,6 +100,30 @@ func RunStore(t *testing.T, newStore func(now func() time.Time) stepup.Store) {
 		after, err := s.Get(ctx, "a")
 		require.NoError(t, err)
 		assert.True(t, after.Consumed, "a consumed record stays readable until it expires")
+	})
+	// A user's Remember grants live in a few slot ids that the guard takes
+	// with Put and ends with Consume: a consumed record must keep its id
+	// until it expires, so that a slot is never reused while a browser may
+	// still name the grant that was in it.
+	t.Run("a consumed record keeps its id until it expires", func(t *testing.T) {
+		clock := NewClock()
+		s := newStore(clock.Now)
+		require.NoError(t, s.Put(ctx, rec(clock, "a")))
+		_, err := s.Consume(ctx, "a")
+		require.NoError(t, err)
+		assert.ErrorIs(t, s.Put(ctx, rec(clock, "a")), stepup.ErrExists)
+		clock.Advance(time.Minute - time.Millisecond)
+		assert.ErrorIs(t, s.Put(ctx, rec(clock, "a")), stepup.ErrExists, "a millisecond before its expiry")
+		got, err := s.Get(ctx, "a")
+		require.NoError(t, err)
+		assert.True(t, got.Consumed)
+		clock.Advance(time.Millisecond)
+		fresh := rec(clock, "a")
+		require.NoError(t, s.Put(ctx, fresh), "free once expired")
+		got, err = s.Get(ctx, "a")
+		require.NoError(t, err)
+		assert.False(t, got.Consumed, "the new record, pending")
+		assert.True(t, got.Expires.Equal(fresh.Expires))
 	})
 	t.Run("expiry is exact", func(t *testing.T) {
 		clock := NewClock()
@@ -441,6 +467,28 @@ func RunShared(t *testing.T, a Adapter, newStore func(now func() time.Time) step
 		require.Len(t, runs, 2)
 		assert.Equal(t, "pass", runs[0].How)
 		assert.Equal(t, "remembered", runs[1].How)
+	})
+	t.Run("grants earned on one instance are listed and revoked on the other", func(t *testing.T) {
+		env, other := twoInstances(t, nil)
+		ctx := context.Background()
+		b := env.NewBrowser()
+		b.Login("alice")
+		cb := b.Complete(b.Challenge(b.Get("/admin")))
+		resumed := b.Get(onInstance(cb, other)) // the other instance's guard writes the grant
+		require.Equal(t, http.StatusSeeOther, resumed.StatusCode, resumed.Body)
+		require.Equal(t, http.StatusOK, b.Get(other.URL+resumed.Header.Get("Location")).StatusCode, "the pass")
+		require.Equal(t, http.StatusOK, b.Get(other.URL+"/admin").StatusCode, "remembered on the instance that granted it")
+
+		grants, err := env.Guard.Grants(ctx, "alice") // the first instance's guard
+		require.NoError(t, err)
+		require.Len(t, grants, 1)
+		assert.Equal(t, "admin", grants[0].Action)
+		require.NoError(t, env.Guard.Revoke(ctx, "alice"))
+		b.Challenge(b.Get(other.URL + "/admin")) // revoked on the instance that granted it
+		b.Challenge(b.Get("/admin"))             // and on this one
+		grants, err = env.Guard.Grants(ctx, "alice")
+		require.NoError(t, err)
+		assert.Empty(t, grants)
 	})
 	t.Run("a challenge passed on either instance gives its slot back on both", func(t *testing.T) {
 		if _, ok := newStore(NewClock().Now).(stepup.Counter); !ok {

@@ -26,6 +26,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("decisions", func(t *testing.T) { runDecisions(t, a) })
 	t.Run("refusals", func(t *testing.T) { runRefusals(t, a) })
 	t.Run("remember", func(t *testing.T) { runRemember(t, a) })
+	t.Run("grants a user can see and revoke", func(t *testing.T) { runGrants(t, a) })
 	t.Run("api", func(t *testing.T) { runAPI(t, a) })
 	t.Run("limits", func(t *testing.T) { runLimits(t, a) })
 	t.Run("lock-out and shared capacity", func(t *testing.T) { runLockout(t, a) })

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,6 +98,7 @@ type App struct {
 	sessions *sessions.CookieStore
 	pages    *pages
 	events   *eventLog
+	metrics  *metrics // the guard's telemetry, served at /metrics
 	origins  []string // where the guard may send a browser for a challenge
 
 	emu    *emulator.Emulator
@@ -153,8 +155,11 @@ func NewApp(cfg AppConfig) (*App, error) {
 	}
 	a.sessions.MaxAge(a.sessions.Options.MaxAge)
 
+	if a.metrics, err = newMetrics(); err != nil {
+		return nil, err
+	}
 	a.client = provider
-	a.guard, err = stepup.New(stepup.Config{
+	gcfg := stepup.Config{
 		Provider: provider,
 		// The guard seals its own cookie (no gorilla Store): its key is
 		// derived from the same secret, for a purpose of its own. The
@@ -181,8 +186,9 @@ func NewApp(cfg AppConfig) (*App, error) {
 		OnEvent:          a.events.add,
 		Logger:           cfg.Logger,
 		Now:              cfg.Now,
-	})
-	if err != nil {
+	}
+	a.metrics.tel.Instrument(&gcfg) // metrics beside the decisions list
+	if a.guard, err = stepup.New(gcfg); err != nil {
 		return nil, err
 	}
 	if err := a.routes(); err != nil {
@@ -206,12 +212,17 @@ func (a *App) Guard() *stepup.Guard { return a.guard }
 
 // Close stops the embedded emulator. It is safe to call more than once.
 func (a *App) Close() error {
-	if a.emuSrv == nil {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := a.emuSrv.Shutdown(ctx)
+	var err error
+	if a.metrics != nil {
+		err = a.metrics.shutdown(ctx)
+		a.metrics = nil
+	}
+	if a.emuSrv == nil {
+		return err
+	}
+	err = errors.Join(err, a.emuSrv.Shutdown(ctx))
 	a.emuSrv = nil
 	return err
 }
@@ -272,6 +283,12 @@ func (a *App) provider() (*authsignal.Client, error) {
 		return nil, fmt.Errorf("bank: emulator: %w", err)
 	}
 	a.emuURL = "http://" + ln.Addr().String()
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		// Browsers refuse passkeys on an IP address (the relying party is
+		// a host name): the page is reached as localhost, which is a
+		// secure context on plain http. The bank's own origin stays apart.
+		a.emuURL = "http://localhost:" + strconv.Itoa(tcp.Port)
+	}
 	secret := randomHex(32) // a fresh API key per run
 	var users []emulator.User
 	for _, u := range demoUsers {
@@ -359,11 +376,13 @@ func (a *App) routes() error {
 	e.GET("/transfers/:id", a.transferResult, a.requireLogin)
 	e.GET("/settings", a.settings, a.requireLogin)
 	e.POST("/settings/email", a.changeEmail, a.requireLogin)
+	e.POST("/settings/remembered/revoke", a.revokeGrants, a.requireLogin)
 	e.GET("/admin", a.admin, a.requireLogin)
 	e.POST("/admin/reviews", a.settleReview, a.requireLogin)
 	e.GET("/api/account", a.apiAccount, a.requireLogin)
 	e.POST("/api/transfer", a.apiTransfer, a.requireLogin)
 	e.GET(callbackPath, stepupecho.Callback(a.guard, e))
+	e.GET("/metrics", echo.WrapHandler(a.metrics.handler))
 
 	// A policy that names no route would leave that route open.
 	return stepupecho.CheckRoutes(a.guard, e)

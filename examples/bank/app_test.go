@@ -429,6 +429,40 @@ func TestAdminAreaRemembersTheStepUpForFiveMinutes(t *testing.T) {
 	})
 }
 
+// The settings page lists the user's remembered verifications, from every
+// browser, and revoking one ends it in all of them.
+func TestSettingsRevokeRememberedVerifications(t *testing.T) {
+	tb := startBank(t)
+	laptop, phone := tb.newUser().login("alice"), tb.newUser().login("alice")
+	for _, b := range []*user{laptop, phone} {
+		b.get(tb.complete(tb.challenged(b.get("/admin"))))
+		require.Equal(t, http.StatusOK, b.get("/admin").Status, "remembered")
+	}
+	page := laptop.get("/settings")
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	assert.Equal(t, 2, strings.Count(page.Body, `<tr class="grant"><td>adminAccess</td><td>EMAIL_OTP</td>`), page.Body)
+	assert.Contains(t, tb.newUser().login("bob").get("/settings").Body, `id="no-grants"`, "bob's page lists none")
+
+	resp := laptop.post("/settings/remembered/revoke", url.Values{"action": {"adminAccess"}})
+	require.Equal(t, http.StatusSeeOther, resp.Status, resp.Body)
+	require.Equal(t, "/settings?changed=revoked", resp.Location)
+	for _, b := range []*user{laptop, phone} {
+		tb.challenged(b.get("/admin"))
+	}
+	page = laptop.get("/settings?changed=revoked")
+	assert.Contains(t, page.Body, `id="no-grants"`)
+	assert.Contains(t, page.Body, "Done: the next time, you verify again.")
+
+	t.Run("revoke all, and only with the page's CSRF token", func(t *testing.T) {
+		phone.get(tb.complete(tb.challenged(phone.get("/admin"))))
+		forged := phone.do(http.MethodPost, "/settings/remembered/revoke", "application/x-www-form-urlencoded", "", nil)
+		assert.Equal(t, http.StatusBadRequest, forged.Status, "no CSRF token (echo: 400): nothing revoked")
+		require.Equal(t, http.StatusOK, phone.get("/admin").Status)
+		require.Equal(t, http.StatusSeeOther, phone.post("/settings/remembered/revoke", url.Values{}).Status)
+		tb.challenged(phone.get("/admin"))
+	})
+}
+
 // A customer is refused the admin area before any step-up: a challenge
 // cannot make them staff, so none is tracked, parked or shown.
 func TestAdminAreaIsForStaffOnly(t *testing.T) {

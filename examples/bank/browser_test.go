@@ -24,11 +24,11 @@ import (
 // Go API, and the assertions read what the pages show.
 func TestBrowser(t *testing.T) {
 	browser := browsertest.Chromium(t)
-	// The bank on localhost, its emulator on 127.0.0.1: two sites, as the
-	// bank and Authsignal are in production.
-	tb := startBank(t, func(c *AppConfig) {
-		c.PublicURL = strings.Replace(c.PublicURL, "http://127.0.0.1:", "http://localhost:", 1)
-	})
+	// The bank on 127.0.0.1, its emulator on localhost (where browsers
+	// allow passkeys): two sites, as the bank and Authsignal are in
+	// production.
+	tb := startBank(t)
+	require.True(t, strings.HasPrefix(tb.app.EmulatorURL(), "http://localhost:"), tb.app.EmulatorURL())
 	tb.url = tb.app.cfg.PublicURL
 	emu := tb.app.Emulator()
 	shots := screenshotDir(t)
@@ -204,7 +204,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("the API flow: 401, the SDK's popup, retry with the token", func(t *testing.T) {
 		before := balance(t)
 		// The SDK's popup mode: an iframe of the emulator's page, another
-		// site than the bank's (localhost against 127.0.0.1).
+		// site than the bank's (127.0.0.1 against localhost).
 		frame := browsertest.NewChallenge(t, browser, tb.app.EmulatorURL(), "iframe")
 		apiSend(t, "3000")
 		filled := frame.Wait(t, `(function (el) { return el ? el.value : ''; })(document.querySelector('#code'))`)

@@ -30,6 +30,7 @@ type pageData struct {
 	Accounts []Account
 	Events   []decision
 	Reviews  []pendingReview
+	Grants   []stepup.Grant // the user's remembered verifications (settings)
 }
 
 func (a *App) page(c echo.Context, title string) pageData {
@@ -215,10 +216,33 @@ func apiError(c echo.Context, status int, code, msg string) error {
 func (a *App) settings(c echo.Context) error {
 	d := a.page(c, "Settings")
 	d.Account, _ = a.bank.account(d.User)
-	if c.QueryParam("changed") == "email" {
+	switch c.QueryParam("changed") {
+	case "email":
 		d.Notice = "Your email address is now " + d.Account.Email + "."
+	case "revoked":
+		d.Notice = "Done: the next time, you verify again."
 	}
+	grants, err := a.guard.Grants(c.Request().Context(), d.User)
+	if err != nil {
+		d.Error = "Your remembered verifications cannot be shown right now; try again in a moment."
+		return a.render(c, http.StatusServiceUnavailable, "settings.html", d)
+	}
+	d.Grants = grants
 	return a.render(c, http.StatusOK, "settings.html", d)
+}
+
+// revokeGrants ends the user's remembered verifications, in every browser:
+// the one action the form names, or all of them.
+func (a *App) revokeGrants(c echo.Context) error {
+	r := c.Request()
+	var actions []string
+	if action := r.PostFormValue("action"); action != "" {
+		actions = []string{action}
+	}
+	if err := a.guard.Revoke(r.Context(), userFrom(r.Context()), actions...); err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "Nothing may have been revoked; try again in a moment.").SetInternal(err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/settings?changed=revoked")
 }
 
 // changeEmail always needs a step-up (policy changeEmail, rule default

@@ -43,7 +43,7 @@ func TestRunServesUntilSignalled(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	}, 10*time.Second, 20*time.Millisecond)
 	assert.Contains(t, stdout.String(), "alice / alice-password")
-	assert.Contains(t, stdout.String(), "embedded Authsignal emulator at http://127.0.0.1:")
+	assert.Contains(t, stdout.String(), "embedded Authsignal emulator at http://localhost:")
 
 	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
 	select {

@@ -143,7 +143,9 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 		Shown: [][]byte{[]byte("fedcba9876543210fedcba9876543210")}, Status: http.StatusCreated,
 		Judged:  []byte("judged0123456789judged0123456789"),
 		Sealed:  []byte("\x01 sealed by the guard, kept as it is"),
-		Created: now, Expires: now.Add(time.Minute), Consumed: true, Park: "the-park"}
+		Created: now, Expires: now.Add(time.Minute), Consumed: true, Park: "the-park",
+		VerificationMethod: stepup.MethodPalmBiometricsRR, Methods: 1,
+		Trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
 	fields := reflect.ValueOf(*in)
 	for i := range fields.NumField() {
 		require.False(t, fields.Field(i).IsZero(), "set Record.%s here too", fields.Type().Field(i).Name)
