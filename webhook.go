@@ -31,7 +31,9 @@ const webhookMaxBytes = 64 << 10
 // harmless: a decision is written once and never changed, a rejection
 // ends the park whenever it arrives unless the request already ran, and a
 // delivery for a park that ran, ended, expired or is unknown changes
-// nothing. Other types are acknowledged and ignored. What the guard reads
+// nothing. A delivery of type "authenticator.deleted" ends the user's
+// Remember grants everywhere (Guard.Revoke). Other types are acknowledged
+// and ignored. What the guard reads
 // of a delivery is in docs/review.md.
 //
 // It answers 200 once the delivery is handled (or ignored), 400 for a
@@ -115,6 +117,16 @@ func (g *Guard) serveWebhook(r *http.Request, ev *Event) *Error {
 	if err != nil {
 		return refusal(http.StatusBadRequest, "bad_request", "This delivery could not be read.",
 			fmt.Errorf("%w: %w", ErrBadRequest, err))
+	}
+	if we.Type == "authenticator.deleted" {
+		// A factor of the user is gone (lost, reset): what it proved must
+		// not go on opening remembered actions anywhere.
+		ev.UserID = we.Data.UserID
+		if err := g.Revoke(r.Context(), we.Data.UserID); err != nil {
+			return errBusy(err) // Authsignal delivers it again
+		}
+		g.emit(r.Context(), *ev, EventRefuse, "webhook: authenticator deleted: grants revoked")
+		return nil
 	}
 	if we.Type != "action.updated" {
 		return nil // acknowledged; nothing the guard acts on

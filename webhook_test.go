@@ -360,3 +360,21 @@ func TestWebhookApprovedReviewRunsOnceUnderConcurrentVisits(t *testing.T) {
 	assert.ElementsMatch(t, []int{http.StatusOK, http.StatusConflict}, got, "one run, one 409: never an error")
 	assert.Len(t, env.Ledger.Runs("review"), 1, "exactly one execution")
 }
+
+func TestWebhookAuthenticatorDeletedRevokesGrants(t *testing.T) {
+	env := newReviewEnv(t, nil)
+	b := env.NewBrowser()
+	b.Login("alice")
+	require.Equal(t, http.StatusSeeOther, b.Get(b.Complete(b.Challenge(b.Get("/admin")))).StatusCode)
+	require.Equal(t, http.StatusOK, b.Get("/admin").StatusCode, "remembered")
+
+	other := []byte(`{"type":"authenticator.deleted","data":{"userId":"bob","verificationMethod":"EMAIL_OTP"}}`)
+	require.Equal(t, http.StatusOK, deliverSigned(t, env, other))
+	require.Equal(t, http.StatusOK, b.Get("/admin").StatusCode, "another user's authenticator: alice's grant stands")
+
+	deleted := []byte(`{"type":"authenticator.deleted","data":{"userId":"alice","verificationMethod":"EMAIL_OTP"}}`)
+	assert.Equal(t, http.StatusUnauthorized, deliver(t, env, deleted, sign("forged", env.Clock.Now(), deleted)))
+	require.Equal(t, http.StatusOK, b.Get("/admin").StatusCode, "a forged delivery revokes nothing")
+	require.Equal(t, http.StatusOK, deliverSigned(t, env, deleted))
+	b.Challenge(b.Get("/admin")) // challenged again
+}
