@@ -101,10 +101,11 @@ type App struct {
 	metrics  *metrics // the guard's telemetry, served at /metrics
 	origins  []string // where the guard may send a browser for a challenge
 
-	emu    *emulator.Emulator
-	emuURL string
-	client *authsignal.Client // the guard's provider: settles reviews (reviews.go)
-	emuSrv *http.Server
+	emu       *emulator.Emulator
+	emuURL    string
+	emuSrv    *http.Server
+	emuSecret string             // the embedded emulator's API key (tests call its API as an operator would)
+	client    *authsignal.Client // the guard's provider: settles reviews (reviews.go)
 }
 
 // NewApp builds the bank. Close releases the emulator it may have started.
@@ -290,18 +291,22 @@ func (a *App) provider() (*authsignal.Client, error) {
 		a.emuURL = "http://localhost:" + strconv.Itoa(tcp.Port)
 	}
 	secret := randomHex(32) // a fresh API key per run
+	a.emuSecret = secret
 	var users []emulator.User
 	for _, u := range demoUsers {
+		if u.Unenrolled {
+			continue // unknown to Authsignal until the bank tracks an action for them
+		}
 		users = append(users, emulator.User{ID: u.ID, Email: u.Email, Methods: []string{emulator.MethodEmailOTP}})
 	}
 	a.emu, err = emulator.NewHandler(emulator.Config{
 		Secret: secret,
 		Rules:  rules,
 		Users:  users,
-		// Development mode, as cmd/authsignal-emulator's default: a user
-		// without an authenticator is enrolled with email OTP on first
-		// sight, and an action the rules do not decide is challenged.
-		AutoEnroll:         true,
+		// An action the rules do not decide is challenged. Users are
+		// enrolled as listed above, not on first sight: a customer with no
+		// second factor is unenrolled, as with Authsignal, and the rules
+		// send them to enrol (rules.yaml, signIn).
 		ChallengeByDefault: true,
 		DevMode:            true, // the page shows the code: nobody has to read an inbox
 		PublicURL:          a.emuURL,

@@ -34,15 +34,22 @@ type seedUser struct {
 	IBAN                string // the account number, grouped by four as printed
 	Balance             int64  // cents
 	Admin               bool   // bank staff: may open the admin area
+	// Unenrolled: the customer has set up no second factor with Authsignal
+	// yet (the embedded emulator does not enrol them); their first sign-in
+	// sends them to Authsignal's page to set one up.
+	Unenrolled bool
 }
 
 // demoUsers: alice is a customer who is also the bank's admin; bob is a
-// customer only.
+// customer only; carol is a customer who has not set up two-step
+// verification yet.
 var demoUsers = []seedUser{
 	{ID: "alice", Password: "alice-password", Email: "alice@bank.example", IBAN: "DE40 1001 0010 0000 0123 45",
 		Balance: 100_000_00, Admin: true},
 	{ID: "bob", Password: "bob-password", Email: "bob@bank.example", IBAN: "DE42 1001 0010 0000 0678 90",
 		Balance: 2_500_00},
+	{ID: "carol", Password: "carol-password", Email: "carol@bank.example", IBAN: "DE93 1001 0010 0000 0246 80",
+		Balance: 1_500_00, Unenrolled: true},
 }
 
 type account struct {

@@ -199,6 +199,7 @@ func printBanner(w io.Writer, publicURL, emulatorURL, store string) {
 	fmt.Fprintf(w, "\nStepup Bank is running.\n\n")
 	fmt.Fprintf(w, "  Open          %s\n", publicURL)
 	fmt.Fprintf(w, "  Log in as     alice / alice-password (customer and admin)   or   bob / bob-password (customer)\n")
+	fmt.Fprintf(w, "                or carol / carol-password (customer without two-step verification: enrols at login)\n")
 	if emulatorURL != "" {
 		fmt.Fprintf(w, "  Step-up by    the embedded Authsignal emulator at %s\n", emulatorURL)
 		fmt.Fprintf(w, "                (dev mode: the one-time code is shown on its page)\n")
