@@ -53,7 +53,14 @@ func (g *Guard) Callback(root http.Handler) http.Handler {
 			return
 		}
 		ev := Event{Method: r.Method, Path: r.URL.Path, Route: "callback"}
-		if e := g.serveCallback(w, r, root, &ev); e != nil {
+		var e *Error
+		if id, ok := reviewQuery(r.URL.RawQuery); ok {
+			ev.Route = "review" // a review's status URL (review.go)
+			e = g.serveReview(w, r, root, id, &ev)
+		} else {
+			e = g.serveCallback(w, r, root, &ev)
+		}
+		if e != nil {
 			g.report(r.Context(), ev, e)
 			g.retryAfter(w, e)
 			g.writeError(w, r, e)

@@ -11,7 +11,9 @@
 //     Policy.Unenrolled decides: 403 by default (UnenrolledDeny), an
 //     enrolment handled as a challenge (UnenrolledEnroll), or the handler
 //     runs, reported (UnenrolledAllow).
-//   - BLOCK: 403; REVIEW_REQUIRED: 403 (Config.ReviewStatus).
+//   - BLOCK: 403; REVIEW_REQUIRED: 403 (Config.ReviewStatus), or, with
+//     Policy.Review, parked until a reviewer decides and then run once from
+//     its status URL under the callback (Guard.Webhook learns decisions).
 //   - CHALLENGE_REQUIRED from a browser: the request (method, path, query,
 //     allow-listed headers and body) is parked in the Store, its id is
 //     remembered in the user's session, and the browser is sent (303) to

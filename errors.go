@@ -18,6 +18,9 @@ var (
 	ErrBlocked = errors.New("stepup: action blocked")
 	// ErrReview: Authsignal answered REVIEW_REQUIRED.
 	ErrReview = errors.New("stepup: action held for review")
+	// ErrReviewRejected: a request held for review (Policy.Review) that a
+	// reviewer rejected, or that expired: it never runs.
+	ErrReviewRejected = errors.New("stepup: review rejected or expired")
 	// ErrUnenrolled: Authsignal answered ALLOW for a user with no second
 	// factor (isEnrolled false), on a route whose policy's Unenrolled is
 	// UnenrolledDeny (the default) or at sign-in.

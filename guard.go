@@ -153,8 +153,20 @@ type Config struct {
 	// RetryAfter is the Retry-After sent with a 503 when the provider
 	// fails. Optional. Default 5 seconds.
 	RetryAfter time.Duration
-	// ReviewStatus is the status for REVIEW_REQUIRED. Optional. Default 403.
+	// ReviewStatus is the status for REVIEW_REQUIRED on a route whose
+	// policy has no Review. Optional. Default 403.
 	ReviewStatus int
+	// ReviewPoll is how often, at most, the guard asks Authsignal about
+	// one review park (Policy.Review) when its status URL is visited or
+	// polled: at most once per ReviewPoll per park and instance (counted
+	// in this process's memory). It is also how often the waiting page
+	// refreshes itself and the Retry-After of a pending API answer.
+	// Optional. Default 5 seconds.
+	ReviewPoll time.Duration
+	// WebhookSecret is the signing secret of the webhooks Authsignal sends
+	// to Guard.Webhook. Optional; without it Webhook refuses every
+	// delivery, and reviews are learned by asking Authsignal only.
+	WebhookSecret string
 	// ChallengeOrigins lists where the guard may send a browser for a
 	// challenge: "scheme://host[:port]", with an optional "*." host prefix.
 	// A challenge URL elsewhere is a configuration error: the request is
@@ -231,6 +243,7 @@ type Guard struct {
 	faults         faultLog     // the log lines of store faults, one per interval (outage.go)
 	records        *sealedStore // Config.Store, sealing and opening every record (also in cfg.Store)
 	grantOwners    [][]byte     // the keys that name a user's grant slots, the sealing key's first (grants.go)
+	polls          pollLimiter  // when each review park was last asked about (review.go)
 }
 
 // New checks cfg, applies the defaults and compiles the policy table.
@@ -299,6 +312,9 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.ReviewStatus == 0 {
 		cfg.ReviewStatus = http.StatusForbidden
 	}
+	if cfg.ReviewPoll == 0 {
+		cfg.ReviewPoll = 5 * time.Second
+	}
 	if cfg.ChallengeOrigins == nil {
 		cfg.ChallengeOrigins = []string{"https://authsignal.com", "https://*.authsignal.com"}
 	}
@@ -323,6 +339,8 @@ func New(cfg Config) (*Guard, error) {
 		return nil, errors.New("stepup: Config.MaxHeaderValues and MaxHeaderBytes must be positive")
 	case cfg.PassTTL < 0 || cfg.PassTTL > time.Minute:
 		return nil, errors.New("stepup: Config.PassTTL must be positive and at most a minute")
+	case cfg.ReviewPoll < 0:
+		return nil, errors.New("stepup: Config.ReviewPoll must be positive")
 	case cfg.ProviderTimeout < 0 || cfg.RetryAfter < 0:
 		return nil, errors.New("stepup: Config.ProviderTimeout and RetryAfter must be positive")
 	case cfg.ReviewStatus < 400 || cfg.ReviewStatus > 599:

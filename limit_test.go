@@ -26,7 +26,7 @@ type sharedStore struct {
 }
 
 func TestSharedStoreAndCounter(t *testing.T) {
-	stepuptest.RunShared(t, guardedApp, func(now func() time.Time) stepup.Store {
+	stepuptest.RunShared(t, reviewApp, func(now func() time.Time) stepup.Store {
 		return sharedStore{stepup.NewMemoryStore(stepup.MemoryClock(now)), stepup.NewParkLimiter()}
 	})
 }

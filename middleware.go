@@ -37,6 +37,11 @@ type RequireOption func(*Policy)
 // through this action for d without another challenge.
 func WithRemember(d time.Duration) RequireOption { return func(p *Policy) { p.Remember = d } }
 
+// WithReview sets Policy.Review: a REVIEW_REQUIRED answer parks the
+// request for d, until a reviewer approves or rejects it, instead of
+// refusing it.
+func WithReview(d time.Duration) RequireOption { return func(p *Policy) { p.Review = d } }
+
 // WithAttributes sets Policy.Attributes.
 func WithAttributes(a ...Attribute) RequireOption {
 	return func(p *Policy) { p.Attributes = append(p.Attributes, a...) }
@@ -274,7 +279,11 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 			}
 			// The parked bytes, whatever middleware in front read of them,
 			// and only when the replay presents what the rules judged.
-			r2, v := withVerification(r, rl.Action, user, HowChallenge, nil, true, m.rec.Body)
+			how, reason := HowChallenge, "callback"
+			if m.rec.Kind == KindReview {
+				how, reason = HowReview, "review"
+			}
+			r2, v := withVerification(r, rl.Action, user, how, nil, true, m.rec.Body)
 			attrs, e := rl.judge(r2, m.rec.Body, m.rec.Judged)
 			if e != nil {
 				return e // nothing spent, nothing runs
@@ -282,7 +291,7 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 			if e := g.spendReplay(ctx, m); e != nil {
 				return e
 			}
-			g.emit(ctx, *ev, EventReplay, "callback")
+			g.emit(ctx, *ev, EventReplay, reason)
 			v.v.Attributes, v.ready = attrs, true
 			next.ServeHTTP(w, r2)
 			return nil
@@ -404,6 +413,9 @@ func (g *Guard) enforce(w http.ResponseWriter, r *http.Request, rl *rule, next h
 	case authsignal.StateBlock:
 		return refusal(http.StatusForbidden, "blocked", "This action is not allowed.", ErrBlocked)
 	case authsignal.StateReviewRequired:
+		if rl.Review > 0 {
+			return g.parkReview(w, r, rl, user, parkID, body, custom, st, ev)
+		}
 		return refusal(g.cfg.ReviewStatus, "review_required",
 			"This action needs a review before it can go ahead; nothing was done yet.", ErrReview)
 	case authsignal.StateChallengeRequired:
@@ -444,6 +456,7 @@ const (
 	HowRemembered How = "remembered" // a Remember grant
 	HowFailOpen   How = "fail_open"  // the provider failed and the policy fails open
 	HowUnenrolled How = "unenrolled" // Authsignal allowed a user with no second factor; Policy.Unenrolled is UnenrolledAllow
+	HowReview     How = "review"     // replayed after a reviewer approved it (Policy.Review)
 )
 
 type verificationKey struct{}

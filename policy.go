@@ -24,6 +24,14 @@ type Policy struct {
 	// this action skip further challenges for it during this long. The
 	// expiry is fixed at the challenge; activity does not extend it.
 	Remember time.Duration
+	// Review, when positive, parks a request that Authsignal answers with
+	// REVIEW_REQUIRED (also spelled REVIEW) for this long, waiting for a
+	// reviewer, instead of refusing it with Config.ReviewStatus: the
+	// browser is sent to a status page under the callback, an API client
+	// gets a 202 with its URL, and once the action is REVIEW_SUCCEEDED the
+	// parked request runs once, in the session that made it (docs/review.md).
+	// Zero keeps the refusal.
+	Review time.Duration
 	// Attributes are sent to Authsignal as custom data for its rules.
 	Attributes []Attribute
 	// Custom is a Go hook for attributes a policy file cannot describe. Its
@@ -170,6 +178,9 @@ func (p Policy) compile() (*rule, error) {
 	}
 	if p.Remember < 0 {
 		return nil, fmt.Errorf("negative remember %v", p.Remember)
+	}
+	if p.Review < 0 {
+		return nil, fmt.Errorf("negative review %v", p.Review)
 	}
 	switch p.Unenrolled {
 	case "":

@@ -26,9 +26,11 @@ const (
 	KindOutcome                   // the remembered response of a replay
 	KindSignIn                    // a pending sign-in of a browser, finished by the callback in that browser
 	KindSignInAPI                 // a pending sign-in of an API client, finished by its retry carrying Step-Up-Token
+	KindReview                    // a request parked for a reviewer (Policy.Review), run once by its status URL after approval
+	KindDecision                  // a reviewer's approval of a KindReview, learned from a webhook (Guard.Webhook)
 )
 
-func (k Kind) valid() bool { return k >= KindPark && k <= KindSignInAPI }
+func (k Kind) valid() bool { return k >= KindPark && k <= KindDecision }
 
 // Record is what the guard keeps server-side. A record is written once with
 // Put and never modified afterwards, except for the move from pending to
@@ -55,7 +57,7 @@ type Record struct {
 	Judged   []byte        `json:"judged,omitempty"`
 	Remember time.Duration `json:"remember,omitempty"` // grant to give when the step-up succeeds
 	Shown    [][]byte      `json:"shown,omitempty"`    // hashes of the tokens the track handed out with the challenge; they never redeem it
-	Status   int           `json:"status,omitempty"`   // outcome status
+	Status   int           `json:"status,omitempty"`   // outcome status; a decision's: 200, approved
 	// VerificationMethod is the method a grant (KindGrant) was earned with,
 	// as validate reported it when it is one of Authsignal's names, else
 	// "": a grant lets through only a policy whose Methods accept it.
@@ -69,6 +71,10 @@ type Record struct {
 	// Trace is what Config.OnStep kept with a parked request (KindPark,
 	// KindAPI) to link its replay to it (Step.Trace).
 	Trace string `json:"trace,omitempty"`
+	// Session is the session a review park (KindReview) is bound to: the
+	// application's (Config.SessionID) or the guard's own session id. Only
+	// a visit from that session, of that user, runs it.
+	Session string `json:"session,omitempty"`
 	// Park names the challenge (KindPark, KindAPI) that a record written
 	// after it was passed (KindUsed, KindOutcome, KindPass, KindGrant)
 	// follows; a bounded store lets such a record take the room reserved
@@ -199,7 +205,7 @@ func (r *Record) byteLen() int {
 // challenge reports whether the record opens a new challenge, which a
 // bounded store refuses before it is completely full.
 func (r *Record) challenge() bool {
-	return r.Kind == KindPark || r.Kind == KindAPI || r.Kind == KindSignIn || r.Kind == KindSignInAPI
+	return r.Kind == KindPark || r.Kind == KindAPI || r.Kind == KindSignIn || r.Kind == KindSignInAPI || r.Kind == KindReview
 }
 
 // maxShown bounds how many tokens of a track response a record keeps.

@@ -29,7 +29,7 @@ func TestRecordEncoding(t *testing.T) {
 	bad := []string{
 		`{}`, `{"v":2,"id":"a","kind":1,"expires":"2026-01-01T00:00:00Z"}`,
 		`{"v":1,"id":"","kind":1,"expires":"2026-01-01T00:00:00Z"}`,
-		`{"v":1,"id":"a","kind":9,"expires":"2026-01-01T00:00:00Z"}`,
+		`{"v":1,"id":"a","kind":11,"expires":"2026-01-01T00:00:00Z"}`, `{"v":1,"id":"a","kind":0,"expires":"2026-01-01T00:00:00Z"}`,
 		`{"v":1,"id":"a","kind":1,"path":"//evil.example","expires":"2026-01-01T00:00:00Z"}`,
 		`{"v":1,"id":"a","kind":1,"path":"/a b","expires":"2026-01-01T00:00:00Z"}`,
 		`{"v":1,"id":"a","kind":1,"path":"/a\u007f","expires":"2026-01-01T00:00:00Z"}`,
@@ -80,7 +80,7 @@ func FuzzUnmarshalRecord(f *testing.F) {
 func TestEveryKindRoundTrips(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	for _, k := range []stepup.Kind{stepup.KindPark, stepup.KindAPI, stepup.KindPass, stepup.KindGrant, stepup.KindUsed, stepup.KindOutcome,
-		stepup.KindSignIn, stepup.KindSignInAPI} {
+		stepup.KindSignIn, stepup.KindSignInAPI, stepup.KindReview, stepup.KindDecision} {
 		in := &stepup.Record{ID: "id", Kind: k, Created: now, Expires: now.Add(time.Minute)}
 		b, err := stepup.MarshalRecord(in)
 		require.NoError(t, err)
@@ -88,7 +88,7 @@ func TestEveryKindRoundTrips(t *testing.T) {
 		require.NoError(t, err, "kind %d", k)
 		assert.Equal(t, k, out.Kind)
 	}
-	for _, k := range []int{0, int(stepup.KindSignInAPI) + 1} {
+	for _, k := range []int{0, int(stepup.KindDecision) + 1} {
 		_, err := stepup.UnmarshalRecord([]byte(fmt.Sprintf(`{"v":1,"id":"a","kind":%d,"expires":"2026-01-01T00:00:00Z"}`, k)))
 		assert.Error(t, err, "kind %d", k)
 	}

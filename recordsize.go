@@ -43,7 +43,7 @@ func recordSize(strs, bytes int, header bool, keys, values int) int {
 // included, and how many header keys and values it has.
 func (r *Record) stringBytes() (n, keys, values int) {
 	n = len(r.ID) + len(r.UserID) + len(r.Action) + len(r.Method) + len(r.Path) + len(r.Query) + len(r.Park) +
-		len(r.VerificationMethod) + len(r.Trace)
+		len(r.VerificationMethod) + len(r.Trace) + len(r.Session)
 	for k, vs := range r.Header {
 		n += len(k)
 		values += len(vs)
@@ -64,7 +64,7 @@ func (r *Record) own() Record {
 	n, _, values := r.stringBytes()
 	var b strings.Builder
 	b.Grow(n)
-	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.VerificationMethod, r.Trace} {
+	for _, s := range []string{r.ID, r.UserID, r.Action, r.Method, r.Path, r.Query, r.Park, r.VerificationMethod, r.Trace, r.Session} {
 		b.WriteString(s)
 	}
 
@@ -85,7 +85,7 @@ func (r *Record) own() Record {
 	}
 	c.ID, c.UserID, c.Action, c.Method, c.Path, c.Query, c.Park =
 		take(r.ID), take(r.UserID), take(r.Action), take(r.Method), take(r.Path), take(r.Query), take(r.Park)
-	c.VerificationMethod, c.Trace = take(r.VerificationMethod), take(r.Trace)
+	c.VerificationMethod, c.Trace, c.Session = take(r.VerificationMethod), take(r.Trace), take(r.Session)
 	if r.Header != nil {
 		c.Header = make(http.Header, len(keys))
 		all := make([]string, values)
@@ -171,6 +171,10 @@ type reserve [4]int32
 // successorSlot is where kind's reservation is in a reserve, or -1 for a
 // kind that follows no challenge.
 func successorSlot(k Kind) int {
+	if k == KindDecision {
+		// A review park spends no token: its decision takes that place.
+		return int(KindUsed - KindPass)
+	}
 	if k >= KindPass && k <= KindOutcome {
 		return int(k - KindPass)
 	}
@@ -212,7 +216,7 @@ func (r *Record) successors(outcomeBody int) reserve {
 		// a grant's slot id, and the method it was earned with
 		set(KindGrant, recordSize(grantIDLen+len(r.UserID)+len(r.Action)+park+maxMethodLen, 0, false, 0, 0))
 	}
-	if r.Kind != KindPark {
+	if r.Kind != KindPark && r.Kind != KindReview {
 		return rs
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {

@@ -99,6 +99,9 @@ func (g *Guard) replay(w http.ResponseWriter, r *http.Request, root http.Handler
 // then settles the callback's session (park done, Remember grant, cookie)
 // before the handler runs.
 func (g *Guard) spendReplay(ctx context.Context, m *replayMark) *Error {
+	if m.rec.Kind == KindReview {
+		return g.spendReview(ctx, m) // no token, no session to settle
+	}
 	if e := g.spend(ctx, m.rec, m.token); e != nil {
 		return e
 	}
@@ -133,6 +136,12 @@ func (g *Guard) replayRequest(live *http.Request, run *replayRun) *http.Request 
 	req.TLS = live.TLS
 	req.Proto, req.ProtoMajor, req.ProtoMinor = live.Proto, live.ProtoMajor, live.ProtoMinor
 	g.replayHeader(req.Header, rec.Header, live.Header)
+	if auth := live.Header.Values("Authorization"); rec.Kind == KindReview && len(auth) > 0 {
+		// A review runs on a visit of its own client, whose credentials
+		// (checked to be the parked request's user and session) the
+		// application's chain checks again, as it does the cookies.
+		req.Header["Authorization"] = append([]string(nil), auth...)
+	}
 	req.ContentLength = int64(len(rec.Body))
 	// Body and GetBody as http.NewRequest makes them for a bytes.Reader.
 	if body := rec.Body; len(body) > 0 {

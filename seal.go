@@ -196,7 +196,7 @@ func (s *recordSealer) successors(r *Record, outcomeBody int) reserve {
 		succ.VerificationMethod = longestMethod
 		set(KindGrant, 0)
 	}
-	if r.Kind != KindPark {
+	if r.Kind != KindPark && r.Kind != KindReview {
 		return rs
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {

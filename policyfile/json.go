@@ -61,6 +61,8 @@ func (d *jsonDecoder) entry(e *Entry) error {
 			return d.str(&e.Action)
 		case "remember":
 			return d.str(&e.Remember)
+		case "review":
+			return d.str(&e.Review)
 		case "failOpen":
 			return d.boolean(&e.FailOpen)
 		case "unenrolled":

@@ -50,6 +50,7 @@ import (
 //	    route: /admin/*
 //	    action: adminAccess
 //	    remember: 5m
+//	    review: 24h        # REVIEW_REQUIRED parks for a reviewer this long
 //	    failOpen: false
 //	    unenrolled: deny   # the default; or enroll, or allow
 //
@@ -64,6 +65,7 @@ type Entry struct {
 	Route    string `json:"route" yaml:"route"`
 	Action   string `json:"action" yaml:"action"`
 	Remember string `json:"remember,omitempty" yaml:"remember,omitempty"` // a Go duration: "5m"
+	Review   string `json:"review,omitempty" yaml:"review,omitempty"`     // a Go duration: "24h" (stepup.Policy.Review)
 	FailOpen bool   `json:"failOpen,omitempty" yaml:"failOpen,omitempty"`
 	// Unenrolled is stepup.Policy.Unenrolled: deny (the default), enroll
 	// or allow.
@@ -105,6 +107,13 @@ func Parse(data []byte) ([]stepup.Policy, error) {
 				return nil, fmt.Errorf("stepup: policy %d (%s %s): remember: %w", i, e.Method, e.Route, err)
 			}
 			p.Remember = d
+		}
+		if e.Review != "" {
+			d, err := time.ParseDuration(e.Review)
+			if err != nil {
+				return nil, fmt.Errorf("stepup: policy %d (%s %s): review: %w", i, e.Method, e.Route, err)
+			}
+			p.Review = d
 		}
 		for _, a := range e.Attributes {
 			p.Attributes = append(p.Attributes, stepup.Attribute{Name: a.Name, From: stepup.Source(a.From), Key: a.Key,

@@ -37,6 +37,7 @@ policies:
   - method: POST
     route: /transfer
     action: transfer
+    review: 24h
     attributes:
       - {name: amount, from: form, key: amount, type: number}
       - {name: to, from: form, key: to}
@@ -65,7 +66,7 @@ policies:
 
 const policyJSON = `{
   "policies": [
-    {"method": "POST", "route": "/transfer", "action": "transfer",
+    {"method": "POST", "route": "/transfer", "action": "transfer", "review": "24h",
      "attributes": [{"name": "amount", "from": "form", "key": "amount", "type": "number"},
                     {"name": "to", "from": "form", "key": "to"}]},
     {"method": "*", "route": "/admin/", "action": "adminAccess", "remember": "5m", "unenrolled": "allow"},
@@ -80,7 +81,7 @@ const policyJSON = `{
 
 // policyFileTable is what policyYAML and policyJSON describe.
 var policyFileTable = []stepup.Policy{
-	{Method: http.MethodPost, Route: "/transfer", Action: "transfer", Attributes: []stepup.Attribute{
+	{Method: http.MethodPost, Route: "/transfer", Action: "transfer", Review: 24 * time.Hour, Attributes: []stepup.Attribute{
 		{Name: "amount", From: stepup.FromForm, Key: "amount", Type: "number"},
 		{Name: "to", From: stepup.FromForm, Key: "to"},
 	}},
@@ -230,6 +231,8 @@ func TestParseRejects(t *testing.T) {
 		{"remember not a duration", entry(", remember: 5 minutes"), []string{"policy 1 (POST /transfer)", "remember"}},
 		{"remember without a unit", entry(", remember: '300'"), []string{"policy 1 (POST /transfer)", "remember"}},
 		{"negative remember", entry(", remember: -5m"), []string{"policy 1 (POST /transfer)", "negative remember"}},
+		{"review not a duration", entry(", review: a day"), []string{"policy 1 (POST /transfer)", "review"}},
+		{"negative review", entry(", review: -24h"), []string{"policy 1 (POST /transfer)", "negative review"}},
 		{"failOpen not a bool", entry(", failOpen: [1]"), []string{"stepup: policy file"}},
 		{"unknown unenrolled choice", entry(", unenrolled: skip"), []string{"policy 1 (POST /transfer)", `unenrolled "skip"`}},
 		{"unenrolled in another case", entry(", unenrolled: Deny"), []string{"policy 1 (POST /transfer)", `unenrolled "Deny"`}},

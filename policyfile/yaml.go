@@ -105,6 +105,8 @@ func (d *yamlDecoder) entry(e *Entry, item int) error {
 			return d.str(&e.Action, value)
 		case "remember":
 			return d.str(&e.Remember, value)
+		case "review":
+			return d.str(&e.Review, value)
 		case "failOpen":
 			return d.boolean(&e.FailOpen, value)
 		case "unenrolled":

@@ -444,6 +444,10 @@ func RunShared(t *testing.T, a Adapter, newStore func(now func() time.Time) step
 		assert.Equal(t, []string{"alice"}, env.completions(), "exactly one Complete")
 		assert.Equal(t, "alice", b.User())
 	})
+	t.Run("a review parked on one instance runs once from both, concurrently", func(t *testing.T) {
+		env, other := twoInstances(t, ReviewConfig)
+		runSharedReview(t, env, other)
+	})
 	t.Run("the pass and the Remember grant of one instance hold on the other", func(t *testing.T) {
 		env, other := twoInstances(t, nil)
 		b := env.NewBrowser()

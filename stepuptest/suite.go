@@ -41,6 +41,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("two instances", func(t *testing.T) { runInstances(t, a) })
 	t.Run("unenrolled users", func(t *testing.T) { runUnenrolled(t, a) })
 	t.Run("methods and what the user approves", func(t *testing.T) { runMethods(t, a) })
+	t.Run("review then run", func(t *testing.T) { runReview(t, a) })
 }
 
 func runBrowserFlows(t *testing.T, a Adapter) {

@@ -95,6 +95,12 @@
 // key, and nothing the hosted page offers sets CHALLENGE_SUCCEEDED without
 // the right code.
 //
+// Webhooks: with Config.WebhookURL (or SetWebhook) every change of an
+// action's state, a PATCH or the page settling a challenge, is delivered
+// there as a signed action.updated webhook (X-Signature-V2), in order, one
+// attempt each; Deliveries lists them, WaitWebhooks waits for them
+// (webhooks.go). cmd/authsignal-emulator: -webhook-url, -webhook-secret.
+//
 // Query actions lists the user's actions created since fromDate (RFC 3339;
 // default, and earliest, 30 days ago), filtered by comma-separated codes and
 // by state, newest first, with actionCode, idempotencyKey, createdAt,

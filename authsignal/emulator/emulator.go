@@ -102,6 +102,11 @@ type Config struct {
 	// through the API; the oldest are evicted first. Optional. Default 10000.
 	MaxActions int
 
+	// WebhookURL, when set, receives a signed webhook for every change of
+	// an action's state, signed with WebhookSecret (webhooks.go). Optional.
+	WebhookURL    string
+	WebhookSecret string
+
 	// Logf receives one line per decision. Optional. Secrets, tokens and codes
 	// are never passed to it, except codes in DevMode.
 	Logf func(format string, args ...any)
@@ -197,6 +202,7 @@ type Emulator struct {
 	outbox    []Message
 	fault     *Fault
 	faultLeft int
+	webhooks  webhookSender // webhooks.go
 }
 
 type actionKey struct{ user, action, key string }
@@ -295,6 +301,7 @@ func NewHandler(cfg Config) (*Emulator, error) {
 	if e.logf == nil {
 		e.logf = func(string, ...any) {}
 	}
+	e.webhooks.url, e.webhooks.secret = cfg.WebhookURL, cfg.WebhookSecret
 	e.cfg.Users = nil // the live records are in e.users
 	for i, u := range cfg.Users {
 		if u.ID == "" {
@@ -457,6 +464,7 @@ func (e *Emulator) setStateLocked(rec *actionRecord, state, method string) {
 	if state == StateChallengeSucceeded || state == StateAllow {
 		e.userLocked(rec.key.user).markSeen(&rec.req)
 	}
+	e.webhookLocked(rec) // webhooks.go
 }
 
 // Tracked returns copies of the stored actions, oldest first.

@@ -135,6 +135,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		dev        = fs.Bool("dev", true, "show one-time codes on the hosted page and in the log")
 		publicURL  = fs.String("public-url", "", "base URL of the challenge links (default http://<listen address>)")
 		autoEnroll = fs.Bool("auto-enroll", false, "treat every user as enrolled with email OTP (always so without -faithful)")
+		webhookURL = fs.String("webhook-url", "", "deliver a signed action.updated webhook to this URL at every change of an action's state")
+		webhookKey = fs.String("webhook-secret", "", "signing secret of the webhooks (default $AUTHSIGNAL_WEBHOOK_SECRET); required with -webhook-url")
 		us         users
 		apps       origins
 	)
@@ -150,6 +152,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		*secret = getenv("AUTHSIGNAL_SECRET")
 	}
 	customSecret := *secret != "" && *secret != emulator.DefaultSecret
+	if *webhookKey == "" {
+		*webhookKey = getenv("AUTHSIGNAL_WEBHOOK_SECRET")
+	}
+	if *webhookURL != "" && *webhookKey == "" {
+		return errors.New("-webhook-url needs -webhook-secret (or $AUTHSIGNAL_WEBHOOK_SECRET)")
+	}
 	var rules *emulator.Rules
 	if *rulesPath != "" {
 		var err error
@@ -181,6 +189,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DevMode:            *dev,
 		PublicURL:          base,
 		AppOrigins:         apps,
+		WebhookURL:         *webhookURL,
+		WebhookSecret:      *webhookKey,
 		Logf:               logger.Printf,
 	})
 	if err != nil {

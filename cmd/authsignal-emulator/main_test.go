@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stepupkit/stepup/authsignal"
 )
 
 // syncBuffer is an io.Writer safe to read while run writes to it.
@@ -121,6 +124,7 @@ func TestRunRejectsBadArguments(t *testing.T) {
 		{"bad address", []string{"-addr", "256.0.0.1:99999"}},
 		{"app origin with a path", []string{"-addr", "127.0.0.1:0", "-app-origin", "http://127.0.0.1:8080/app"}},
 		{"app origin wildcard", []string{"-addr", "127.0.0.1:0", "-app-origin", "*"}},
+		{"webhook URL without a secret", []string{"-addr", "127.0.0.1:0", "-webhook-url", "http://127.0.0.1:1/hook"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,4 +220,38 @@ func TestBannerWithAHostNameSaysNothingMoreOfPasskeys(t *testing.T) {
 	_, stdout, _, stop := startRun(t, []string{"-addr", "127.0.0.1:0", "-public-url", "http://localhost:8787"}, env(nil))
 	defer stop()
 	assert.Contains(t, stdout.String(), "methods:      email and SMS codes, authenticator app (TOTP), passkey; an action's methods: in the rules limits them\n")
+}
+
+func TestRunDeliversSignedWebhooks(t *testing.T) {
+	type delivery struct {
+		sig  string
+		body []byte
+	}
+	got := make(chan delivery, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- delivery{r.Header.Get(authsignal.WebhookSignatureHeader), b}
+	}))
+	defer hook.Close()
+	api, _, _, stop := startRun(t, []string{"-addr", "127.0.0.1:0", "-webhook-url", hook.URL},
+		env(map[string]string{"AUTHSIGNAL_WEBHOOK_SECRET": "whsec"}))
+	defer stop()
+	status, _ := post(t, api+"/users/alice/actions/wire", "emulator-secret", `{"idempotencyKey":"k1"}`)
+	require.Equal(t, http.StatusOK, status)
+	req, err := http.NewRequest(http.MethodPatch, api+"/users/alice/actions/wire/k1", strings.NewReader(`{"state":"REVIEW_SUCCEEDED"}`))
+	require.NoError(t, err)
+	req.SetBasicAuth("emulator-secret", "")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	select {
+	case d := <-got:
+		require.NoError(t, authsignal.VerifyWebhook(d.body, d.sig, "whsec", 0, time.Now()))
+		assert.Contains(t, string(d.body), `"type":"action.updated"`)
+		assert.Contains(t, string(d.body), `"idempotencyKey":"k1","state":"REVIEW_SUCCEEDED"`)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webhook delivered")
+	}
 }

@@ -104,7 +104,8 @@ type App struct {
 	emu       *emulator.Emulator
 	emuURL    string
 	emuSrv    *http.Server
-	emuSecret string // the embedded emulator's API key (tests call its API as an operator would)
+	emuSecret string             // the embedded emulator's API key (tests call its API as an operator would)
+	client    *authsignal.Client // the guard's provider: settles reviews (reviews.go)
 }
 
 // NewApp builds the bank. Close releases the emulator it may have started.
@@ -158,6 +159,7 @@ func NewApp(cfg AppConfig) (*App, error) {
 	if a.metrics, err = newMetrics(); err != nil {
 		return nil, err
 	}
+	a.client = provider
 	gcfg := stepup.Config{
 		Provider: provider,
 		// The guard seals its own cookie (no gorilla Store): its key is
@@ -381,6 +383,7 @@ func (a *App) routes() error {
 	e.POST("/settings/email", a.changeEmail, a.requireLogin)
 	e.POST("/settings/remembered/revoke", a.revokeGrants, a.requireLogin)
 	e.GET("/admin", a.admin, a.requireLogin)
+	e.POST("/admin/reviews", a.settleReview, a.requireLogin)
 	e.GET("/api/account", a.apiAccount, a.requireLogin)
 	e.POST("/api/transfer", a.apiTransfer, a.requireLogin)
 	e.GET(callbackPath, stepupecho.Callback(a.guard, e))
@@ -509,7 +512,7 @@ func (a *App) loadUser(next echo.HandlerFunc) echo.HandlerFunc {
 
 // staffRoutes are the route patterns (echo's c.Path(), any method) that
 // only the bank's staff may use.
-var staffRoutes = map[string]bool{"/admin": true}
+var staffRoutes = map[string]bool{"/admin": true, "/admin/reviews": true}
 
 // authorize refuses a customer the staff routes. It runs before the guard,
 // not as route middleware after it: whether this user may have the page at

@@ -45,7 +45,7 @@ type seedUser struct {
 // verification yet.
 var demoUsers = []seedUser{
 	{ID: "alice", Password: "alice-password", Email: "alice@bank.example", IBAN: "DE40 1001 0010 0000 0123 45",
-		Balance: 10_000_00, Admin: true},
+		Balance: 100_000_00, Admin: true},
 	{ID: "bob", Password: "bob-password", Email: "bob@bank.example", IBAN: "DE42 1001 0010 0000 0678 90",
 		Balance: 2_500_00},
 	{ID: "carol", Password: "carol-password", Email: "carol@bank.example", IBAN: "DE93 1001 0010 0000 0246 80",

@@ -271,6 +271,43 @@ func TestBrowser(t *testing.T) {
 		assert.NotContains(t, events, callbackPath)
 	})
 
+	for _, tc := range []struct{ decision, done, amount, id, want string }{
+		// Rejected first: the approved one then leaves less than 50,000.00.
+		{"reject", "rejected", "60000", "error", "A reviewer did not approve this request"},
+		{"approve", "approved", "60000", "result", "Transfer of €60,000.00 to bob done after the bank's review."},
+	} {
+		t.Run("a transfer over 50,000 waits for review; "+tc.done+" in the admin area", func(t *testing.T) {
+			before := balance(t)
+			transfer(t, tc.amount, "bob")
+			require.Eventually(t, func() bool { return strings.Contains(location(t), "?review=") }, 10*time.Second, 50*time.Millisecond)
+			step(t, chromedp.WaitVisible(chromedp.CSS("h1")))
+			status := location(t)
+			require.True(t, strings.HasPrefix(status, tb.url+callbackPath+"?review="), status)
+			ctx, cancel := context.WithTimeout(browser, 10*time.Second)
+			defer cancel()
+			h1, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1")))
+			require.NoError(t, err)
+			assert.Equal(t, "Waiting for approval", h1)
+			assert.Equal(t, before, tb.mustBalance("alice"), "nothing moved yet")
+
+			key := strings.TrimPrefix(status, tb.url+callbackPath+"?review=")
+			// The same browser is the bank's staff too (alice is admin; the
+			// admin area's step-up is remembered from the test before).
+			step(t, chromedp.Navigate(tb.url+"/admin"), chromedp.WaitVisible(chromedp.ID(tc.decision+"-"+key)),
+				chromedp.Click(chromedp.ID(tc.decision+"-"+key)))
+			require.Eventually(t, func() bool { return strings.Contains(location(t), "reviewed=") }, 10*time.Second, 50*time.Millisecond)
+			step(t, chromedp.WaitVisible(chromedp.ID("reviews")))
+			tb.now.Advance(5 * time.Second) // the guard asks Authsignal at most every 5 s per review
+			step(t, chromedp.Navigate(status), chromedp.WaitVisible(chromedp.ID(tc.id)))
+			assert.Contains(t, text(t, tc.id), tc.want)
+			moved := int64(0)
+			if tc.decision == "approve" {
+				moved = 60000_00
+			}
+			assert.Equal(t, before-moved, tb.mustBalance("alice"))
+		})
+	}
+
 	t.Run("login CSRF: bob's sign-in callback opened here signs nobody in", func(t *testing.T) {
 		bob := tb.newUser()
 		callback := tb.complete(tb.challenged(bob.post("/login", url.Values{"username": {"bob"}, "password": {"bob-password"}})))

@@ -29,6 +29,7 @@ type pageData struct {
 	How      string
 	Accounts []Account
 	Events   []decision
+	Reviews  []pendingReview
 	Grants   []stepup.Grant // the user's remembered verifications (settings)
 }
 
@@ -285,6 +286,7 @@ func (a *App) admin(c echo.Context) error {
 		d.Accounts = append(d.Accounts, acct)
 	}
 	d.Events = a.events.list()
+	d.Reviews = a.pendingReviews()
 	return a.render(c, http.StatusOK, "admin.html", d)
 }
 
@@ -301,6 +303,8 @@ func verifiedPhrase(how string) string {
 		return "under a recent verification"
 	case "fail_open":
 		return "without verification (Authsignal unavailable)"
+	case "review":
+		return "after the bank's review"
 	}
 	return "(" + how + ")"
 }

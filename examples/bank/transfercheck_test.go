@@ -63,10 +63,12 @@ func TestTransferIsCheckedBeforeTheChallenge(t *testing.T) {
 
 	t.Run("the balance is checked again when the transfer runs", func(t *testing.T) {
 		tb := startBank(t)
-		alice := tb.newUser().login("alice") // 10,000.00
-		challenge := tb.challenged(alice.post("/transfer", url.Values{"amount": {"6000"}, "to": {"bob"}}))
-		second := tb.challenged(alice.post("/transfer", url.Values{"amount": {"6000"}, "to": {"bob"}}))
+		alice := tb.newUser().login("alice") // 100,000.00; over 50,000.00 a transfer waits for review
+		challenge := tb.challenged(alice.post("/transfer", url.Values{"amount": {"40000"}, "to": {"bob"}}))
+		second := tb.challenged(alice.post("/transfer", url.Values{"amount": {"40000"}, "to": {"bob"}}))
+		third := tb.challenged(alice.post("/transfer", url.Values{"amount": {"40000"}, "to": {"bob"}}))
 		require.Equal(t, http.StatusSeeOther, alice.get(tb.complete(second)).Status)
+		require.Equal(t, http.StatusSeeOther, alice.get(tb.complete(third)).Status)
 		before := alice.balance()
 		resp := alice.get(tb.complete(challenge))
 		assert.GreaterOrEqual(t, resp.Status, 400, "the first one can no longer run")

@@ -145,7 +145,7 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 		Sealed:  []byte("\x01 sealed by the guard, kept as it is"),
 		Created: now, Expires: now.Add(time.Minute), Consumed: true, Park: "the-park",
 		VerificationMethod: stepup.MethodPalmBiometricsRR, Methods: 1,
-		Trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+		Trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Session: "session-id"}
 	fields := reflect.ValueOf(*in)
 	for i := range fields.NumField() {
 		require.False(t, fields.Field(i).IsZero(), "set Record.%s here too", fields.Type().Field(i).Name)

@@ -203,7 +203,7 @@ func (s *Store) Put(ctx context.Context, rec *stepup.Record) error {
 		consumed = "1"
 	}
 	switch rec.Kind {
-	case stepup.KindPark, stepup.KindAPI, stepup.KindSignIn, stepup.KindSignInAPI:
+	case stepup.KindPark, stepup.KindAPI, stepup.KindSignIn, stepup.KindSignInAPI, stepup.KindReview:
 		challenge = "1"
 	}
 	now := s.now()
