@@ -263,8 +263,9 @@
 // POST /challenge/passkey/finish, form-encoded with the page's token and
 // csrf. A refused passkey counts as an attempt. In popup mode (an iframe),
 // a passkey needs the framing page's iframe to allow
-// publickey-credentials-get and -create, which the browser SDK's does not
-// set: use window or redirect mode for passkeys.
+// publickey-credentials-get and -create; the browser SDK's iframe does
+// (@authsignal/browser sets both), but only window and redirect mode are
+// tested with passkeys in a browser here.
 //
 // An action's methods (rules) restrict all of this: track answers
 // allowedVerificationMethods = the user's enrolled methods that the action
