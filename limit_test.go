@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stepupkit/stepup"
 	"github.com/stepupkit/stepup/stepuptest"
@@ -83,4 +84,27 @@ func TestCounterRefusal(t *testing.T) {
 	assert.Empty(t, env.Emulator.Tracked())
 	assert.ErrorIs(t, env.Events.LastRefusal(), stepup.ErrTooManyChallenges)
 	assert.ErrorContains(t, env.Events.LastRefusal(), "shared caps", "a wrapped refusal keeps its words")
+}
+
+// A browser's first challenge opens its guard session and is counted for
+// that session in the same step: with one challenge per session, the same
+// browser's second challenge is refused, though the user is far from their
+// own cap.
+func TestAFirstChallengeCountsForTheSessionItOpens(t *testing.T) {
+	env := stepuptest.NewEnv(t, guardedApp, stepuptest.Options{Config: func(c *stepup.Config) {
+		c.MaxChallengesPerSession = 1
+		c.MaxChallengesPerUser = 10
+	}})
+	b := env.NewBrowser()
+	b.Login("alice")
+	first := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=5000", nil)
+	require.True(t, challenged(env, first), "status %d", first.StatusCode)
+	second := b.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=6000", nil)
+	assert.Equal(t, http.StatusTooManyRequests, second.StatusCode, "the session's one challenge is taken")
+	assert.Len(t, env.Emulator.Tracked(), 1, "the second request was never tracked")
+
+	other := env.NewBrowser()
+	other.Login("alice")
+	assert.True(t, challenged(env, other.Do(http.MethodPost, "/transfer", stepuptest.Form, "amount=7000", nil)),
+		"another browser of the user has its own session count")
 }
