@@ -138,25 +138,12 @@ func TestBrowserMethods(t *testing.T) {
 
 	// Chromium's virtual authenticator: a platform authenticator that
 	// keeps passkeys (resident keys) and verifies the user.
-	ctx, cancel := context.WithTimeout(browser, 20*time.Second)
-	defer cancel()
-	_, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{})
-	require.NoError(t, err)
-	auth, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
-		Options: &webauthn.VirtualAuthenticatorOptions{
-			Protocol:                    webauthn.AuthenticatorProtocolCtap2,
-			Transport:                   webauthn.AuthenticatorTransportInternal,
-			HasResidentKey:              true,
-			HasUserVerification:         true,
-			IsUserVerified:              true,
-			AutomaticPresenceSimulation: true,
-		}})
-	require.NoError(t, err)
+	auth := browsertest.Passkeys(t, browser)
 	credentials := func(t *testing.T) []*webauthn.Credential {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(browser, 10*time.Second)
 		defer cancel()
-		got, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: auth.AuthenticatorID})
+		got, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: auth})
 		require.NoError(t, err)
 		return got.Credentials
 	}

@@ -128,18 +128,7 @@ func TestPasskeyRegistersThenAuthenticates(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(browser, 20*time.Second)
 	defer cancel()
-	_, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{})
-	require.NoError(t, err)
-	auth, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
-		Options: &webauthn.VirtualAuthenticatorOptions{
-			Protocol:                    webauthn.AuthenticatorProtocolCtap2,
-			Transport:                   webauthn.AuthenticatorTransportInternal,
-			HasResidentKey:              true,
-			HasUserVerification:         true,
-			IsUserVerified:              true,
-			AutomaticPresenceSimulation: true,
-		}})
-	require.NoError(t, err)
+	auth := browsertest.Passkeys(t, browser)
 
 	// Enrolment: a verified email, then a passkey, the only method the
 	// action accepts.
@@ -147,7 +136,7 @@ func TestPasskeyRegistersThenAuthenticates(t *testing.T) {
 	s.do(chromedp.Click(chromedp.CSS(`button[value="PASSKEY"]`)), chromedp.WaitVisible(chromedp.ID("passkey")),
 		chromedp.Click(chromedp.ID("passkey")))
 	s.done(emulator.MethodPasskey)
-	creds, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: auth.AuthenticatorID})
+	creds, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: auth})
 	require.NoError(t, err)
 	require.Len(t, creds.Credentials, 1, "the authenticator holds the passkey")
 	assert.Equal(t, "localhost", creds.Credentials[0].RpID)
@@ -157,13 +146,13 @@ func TestPasskeyRegistersThenAuthenticates(t *testing.T) {
 	assert.NotContains(t, s.text("approve"), "Email", "only the passkey is offered")
 	s.do(chromedp.Click(chromedp.ID("passkey")))
 	s.done(emulator.MethodPasskey)
-	creds, err = chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: auth.AuthenticatorID})
+	creds, err = chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: auth})
 	require.NoError(t, err)
 	assert.Positive(t, creds.Credentials[0].SignCount, "the authenticator signed")
 
 	// A passkey that fails user verification is refused.
 	_, err = chromedp.Call(ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{
-		AuthenticatorID: auth.AuthenticatorID, IsBadUV: ptr(true)})
+		AuthenticatorID: auth, IsBadUV: ptr(true)})
 	require.NoError(t, err)
 	s.do(chromedp.Navigate(s.track("pat", "changeEmail", true)), chromedp.WaitVisible(chromedp.ID("passkey")),
 		chromedp.Click(chromedp.ID("passkey")))
