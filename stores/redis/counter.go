@@ -24,12 +24,10 @@ import (
 // Cluster slot for the scripts; the hashes keep user and session ids out of
 // Redis. Each set expires in Redis when its last slot does.
 
-// reserveScript trims the expired slots, checks both caps and counts the
-// slot, in one step. KEYS: user set[, session set]. ARGV: now, expiry
-// (score), slot id, per-user cap, per-session cap, ttl. It answers {1}
-// when counted, else {0, the score of the oldest slot in the way}.
-var reserveScript = redis.NewScript(`
-local function full(key, cap)
+// luaFull is the Lua function the counting scripts share: full(key, cap)
+// drops the expired slots of key and, when cap slots remain, answers the
+// score of the oldest one in the way, else false.
+const luaFull = `local function full(key, cap)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
   local n = redis.call('ZCARD', key)
   if n >= cap then
@@ -37,6 +35,13 @@ local function full(key, cap)
   end
   return false
 end
+`
+
+// reserveScript trims the expired slots, checks both caps and counts the
+// slot, in one step. KEYS: user set[, session set]. ARGV: now, expiry
+// (score), slot id, per-user cap, per-session cap, ttl. It answers {1}
+// when counted, else {0, the score of the oldest slot in the way}.
+var reserveScript = redis.NewScript(luaFull + `
 local w = full(KEYS[1], tonumber(ARGV[4]))
 if not w and #KEYS > 1 then w = full(KEYS[2], tonumber(ARGV[5])) end
 if w then return {0, tostring(w)} end
@@ -65,16 +70,8 @@ return 1
 // the slot (KEYS[1], KEYS[2] when ARGV[7] is "2"), it removes the slot ids
 // ARGV[8…] from the sets KEYS[ARGV[7]+1…], one id per set, in one step.
 // ARGV as reserveScript's, then: the number of sets counted in, the ids.
-var passScript = redis.NewScript(`
+var passScript = redis.NewScript(luaFull + `
 local counted = tonumber(ARGV[7])
-local function full(key, cap)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
-  local n = redis.call('ZCARD', key)
-  if n >= cap then
-    return redis.call('ZRANGE', key, n - cap, n - cap, 'WITHSCORES')[2]
-  end
-  return false
-end
 local w = full(KEYS[1], tonumber(ARGV[4]))
 if not w and counted > 1 then w = full(KEYS[2], tonumber(ARGV[5])) end
 if w then return {0, tostring(w)} end
