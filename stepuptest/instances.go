@@ -3,7 +3,6 @@ package stepuptest
 import (
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,31 +44,7 @@ func runInstances(t *testing.T, a Adapter) {
 		b.Login("alice")
 		cb := b.Complete(b.Challenge(b.Do(http.MethodPost, "/transfer", Form, "amount=5000", nil)))
 		targets := []string{onInstance(cb, env.Server), onInstance(cb, other)}
-		statuses := make([]int, 20)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range statuses {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req, err := http.NewRequest(http.MethodGet, targets[i%2], nil)
-				if err != nil {
-					statuses[i] = -1
-					return
-				}
-				req.Header.Set("Accept", "text/html")
-				<-start
-				resp, err := b.C.Do(req)
-				if err != nil {
-					statuses[i] = -1
-					return
-				}
-				resp.Body.Close()
-				statuses[i] = resp.StatusCode
-			}()
-		}
-		close(start)
-		wg.Wait()
+		statuses := getAtOnce(b, targets, 20)
 		ok := 0
 		for _, s := range statuses {
 			assert.Contains(t, []int{http.StatusOK, http.StatusConflict}, s, "a clear answer, never an error")

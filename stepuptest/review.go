@@ -191,29 +191,7 @@ func runReview(t *testing.T, a Adapter) {
 // checks that every answer is a clear one.
 func visitConcurrently(t *testing.T, b *Browser, targets []string, n int) {
 	t.Helper()
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range statuses {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, err := http.NewRequest(http.MethodGet, targets[i%len(targets)], nil)
-			if !assert.NoError(t, err) {
-				return
-			}
-			req.Header.Set("Accept", "text/html")
-			<-start
-			resp, err := b.C.Do(req)
-			if !assert.NoError(t, err) {
-				return
-			}
-			resp.Body.Close()
-			statuses[i] = resp.StatusCode
-		}()
-	}
-	close(start)
-	wg.Wait()
+	statuses := getAtOnce(b, targets, n)
 	ok := 0
 	for _, s := range statuses {
 		// 200: the run or its kept answer (or still waiting, for a
@@ -243,4 +221,35 @@ func runSharedReview(t *testing.T, env *Env, other *httptest.Server) {
 	kept := b.Get(onInstance(env.Server.URL+status, other))
 	assert.Equal(t, http.StatusOK, kept.StatusCode)
 	assert.Equal(t, "done: review POST /review x=1&to=bob", kept.Body)
+}
+
+// getAtOnce has b GET the targets (as a browser: Accept text/html), n
+// requests in all, spread over the targets in turn and sent at the same
+// moment; it answers each request's status, -1 for one that failed.
+func getAtOnce(b *Browser, targets []string, n int) []int {
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = -1
+			req, err := http.NewRequest(http.MethodGet, targets[i%len(targets)], nil)
+			if err != nil {
+				return
+			}
+			req.Header.Set("Accept", "text/html")
+			<-start
+			resp, err := b.C.Do(req)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return statuses
 }

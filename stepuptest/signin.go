@@ -527,31 +527,7 @@ func runSignInInstances(t *testing.T, a Adapter) {
 		b := env.NewBrowser()
 		cb := b.Complete(b.Challenge(b.SignIn("alice", "")))
 		targets := []string{onInstance(cb, env.Server), onInstance(cb, other)}
-		statuses := make([]int, 20)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range statuses {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req, err := http.NewRequest(http.MethodGet, targets[i%2], nil)
-				if err != nil {
-					statuses[i] = -1
-					return
-				}
-				req.Header.Set("Accept", "text/html")
-				<-start
-				resp, err := b.C.Do(req)
-				if err != nil {
-					statuses[i] = -1
-					return
-				}
-				resp.Body.Close()
-				statuses[i] = resp.StatusCode
-			}()
-		}
-		close(start)
-		wg.Wait()
+		statuses := getAtOnce(b, targets, 20)
 		done := 0
 		for _, s := range statuses {
 			assert.Contains(t, []int{http.StatusSeeOther, http.StatusConflict}, s, fmt.Sprint("a clear answer, never an error: ", statuses))

@@ -410,29 +410,7 @@ func RunShared(t *testing.T, a Adapter, newStore func(now func() time.Time) step
 		b := env.NewBrowser()
 		cb := b.Complete(b.Challenge(b.SignIn("alice", "")))
 		targets := []string{onInstance(cb, other), onInstance(cb, env.Server)}
-		statuses := make([]int, 50)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range statuses {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req, err := http.NewRequest(http.MethodGet, targets[i%2], nil)
-				if !assert.NoError(t, err) {
-					return
-				}
-				req.Header.Set("Accept", "text/html")
-				<-start
-				resp, err := b.C.Do(req)
-				if !assert.NoError(t, err) {
-					return
-				}
-				resp.Body.Close()
-				statuses[i] = resp.StatusCode
-			}()
-		}
-		close(start)
-		wg.Wait()
+		statuses := getAtOnce(b, targets, 50)
 		done := 0
 		for _, s := range statuses {
 			require.Contains(t, []int{http.StatusSeeOther, http.StatusConflict}, s, "a clear answer, never an error: %v", statuses)
