@@ -122,6 +122,10 @@ func (g *Guard) serveWebhook(r *http.Request, ev *Event) *Error {
 		// A factor of the user is gone (lost, reset): what it proved must
 		// not go on opening remembered actions anywhere.
 		ev.UserID = we.Data.UserID
+		if we.Data.UserID == "" {
+			return refusal(http.StatusBadRequest, "bad_request", "This delivery names no user.",
+				fmt.Errorf("%w: webhook: authenticator.deleted without a user id", ErrBadRequest))
+		}
 		if err := g.Revoke(r.Context(), we.Data.UserID); err != nil {
 			return errBusy(err) // Authsignal delivers it again
 		}
