@@ -47,24 +47,10 @@ func TestBrowser(t *testing.T) {
 
 	step := func(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
-		defer cancel()
-		require.NoError(t, chromedp.Do(ctx, steps...))
+		browserStep(t, browser, steps...)
 	}
-	text := func(t *testing.T, id string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 10*time.Second)
-		defer cancel()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
-		require.NoError(t, err)
-		return s
-	}
-	location := func(t *testing.T) string {
-		t.Helper()
-		s, err := chromedp.Run(browser, chromedp.Location())
-		require.NoError(t, err)
-		return s
-	}
+	text := func(t *testing.T, id string) string { t.Helper(); return browserText(t, browser, id) }
+	location := func(t *testing.T) string { t.Helper(); return browserLocation(t, browser) }
 	// balance reads the dashboard, and checks it against the bank's books.
 	balance := func(t *testing.T) int64 {
 		t.Helper()
