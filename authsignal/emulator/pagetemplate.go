@@ -249,15 +249,7 @@ button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;cursor:pointer}
 <p>Scan this QR code with your authenticator app, or enter the secret by hand, then type the 6-digit code it shows.</p>
 {{with .TOTPQR}}<p><img id="totp-qr" src="{{.}}" width="200" height="200" alt="QR code of the authenticator app secret"></p>{{end}}
 <p>Secret: <code id="totp-secret">{{.TOTPSecret}}</code></p>
-<form method="post" action="/challenge/verify">
-{{template "fields" .}}
-<label for="code">Code ({{.Attempts}} attempts left)</label>
-<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus>
-<div class="actions">
-<button class="primary" id="verify" type="submit">Verify</button>
-<button class="secondary" id="cancel" type="submit" formaction="/challenge/cancel" formnovalidate>Cancel</button>
-</div>
-</form>
+{{template "appcode" .}}
 {{template "repick" .}}
 {{else if eq .Step "passkey"}}
 <p>Create a passkey for <span id="to">{{.Email}}</span> on this device: your browser asks you to confirm with your fingerprint, face, PIN or security key.</p>
@@ -272,15 +264,7 @@ button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;cursor:pointer}
 {{template "repick" .}}
 {{else if and (eq .Step "code") (eq .Method "AUTHENTICATOR_APP")}}
 <p>Open your authenticator app and enter the 6-digit code it shows.</p>
-<form method="post" action="/challenge/verify">
-{{template "fields" .}}
-<label for="code">Code ({{.Attempts}} attempts left)</label>
-<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus>
-<div class="actions">
-<button class="primary" id="verify" type="submit">Verify</button>
-<button class="secondary" id="cancel" type="submit" formaction="/challenge/cancel" formnovalidate>Cancel</button>
-</div>
-</form>
+{{template "appcode" .}}
 {{else if eq .Step "code"}}
 <p>We sent a 6-digit code by {{.Channel}}{{with .To}} to <span id="to">{{.}}</span>{{end}}.</p>
 {{with .DevCode}}<p class="dev">Dev mode: the code is <strong id="dev-code">{{.}}</strong>, filled in below.</p>{{end}}
@@ -377,6 +361,15 @@ button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;cursor:pointer}
 </script>{{end}}
 </body>
 </html>
+{{define "appcode"}}<form method="post" action="/challenge/verify">
+{{template "fields" .}}
+<label for="code">Code ({{.Attempts}} attempts left)</label>
+<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus>
+<div class="actions">
+<button class="primary" id="verify" type="submit">Verify</button>
+<button class="secondary" id="cancel" type="submit" formaction="/challenge/cancel" formnovalidate>Cancel</button>
+</div>
+</form>{{end}}
 {{define "repick"}}{{with .Methods}}<form method="post" action="/challenge/enrol">
 {{template "fields" $}}
 <p>Or set up instead: {{range .}}<button class="link" type="submit" name="method" value="{{.Code}}" formnovalidate>{{.Label}}</button> {{end}}</p>
